@@ -1,0 +1,98 @@
+"""Physical constants and unit conversions, in one place, with sources.
+
+Internal units (see PHYSICS.md §0.1): energies, masses and momenta in **MeV**, times in **ns**,
+lengths in **cm** when forming fluences (baselines are given in m at the interface), nuclear radii
+in **fm**, cross sections in MeV⁻² inside kernels and **cm²** at the boundary. ħ = c = 1 in kernels.
+
+Sources: PDG 2024 Review of Particle Physics (Phys. Rev. D 110, 030001) for particle masses,
+lifetimes and G_F; CODATA 2018 for ħc, α, the atomic mass unit, e and N_A (exact SI values where
+the SI fixes them).
+"""
+
+from __future__ import annotations
+
+import math
+
+# --- fundamental -------------------------------------------------------------------------------
+G_FERMI_GEV2 = 1.1663788e-5
+"""Fermi constant G_F/(ħc)³ [GeV⁻²], PDG 2024 (muon lifetime, MuLan)."""
+G_FERMI = G_FERMI_GEV2 * 1e-6
+"""Fermi constant [MeV⁻²]."""
+
+HBARC_MEV_FM = 197.3269804
+"""ħc [MeV fm], CODATA 2018."""
+HBARC_MEV_CM = HBARC_MEV_FM * 1e-13
+"""ħc [MeV cm]."""
+MEV2_TO_CM2 = HBARC_MEV_CM**2
+"""Converts a cross section in MeV⁻² to cm² ((ħc)² = 3.893794e-22 MeV² cm²)."""
+
+ALPHA_EM = 1.0 / 137.035999084
+"""Fine-structure constant at Q² = 0, CODATA 2018."""
+
+AMU_MEV = 931.49410242
+"""Atomic mass unit [MeV], CODATA 2018."""
+AVOGADRO = 6.02214076e23
+"""Avogadro constant [mol⁻¹], exact (SI 2019)."""
+ELEMENTARY_CHARGE_C = 1.602176634e-19
+"""Elementary charge [C], exact (SI 2019)."""
+SPEED_OF_LIGHT_M_PER_NS = 0.299792458
+"""Speed of light [m/ns], exact."""
+
+# --- particle masses [MeV] and lifetimes [ns] (PDG 2024) ----------------------------------------
+M_ELECTRON = 0.51099895
+M_MUON = 105.6583755
+M_TAU = 1776.86
+"""τ mass [MeV]; PDG 2022 value (PDG 2024: 1776.93 ± 0.09). Kept at 1776.86 because PHYSICS.md §6's
+L_μ−L_τ reference values were derived with it; the shift is 1.4e-5 relative."""
+M_PION_CHARGED = 139.57039
+M_PION_NEUTRAL = 134.9768
+M_PROTON = 938.27208816
+M_NEUTRON = 939.56542052
+M_W = 80369.2
+"""W mass [MeV], PDG 2024 world average 80.3692 GeV. Enters only logarithmically (charge radii)."""
+
+TAU_PION_NS = 26.033
+"""π⁺ mean life [ns], PDG 2024 (2.6033e-8 s)."""
+TAU_MUON_NS = 2196.9811
+"""μ⁺ mean life [ns], PDG 2024 (2.1969811e-6 s)."""
+
+BR_PI0_GAMMA_GAMMA = 0.98823
+"""BR(π⁰ → γγ), PDG 2024."""
+
+# --- electroweak inputs -----------------------------------------------------------------------
+SIN2_THETA_W_LOW_ENERGY = 0.23857
+"""sin²θ̂_W(Q → 0) in the MS-bar scheme, PDG 2024 electroweak review (Erler & Ferro-Hernández
+running from 0.23129 at M_Z)."""
+
+# --- pion decay-at-rest kinematics (derived) -------------------------------------------------
+E_NU_MU_PROMPT = (M_PION_CHARGED**2 - M_MUON**2) / (2.0 * M_PION_CHARGED)
+"""Prompt ν_μ energy from π⁺ → μ⁺ ν_μ at rest [MeV] (= 29.792 MeV)."""
+E_NU_MAX_MICHEL = M_MUON / 2.0
+"""Michel endpoint m_μ/2 [MeV] (= 52.829 MeV)."""
+
+# --- derived conversions -----------------------------------------------------------------------
+JOULE_PER_GWH = 3.6e12
+"""Joules in one GWh."""
+OSCILLATION_PHASE = 1e3 / (4.0 * HBARC_MEV_FM)
+"""Δm²L/(4E) = OSCILLATION_PHASE · Δm²[eV²] · L[m] / E[MeV] (= 1.26693): 1 eV² = 1e-12 MeV², 1 m = 1e15 fm."""
+KEV = 1e-3
+"""One keV in MeV."""
+KG_TO_G = 1e3
+M_TO_CM = 100.0
+US_TO_NS = 1e3
+
+
+def protons_on_target(energy_GWh: float, proton_energy_GeV: float) -> float:
+    """Protons on target delivered by an integrated beam energy [GWh] at a proton kinetic energy [GeV].
+
+    N_POT = E_beam / (E_p · e); 1 GWh at 1 GeV is 2.2469e22 POT (PHYSICS.md §1.1).
+    """
+    return energy_GWh * JOULE_PER_GWH / (proton_energy_GeV * 1e9 * ELEMENTARY_CHARGE_C)
+
+
+def protons_on_target_from_power(beam_power_MW: float, proton_energy_GeV: float, beam_hours: float) -> float:
+    """Protons on target from beam power [MW], proton kinetic energy [GeV] and beam time [h]."""
+    return protons_on_target(beam_power_MW * beam_hours * 1e-3, proton_energy_GeV)
+
+
+assert math.isclose(OSCILLATION_PHASE, 1.26693, rel_tol=1e-5)

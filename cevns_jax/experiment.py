@@ -1,0 +1,491 @@
+"""Experiments as data: TOML descriptions validated on load and compiled into a pytree.
+
+An :class:`Experiment` is (source, target, detector, backgrounds) with array leaves, plus static
+metadata (:class:`ExperimentInfo`: name, citation, assumptions, nuisance priors). Presets ship as TOML
+files in ``cevns_jax/presets``; users add a detector by writing a TOML file (see the presets and the
+README for the schema). Loading checks every field and names the file, table and field of a problem.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from . import constants as C
+from . import response as resp
+from ._pytree import pytree_dataclass, static_field
+from .errors import CevnsInputError, DataFileError
+from .facilities import get_facility, make_source
+from .kinematics import max_recoil_energy
+from .nuclei import FORM_FACTOR_MODELS, Target, make_target
+from .releases import read_table, template
+from .source import Source
+
+PRESET_DIR = Path(str(resources.files("cevns_jax") / "presets"))
+TIME_PROFILES = ("table", "flat", "beam", "prompt", "delayed")
+
+
+@pytree_dataclass
+class Detector:
+    """Detector and analysis: mass [kg], baseline [m], response chain and bins."""
+
+    mass_kg: jnp.ndarray
+    baseline_m: jnp.ndarray
+    quenching: Any
+    smearing: Any
+    efficiency: Any
+    timing_efficiency: Any
+    binning: resp.Binning
+    observable: str = static_field(default="keVee")
+
+
+@pytree_dataclass
+class Background:
+    """A background with ``counts`` expected in the analysis region.
+
+    ``shape`` is a normalised (n_E, n_t) template when ``time_profile == "table"``, otherwise a
+    normalised energy distribution (n_E,) combined with a computed time profile: ``"flat"``
+    (steady state), ``"beam"`` (proton pulse, e.g. beam-related neutrons), ``"prompt"`` or
+    ``"delayed"`` (neutrino timing, e.g. neutrino-induced neutrons).
+    """
+
+    counts: jnp.ndarray
+    shape: jnp.ndarray
+    time_profile: str = static_field(default="table")
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """Static description of an experiment (hashable; not traced)."""
+
+    name: str
+    description: str = ""
+    citation: str = ""
+    status: str = "user"
+    assumptions: tuple[str, ...] = ()
+    priors: tuple[tuple[str, float], ...] = ()
+    reference: tuple[tuple[str, float], ...] = ()
+    source_file: str = ""
+    facility: str = ""
+
+
+@pytree_dataclass
+class Experiment:
+    """A complete experiment: source × target × detector (+ backgrounds)."""
+
+    source: Source
+    target: Target
+    detector: Detector
+    backgrounds: dict
+    info: ExperimentInfo = static_field(default=ExperimentInfo("custom"))
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation helpers
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _Table:
+    """A TOML table with its location, for error messages that name file, table and field."""
+
+    data: dict
+    where: str
+    used: set = field(default_factory=set)
+
+    def error(self, key: str, problem: str) -> CevnsInputError:
+        return CevnsInputError(f"{self.where}.{key}: {problem}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise CevnsInputError(f"{self.where}: missing required field {key!r}")
+            return default
+        return self.data[key]
+
+    def number(self, key: str, default: Any = ..., *, positive: bool = False, nonnegative: bool = False) -> float:
+        value = self.get(key, default)
+        if value is default and default is not ...:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"must be a number, got {value!r} ({type(value).__name__})")
+        value = float(value)
+        if not math.isfinite(value):
+            raise self.error(key, f"must be finite, got {value}")
+        if positive and value <= 0:
+            raise self.error(key, f"must be > 0, got {value}")
+        if nonnegative and value < 0:
+            raise self.error(key, f"must be >= 0, got {value}")
+        return value
+
+    def text(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+        return value
+
+    def numbers(self, key: str, default: Any = ..., *, length: int | None = None) -> np.ndarray:
+        value = self.get(key, default)
+        if value is default and default is not ...:
+            return value
+        arr = _as_float_array(value)
+        if arr is None:
+            raise self.error(key, f"must be a list of numbers, got {value!r}")
+        if not np.all(np.isfinite(arr)):
+            raise self.error(key, "contains a non-finite value")
+        if length is not None and arr.shape[-1] != length:
+            raise self.error(key, f"must have {length} entries, got {arr.shape[-1]}")
+        return arr
+
+    def table(self, key: str, default: Any = ...) -> _Table:
+        value = self.get(key, default)
+        if value is default and default is not ...:
+            return _Table({}, f"{self.where}.{key}")
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a table, got {value!r}")
+        return _Table(value, f"{self.where}.{key}")
+
+    def check_unused(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise CevnsInputError(f"{self.where}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+def _as_float_array(value: Any) -> np.ndarray | None:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.ndim == 0 or arr.dtype == object:
+        return None
+    return arr
+
+
+def _f(x) -> jnp.ndarray:
+    return jnp.asarray(np.asarray(x, dtype=np.float64))
+
+
+def _edges(tab: _Table, key: str, range_key: str, bins_key: str, unit: str) -> np.ndarray:
+    if tab.has(key):
+        edges = tab.numbers(key)
+    else:
+        lo, hi = tab.numbers(range_key, length=2)
+        n = tab.number(bins_key, positive=True)
+        if n != int(n):
+            raise tab.error(bins_key, f"must be a whole number, got {n}")
+        edges = np.linspace(lo, hi, int(n) + 1)
+        key = range_key
+    if edges.ndim != 1 or edges.size < 2:
+        raise tab.error(key, f"needs at least two edges [{unit}], got {edges.tolist()}")
+    if not np.all(np.diff(edges) > 0):
+        raise tab.error(key, f"bin edges [{unit}] must increase strictly, got {edges.tolist()}")
+    return edges
+
+
+# ----------------------------------------------------------------------------------------------
+# Compilers for each TOML section
+# ----------------------------------------------------------------------------------------------
+def _source(tab: _Table) -> tuple[Source, str]:
+    facility = get_facility(tab.text("facility"))
+    exposures = [k for k in ("protons_on_target", "exposure_GWh", "years") if tab.has(k)]
+    if len(exposures) != 1:
+        raise CevnsInputError(
+            f"{tab.where}: give exactly one of protons_on_target, exposure_GWh or years (found {exposures or 'none'})"
+        )
+    energy = tab.number("proton_energy_GeV", facility.proton_energy_GeV, positive=True)
+    kind = exposures[0]
+    if kind == "protons_on_target":
+        pot = tab.number(kind, positive=True)
+    elif kind == "exposure_GWh":
+        pot = C.protons_on_target(tab.number(kind, positive=True), energy)
+    else:
+        power = tab.number("beam_power_MW", facility.beam_power_MW, positive=True)
+        hours = tab.number("beam_hours_per_year", facility.beam_hours_per_year, positive=True)
+        pot = C.protons_on_target_from_power(power, energy, hours * tab.number(kind, positive=True))
+    r = tab.number("nu_per_proton", facility.nu_per_proton, positive=True)
+    mean = tab.number("pulse_mean_us", facility.pulse_mean_ns / 1e3)
+    sigma = tab.number("pulse_sigma_us", facility.pulse_sigma_ns / 1e3, positive=True)
+    tab.check_unused()
+    src = make_source(facility, pot, nu_per_proton=r, pulse_mean_ns=mean * 1e3, pulse_sigma_ns=sigma * 1e3)
+    return src, facility.name
+
+
+def _quenching(tab: _Table, target: Target, base: Path):
+    model = tab.text("model", choices=("constant", "linear", "polynomial", "lindhard"))
+    if model == "constant":
+        q = resp.ConstantQuenching(factor=_f(tab.number("factor", positive=True)))
+    elif model == "linear":
+        q = resp.LinearQuenching(a=_f(tab.number("a", positive=True)), b_per_keVnr=_f(tab.number("b_per_keVnr")))
+    elif model == "polynomial":
+        if tab.has("file"):
+            rows = read_table(_path(tab, "file", base), 4)
+            if rows.shape[0] != 5:
+                raise DataFileError(f"{_path(tab, 'file', base)}: expected 5 coefficient rows (nominal, 2 × ±1σ)")
+            coeffs, shifts = rows[0], np.stack([rows[1] - rows[0], rows[3] - rows[0]])
+        else:
+            coeffs = tab.numbers("coefficients_MeV")
+            shifts = tab.numbers("shifts_MeV", np.zeros((0, coeffs.size)))
+            if shifts.ndim != 2 or shifts.shape[1] != coeffs.size:
+                raise tab.error("shifts_MeV", f"must be a list of rows of {coeffs.size} numbers")
+        q = resp.PolynomialQuenching(coefficients=_f(coeffs), shifts=_f(shifts), pulls=_f(np.zeros(shifts.shape[0])))
+    else:
+        Z, A = np.asarray(target.Z), np.asarray(target.Z + target.N)
+        k = tab.number("k", None, positive=True) if tab.has("k") else None
+        q = resp.LindhardQuenching(k=_f(np.full(Z.shape, k) if k is not None else 0.133 * Z ** (2 / 3) / np.sqrt(A)))
+    tab.check_unused()
+    return q
+
+
+def _smearing(tab: _Table):
+    model = tab.text("model", choices=("gaussian", "gamma_pe", "poisson_pe"))
+    if model == "gaussian":
+        s = resp.GaussianSmearing(
+            sigma0_keV=_f(tab.number("sigma0_keVee", 0.0, nonnegative=True)),
+            stochastic_sqrt_keV=_f(tab.number("stochastic_sqrt_keVee", 0.0, nonnegative=True)),
+            linear=_f(tab.number("linear", 0.0, nonnegative=True)),
+        )
+        observable = "keVee"
+    elif model == "gamma_pe":
+        s = resp.GammaPESmearing(
+            light_yield_PE_per_keV=_f(tab.number("light_yield_PE_per_keVee", positive=True)),
+            width_per_keV=_f(tab.number("width_per_keVee", positive=True)),
+        )
+        observable = "PE"
+    else:
+        s = resp.PoissonPESmearing(
+            light_yield_PE_per_keV=_f(tab.number("light_yield_PE_per_keVee", positive=True)),
+            spe_width=_f(tab.number("spe_width", 0.4, positive=True)),
+        )
+        observable = "PE"
+    tab.check_unused()
+    return s, observable
+
+
+def _efficiency(tab: _Table, base: Path):
+    model = tab.text("model", "flat", choices=("flat", "logistic", "table", "coherent2017", "coherent2021"))
+    if model == "flat":
+        e = resp.FlatEfficiency(value=_f(tab.number("value", 1.0, positive=True)))
+    elif model == "logistic":
+        e = resp.LogisticEfficiency(
+            maximum=_f(tab.number("maximum", 1.0, positive=True)),
+            threshold=_f(tab.number("threshold", nonnegative=True)),
+            width=_f(tab.number("width", positive=True)),
+        )
+    elif model == "table":
+        if tab.has("file"):
+            rows = read_table(_path(tab, "file", base), int(tab.number("columns", 2, positive=True)))
+            x = rows[:, int(tab.number("x_column", 0, nonnegative=True))]
+            y = rows[:, int(tab.number("efficiency_column", 1, nonnegative=True))]
+        else:
+            x, y = tab.numbers("x"), tab.numbers("values")
+        if x.shape != y.shape or x.size < 2 or not np.all(np.diff(x) > 0):
+            raise CevnsInputError(f"{tab.where}: efficiency table needs increasing x with one value each")
+        if np.any((y < 0) | (y > 1)):
+            raise CevnsInputError(f"{tab.where}: efficiency values must lie in [0, 1]")
+        e = resp.TabulatedEfficiency(x=_f(x), values=_f(y))
+    elif model == "coherent2017":
+        e = resp.Coherent2017Efficiency(
+            a=_f(tab.number("a", positive=True)),
+            k=_f(tab.number("k", positive=True)),
+            x0=_f(tab.number("x0")),
+            step_width=_f(tab.number("step_width", 0.25, positive=True)),
+        )
+    else:
+        rows = read_table(_path(tab, "file", base), 4)
+        if rows.shape[0] != 3:
+            raise DataFileError(f"{_path(tab, 'file', base)}: expected 3 coefficient rows (nominal, ±1σ)")
+        e = resp.Coherent2021Efficiency(coefficients=_f(rows[0]), shift=_f(rows[1] - rows[0]), pull=_f(0.0))
+    tab.check_unused()
+    return e
+
+
+def _timing_efficiency(tab: _Table):
+    model = tab.text("model", "none", choices=("none", "exponential"))
+    if model == "none":
+        t = resp.NoTimingEfficiency()
+    else:
+        t = resp.ExponentialTimingEfficiency(
+            start_ns=_f(tab.number("start_us") * 1e3),
+            decay_per_ns=_f(tab.number("decay_per_us", nonnegative=True) / 1e3),
+        )
+    tab.check_unused()
+    return t
+
+
+def _path(tab: _Table, key: str, base: Path) -> Path:
+    from .releases import _resolve
+
+    tab.used.add(key)
+    return _resolve(tab.data, key, base)
+
+
+def _background(tab: _Table, energy_edges, time_edges_us, base: Path) -> Background:
+    profile = tab.text("time_profile", choices=TIME_PROFILES)
+    n_E = energy_edges.size - 1
+    if profile == "table":
+        spec = tab.table("template")
+        try:
+            tmpl = template(spec.data, energy_edges, time_edges_us, base)
+        except DataFileError as exc:
+            raise DataFileError(f"{tab.where}.template: {exc}") from None
+        spec.used.update(spec.data)
+    else:
+        shape = tab.text("energy_shape", "flat", choices=("flat", "exponential", "table"))
+        centres = 0.5 * (energy_edges[1:] + energy_edges[:-1])
+        width = np.diff(energy_edges)
+        if shape == "flat":
+            tmpl = width.copy()
+        elif shape == "exponential":
+            tmpl = width * np.exp(-centres / tab.number("energy_slope", positive=True))
+        else:
+            tmpl = tab.numbers("energy_pdf", length=n_E)
+            if np.any(tmpl < 0):
+                raise tab.error("energy_pdf", "must be non-negative")
+    total = float(np.sum(tmpl))
+    if not total > 0:
+        raise CevnsInputError(f"{tab.where}: background template is empty inside the analysis bins")
+    counts = tab.number("counts", total if profile == "table" else ..., nonnegative=True)
+    tab.get("prior", None)
+    tab.check_unused()
+    return Background(counts=_f(counts), shape=_f(tmpl / total), time_profile=profile)
+
+
+def _check_reachable(exp: Experiment, tab: _Table, edges: np.ndarray) -> None:
+    """Reject analysis regions that no CEvNS recoil can reach (threshold above the maximum signal)."""
+    from .rates import electron_equivalent_keV
+
+    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
+    E_max = float(jnp.max(electron_equivalent_keV(exp, T_end[:, None])))
+    smear = exp.detector.smearing
+    x_max = E_max * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
+    unit = exp.detector.observable
+    reach = x_max + 5 * max(np.sqrt(x_max), 0.1 * x_max)
+    if edges[0] >= reach:
+        raise CevnsInputError(
+            f"{tab.where}: the analysis threshold {edges[0]:g} {unit} is above the largest CEvNS signal "
+            f"(≈{x_max:.3g} {unit}, from T_max = {1e3 * float(jnp.max(T_end)):.3g} keVnr at E_ν = m_μ/2)"
+        )
+    eff = exp.detector.efficiency
+    if isinstance(eff, resp.LogisticEfficiency) and float(eff.threshold) >= reach:
+        raise CevnsInputError(
+            f"{tab.where.rsplit('.', 1)[0]}.detector.efficiency.threshold: {float(eff.threshold):g} {unit} is above "
+            f"the largest CEvNS signal (≈{x_max:.3g} {unit})"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Public loading API
+# ----------------------------------------------------------------------------------------------
+def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None = None) -> Experiment:
+    """Compile an experiment description (the parsed TOML) into an :class:`Experiment`."""
+    base = base or Path.cwd()
+    root = _Table(data, label)
+    meta = root.table("experiment")
+    name = meta.text("name")
+    status = meta.text("status", "user", choices=("validation", "planned", "user"))
+    info_kwargs = dict(
+        name=name,
+        description=meta.text("description", ""),
+        citation=meta.text("citation", ""),
+        status=status,
+        assumptions=tuple(meta.get("assumptions", [])),
+    )
+    reference = meta.table("reference", {})
+    info_kwargs["reference"] = tuple((k, reference.number(k)) for k in reference.data)
+    meta.check_unused()
+
+    source, facility = _source(root.table("source"))
+
+    det = root.table("detector")
+    target_spec = det.get("target")
+    form_factor = det.text("form_factor", "helm", choices=FORM_FACTOR_MODELS)
+    if not isinstance(target_spec, (str, dict)):
+        raise det.error("target", f"must be a material name or a formula table, got {target_spec!r}")
+    try:
+        target = make_target(target_spec, form_factor=form_factor)
+    except CevnsInputError as exc:
+        raise CevnsInputError(f"{det.where}.target: {exc}") from None
+    mass = det.number("mass_kg", positive=True)
+    baseline = det.number("baseline_m", positive=True)
+    quenching = _quenching(det.table("quenching"), target, base)
+    smearing, observable = _smearing(det.table("smearing"))
+    efficiency = _efficiency(det.table("efficiency", {}), base)
+    timing = _timing_efficiency(det.table("timing_efficiency", {}))
+    det.check_unused()
+
+    bins = root.table("bins")
+    energy_edges = _edges(bins, "energy_edges", "energy_range", "energy_bins", observable)
+    time_edges_us = _edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
+    n_sub_e = int(bins.number("energy_subdivisions", 8, positive=True))
+    n_sub_t = int(bins.number("time_subdivisions", 8 if not isinstance(timing, resp.NoTimingEfficiency) else 1, positive=True))
+    bins.check_unused()
+    binning = resp.Binning(_f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t)
+
+    backgrounds = {}
+    for k, entry in enumerate(root.get("backgrounds", [])):
+        if not isinstance(entry, dict):
+            raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
+        btab = _Table(entry, f"{label}.backgrounds[{k}]")
+        bname = btab.text("name")
+        if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar"):
+            raise btab.error("name", f"duplicate or reserved background name {bname!r}")
+        btab.where = f"{label}.backgrounds[{bname}]"
+        backgrounds[bname] = _background(btab, energy_edges, time_edges_us, base)
+
+    systematics = root.table("systematics", {})
+    priors = tuple((k, systematics.number(k, nonnegative=True)) for k in systematics.data)
+    root.check_unused()
+
+    detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)
+    info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
+    exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, info=info)
+    _check_reachable(exp, bins, energy_edges)
+    return exp
+
+
+def load_experiment(name_or_path: str | Path) -> Experiment:
+    """Load a preset by name (see :func:`list_presets`) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = PRESET_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise CevnsInputError(
+                f"unknown experiment {str(name_or_path)!r}; available presets: {', '.join(list_presets())} "
+                "(or give the path of a TOML file)"
+            )
+    if not path.is_file():
+        raise CevnsInputError(f"experiment file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CevnsInputError(f"{path}: malformed TOML: {exc}") from None
+    return experiment_from_dict(data, label=path.name, base=path.parent)
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped experiment presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def preset_summaries() -> list[tuple[str, str, str]]:
+    """(name, status, citation) of every shipped preset, without compiling them."""
+    out = []
+    for name in list_presets():
+        meta = tomllib.loads((PRESET_DIR / f"{name}.toml").read_text()).get("experiment", {})
+        out.append((name, meta.get("status", ""), meta.get("citation", "")))
+    return out

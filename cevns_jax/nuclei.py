@@ -1,0 +1,215 @@
+"""Nuclear data and target materials (PHYSICS.md §2.5).
+
+A :class:`Target` holds every isotope of a material as arrays of shape ``(n_iso,)``, so that a
+compound (CsI, NaI) or a natural element (Ge, Xe) is a vectorised sum over isotopes.
+
+Sources:
+* Z, N, mass excesses Δ: AME2020 (Wang et al., Chin. Phys. C 45, 030003 (2021)); for Na, Ar, Ge, I
+  and Cs the values cross-checked with dukecevns ``isomaps.h`` (PHYSICS.md §2.5).
+* Isotopic abundances: IUPAC 2009 (Berglund & Wieser, Pure Appl. Chem. 83, 397 (2011)).
+* Charge radii: Angeli & Marinova, At. Data Nucl. Data Tables 99, 69 (2013).
+* Nuclear mass M = A·u − Z·m_e + Δ (electron binding, ≲ 0.2 MeV, neglected).
+* Point-proton radius R_p² = R_ch² − r_p² − (N/Z) r_n² with r_p² = 0.7071 fm² (CODATA 2018 r_p = 0.8409 fm)
+  and r_n² = −0.1161 fm² (PDG).
+* Default neutron skins ΔR_np = R_n − R_p: 0.2 fm (Cs, I, Xe), 0.1 fm (Ar, Ge), 0.05 fm (Na), 0 (O):
+  typical nuclear-model values (assumption; R_n is a fit parameter of the analyses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from . import constants as C
+from ._pytree import pytree_dataclass, static_field
+from .errors import CevnsInputError
+
+PROTON_RADIUS_SQ_FM2 = 0.8409**2
+NEUTRON_RADIUS_SQ_FM2 = -0.1161
+
+
+@dataclass(frozen=True)
+class Isotope:
+    """Static nuclear data of one isotope."""
+
+    symbol: str
+    Z: int
+    N: int
+    abundance: float
+    mass_excess_MeV: float
+    charge_radius_fm: float
+
+    @property
+    def A(self) -> int:
+        return self.Z + self.N
+
+    @property
+    def nuclear_mass_MeV(self) -> float:
+        """M = A·u − Z·m_e + Δ [MeV]."""
+        return self.A * C.AMU_MEV - self.Z * C.M_ELECTRON + self.mass_excess_MeV
+
+    @property
+    def atomic_mass_g_per_mol(self) -> float:
+        return self.A + self.mass_excess_MeV / C.AMU_MEV
+
+    @property
+    def point_proton_radius_fm(self) -> float:
+        r2 = self.charge_radius_fm**2 - PROTON_RADIUS_SQ_FM2 - self.N / self.Z * NEUTRON_RADIUS_SQ_FM2
+        return float(np.sqrt(r2))
+
+
+def _iso(sym, Z, N, ab, delta, rch):
+    return Isotope(sym, Z, N, ab, delta, rch)
+
+
+ELEMENTS: dict[str, tuple[Isotope, ...]] = {
+    "O": (
+        _iso("16O", 8, 8, 0.99757, -4.737, 2.6991),
+        _iso("17O", 8, 9, 0.00038, -0.809, 2.6932),
+        _iso("18O", 8, 10, 0.00205, -0.783, 2.7726),
+    ),
+    "Na": (_iso("23Na", 11, 12, 1.0, -9.530, 2.9936),),
+    "Ar": (
+        _iso("36Ar", 18, 18, 0.003336, -30.231, 3.3905),
+        _iso("38Ar", 18, 20, 0.000629, -34.714, 3.4028),
+        _iso("40Ar", 18, 22, 0.996035, -35.040, 3.4274),
+    ),
+    "Ge": (
+        _iso("70Ge", 32, 38, 0.2057, -70.561, 4.0414),
+        _iso("72Ge", 32, 40, 0.2745, -72.585, 4.0576),
+        _iso("73Ge", 32, 41, 0.0775, -71.297, 4.0632),
+        _iso("74Ge", 32, 42, 0.3650, -73.422, 4.0742),
+        _iso("76Ge", 32, 44, 0.0773, -73.212, 4.0811),
+    ),
+    "I": (_iso("127I", 53, 74, 1.0, -88.984, 4.7500),),
+    "Xe": (
+        _iso("124Xe", 54, 70, 0.000952, -87.661, 4.7664),
+        _iso("126Xe", 54, 72, 0.000890, -89.146, 4.7725),
+        _iso("128Xe", 54, 74, 0.019102, -89.860, 4.7774),
+        _iso("129Xe", 54, 75, 0.264006, -88.696, 4.7775),
+        _iso("130Xe", 54, 76, 0.040710, -89.880, 4.7818),
+        _iso("131Xe", 54, 77, 0.212324, -88.413, 4.7808),
+        _iso("132Xe", 54, 78, 0.269086, -89.279, 4.7859),
+        _iso("134Xe", 54, 80, 0.104357, -88.126, 4.7899),
+        _iso("136Xe", 54, 82, 0.088573, -86.429, 4.7964),
+    ),
+    "Cs": (_iso("133Cs", 55, 78, 1.0, -88.070, 4.8041),),
+}
+"""Natural elements with their isotopes."""
+
+ISOTOPES: dict[str, Isotope] = {iso.symbol: iso for isos in ELEMENTS.values() for iso in isos}
+
+DEFAULT_NEUTRON_SKIN_FM = {"O": 0.0, "Na": 0.05, "Ar": 0.1, "Ge": 0.1, "I": 0.2, "Xe": 0.2, "Cs": 0.2}
+
+MATERIALS: dict[str, dict[str, int]] = {
+    "CsI": {"Cs": 1, "I": 1},
+    "NaI": {"Na": 1, "I": 1},
+    "Ar": {"Ar": 1},
+    "Ge": {"Ge": 1},
+    "Xe": {"Xe": 1},
+    "Na": {"Na": 1},
+    "I": {"I": 1},
+    "Cs": {"Cs": 1},
+    "O": {"O": 1},
+}
+"""Named materials: formula units as {element or isotope: atoms per unit}."""
+
+FORM_FACTOR_MODELS = ("helm", "helm_rms", "klein_nystrand")
+
+
+@pytree_dataclass
+class Target:
+    """A target material: all isotopes as arrays of shape (n_iso,).
+
+    Attributes:
+        Z, N: proton and neutron numbers (float arrays).
+        mass_MeV: nuclear masses [MeV].
+        atoms_per_unit: atoms of each isotope per formula unit (stoichiometry × abundance).
+        molar_mass_g_per_mol: molar mass of one formula unit [g/mol].
+        proton_radius_fm, neutron_radius_fm: point-proton / point-neutron rms radii [fm]
+            (used by the ``helm_rms`` form factor).
+        form_factor: ``"helm"`` (Lewin–Smith radius, one shape for protons and neutrons; default),
+            ``"helm_rms"`` (Helm with R₀ from the rms radii, separate F_p and F_n) or
+            ``"klein_nystrand"``.
+        name: material name.
+        isotopes: isotope symbols (static, for labels).
+    """
+
+    Z: jnp.ndarray
+    N: jnp.ndarray
+    mass_MeV: jnp.ndarray
+    atoms_per_unit: jnp.ndarray
+    molar_mass_g_per_mol: jnp.ndarray
+    proton_radius_fm: jnp.ndarray
+    neutron_radius_fm: jnp.ndarray
+    form_factor: str = static_field(default="helm")
+    name: str = static_field(default="custom")
+    isotopes: tuple = static_field(default=())
+
+
+def make_target(
+    composition: str | dict[str, int | float],
+    *,
+    form_factor: str = "helm",
+    neutron_skin_fm: dict[str, float] | None = None,
+    name: str | None = None,
+) -> Target:
+    """Build a :class:`Target` from a material name (``"CsI"``) or a formula ``{"Cs": 1, "I": 1}``.
+
+    Keys of a formula are elements (natural abundances) or single isotopes (``"40Ar"``).
+    """
+    if isinstance(composition, str):
+        if composition not in MATERIALS:
+            raise CevnsInputError(
+                f"unknown target material {composition!r}; known materials: {', '.join(MATERIALS)} "
+                "(or give a formula such as {Cs = 1, I = 1})"
+            )
+        label, formula = composition, MATERIALS[composition]
+    else:
+        label, formula = name or "".join(composition), dict(composition)
+    if not formula:
+        raise CevnsInputError("target composition is empty")
+    if form_factor not in FORM_FACTOR_MODELS:
+        raise CevnsInputError(f"unknown form factor {form_factor!r}; choose one of {', '.join(FORM_FACTOR_MODELS)}")
+    skins = dict(DEFAULT_NEUTRON_SKIN_FM)
+    skins.update(neutron_skin_fm or {})
+    rows = []
+    for key, count in formula.items():
+        if not isinstance(count, (int, float)) or isinstance(count, bool) or not count > 0:
+            raise CevnsInputError(f"target composition: atoms of {key!r} per unit must be a positive number, got {count!r}")
+        if key in ELEMENTS:
+            element, isotopes = key, [(iso, iso.abundance) for iso in ELEMENTS[key]]
+        elif key in ISOTOPES:
+            element = next(el for el, isos in ELEMENTS.items() if ISOTOPES[key] in isos)
+            isotopes = [(ISOTOPES[key], 1.0)]
+        else:
+            raise CevnsInputError(
+                f"target composition: unknown element or isotope {key!r}; known: "
+                f"{', '.join(list(ELEMENTS) + list(ISOTOPES))}"
+            )
+        for iso, abundance in isotopes:
+            rows.append((iso, count * abundance, skins.get(element, 0.0)))
+    isos = [r[0] for r in rows]
+    per_unit = np.array([r[1] for r in rows])
+    r_p = np.array([iso.point_proton_radius_fm for iso in isos])
+    molar = float(sum(n * iso.atomic_mass_g_per_mol for iso, n, _ in rows))
+    f = lambda xs: jnp.asarray(np.asarray(xs, dtype=np.float64))  # noqa: E731
+    return Target(
+        Z=f([iso.Z for iso in isos]),
+        N=f([iso.N for iso in isos]),
+        mass_MeV=f([iso.nuclear_mass_MeV for iso in isos]),
+        atoms_per_unit=f(per_unit),
+        molar_mass_g_per_mol=f(molar),
+        proton_radius_fm=f(r_p),
+        neutron_radius_fm=f(r_p + np.array([r[2] for r in rows])),
+        form_factor=form_factor,
+        name=label,
+        isotopes=tuple(iso.symbol for iso in isos),
+    )
+
+
+def units_per_kg(target: Target):
+    """Formula units (molecules or atoms) per kg of target."""
+    return C.AVOGADRO * C.KG_TO_G / target.molar_mass_g_per_mol

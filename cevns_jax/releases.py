@@ -1,0 +1,171 @@
+"""Readers for COHERENT's public data releases shipped in ``cevns_jax/data`` (see its README).
+
+Every reader checks the number of columns and that values are finite (and non-negative where they are
+counts), and names the file and line of any problem. Readers return NumPy arrays: the releases are
+fixed inputs, turned into pytree leaves by the experiment compiler.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataFileError
+
+DATA_DIR = Path(str(resources.files("cevns_jax") / "data"))
+_SPLIT = re.compile(r"[,\s]+")
+
+
+def data_path(relative: str | Path) -> Path:
+    """Path of a shipped data file, e.g. ``data_path("csi2021/brnPE.txt")``."""
+    return DATA_DIR / relative
+
+
+def read_table(path: str | Path, n_columns: int, *, nonnegative_columns: tuple[int, ...] = ()) -> np.ndarray:
+    """Read a whitespace- or comma-separated numeric table, skipping blank and ``#`` lines.
+
+    Raises :class:`DataFileError` naming the file and line for a missing file, a row with the wrong
+    number of columns, a non-numeric or non-finite entry, or a negative value in a count column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"data file not found: {path}")
+    rows = []
+    with path.open() as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            fields = [f for f in _SPLIT.split(text) if f]
+            if len(fields) != n_columns:
+                raise DataFileError(f"{path}:{lineno}: expected {n_columns} columns, found {len(fields)}: {line.strip()!r}")
+            try:
+                values = [float(f) for f in fields]
+            except ValueError:
+                raise DataFileError(f"{path}:{lineno}: non-numeric entry in {line.strip()!r}") from None
+            if not all(np.isfinite(values)):
+                raise DataFileError(f"{path}:{lineno}: non-finite value in {line.strip()!r}")
+            for col in nonnegative_columns:
+                if values[col] < 0:
+                    raise DataFileError(f"{path}:{lineno}: negative count {values[col]} in column {col + 1}")
+            rows.append(values)
+    if not rows:
+        raise DataFileError(f"{path}: no data rows")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def read_coefficient_blocks(path: str | Path, n_coefficients: int) -> np.ndarray:
+    """Rows of ``n_coefficients`` numbers (COHERENT CsI 2021 efficiency/quenching files)."""
+    return read_table(path, n_coefficients)
+
+
+def edges_from_centres(centres: np.ndarray) -> np.ndarray:
+    """Bin edges of a uniform grid given its sorted, unique centres."""
+    c = np.unique(centres)
+    if c.size < 2:
+        raise DataFileError("cannot infer bin edges from fewer than two bin centres")
+    width = np.diff(c)
+    if not np.allclose(width, width[0], rtol=1e-6, atol=1e-9):
+        raise DataFileError("bin centres are not uniformly spaced")
+    return np.concatenate([c - width[0] / 2, c[-1:] + width[0] / 2])
+
+
+def rebin(src_edges: np.ndarray, values: np.ndarray, dst_edges: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Re-bin histogram ``values`` (contents, not densities) from ``src_edges`` to ``dst_edges``.
+
+    Contents are shared in proportion to overlap (exact for piecewise-uniform densities); anything
+    outside ``src_edges`` counts as zero.
+    """
+    values = np.moveaxis(np.asarray(values, dtype=np.float64), axis, 0)
+    cum = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
+    x = np.clip(np.asarray(dst_edges, dtype=np.float64), src_edges[0], src_edges[-1])
+    flat = cum.reshape(cum.shape[0], -1)
+    at = np.stack([np.interp(x, src_edges, flat[:, k]) for k in range(flat.shape[1])], axis=1)
+    out = np.diff(at, axis=0).reshape((len(dst_edges) - 1,) + values.shape[1:])
+    return np.moveaxis(out, 0, axis)
+
+
+def grid_histogram(path: str | Path, value_columns: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
+    """A histogram stored as rows of (centre₁, …, centre_d, content): returns (edges per axis, contents).
+
+    Used for the CENNS-10 3-D PDFs (energy, F90, time) and the CsI 2017 (PE, time) histograms.
+    """
+    path = Path(path)
+    first = _first_row(path)
+    n_axes = len(first) - value_columns
+    table = read_table(path, n_axes + value_columns, nonnegative_columns=(n_axes,))
+    centres = [np.unique(table[:, k]) for k in range(n_axes)]
+    shape = tuple(c.size for c in centres)
+    if int(np.prod(shape)) != table.shape[0]:
+        raise DataFileError(f"{path}: {table.shape[0]} rows do not fill a {shape} grid")
+    index = tuple(np.searchsorted(c, table[:, k]) for k, c in enumerate(centres))
+    contents = np.zeros(shape)
+    contents[index] = table[:, n_axes]
+    return [edges_from_centres(c) for c in centres], contents
+
+
+def _first_row(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataFileError(f"data file not found: {path}")
+    with path.open() as handle:
+        for line in handle:
+            text = line.split("#", 1)[0].strip()
+            if text:
+                return [f for f in _SPLIT.split(text) if f]
+    raise DataFileError(f"{path}: no data rows")
+
+
+def event_histogram(path: str | Path, energy_edges: np.ndarray, time_edges_us: np.ndarray) -> np.ndarray:
+    """2-D histogram (energy × time) of an unbinned event list (columns: PE, time [μs])."""
+    events = read_table(path, 2)
+    counts, _, _ = np.histogram2d(events[:, 0], events[:, 1], bins=[energy_edges, time_edges_us])
+    return counts
+
+
+def projection(path: str | Path, dst_edges: np.ndarray) -> np.ndarray:
+    """A 1-D release projection (centre, content) re-binned onto ``dst_edges``."""
+    table = read_table(path, 2, nonnegative_columns=(1,))
+    return rebin(edges_from_centres(table[:, 0]), table[:, 1], dst_edges)
+
+
+def template(spec: dict, energy_edges: np.ndarray, time_edges_us: np.ndarray, base: Path) -> np.ndarray:
+    """Build a background template (n_E, n_t) on the experiment's bins from a TOML ``template`` table.
+
+    Kinds (``kind`` key):
+    * ``grid``: a (centres…, content) histogram file; axes other than the first (energy) and the last
+      (time) are summed over (e.g. CENNS-10's F90); re-binned to the analysis bins.
+    * ``events``: an unbinned event list (PE, time μs) histogrammed in the analysis bins.
+    * ``projections``: the product of an energy projection and a time projection (CsI 2021 BRN, NIN).
+      The time projection carries the normalisation (expected counts over all energies); the energy
+      projection gives the fraction inside each energy bin.
+    """
+    kind = spec.get("kind")
+    resolve = lambda key: _resolve(spec, key, base)  # noqa: E731
+    if kind == "grid":
+        edges, contents = grid_histogram(resolve("file"))
+        if contents.ndim > 2:
+            contents = contents.sum(axis=tuple(range(1, contents.ndim - 1)))
+        out = rebin(edges[0], contents, energy_edges, axis=0)
+        return rebin(edges[-1], out, time_edges_us, axis=1)
+    if kind == "events":
+        return event_histogram(resolve("file"), energy_edges, time_edges_us)
+    if kind == "projections":
+        e_table = read_table(resolve("energy_file"), 2, nonnegative_columns=(1,))
+        e = projection(resolve("energy_file"), energy_edges) / np.sum(e_table[:, 1])
+        t = projection(resolve("time_file"), time_edges_us)
+        return np.outer(e, t)
+    raise DataFileError(f"unknown template kind {kind!r}; use 'grid', 'events' or 'projections'")
+
+
+def _resolve(spec: dict, key: str, base: Path) -> Path:
+    """A file named in a TOML table: ``package:`` prefix for shipped data, else relative to the TOML."""
+    if key not in spec:
+        raise DataFileError(f"template needs a {key!r} entry")
+    name = str(spec[key])
+    if name.startswith("package:"):
+        return data_path(name.removeprefix("package:"))
+    path = Path(name)
+    return path if path.is_absolute() else base / path

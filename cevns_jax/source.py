@@ -1,0 +1,146 @@
+"""Pion decay-at-rest (π-DAR) neutrino source: energy spectra, timing PDFs/CDFs and fluence.
+
+Each stopped π⁺ gives one prompt ν_μ (π⁺ → μ⁺ν_μ, a line at 29.79 MeV) and, after the muon decays,
+one ν_e and one ν̄_μ with Michel spectra (PHYSICS.md §1). Flux components are indexed by
+:data:`COMPONENTS` throughout the package.
+
+Timing (PHYSICS.md §1.3): the proton pulse is a Gaussian N(μ_p, σ_p) (a sum of Gaussian bunches for
+multi-bunch sources); the prompt PDF is the pulse convolved with the pion lifetime, the delayed PDF
+additionally with the muon lifetime. Closed forms are exponentially modified Gaussians, evaluated
+through ``log_ndtr`` so that they stay finite (with finite gradients) microseconds before the pulse.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.scipy.special import log_ndtr, ndtr
+
+from . import constants as C
+from ._pytree import pytree_dataclass, static_field
+
+COMPONENTS = ("prompt_numu", "delayed_nue", "delayed_numubar")
+"""Neutrino flux components of a π-DAR source, in the order used by every array axis ``c``."""
+COMPONENT_FLAVOUR = (1, 0, 1)
+"""Flavour index (0 = e, 1 = μ, 2 = τ) of each component: ν̄_μ scatters with the ν_μ couplings."""
+
+# Michel spectra as f(E) = a E² + b E³ on [0, m_μ/2] (PHYSICS.md §1.2), per MeV, unit normalised.
+MICHEL_NUE = (96.0 / C.M_MUON**3, -192.0 / C.M_MUON**4)
+MICHEL_NUMUBAR = (48.0 / C.M_MUON**3, -64.0 / C.M_MUON**4)
+
+
+def michel_spectrum_nue(E_MeV):
+    """Unit-normalised ν_e spectrum from μ⁺ decay at rest, 192/m_μ · x²(1/2 − x), x = E/m_μ [1/MeV]."""
+    x = E_MeV / C.M_MUON
+    inside = (E_MeV >= 0.0) & (E_MeV <= C.E_NU_MAX_MICHEL)
+    return jnp.where(inside, 192.0 / C.M_MUON * x**2 * (0.5 - x), 0.0)
+
+
+def michel_spectrum_numubar(E_MeV):
+    """Unit-normalised ν̄_μ spectrum from μ⁺ decay at rest, 64/m_μ · x²(3/4 − x), x = E/m_μ [1/MeV]."""
+    x = E_MeV / C.M_MUON
+    inside = (E_MeV >= 0.0) & (E_MeV <= C.E_NU_MAX_MICHEL)
+    return jnp.where(inside, 64.0 / C.M_MUON * x**2 * (0.75 - x), 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------------------------
+def _exgauss_log_tail(t, mu, sigma, tau):
+    """log of exp(σ²/2τ² − (t−μ)/τ) Φ((t−μ)/σ − σ/τ), the exponential tail of an exGaussian."""
+    z = (t - mu) / sigma
+    return sigma**2 / (2.0 * tau**2) - (t - mu) / tau + log_ndtr(z - sigma / tau)
+
+
+def exgauss_pdf(t, mu, sigma, tau):
+    """PDF of N(μ, σ) ⊗ exponential(τ) [1/ns]; numerically stable form (PHYSICS.md §1.3)."""
+    return jnp.exp(_exgauss_log_tail(t, mu, sigma, tau)) / tau
+
+
+def exgauss_cdf(t, mu, sigma, tau):
+    """CDF of N(μ, σ) ⊗ exponential(τ): Φ(z) − exp(σ²/2τ² − (t−μ)/τ) Φ(z − σ/τ)."""
+    return ndtr((t - mu) / sigma) - jnp.exp(_exgauss_log_tail(t, mu, sigma, tau))
+
+
+def _two_stage(fn, t, mu, sigma):
+    """Pulse ⊗ e_{τπ} ⊗ e_{τμ} as the partial-fraction combination of two exGaussians."""
+    tp, tm = C.TAU_PION_NS, C.TAU_MUON_NS
+    return (tm * fn(t, mu, sigma, tm) - tp * fn(t, mu, sigma, tp)) / (tm - tp)
+
+
+def _bunched(fn, t, pulse):
+    """Sum over the Gaussian bunches of a pulse (weights normalised to 1)."""
+    t = jnp.asarray(t)[..., None]
+    w = pulse.bunch_weights / jnp.sum(pulse.bunch_weights)
+    mu = pulse.mean_ns + pulse.bunch_offsets_ns
+    return jnp.sum(w * fn(t, mu, pulse.sigma_ns), axis=-1)
+
+
+def prompt_time_pdf(t_ns, pulse):
+    """Arrival-time PDF of prompt ν_μ [1/ns]: pulse ⊗ pion lifetime."""
+    return _bunched(lambda t, m, s: exgauss_pdf(t, m, s, C.TAU_PION_NS), t_ns, pulse)
+
+
+def prompt_time_cdf(t_ns, pulse):
+    """Arrival-time CDF of prompt ν_μ."""
+    return _bunched(lambda t, m, s: exgauss_cdf(t, m, s, C.TAU_PION_NS), t_ns, pulse)
+
+
+def delayed_time_pdf(t_ns, pulse):
+    """Arrival-time PDF of delayed ν_e and ν̄_μ [1/ns]: pulse ⊗ pion ⊗ muon lifetimes."""
+    return _bunched(lambda t, m, s: _two_stage(exgauss_pdf, t, m, s), t_ns, pulse)
+
+
+def delayed_time_cdf(t_ns, pulse):
+    """Arrival-time CDF of delayed ν_e and ν̄_μ."""
+    return _bunched(lambda t, m, s: _two_stage(exgauss_cdf, t, m, s), t_ns, pulse)
+
+
+def pulse_cdf(t_ns, pulse):
+    """CDF of the proton pulse itself (time profile of prompt-like beam-related backgrounds)."""
+    return _bunched(lambda t, m, s: ndtr((t - m) / s), t_ns, pulse)
+
+
+def component_time_cdfs(t_ns, pulse):
+    """CDFs of the three neutrino components at times ``t_ns``; shape (3, *t.shape)."""
+    prompt = prompt_time_cdf(t_ns, pulse)
+    delayed = delayed_time_cdf(t_ns, pulse)
+    return jnp.stack([prompt, delayed, delayed])
+
+
+@pytree_dataclass
+class ProtonPulse:
+    """Proton-on-target time profile: Gaussian bunches in the detector's time coordinate.
+
+    ``mean_ns`` is the mean of the first bunch in the time coordinate of the analysis (the light
+    travel time L/c is absorbed into it); ``bunch_offsets_ns`` and ``bunch_weights`` describe
+    multi-bunch sources (J-PARC, CSNS); the SNS has a single bunch.
+    """
+
+    mean_ns: jnp.ndarray
+    sigma_ns: jnp.ndarray
+    bunch_offsets_ns: jnp.ndarray
+    bunch_weights: jnp.ndarray
+
+
+@pytree_dataclass
+class Source:
+    """A π-DAR neutrino source as used by one experiment.
+
+    Attributes:
+        protons_on_target: integrated protons on target over the exposure.
+        nu_per_proton: neutrinos per flavour per proton (the era-specific yield, e.g. 0.08 for the
+            2017 SNS, 0.09 for the CENNS-10 era).
+        pulse: proton pulse timing (:class:`ProtonPulse`).
+        name: facility preset name (static).
+    """
+
+    protons_on_target: jnp.ndarray
+    nu_per_proton: jnp.ndarray
+    pulse: ProtonPulse
+    name: str = static_field(default="custom")
+
+
+def fluence_per_flavour(source: Source, baseline_m):
+    """Time-integrated fluence per flavour [cm⁻²] at ``baseline_m``: r·N_POT/(4πL²)."""
+    L_cm = baseline_m * C.M_TO_CM
+    return source.nu_per_proton * source.protons_on_target / (4.0 * jnp.pi * L_cm**2)
