@@ -31,3 +31,11 @@ def static_field(**kwargs: Any) -> Any:
 def replace(obj: T, **changes: Any) -> T:
     """Functional update of a pytree dataclass (``dataclasses.replace``)."""
     return dataclasses.replace(obj, **changes)
+
+
+def require_x64() -> None:
+    """Raise unless JAX runs in 64-bit floats (never compute physics silently in float32)."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "cevns_jax needs 64-bit floats: call cevns_jax.enable_x64() (or set JAX_ENABLE_X64=1) before use"
+        )

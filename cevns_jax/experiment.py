@@ -20,7 +20,7 @@ import numpy as np
 
 from . import constants as C
 from . import response as resp
-from ._pytree import pytree_dataclass, static_field
+from ._pytree import pytree_dataclass, require_x64, static_field
 from .errors import CevnsInputError, DataFileError
 from .facilities import get_facility, make_source
 from .kinematics import max_recoil_energy
@@ -200,7 +200,16 @@ def _edges(tab: _Table, key: str, range_key: str, bins_key: str, unit: str) -> n
 # ----------------------------------------------------------------------------------------------
 # Compilers for each TOML section
 # ----------------------------------------------------------------------------------------------
-def _source(tab: _Table) -> tuple[Source, str]:
+@dataclass(frozen=True)
+class _Exposure:
+    """Exposure bookkeeping used to normalise backgrounds: beam energy [GWh], beam time [s], duty."""
+
+    beam_GWh: float
+    beam_seconds: float
+    repetition_rate_Hz: float
+
+
+def _source(tab: _Table) -> tuple[Source, str, _Exposure]:
     facility = get_facility(tab.text("facility"))
     exposures = [k for k in ("protons_on_target", "exposure_GWh", "years") if tab.has(k)]
     if len(exposures) != 1:
@@ -208,13 +217,13 @@ def _source(tab: _Table) -> tuple[Source, str]:
             f"{tab.where}: give exactly one of protons_on_target, exposure_GWh or years (found {exposures or 'none'})"
         )
     energy = tab.number("proton_energy_GeV", facility.proton_energy_GeV, positive=True)
+    power = tab.number("beam_power_MW", facility.beam_power_MW, positive=True)
     kind = exposures[0]
     if kind == "protons_on_target":
         pot = tab.number(kind, positive=True)
     elif kind == "exposure_GWh":
         pot = C.protons_on_target(tab.number(kind, positive=True), energy)
     else:
-        power = tab.number("beam_power_MW", facility.beam_power_MW, positive=True)
         hours = tab.number("beam_hours_per_year", facility.beam_hours_per_year, positive=True)
         pot = C.protons_on_target_from_power(power, energy, hours * tab.number(kind, positive=True))
     r = tab.number("nu_per_proton", facility.nu_per_proton, positive=True)
@@ -222,13 +231,15 @@ def _source(tab: _Table) -> tuple[Source, str]:
     sigma = tab.number("pulse_sigma_us", facility.pulse_sigma_ns / 1e3, positive=True)
     tab.check_unused()
     src = make_source(facility, pot, nu_per_proton=r, pulse_mean_ns=mean * 1e3, pulse_sigma_ns=sigma * 1e3)
-    return src, facility.name
+    beam_GWh = pot * energy * 1e9 * C.ELEMENTARY_CHARGE_C / C.JOULE_PER_GWH
+    exposure = _Exposure(beam_GWh, beam_GWh * 1e3 / power * 3600.0, facility.repetition_rate_Hz)
+    return src, facility.name, exposure
 
 
 def _quenching(tab: _Table, target: Target, base: Path):
     model = tab.text("model", choices=("constant", "linear", "polynomial", "lindhard"))
     if model == "constant":
-        q = resp.ConstantQuenching(factor=_f(tab.number("factor", positive=True)))
+        q = resp.ConstantQuenching(factor=_f(_per_isotope(tab, "factor", target)))
     elif model == "linear":
         q = resp.LinearQuenching(a=_f(tab.number("a", positive=True)), b_per_keVnr=_f(tab.number("b_per_keVnr")))
     elif model == "polynomial":
@@ -249,6 +260,21 @@ def _quenching(tab: _Table, target: Target, base: Path):
         q = resp.LindhardQuenching(k=_f(np.full(Z.shape, k) if k is not None else 0.133 * Z ** (2 / 3) / np.sqrt(A)))
     tab.check_unused()
     return q
+
+
+def _per_isotope(tab: _Table, key: str, target: Target) -> np.ndarray | float:
+    """A number, or a table {element: number} expanded to one value per isotope of the target."""
+    value = tab.get(key)
+    if not isinstance(value, dict):
+        return tab.number(key, positive=True)
+    elements = [sym.lstrip("0123456789") for sym in target.isotopes]
+    missing = sorted(set(elements) - set(value))
+    if missing:
+        raise tab.error(key, f"needs a value for every element of the target; missing {', '.join(missing)}")
+    sub = _Table(value, f"{tab.where}.{key}")
+    out = np.array([sub.number(el, positive=True) for el in elements])
+    sub.check_unused()
+    return out
 
 
 def _smearing(tab: _Table):
@@ -334,7 +360,9 @@ def _path(tab: _Table, key: str, base: Path) -> Path:
     return _resolve(tab.data, key, base)
 
 
-def _background(tab: _Table, energy_edges, time_edges_us, base: Path) -> Background:
+def _background(
+    tab: _Table, energy_edges, time_edges_us, base: Path, mass_kg: float, exposure: _Exposure
+) -> tuple[Background, float | None]:
     profile = tab.text("time_profile", choices=TIME_PROFILES)
     n_E = energy_edges.size - 1
     if profile == "table":
@@ -359,10 +387,36 @@ def _background(tab: _Table, energy_edges, time_edges_us, base: Path) -> Backgro
     total = float(np.sum(tmpl))
     if not total > 0:
         raise CevnsInputError(f"{tab.where}: background template is empty inside the analysis bins")
-    counts = tab.number("counts", total if profile == "table" else ..., nonnegative=True)
-    tab.get("prior", None)
+    counts = _background_counts(tab, total if profile == "table" else None, time_edges_us, mass_kg, exposure)
+    prior = tab.number("prior", None, nonnegative=True) if tab.has("prior") else None
     tab.check_unused()
-    return Background(counts=_f(counts), shape=_f(tmpl / total), time_profile=profile)
+    return Background(counts=_f(counts), shape=_f(tmpl / total), time_profile=profile), prior
+
+
+def _background_counts(tab: _Table, template_total, time_edges_us, mass_kg: float, exposure: _Exposure) -> float:
+    """Expected background counts in the analysis region from one of three normalisations.
+
+    * ``counts``: the number itself (default for release templates: the template's own sum);
+    * ``counts_per_kg_GWh``: beam-related backgrounds, scaled with target mass and delivered beam energy;
+    * ``rate_per_kg_day``: steady-state rate (counts per kg per day of continuous live time, over the
+      analysis energy range) times mass, beam days and the duty factor (repetition rate × window).
+    """
+    given = [k for k in ("counts", "counts_per_kg_GWh", "rate_per_kg_day") if tab.has(k)]
+    if len(given) > 1:
+        raise CevnsInputError(f"{tab.where}: give only one of counts, counts_per_kg_GWh, rate_per_kg_day")
+    if not given:
+        if template_total is None:
+            raise CevnsInputError(f"{tab.where}: missing required field 'counts' (or counts_per_kg_GWh, rate_per_kg_day)")
+        return template_total
+    key = given[0]
+    value = tab.number(key, nonnegative=True)
+    if key == "counts":
+        return value
+    if key == "counts_per_kg_GWh":
+        return value * mass_kg * exposure.beam_GWh
+    window_s = (time_edges_us[-1] - time_edges_us[0]) * 1e-6
+    duty = exposure.repetition_rate_Hz * window_s
+    return value * mass_kg * exposure.beam_seconds / 86400.0 * duty
 
 
 def _check_reachable(exp: Experiment, tab: _Table, edges: np.ndarray) -> None:
@@ -393,6 +447,7 @@ def _check_reachable(exp: Experiment, tab: _Table, edges: np.ndarray) -> None:
 # ----------------------------------------------------------------------------------------------
 def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None = None) -> Experiment:
     """Compile an experiment description (the parsed TOML) into an :class:`Experiment`."""
+    require_x64()
     base = base or Path.cwd()
     root = _Table(data, label)
     meta = root.table("experiment")
@@ -409,7 +464,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     info_kwargs["reference"] = tuple((k, reference.number(k)) for k in reference.data)
     meta.check_unused()
 
-    source, facility = _source(root.table("source"))
+    source, facility, exposure = _source(root.table("source"))
 
     det = root.table("detector")
     target_spec = det.get("target")
@@ -436,7 +491,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     bins.check_unused()
     binning = resp.Binning(_f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t)
 
-    backgrounds = {}
+    backgrounds, background_priors = {}, []
     for k, entry in enumerate(root.get("backgrounds", [])):
         if not isinstance(entry, dict):
             raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
@@ -445,10 +500,12 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar"):
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
         btab.where = f"{label}.backgrounds[{bname}]"
-        backgrounds[bname] = _background(btab, energy_edges, time_edges_us, base)
+        backgrounds[bname], prior = _background(btab, energy_edges, time_edges_us, base, mass, exposure)
+        if prior is not None:
+            background_priors.append((f"background:{bname}", prior))
 
     systematics = root.table("systematics", {})
-    priors = tuple((k, systematics.number(k, nonnegative=True)) for k in systematics.data)
+    priors = tuple((k, systematics.number(k, nonnegative=True)) for k in systematics.data) + tuple(background_priors)
     root.check_unused()
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import constants as C
+from ._pytree import require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
 from .response import binned_with_efficiency, energy_response
@@ -58,6 +59,7 @@ def events_per_recoil_node(experiment, charges=None, sm=None):
     Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (3, n_iso, n_T).
     ``charges`` (shape (3, n_iso, n_T) or a function of T) replaces the SM weak charges.
     """
+    require_x64()
     target, det = experiment.target, experiment.detector
     T, w = recoil_grid(target)
     if charges is None:

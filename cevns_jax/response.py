@@ -30,12 +30,16 @@ from ._pytree import pytree_dataclass, static_field
 
 @pytree_dataclass
 class ConstantQuenching:
-    """E_ee = Q·T with a constant quenching factor Q (e.g. CsI[Na] 2017: 0.0878 ± 0.0166)."""
+    """E_ee = Q·T with a constant quenching factor Q (e.g. CsI[Na] 2017: 0.0878 ± 0.0166).
+
+    ``factor`` is a scalar or one value per isotope (e.g. Na and I recoils in NaI[Tl]).
+    """
 
     factor: jnp.ndarray
 
     def electron_equivalent_keV(self, T_keVnr, Z, A):
-        return self.factor * T_keVnr
+        factor = self.factor if jnp.ndim(self.factor) == 0 else jnp.reshape(self.factor, jnp.shape(Z))
+        return factor * T_keVnr
 
 
 @pytree_dataclass
@@ -78,9 +82,10 @@ class LindhardQuenching:
     k: jnp.ndarray
 
     def electron_equivalent_keV(self, T_keVnr, Z, A):
+        k = jnp.reshape(self.k, jnp.shape(Z))
         eps = 11.5 * Z ** (-7.0 / 3.0) * T_keVnr
         g = 3.0 * eps**0.15 + 0.7 * eps**0.6 + eps
-        return self.k * g / (1.0 + self.k * g) * T_keVnr
+        return k * g / (1.0 + k * g) * T_keVnr
 
 
 def lindhard_k(Z, A):
