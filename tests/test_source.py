@@ -1,0 +1,97 @@
+"""π-DAR source: spectra, timing PDFs/CDFs, exposure and fluence (PHYSICS.md §1 and §6)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cevns_jax import constants as C
+from cevns_jax import source as S
+from cevns_jax.facilities import FACILITIES, make_source
+from cevns_jax.releases import data_path, read_table
+
+
+def pulse(mean_ns, sigma_ns=150.0):
+    return S.ProtonPulse(jnp.asarray(mean_ns), jnp.asarray(sigma_ns), jnp.asarray([0.0]), jnp.asarray([1.0]))
+
+
+def test_line_and_endpoint_energies():
+    assert C.E_NU_MU_PROMPT == pytest.approx(29.79214, rel=1e-5)
+    assert C.E_NU_MAX_MICHEL == pytest.approx(52.8291888, rel=1e-6)
+
+
+def test_michel_spectra_normalisation_and_means():
+    # Independent quadrature: 2000-node Gauss-Legendre over [0, m_mu/2] (integrand is a cubic).
+    x, w = np.polynomial.legendre.leggauss(2000)
+    E = 0.5 * C.E_NU_MAX_MICHEL * (x + 1)
+    w = 0.5 * C.E_NU_MAX_MICHEL * w
+    for f, mean in ((S.michel_spectrum_nue, 31.6975), (S.michel_spectrum_numubar, 36.9804)):
+        y = np.asarray(f(jnp.asarray(E)))
+        assert np.sum(w * y) == pytest.approx(1.0, abs=1e-12)
+        assert np.sum(w * y * E) == pytest.approx(mean, rel=1e-4)
+    # polynomial coefficients used by the analytic folding describe the same spectra
+    for f, (a, b) in ((S.michel_spectrum_nue, S.MICHEL_NUE), (S.michel_spectrum_numubar, S.MICHEL_NUMUBAR)):
+        np.testing.assert_allclose(np.asarray(f(jnp.asarray(E))), a * E**2 + b * E**3, rtol=1e-12, atol=1e-15)
+
+
+def test_delayed_pdf_normalisation_and_mean():
+    t = np.linspace(-3000.0, 60000.0, 400001)
+    p = np.asarray(S.delayed_time_pdf(jnp.asarray(t), pulse(0.0)))
+    norm = np.trapezoid(p, t)
+    assert norm == pytest.approx(1.0, rel=1e-6)
+    assert np.trapezoid(p * t, t) / norm == pytest.approx(C.TAU_PION_NS + C.TAU_MUON_NS, rel=1e-6)
+    assert C.TAU_PION_NS + C.TAU_MUON_NS == pytest.approx(2223.0141, rel=1e-9)
+
+
+def test_cdf_is_integral_of_pdf():
+    t = np.linspace(-1500.0, 8000.0, 200001)
+    P = pulse(440.0)
+    for pdf, cdf in ((S.prompt_time_pdf, S.prompt_time_cdf), (S.delayed_time_pdf, S.delayed_time_cdf)):
+        p = np.asarray(pdf(jnp.asarray(t), P))
+        integral = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(t))])
+        np.testing.assert_allclose(np.asarray(cdf(jnp.asarray(t), P)), integral, atol=2e-7)
+
+
+def test_time_fractions_published_sanity_values():
+    P = pulse(680.0)
+    frac = lambda cdf, lo, hi, Pu: float(cdf(jnp.asarray(hi), Pu) - cdf(jnp.asarray(lo), Pu))  # noqa: E731
+    assert frac(S.prompt_time_cdf, 0.0, 1000.0, P) == pytest.approx(0.9730, abs=1e-3)
+    assert frac(S.delayed_time_cdf, 0.0, 1000.0, P) == pytest.approx(0.1239, abs=1e-3)
+    assert frac(S.delayed_time_cdf, 0.0, 6000.0, pulse(440.0)) == pytest.approx(0.9192, abs=1e-3)
+
+
+def test_analytic_timing_matches_csi2017_release_pdfs():
+    """The release's tabulated arrival-time PDFs (0.5 μs bins) against the analytic model at μ_p = 0.70 μs."""
+    edges = jnp.arange(0.0, 12001.0, 500.0)
+    P = pulse(700.0)
+    for name, cdf in (("promptNeutrinos", S.prompt_time_cdf), ("delayedNeutrinos", S.delayed_time_cdf)):
+        table = read_table(data_path(f"csi2017/arrivalTimePDF_{name}.txt"), 2)
+        ours = np.diff(np.asarray(cdf(edges, P)))
+        np.testing.assert_allclose(ours, table[:, 1], atol=0.015)
+
+
+def test_timing_is_finite_with_finite_gradients_far_from_the_pulse():
+    t = jnp.linspace(-5000.0, 50000.0, 2001)
+    for fn in (S.prompt_time_pdf, S.delayed_time_pdf, S.prompt_time_cdf, S.delayed_time_cdf):
+        values = fn(t, pulse(0.0))
+        grads = jax.vmap(jax.grad(lambda tt, m: fn(tt, pulse(m)), argnums=(0, 1)), in_axes=(0, None))(t, 0.0)
+        assert np.all(np.isfinite(values))
+        assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_protons_on_target():
+    assert C.protons_on_target(1.0, 1.0) == pytest.approx(2.24694e22, rel=1e-5)
+    assert C.protons_on_target_from_power(1.4, 1.0, 1.0 / 3600) == pytest.approx(8.738e15, rel=1e-3)
+    assert C.protons_on_target_from_power(1.4, 1.0, 5000) == pytest.approx(1.573e23, rel=1e-3)
+    assert C.protons_on_target_from_power(2.0, 1.3, 5000) == pytest.approx(1.728e23, rel=1e-3)
+    # CENNS-10 release: 13.8e22 POT is 6.12 GWh, i.e. 0.9965 GeV protons
+    assert C.protons_on_target(6.12, 0.9965) == pytest.approx(13.8e22, rel=1e-3)
+    assert FACILITIES["SNS-PPU"].protons_per_year() == pytest.approx(1.728e23, rel=1e-3)
+
+
+def test_fluence_csi2021():
+    src = make_source(FACILITIES["SNS-2021"], 3.198e23)
+    assert float(S.fluence_per_flavour(src, 19.3)) == pytest.approx(5.794e14, rel=1e-3)
+    # instantaneous flux at 20 m, 1.4 MW, 1 GeV, r = 0.09: 1.56e7 per flavour per cm² per s
+    src = make_source(FACILITIES["SNS-2020"], C.protons_on_target_from_power(1.4, 1.0, 1 / 3600), nu_per_proton=0.09)
+    assert float(S.fluence_per_flavour(src, 20.0)) == pytest.approx(1.56e7, rel=5e-3)  # quoted to 3 digits
