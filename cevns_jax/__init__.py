@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 
 from . import constants as constants
+from ._pytree import replace as replace
 from .errors import CevnsInputError as CevnsInputError
 from .errors import DataFileError as DataFileError
 from .experiment import Experiment as Experiment
