@@ -1,0 +1,97 @@
+"""Binned Poisson likelihood with Gaussian-constrained nuisances, Asimov data and profiling.
+
+    χ²(θ, ν) = 2 Σ_b [μ_b − n_b + n_b ln(n_b/μ_b)] + Σ_k (ν_k/σ_k)²          (PHYSICS.md §5.2)
+
+(−2 ln L up to a constant; n ln(n/μ) ≡ 0 for n = 0, μ clipped at 1e-12 inside logs.) A nuisance with
+σ = ∞ (``None``) is unconstrained by a prior, e.g. a steady-state normalisation fixed by its own
+anti-coincidence Poisson term.
+
+Profiling runs a fixed number of Fisher-scoring steps (``lax.fori_loop``), so it is ``jit``- and
+``vmap``-able and can be evaluated at millions of parameter points. The profiled χ² is differentiable
+in θ and in any leaf of the model: by the envelope theorem, d/dθ min_ν χ² = ∂χ²/∂θ at ν̂, which is what
+evaluating χ²(θ, stop_gradient(ν̂)) gives once the steps have converged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+from jax.scipy.special import xlogy
+
+MU_FLOOR = 1e-12
+
+
+def poisson_deviance(mu, n):
+    """2 Σ [μ − n + n ln(n/μ)], safe at n = 0 and tiny μ."""
+    mu = jnp.maximum(mu, MU_FLOOR)
+    return 2.0 * jnp.sum(mu - n + xlogy(n, n) - xlogy(n, mu))
+
+
+def _inverse_variances(priors: dict, template: dict):
+    """Flat vector of 1/σ² aligned with ``ravel_pytree(template)`` (0 where σ is None or ∞)."""
+    inv = {k: jnp.zeros_like(jnp.asarray(v, dtype=jnp.float64)) + (0.0 if priors.get(k) in (None, jnp.inf) else 1.0 / priors[k] ** 2)
+           for k, v in template.items()}
+    return ravel_pytree(inv)[0]
+
+
+def prior_penalty(nuisances: dict, priors: dict):
+    """Σ (ν_k/σ_k)² over constrained nuisances."""
+    flat, _ = ravel_pytree(nuisances)
+    return jnp.sum(flat**2 * _inverse_variances(priors, nuisances))
+
+
+def chi2(mu_fn: Callable, n, theta, nuisances: dict, priors: dict):
+    """χ²(θ, ν) = Poisson deviance of ``mu_fn(θ, ν)`` against ``n`` + Gaussian prior terms."""
+    return poisson_deviance(mu_fn(theta, nuisances), n) + prior_penalty(nuisances, priors)
+
+
+STEP_LENGTHS = (1.0, 0.5, 0.25, 0.1, 0.03, 0.0)
+"""Candidate fractions of the Fisher-scoring step; the best is kept, so χ² never increases."""
+
+
+def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12):
+    """ν̂(θ) = argmin_ν χ²(θ, ν) by ``n_steps`` damped Fisher-scoring steps from ``nuisances0``.
+
+    Direction: Δ = H⁻¹g with g = 2Jᵀ(1 − n/μ) + 2ν/σ² and H = 2Jᵀdiag(1/μ)J + 2/σ² (expected
+    information). Along Δ the χ² is evaluated at the fractions :data:`STEP_LENGTHS` in one vectorised
+    call and the lowest is taken (a backtracking line search of fixed cost, safe for nuisances that
+    enter non-linearly such as the pulse timing).
+    """
+    if not nuisances0:
+        return nuisances0
+    x0, unravel = ravel_pytree(nuisances0)
+    inv_var = _inverse_variances(priors, nuisances0)
+    lengths = jnp.asarray(STEP_LENGTHS)
+
+    def mu_of(x):
+        mu = jnp.maximum(mu_fn(theta, unravel(x)), MU_FLOOR)
+        return mu, mu
+
+    def objective(x):
+        return poisson_deviance(mu_fn(theta, unravel(x)), n) + jnp.sum(inv_var * x**2)
+
+    def step(_, x):
+        J, mu = jax.jacfwd(mu_of, has_aux=True)(x)
+        g = 2.0 * J.T @ (1.0 - n / mu) + 2.0 * inv_var * x
+        H = 2.0 * (J.T / mu) @ J + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
+        delta = jnp.linalg.solve(H, g)
+        trials = x[None, :] - lengths[:, None] * delta[None, :]
+        values = jax.vmap(objective)(trials)
+        values = jnp.where(jnp.isfinite(values), values, jnp.inf)
+        return trials[jnp.argmin(values)]
+
+    return unravel(jax.lax.fori_loop(0, n_steps, step, x0))
+
+
+def profiled_chi2(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12):
+    """min_ν χ²(θ, ν), differentiable in θ (and in whatever ``mu_fn`` closes over) via the envelope theorem."""
+    nu_hat = jax.lax.stop_gradient(profile_nuisances(mu_fn, n, theta, nuisances0, priors, n_steps))
+    return chi2(mu_fn, n, theta, nu_hat, priors)
+
+
+def asimov_data(mu_fn: Callable, theta0, nuisances0: dict):
+    """Asimov data set: the expected counts at (θ₀, ν = 0), without fluctuation."""
+    return mu_fn(theta0, nuisances0)

@@ -1,0 +1,93 @@
+"""Nuisance parameters: named scalars with Gaussian priors that move leaves of an experiment.
+
+Each experiment's ``[systematics]`` table (and each background's ``prior``) declares which nuisances
+it has and their prior widths σ (PHYSICS.md §5.1). Values are a plain dict ``{name: scalar}`` (a
+pytree), zero at the nominal point. Conventions:
+
+* relative nuisances (prediction × (1 + ν)): ``flux`` (neutrino yield per proton; shared by every
+  detector at a source in joint fits), ``mass``, ``efficiency``, ``background:<name>``;
+* absolute shifts: ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF), ``quenching_factor``
+  (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse mean, μs);
+* standard-normal pulls along release systematic directions: ``quenching_pca_0``,
+  ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ._pytree import replace
+from .errors import CevnsInputError
+from .source import COMPONENTS
+
+_EXPANDED = {"quenching_pca": ("quenching_pca_0", "quenching_pca_1")}
+KNOWN = (
+    "flux", "mass", "efficiency", "quenching_a", "quenching_b_per_keVnr", "quenching_factor", "quenching_k",
+    "pulse_mean_us", "quenching_pca_0", "quenching_pca_1", "efficiency_pca",
+)
+
+
+def nuisance_priors(experiment) -> dict[str, float]:
+    """Prior widths σ of the experiment's nuisances, {name: σ} (PCA entries expanded)."""
+    out = {}
+    for name, sigma in experiment.info.priors:
+        for n in _EXPANDED.get(name, (name,)):
+            if not (n in KNOWN or n.startswith("background:")):
+                raise CevnsInputError(f"{experiment.name}: unknown systematic {n!r}; known: {', '.join(KNOWN)}")
+            if n.startswith("background:") and n.split(":", 1)[1] not in experiment.backgrounds:
+                raise CevnsInputError(f"{experiment.name}: prior for unknown background {n!r}")
+            out[n] = float(sigma)
+    return out
+
+
+def zero_nuisances(priors: dict[str, float]) -> dict:
+    """The nominal point: every nuisance at 0 (float64 scalars)."""
+    return {k: jnp.zeros((), dtype=jnp.float64) for k in priors}
+
+
+def apply_nuisances(experiment, values: dict):
+    """Experiment with the nuisance ``values`` applied to its leaves, plus multiplicative factors.
+
+    Returns ``(experiment', signal_factor, background_factors)`` where the factors multiply the CEvNS
+    counts and each background's counts (relative normalisation nuisances).
+    """
+    v = lambda name: values.get(name, 0.0)  # noqa: E731
+    src, det = experiment.source, experiment.detector
+    src = replace(src, nu_per_proton=src.nu_per_proton * (1.0 + v("flux")))
+    if "pulse_mean_us" in values:
+        src = replace(src, pulse=replace(src.pulse, mean_ns=src.pulse.mean_ns + 1e3 * v("pulse_mean_us")))
+    q = det.quenching
+    if "quenching_a" in values or "quenching_b_per_keVnr" in values:
+        q = replace(q, a=q.a + v("quenching_a"), b_per_keVnr=q.b_per_keVnr + v("quenching_b_per_keVnr"))
+    if "quenching_factor" in values:
+        q = replace(q, factor=q.factor + v("quenching_factor"))
+    if "quenching_k" in values:
+        q = replace(q, k=q.k + v("quenching_k"))
+    if "quenching_pca_0" in values:
+        q = replace(q, pulls=q.pulls + jnp.stack([v("quenching_pca_0"), v("quenching_pca_1")]))
+    eff = det.efficiency
+    if "efficiency_pca" in values:
+        eff = replace(eff, pull=eff.pull + v("efficiency_pca"))
+    det = replace(det, quenching=q, efficiency=eff, mass_kg=det.mass_kg * (1.0 + v("mass")))
+    exp = replace(experiment, source=src, detector=det)
+    signal_factor = 1.0 + v("efficiency")
+    background_factors = {name: 1.0 + v(f"background:{name}") for name in experiment.backgrounds}
+    return exp, signal_factor, background_factors
+
+
+def predicted_counts(experiment, values: dict, sm=None, charges=None):
+    """Expected counts {component or background: (n_E, n_t)} at nuisance ``values``.
+
+    Neutrino-induced backgrounds (time profile ``prompt``/``delayed`` or named ``nin``) also scale with
+    the flux nuisance.
+    """
+    from .rates import background_counts, cevns_counts
+
+    exp, signal_factor, bkg_factors = apply_nuisances(experiment, values)
+    signal = cevns_counts(exp, sm=sm, charges=charges) * signal_factor
+    out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
+    flux = 1.0 + values.get("flux", 0.0)
+    for name, counts in background_counts(exp).items():
+        neutrino_induced = name == "nin" or experiment.backgrounds[name].time_profile in ("prompt", "delayed")
+        out[name] = counts * bkg_factors[name] * (flux if neutrino_induced else 1.0)
+    return out
