@@ -3,6 +3,7 @@
     cevns list                          presets, one line each, with the citation
     cevns predict EXPERIMENT [--json]   expected counts in the experiment's analysis region
     cevns predict --all                 a table for every preset (the main job of the README)
+    cevns fit RELEASE [--json]          fit a COHERENT data release: CEvNS count, significance, sin²θ_W
 
 EXPERIMENT is a preset name or the path of a TOML file. Bad input prints one clear line and exits 2.
 """
@@ -75,6 +76,19 @@ def _print_table(rows: list[dict]) -> None:
         )
 
 
+def _print_fit(r: dict) -> None:
+    c, w, x = r["cevns"], r["sin2_theta_w"], r["cross_section_cm2"]
+    pub = r.get("published", {})
+    print(f"{r['release']} (CEvNS template: {r['signal_template']})")
+    print(f"  CEvNS events        {c['best']:.1f} +{c['hi'] - c['best']:.1f} -{c['best'] - c['lo']:.1f}"
+          f"   (SM prediction {r['cevns_predicted']:.1f}; published fit {pub.get('cevns', float('nan')):g} ± {pub.get('error', float('nan')):g})")
+    print(f"  significance        {r['significance_sigma']:.1f} σ   (published {pub.get('significance', float('nan')):g} σ)")
+    print(f"  flux-averaged σ     ({1e40 * x['best']:.0f} +{1e40 * (x['hi'] - x['best']):.0f} -{1e40 * (x['best'] - x['lo']):.0f})e-40 cm²"
+          f"   (SM {1e40 * x['sm']:.0f}e-40 cm²)")
+    print(f"  sin²θ_W             {w['best']:.3f} +{w['hi'] - w['best']:.3f} -{w['best'] - w['lo']:.3f}")
+    print("  nuisance pulls      " + ", ".join(f"{k} = {v:+.3g}" for k, v in r["nuisances"].items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cevns", description="CEvNS forecasts at stopped-pion sources")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("experiment", nargs="?", help="preset name or path of a TOML file")
     p.add_argument("--all", action="store_true", help="every preset, as a table")
     p.add_argument("--json", action="store_true", help="print one JSON object (a list with --all)")
+    f = sub.add_parser("fit", help="fit a COHERENT data release")
+    f.add_argument("release", help="COHERENT-CsI-2017, COHERENT-CENNS10-2020 or COHERENT-CsI-2021")
+    f.add_argument("--template", default="model", choices=("model", "factorised"),
+                   help="CEvNS template: the model's energy-time correlation, or factorised as in the CENNS-10 release")
+    f.add_argument("--exact", action="store_true", help="full forward model at every step (no template morphing)")
+    f.add_argument("--scan-points", type=int, default=41, help="points in each profile-likelihood scan")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     enable_x64()
     try:
@@ -91,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
             for name, status, citation in preset_summaries():
                 print(f"{name:<24s} [{status}] {citation}")
+            return 0
+        if args.command == "fit":
+            from .fits import fit
+
+            result = fit(args.release, signal_template=args.template, n_scan=args.scan_points,
+                         morphing="exact" if args.exact else "linear")
+            print(json.dumps(result, indent=2)) if args.json else _print_fit(result)
             return 0
         if args.all == (args.experiment is not None):
             parser.error("give an EXPERIMENT or --all")

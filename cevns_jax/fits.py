@@ -397,10 +397,10 @@ def flux_averaged_cross_section(experiment, sm=None) -> float:
     return float(jnp.sum(events) / (3 * fluence_per_flavour(experiment.source, det.baseline_m) * nuclei))
 
 
-def fit(name: str, signal_template: str = "model", n_scan: int = 41) -> dict:
+def fit(name: str, signal_template: str = "model", n_scan: int = 41, morphing: str = "linear") -> dict:
     """The command-line fit: CEvNS count (interval, significance, cross section) and sin²θ_W."""
-    count = fit_release(name, poi="cevns_count", signal_template=signal_template, n_scan=n_scan)
-    weak = fit_release(name, poi="sin2_theta_w", signal_template=signal_template, n_scan=n_scan)
+    count = fit_release(name, poi="cevns_count", signal_template=signal_template, n_scan=n_scan, morphing=morphing)
+    weak = fit_release(name, poi="sin2_theta_w", signal_template=signal_template, n_scan=n_scan, morphing=morphing)
     return {
         "release": name,
         "signal_template": signal_template,
