@@ -59,14 +59,15 @@ def nucleon_form_factors(target, q_MeV):
     ``q_MeV`` broadcasts against the isotope axis (last axis, length n_iso).
     """
     A = target.Z + target.N
+    scale = target.radius_scale
     if target.form_factor == "helm":
-        F = helm(q_MeV, lewin_smith_radius_fm(A))
+        F = helm(q_MeV, scale * lewin_smith_radius_fm(A))
         return F, F
     if target.form_factor == "helm_rms":
-        Fp = helm(q_MeV, helm_radius_from_rms_fm(target.proton_radius_fm))
-        Fn = helm(q_MeV, helm_radius_from_rms_fm(target.neutron_radius_fm))
+        Fp = helm(q_MeV, helm_radius_from_rms_fm(scale * target.proton_radius_fm))
+        Fn = helm(q_MeV, helm_radius_from_rms_fm(scale * target.neutron_radius_fm))
         return Fp, Fn
     if target.form_factor == "klein_nystrand":
-        F = klein_nystrand(q_MeV, A)
+        F = klein_nystrand(q_MeV * scale, A)  # F depends on q·R only
         return F, F
     raise ValueError(f"unknown form factor {target.form_factor!r}")

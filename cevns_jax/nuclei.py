@@ -130,6 +130,8 @@ class Target:
         molar_mass_g_per_mol: molar mass of one formula unit [g/mol].
         proton_radius_fm, neutron_radius_fm: point-proton / point-neutron rms radii [fm]
             (used by the ``helm_rms`` form factor).
+        radius_scale: common factor on every nuclear radius of every form-factor model (1 by default;
+            the ``form_factor_radius`` nuisance moves it).
         form_factor: ``"helm"`` (Lewin–Smith radius, one shape for protons and neutrons; default),
             ``"helm_rms"`` (Helm with R₀ from the rms radii, separate F_p and F_n) or
             ``"klein_nystrand"``.
@@ -144,6 +146,7 @@ class Target:
     molar_mass_g_per_mol: jnp.ndarray
     proton_radius_fm: jnp.ndarray
     neutron_radius_fm: jnp.ndarray
+    radius_scale: jnp.ndarray
     form_factor: str = static_field(default="helm")
     name: str = static_field(default="custom")
     isotopes: tuple = static_field(default=())
@@ -204,6 +207,7 @@ def make_target(
         molar_mass_g_per_mol=f(molar),
         proton_radius_fm=f(r_p),
         neutron_radius_fm=f(r_p + np.array([r[2] for r in rows])),
+        radius_scale=f(1.0),
         form_factor=form_factor,
         name=label,
         isotopes=tuple(iso.symbol for iso in isos),

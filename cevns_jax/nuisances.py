@@ -6,6 +6,7 @@ pytree), zero at the nominal point. Conventions:
 
 * relative nuisances (prediction × (1 + ν)): ``flux`` (neutrino yield per proton; shared by every
   detector at a source in joint fits), ``mass``, ``efficiency``, ``background:<name>``;
+  ``form_factor_radius`` scales every nuclear radius by (1 + ν);
 * absolute shifts: ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF), ``quenching_factor``
   (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse mean, μs);
 * standard-normal pulls along release systematic directions: ``quenching_pca_0``,
@@ -23,7 +24,7 @@ from .source import COMPONENTS
 _EXPANDED = {"quenching_pca": ("quenching_pca_0", "quenching_pca_1")}
 KNOWN = (
     "flux", "mass", "efficiency", "quenching_a", "quenching_b_per_keVnr", "quenching_factor", "quenching_k",
-    "pulse_mean_us", "quenching_pca_0", "quenching_pca_1", "efficiency_pca",
+    "pulse_mean_us", "quenching_pca_0", "quenching_pca_1", "efficiency_pca", "form_factor_radius",
 )
 
 
@@ -69,7 +70,10 @@ def apply_nuisances(experiment, values: dict):
     if "efficiency_pca" in values:
         eff = replace(eff, pull=eff.pull + v("efficiency_pca"))
     det = replace(det, quenching=q, efficiency=eff, mass_kg=det.mass_kg * (1.0 + v("mass")))
-    exp = replace(experiment, source=src, detector=det)
+    target = experiment.target
+    if "form_factor_radius" in values:
+        target = replace(target, radius_scale=target.radius_scale * (1.0 + v("form_factor_radius")))
+    exp = replace(experiment, source=src, detector=det, target=target)
     signal_factor = 1.0 + v("efficiency")
     background_factors = {name: 1.0 + v(f"background:{name}") for name in experiment.backgrounds}
     return exp, signal_factor, background_factors

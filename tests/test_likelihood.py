@@ -119,3 +119,21 @@ def test_schur_complement_equals_inverse_block():
     assert np.max(pts[0]) == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-5)
     both = F + Fisher(("b", "z"), np.eye(2))
     assert both.labels == tuple("abcdez") and both.matrix[1, 1] == F.matrix[1, 1] + 1
+
+
+def test_nuisances_at_zero_reproduce_the_nominal_prediction_and_forecast(ge):
+    from cevns_jax.nuisances import nuisance_priors, predicted_counts, zero_nuisances
+
+    priors = nuisance_priors(ge)
+    assert {"flux", "form_factor_radius", "quenching_k", "background:brn"} <= set(priors)
+    nominal = rates.expected_counts(ge)
+    at_zero = predicted_counts(ge, zero_nuisances(priors))
+    for key in nominal:
+        np.testing.assert_allclose(at_zero[key], nominal[key], rtol=1e-14)
+    F = fisher_matrix(lambda p: jnp.ravel(sum(predicted_counts(ge, p).values())), zero_nuisances(priors), priors)
+    assert set(F.labels) == set(priors)
+    assert np.all(np.linalg.eigvalsh(F.matrix) > 0)
+    errors = F.marginalised_errors()
+    # data can only tighten a prior: every marginalised error is at most its prior width
+    for name, sigma in priors.items():
+        assert errors[name] <= sigma * (1 + 1e-9)

@@ -40,6 +40,7 @@ CASES = [
     ("COHERENT-CENNS10-2020", ("source", "pulse", "mean_ns")),
     ("COHERENT-CsI-2021", ("source", "pulse", "mean_ns")),
     ("COHERENT-CENNS10-2020", ("detector", "binning", "energy_edges")),
+    ("COH-Ge-mini", ("target", "radius_scale")),
 ]
 
 
