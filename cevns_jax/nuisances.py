@@ -79,7 +79,7 @@ def apply_nuisances(experiment, values: dict):
     return exp, signal_factor, background_factors
 
 
-def predicted_counts(experiment, values: dict, sm=None, charges=None):
+def predicted_counts(experiment, values: dict, sm=None, model=None):
     """Expected counts {component or background: (n_E, n_t)} at nuisance ``values``.
 
     Neutrino-induced backgrounds (time profile ``prompt``/``delayed`` or named ``nin``) also scale with
@@ -88,7 +88,7 @@ def predicted_counts(experiment, values: dict, sm=None, charges=None):
     from .rates import background_counts, cevns_counts
 
     exp, signal_factor, bkg_factors = apply_nuisances(experiment, values)
-    signal = cevns_counts(exp, sm=sm, charges=charges) * signal_factor
+    signal = cevns_counts(exp, sm=sm, model=model) * signal_factor
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
     flux = 1.0 + values.get("flux", 0.0)
     for name, counts in background_counts(exp).items():

@@ -20,7 +20,7 @@ from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
 from .response import binned_with_efficiency, energy_response
 from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
-from .xsec import differential_rate_per_fluence, sm_component_charges, standard_model
+from .xsec import component_rates, standard_model
 
 RECOIL_LOG_PANELS = 24
 RECOIL_LINEAR_PANELS = 8
@@ -53,20 +53,17 @@ def recoil_grid(target):
     return _panel_nodes(jnp.concatenate([log_edges, lin_edges], axis=1))
 
 
-def events_per_recoil_node(experiment, charges=None, sm=None):
+def events_per_recoil_node(experiment, sm=None, model=None):
     """Expected events of each component carried by each recoil node, before detector response.
 
     Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (3, n_iso, n_T).
-    ``charges`` (shape (3, n_iso, n_T) or a function of T) replaces the SM weak charges.
+    ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM).
     """
     require_x64()
     target, det = experiment.target, experiment.detector
     T, w = recoil_grid(target)
-    if charges is None:
-        charges = sm_component_charges(sm if sm is not None else standard_model(), target, T)
-    elif callable(charges):
-        charges = charges(T)
-    dRdT = differential_rate_per_fluence(charges, T, target.mass_MeV[:, None])
+    sm = sm if sm is not None else standard_model()
+    dRdT = component_rates(sm, model, target, T, det.baseline_m)
     scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg
     return T, scale * target.atoms_per_unit[:, None] * w * dRdT
 
@@ -93,9 +90,9 @@ def neutrino_time_fractions(experiment):
     return time_bin_fractions(experiment, lambda t: component_time_cdfs(t, pulse).T).T
 
 
-def cevns_counts(experiment, sm=None, charges=None):
+def cevns_counts(experiment, sm=None, model=None):
     """Expected CEvNS counts per component and bin; shape (3, n_E, n_t) (order: ``COMPONENTS``)."""
-    T, events = events_per_recoil_node(experiment, charges=charges, sm=sm)
+    T, events = events_per_recoil_node(experiment, sm=sm, model=model)
     det = experiment.detector
     R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(experiment, T))
     spectrum = jnp.einsum("cik,eik->ce", events, R)
@@ -122,17 +119,18 @@ def background_counts(experiment):
     return out
 
 
-def expected_counts(experiment, sm=None, charges=None):
+def expected_counts(experiment, sm=None, model=None):
     """All expected counts per (energy × time) bin: {component or background name: (n_E, n_t)}.
 
-    Keys: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar`` and each background's name.
+    Keys: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar``, each background's name and, for a
+    model with dark matter, ``dark_matter``.
     """
-    signal = cevns_counts(experiment, sm=sm, charges=charges)
+    signal = cevns_counts(experiment, sm=sm, model=model)
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
     out.update(background_counts(experiment))
     return out
 
 
-def total_cevns(experiment, sm=None):
+def total_cevns(experiment, sm=None, model=None):
     """Total expected CEvNS counts in the analysis region (scalar)."""
-    return jnp.sum(cevns_counts(experiment, sm=sm))
+    return jnp.sum(cevns_counts(experiment, sm=sm, model=model))

@@ -1,0 +1,37 @@
+"""New physics as pure functions of parameter pytrees (PHYSICS.md §4).
+
+A :class:`NewPhysics` bundles optional sub-models; the SM is every field ``None`` (or every coupling
+at its null value, which reproduces the SM exactly). Each sub-model acts in one of three ways:
+
+* a modification of the weak charge per flavour: :mod:`.zprime` (general, universal, B−L, L_μ−L_τ),
+  :mod:`.nsi`, the charge radii of :mod:`.em`;
+* an extra incoherent cross section: the magnetic moments of :mod:`.em`;
+* a factor on the flux per flavour: :mod:`.sterile` (3+1 oscillations);
+* an extra signal component with its own flux, cross section and timing: :mod:`.darkmatter`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._pytree import pytree_dataclass
+from .em import Electromagnetic, electromagnetic
+from .nsi import NSI, nsi
+from .sterile import Sterile, sterile
+from .zprime import ZPrime, b_minus_l, general, lmu_minus_ltau, universal
+
+__all__ = [
+    "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile",
+    "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi", "electromagnetic", "sterile",
+]
+
+
+@pytree_dataclass
+class NewPhysics:
+    """Optional new-physics sub-models (``None``: absent)."""
+
+    zprime: Any = None
+    nsi: Any = None
+    em: Any = None
+    sterile: Any = None
+    dark_matter: Any = None
