@@ -15,14 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 from .._pytree import pytree_dataclass
-from .em import Electromagnetic, electromagnetic
-from .nsi import NSI, nsi
-from .sterile import Sterile, sterile
+from .em import Electromagnetic
+from .em import properties as em_properties
+from .nsi import NSI
+from .nsi import couplings as nsi_couplings
+from .sterile import Sterile
+from .sterile import mixing as sterile_mixing
 from .zprime import ZPrime, b_minus_l, general, lmu_minus_ltau, universal
 
 __all__ = [
     "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile",
-    "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi", "electromagnetic", "sterile",
+    "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi_couplings", "em_properties", "sterile_mixing",
 ]
 
 

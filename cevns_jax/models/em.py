@@ -22,7 +22,8 @@ class Electromagnetic:
     charge_radius_cm2: jnp.ndarray
 
 
-def electromagnetic(magnetic_moment_muB=0.0, charge_radius_cm2=0.0) -> Electromagnetic:
+def properties(magnetic_moment_muB=0.0, charge_radius_cm2=0.0) -> Electromagnetic:
+    """Magnetic moments [μ_B] and extra charge radii [cm²], scalars or per flavour (e, μ, τ)."""
     f = lambda x: jnp.broadcast_to(jnp.asarray(x, dtype=jnp.float64), (3,))  # noqa: E731
     return Electromagnetic(f(magnetic_moment_muB), f(charge_radius_cm2))
 

@@ -24,8 +24,8 @@ class NSI:
     eps_d: jnp.ndarray
 
 
-def nsi(eps_u=None, eps_d=None, **diagonal) -> NSI:
-    """NSI from full matrices and/or named entries, e.g. ``nsi(ee_u=0.1, ee_d=-0.05, emu_u=0.02)``."""
+def couplings(eps_u=None, eps_d=None, **diagonal) -> NSI:
+    """NSI from full matrices and/or named entries, e.g. ``couplings(ee_u=0.1, ee_d=-0.05, emu_u=0.02)``."""
     index = {"e": 0, "mu": 1, "tau": 2}
     mats = {"u": jnp.zeros((3, 3)) if eps_u is None else jnp.asarray(eps_u, dtype=jnp.float64),
             "d": jnp.zeros((3, 3)) if eps_d is None else jnp.asarray(eps_d, dtype=jnp.float64)}

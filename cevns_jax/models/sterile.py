@@ -29,7 +29,8 @@ class Sterile:
     baseline_spread_m: jnp.ndarray
 
 
-def sterile(dm2_eV2, Ue4_sq=0.0, Umu4_sq=0.0, Utau4_sq=0.0, baseline_spread_m=0.5) -> Sterile:
+def mixing(dm2_eV2, Ue4_sq=0.0, Umu4_sq=0.0, Utau4_sq=0.0, baseline_spread_m=0.5) -> Sterile:
+    """3+1 mixing parameters (baseline spread d = 0.5 m by default: source plus detector extent, an assumption)."""
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     return Sterile(f(dm2_eV2), jnp.stack([f(Ue4_sq), f(Umu4_sq), f(Utau4_sq)]), f(baseline_spread_m))
 
