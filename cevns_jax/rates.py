@@ -44,8 +44,11 @@ def _panel_nodes(edges):
 def recoil_grid(target):
     """Recoil quadrature nodes and weights [MeV], each of shape (n_iso, n_T)."""
     M = target.mass_MeV
-    T_break = max_recoil_energy(C.E_NU_MU_PROMPT, M)
-    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, M)
+    return panel_grid(max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M))
+
+
+def panel_grid(T_break, T_end):
+    """GL panels: log-spaced on [1e-5 T_break, T_break], linear on [T_break, T_end] (per isotope)."""
     log_frac = np.linspace(np.log(RECOIL_LOWEST_FRACTION), 0.0, RECOIL_LOG_PANELS + 1)
     log_edges = T_break[:, None] * jnp.exp(log_frac)
     lin_frac = np.linspace(0.0, 1.0, RECOIL_LINEAR_PANELS + 1)[1:]
@@ -119,6 +122,37 @@ def background_counts(experiment):
     return out
 
 
+def dark_matter_counts(experiment, dm):
+    """Expected accelerator-produced dark-matter counts per (energy × time) bin, shape (n_E, n_t).
+
+    Recoil panels break at T_max(E₋) (the kink of the box spectrum's lower edge); at each recoil node
+    the χ energy is integrated with 32-node Gauss–Legendre, and each χ energy carries its own
+    time-of-flight delay of the prompt (proton-pulse) time profile.
+    """
+    from .models import darkmatter as D
+    from .form_factors import nucleon_form_factors
+    from .kinematics import momentum_transfer
+    from .source import pulse_cdf
+    from .xsec import _column
+
+    require_x64()
+    target, det, src = experiment.target, experiment.detector, experiment.source
+    M = target.mass_MeV
+    E_lo, E_hi = D.energy_box(dm)
+    T, wT = panel_grid(D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))
+    Mc = M[:, None]
+    Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T, Mc))
+    E, wE = D.energy_nodes(dm, T, Mc)
+    sig = D.dsigma_dT(dm, E, T[..., None], Mc[..., None], target.Z[:, None, None], target.N[:, None, None],
+                      Fp[..., None], Fn[..., None])
+    scale = D.fluence(dm, src.protons_on_target, det.baseline_m) * units_per_kg(target) * det.mass_kg
+    events = scale * target.atoms_per_unit[:, None, None] * wT[..., None] * wE * sig  # (n_iso, n_T, n_E)
+    R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(experiment, T))
+    delay = D.time_of_flight_delay_ns(dm, E, det.baseline_m)
+    tau = time_bin_fractions(experiment, lambda t: pulse_cdf(t.reshape(-1, 1, 1, 1) - delay[None], src.pulse))
+    return jnp.einsum("eik,ikj,tikj->et", R, events, tau)
+
+
 def expected_counts(experiment, sm=None, model=None):
     """All expected counts per (energy × time) bin: {component or background name: (n_E, n_t)}.
 
@@ -127,6 +161,8 @@ def expected_counts(experiment, sm=None, model=None):
     """
     signal = cevns_counts(experiment, sm=sm, model=model)
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
+    if model is not None and model.dark_matter is not None:
+        out["dark_matter"] = dark_matter_counts(experiment, model.dark_matter)
     out.update(background_counts(experiment))
     return out
 

@@ -166,3 +166,66 @@ def test_vmap_over_model_points_equals_loop(ar):
 def test_bad_model_parameters():
     with pytest.raises(CevnsInputError, match="Z′ mass must be a positive"):
         universal(-1.0, 1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accelerator-produced dark matter
+# ---------------------------------------------------------------------------------------------
+from cevns_jax.models import darkmatter as dmod  # noqa: E402
+from cevns_jax.models import dark_matter, epsilon_from_Y  # noqa: E402
+
+
+def test_dark_matter_sanity_values():
+    from cevns_jax import form_factors as ff
+    from cevns_jax.nuclei import ISOTOPES
+
+    dm = dark_matter(10.0, 30.0, epsilon=1e-4)
+    assert float(dmod.branching_ratio(dm)) == pytest.approx(1.6978e-8, rel=1e-4)
+    lo, hi = dmod.energy_box(dm)
+    assert (float(lo), float(hi)) == pytest.approx((11.502, 59.320), abs=1e-3)
+    M = ISOTOPES["133Cs"].nuclear_mass_MeV
+    assert 1e3 * float(dmod.max_recoil(59.33, 10.0, M)) == pytest.approx(55.211, abs=1e-3)
+    # E_min inverts T_max
+    assert float(dmod.min_energy(dmod.max_recoil(40.0, 10.0, M), 10.0, M)) == pytest.approx(40.0, rel=1e-12)
+    x, w = np.polynomial.legendre.leggauss(2000)
+    Tm = float(dmod.max_recoil(40.0, 10.0, M))
+    T = 0.5 * Tm * (x + 1)
+    F = ff.helm(jnp.sqrt(2 * M * T), ff.lewin_smith_radius_fm(133.0))
+    for particle, value in (("scalar", 4.495e-31), ("dirac", 3.855e-31)):
+        d = dark_matter(10.0, 30.0, epsilon=1e-4, particle=particle)
+        assert float(jnp.sum(0.5 * Tm * w * dmod.dsigma_dT(d, 40.0, T, M, 55.0, 78.0, F, F))) == pytest.approx(value, rel=3e-3)
+
+
+def test_dark_matter_counts_scale_as_Y_squared_and_are_prompt(presets):
+    exp = presets["COH-Ar-750"]
+    f = jax.jit(lambda e, m: rates.expected_counts(e, model=m)["dark_matter"])
+    m_chi = 10.0
+    n1 = np.asarray(f(exp, NewPhysics(dark_matter=dark_matter(m_chi, epsilon=epsilon_from_Y(1e-10, m_chi)))))
+    n2 = np.asarray(f(exp, NewPhysics(dark_matter=dark_matter(m_chi, epsilon=epsilon_from_Y(3e-10, m_chi)))))
+    assert n2.sum() == pytest.approx(9.0 * n1.sum(), rel=1e-10)
+    t_edges = np.asarray(exp.detector.binning.time_edges_ns)
+    prompt = n1.sum(axis=0)[t_edges[1:] <= 1500.0].sum()
+    assert prompt > 0.95 * n1.sum()
+    # the CEvNS components are untouched by the dark-matter model
+    sm = rates.expected_counts(exp)
+    with_dm = rates.expected_counts(exp, model=NewPhysics(dark_matter=dark_matter(m_chi, epsilon=1e-4)))
+    np.testing.assert_allclose(with_dm["prompt_numu"], sm["prompt_numu"], rtol=1e-14)
+
+
+def test_dark_matter_zero_coupling_and_gradient(presets):
+    exp = presets["COH-Ar-750"]
+    total = lambda eps: jnp.sum(rates.dark_matter_counts(exp, dark_matter(10.0, 30.0, epsilon=eps)))  # noqa: E731
+    assert float(total(0.0)) == 0.0
+    assert np.isfinite(float(jax.grad(total)(0.0)))
+    eps = 1e-4
+    h = 1e-8
+    fd = (float(total(eps + h)) - float(total(eps - h))) / (2 * h)
+    assert float(jax.grad(total)(eps)) == pytest.approx(fd, rel=1e-5)
+    assert float(jax.grad(total)(eps)) == pytest.approx(4 * float(total(eps)) / eps, rel=1e-8)  # N ∝ ε⁴
+
+
+def test_dark_matter_bad_input():
+    with pytest.raises(CevnsInputError, match="on-shell"):
+        dark_matter(50.0, epsilon=1e-4)  # m_V = 150 MeV > m_π0
+    with pytest.raises(CevnsInputError, match="exactly one of epsilon"):
+        dark_matter(10.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._pytree import pytree_dataclass
+from .darkmatter import DarkMatter, benchmark_Y, dark_matter, epsilon_from_Y
 from .em import Electromagnetic
 from .em import properties as em_properties
 from .nsi import NSI
@@ -24,7 +25,8 @@ from .sterile import mixing as sterile_mixing
 from .zprime import ZPrime, b_minus_l, general, lmu_minus_ltau, universal
 
 __all__ = [
-    "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile",
+    "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile", "DarkMatter", "dark_matter", "benchmark_Y",
+    "epsilon_from_Y",
     "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi_couplings", "em_properties", "sterile_mixing",
 ]
 
