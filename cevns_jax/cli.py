@@ -3,6 +3,7 @@
     cevns list                          presets, one line each, with the citation
     cevns predict EXPERIMENT [--json]   expected counts in the experiment's analysis region
     cevns predict --all                 a table for every preset (the main job of the README)
+    cevns predict EXPERIMENT --model M  the same under a new-physics point (TOML; see models/config.py)
     cevns fit RELEASE [--json]          fit a COHERENT data release: CEvNS count, significance, sin²θ_W
 
 EXPERIMENT is a preset name or the path of a TOML file. Bad input prints one clear line and exits 2.
@@ -19,16 +20,22 @@ from .errors import CevnsInputError
 from .source import COMPONENTS
 
 
-def _predict(name: str) -> dict:
+def _predict(name: str, model_file: str | None = None) -> dict:
     import jax
 
     from .experiment import load_experiment
     from .rates import expected_counts
 
     exp = load_experiment(name)
-    counts = jax.jit(expected_counts)(exp)
+    sm = model = None
+    if model_file is not None:
+        from .models.config import load_model
+
+        sm, model = load_model(model_file)
+    counts = jax.jit(expected_counts)(exp, sm, model)
     totals = {k: float(v.sum()) for k, v in counts.items()}
     cevns = {c: totals.pop(c) for c in COMPONENTS}
+    dm = totals.pop("dark_matter", None)
     result = {
         "experiment": exp.name,
         "description": exp.info.description,
@@ -37,8 +44,11 @@ def _predict(name: str) -> dict:
         "cevns": {"total": sum(cevns.values()), **cevns},
         "backgrounds": totals,
     }
+    if model_file is not None:
+        result["model"] = model_file
+        result["dark_matter"] = dm
     ref = dict(exp.info.reference)
-    if "cevns_predicted" in ref:
+    if "cevns_predicted" in ref and model_file is None:
         result["published_prediction"] = {
             "cevns": ref["cevns_predicted"],
             "error": ref.get("cevns_predicted_error"),
@@ -54,6 +64,8 @@ def _print_prediction(r: dict) -> None:
     print(f"  CEvNS total            {c['total']:10.2f}")
     for name in COMPONENTS:
         print(f"    {name:<20s} {c[name]:10.2f}")
+    if r.get("dark_matter") is not None:
+        print(f"  dark matter            {r['dark_matter']:10.2f}")
     for name, value in r["backgrounds"].items():
         print(f"  background {name:<11s} {value:10.2f}")
     if "published_prediction" in r:
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("predict", help="expected counts in an experiment's analysis region")
     p.add_argument("experiment", nargs="?", help="preset name or path of a TOML file")
     p.add_argument("--all", action="store_true", help="every preset, as a table")
+    p.add_argument("--model", help="TOML file with a new-physics point (see cevns_jax/models/config.py)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a list with --all)")
     f = sub.add_parser("fit", help="fit a COHERENT data release")
     f.add_argument("release", help="COHERENT-CsI-2017, COHERENT-CENNS10-2020 or COHERENT-CsI-2021")
@@ -125,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.all:
             from .experiment import list_presets
 
-            rows = [_predict(name) for name in list_presets()]
+            rows = [_predict(name, args.model) for name in list_presets()]
             print(json.dumps(rows, indent=2)) if args.json else _print_table(rows)
             return 0
-        result = _predict(args.experiment)
+        result = _predict(args.experiment, args.model)
         print(json.dumps(result, indent=2)) if args.json else _print_prediction(result)
         return 0
     except CevnsInputError as exc:

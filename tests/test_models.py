@@ -229,3 +229,31 @@ def test_dark_matter_bad_input():
         dark_matter(50.0, epsilon=1e-4)  # m_V = 150 MeV > m_π0
     with pytest.raises(CevnsInputError, match="exactly one of epsilon"):
         dark_matter(10.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model files and the command line
+# ---------------------------------------------------------------------------------------------
+def test_model_files_and_cli(capsys, tmp_path):
+    import json
+
+    from cevns_jax import cli
+    from cevns_jax.models.config import model_from_dict
+
+    sm, model = model_from_dict({"zprime": {"kind": "lmu_ltau", "mass_MeV": 10.0, "g": 5e-4},
+                                 "sterile": {"dm2_eV2": 2.0, "Umu4_sq": 0.05},
+                                 "nsi": {"ee_u": 0.1, "emu_d": 0.02},
+                                 "dark_matter": {"m_chi_MeV": 10.0, "Y": 1e-11}})
+    assert float(model.zprime.g_nu[1]) == 5e-4 and float(model.nsi.eps_d[1, 0]) == 0.02
+    assert float(dmod.benchmark_Y(model.dark_matter.coupling, 10.0, 30.0)) == pytest.approx(1e-11, rel=1e-12)
+    for bad, pattern in (({"zprime": {"kind": "universal", "mass_MeV": -3.0, "g": 1e-4}}, r"zprime\.mass_MeV: must be > 0"),
+                         ({"nsi": {"ex_u": 0.1}}, "unknown NSI entries ex_u"),
+                         ({"sterile": {"dm2_eV2": 1.0, "Umu4_sq": 0.7, "Ue4_sq": 0.4}}, "must be < 1"),
+                         ({"axion": {}}, r"unknown field\(s\) 'axion'")):
+        with pytest.raises(CevnsInputError, match=pattern):
+            model_from_dict(bad, "m.toml")
+    path = tmp_path / "dm.toml"
+    path.write_text('[dark_matter]\nm_chi_MeV = 10.0\nY = 1e-11\n')
+    assert cli.main(["predict", "COH-Ar-750", "--model", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dark_matter"] > 0 and out["model"] == str(path)

@@ -1,0 +1,104 @@
+"""New-physics points as TOML files (``cevns predict EXPERIMENT --model FILE.toml``).
+
+Tables (each optional): ``[standard_model]`` (sin2_theta_w, couplings), ``[zprime]`` (kind =
+universal | b_minus_l | lmu_ltau | general, mass_MeV, g — or g_nu, g_u, g_d for general),
+``[nsi]`` (entries such as ee_u = 0.1, emu_d = 0.02), ``[em]`` (magnetic_moment_muB,
+charge_radius_cm2: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
+baseline_spread_m), ``[dark_matter]`` (m_chi_MeV, m_V_MeV (default 3 m_χ), epsilon or Y or alpha_B,
+alpha_D (0.5), particle, pi0_per_proton). Unknown tables or fields are errors naming the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from ..errors import CevnsInputError
+from ..experiment import _Table
+from ..xsec import COUPLING_SCHEMES, standard_model
+from . import NewPhysics, b_minus_l, general, lmu_minus_ltau, universal
+from .darkmatter import dark_matter, epsilon_from_Y
+from .em import properties
+from .nsi import couplings
+from .sterile import mixing
+
+
+def _flavour(tab: _Table, key: str):
+    value = tab.get(key, 0.0)
+    if isinstance(value, list):
+        arr = tab.numbers(key, length=3)
+        return arr
+    return tab.number(key, nonnegative=key != "charge_radius_cm2")
+
+
+def model_from_dict(data: dict, label: str = "<model>"):
+    """(StandardModel, NewPhysics) from a parsed model description."""
+    root = _Table(data, label)
+    smt = root.table("standard_model", {})
+    sm = standard_model(smt.text("couplings", "rc", choices=COUPLING_SCHEMES),
+                        smt.number("sin2_theta_w", 0.23857, positive=True))
+    smt.check_unused()
+    parts = {}
+    if root.has("zprime"):
+        t = root.table("zprime")
+        kind = t.text("kind", choices=("universal", "b_minus_l", "lmu_ltau", "general"))
+        mass = t.number("mass_MeV", positive=True)
+        if kind == "general":
+            parts["zprime"] = general(mass, t.numbers("g_nu", length=3), t.number("g_u"), t.number("g_d"))
+        else:
+            build = {"universal": universal, "b_minus_l": b_minus_l, "lmu_ltau": lmu_minus_ltau}[kind]
+            parts["zprime"] = build(mass, t.number("g", nonnegative=True))
+        t.check_unused()
+    if root.has("nsi"):
+        t = root.table("nsi")
+        allowed = {f"{a}{b}_{q}" for a in ("e", "mu", "tau") for b in ("e", "mu", "tau") for q in ("u", "d")}
+        bad = sorted(set(t.data) - allowed)
+        if bad:
+            raise CevnsInputError(f"{t.where}: unknown NSI entries {', '.join(bad)}; use e.g. ee_u, emu_d, tautau_u")
+        parts["nsi"] = couplings(**{k: t.number(k) for k in t.data})
+    if root.has("em"):
+        t = root.table("em")
+        parts["em"] = properties(_flavour(t, "magnetic_moment_muB"), _flavour(t, "charge_radius_cm2"))
+        t.check_unused()
+    if root.has("sterile"):
+        t = root.table("sterile")
+        U = [t.number(k, 0.0, nonnegative=True) for k in ("Ue4_sq", "Umu4_sq", "Utau4_sq")]
+        if sum(U) >= 1:
+            raise CevnsInputError(f"{t.where}: |U_e4|² + |U_μ4|² + |U_τ4|² must be < 1, got {sum(U):g}")
+        parts["sterile"] = mixing(t.number("dm2_eV2", nonnegative=True), *U,
+                                  baseline_spread_m=t.number("baseline_spread_m", 0.5, nonnegative=True))
+        t.check_unused()
+    if root.has("dark_matter"):
+        t = root.table("dark_matter")
+        m_chi = t.number("m_chi_MeV", positive=True)
+        m_V = t.number("m_V_MeV", 3 * m_chi, positive=True)
+        alpha_D = t.number("alpha_D", 0.5, positive=True)
+        given = [k for k in ("epsilon", "Y", "alpha_B") if t.has(k)]
+        if len(given) != 1:
+            raise CevnsInputError(f"{t.where}: give exactly one of epsilon, Y or alpha_B")
+        kw = dict(particle=t.text("particle", "scalar", choices=("scalar", "dirac")),
+                  pi0_per_proton=t.number("pi0_per_proton", 0.106, positive=True))
+        if given[0] == "alpha_B":
+            parts["dark_matter"] = dark_matter(m_chi, m_V, alpha_D=alpha_D, alpha_B=t.number("alpha_B", nonnegative=True), **kw)
+        else:
+            eps = t.number("epsilon", nonnegative=True) if given[0] == "epsilon" else float(
+                epsilon_from_Y(t.number("Y", nonnegative=True), m_chi, m_V, alpha_D))
+            parts["dark_matter"] = dark_matter(m_chi, m_V, eps, alpha_D, **kw)
+        t.check_unused()
+    root.check_unused()
+    return sm, NewPhysics(**parts)
+
+
+def load_model(path: str | Path):
+    """(StandardModel, NewPhysics) from a TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CevnsInputError(f"model file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CevnsInputError(f"{path}: malformed TOML: {exc}") from None
+    return model_from_dict(data, label=path.name)
+
+
+__all__ = ["load_model", "model_from_dict"]
