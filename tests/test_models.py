@@ -257,3 +257,21 @@ def test_model_files_and_cli(capsys, tmp_path):
     assert cli.main(["predict", "COH-Ar-750", "--model", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dark_matter"] > 0 and out["model"] == str(path)
+
+
+def test_neutron_radius_is_a_free_differentiable_parameter(presets):
+    """With the helm_rms form factor the neutron radius is a leaf: larger R_n lowers the rate."""
+    from cevns_jax._pytree import replace
+    from cevns_jax.nuclei import make_target
+
+    exp = presets["COHERENT-CsI-2021"]
+    exp = replace(exp, target=make_target("CsI", form_factor="helm_rms"))
+
+    def total(delta):
+        tgt = replace(exp.target, neutron_radius_fm=exp.target.neutron_radius_fm + delta)
+        return rates.total_cevns(replace(exp, target=tgt))
+
+    g = float(jax.grad(total)(0.0))
+    h = 1e-3
+    assert g < 0
+    assert g == pytest.approx((float(total(h)) - float(total(-h))) / (2 * h), rel=1e-5)
