@@ -6,7 +6,8 @@ pytree), zero at the nominal point. Conventions:
 
 * relative nuisances (prediction × (1 + ν)): ``flux`` (neutrino yield per proton; shared by every
   detector at a source in joint fits), ``mass``, ``efficiency``, ``background:<name>``;
-  ``form_factor_radius`` scales every nuclear radius by (1 + ν);
+  ``form_factor_radius`` scales every nuclear radius by (1 + ν); ``pi0`` scales the π⁰ yield of a
+  dark-matter model (shared by all dark-matter channels at a source);
 * absolute shifts: ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF), ``quenching_factor``
   (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse mean, μs);
 * standard-normal pulls along release systematic directions: ``quenching_pca_0``,
@@ -24,7 +25,7 @@ from .source import COMPONENTS
 _EXPANDED = {"quenching_pca": ("quenching_pca_0", "quenching_pca_1")}
 KNOWN = (
     "flux", "mass", "efficiency", "quenching_a", "quenching_b_per_keVnr", "quenching_factor", "quenching_k",
-    "pulse_mean_us", "quenching_pca_0", "quenching_pca_1", "efficiency_pca", "form_factor_radius",
+    "pulse_mean_us", "quenching_pca_0", "quenching_pca_1", "efficiency_pca", "form_factor_radius", "pi0",
 )
 
 
@@ -85,11 +86,15 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     Neutrino-induced backgrounds (time profile ``prompt``/``delayed`` or named ``nin``) also scale with
     the flux nuisance.
     """
-    from .rates import background_counts, cevns_counts
+    from .rates import background_counts, cevns_counts, dark_matter_counts
 
     exp, signal_factor, bkg_factors = apply_nuisances(experiment, values)
     signal = cevns_counts(exp, sm=sm, model=model) * signal_factor
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
+    if model is not None and model.dark_matter is not None:
+        dm = model.dark_matter
+        dm = replace(dm, pi0_per_proton=dm.pi0_per_proton * (1.0 + values.get("pi0", 0.0)))
+        out["dark_matter"] = dark_matter_counts(exp, dm) * signal_factor
     flux = 1.0 + values.get("flux", 0.0)
     for name, counts in background_counts(exp).items():
         neutrino_induced = name == "nin" or experiment.backgrounds[name].time_profile in ("prompt", "delayed")

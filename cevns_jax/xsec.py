@@ -200,21 +200,37 @@ def component_rates(sm: StandardModel, model, target, T_MeV, baseline_m):
     else:
         Q2 = Q**2
     weak = C.G_FERMI**2 * M / jnp.pi * C.MEV2_TO_CM2 * Q2  # (3 flavours, n_iso, n_T)
-    magnetic = None
+    magnetic = scalar = None
     if model is not None and model.em is not None:
         from .models.em import magnetic_prefactor
 
         magnetic = magnetic_prefactor(model.em.magnetic_moment_muB[:, None, None], Z, Fp)
+    if model is not None and model.scalar is not None:
+        from .models.scalar import prefactor
+
+        scalar = prefactor(model.scalar, Z, N, Fp, T_MeV, M)
     flav = np.asarray(COMPONENT_FLAVOUR)
     if model is None or model.sterile is None:
         rate = weak[flav] * folded_kinematic_factors(T_MeV, M)
         if magnetic is not None:
             rate = rate + magnetic[flav] * folded_magnetic_factors(T_MeV, M)
+        if scalar is not None:
+            rate = rate + scalar[flav] * folded_inverse_square_factors(T_MeV, M)
         return rate
-    return _oscillated_rates(model.sterile, weak, magnetic, T_MeV, M, baseline_m)
+    return _oscillated_rates(model.sterile, weak, magnetic, scalar, T_MeV, M, baseline_m)
 
 
-def _oscillated_rates(sterile, weak, magnetic, T_MeV, M, baseline_m):
+def folded_inverse_square_factors(T_MeV, M_MeV):
+    """Flux-averaged 1/E² of the three components above E_min(T) (shape (3, *T.shape)) [1/MeV²]."""
+    from .kinematics import max_recoil_energy
+
+    E = C.E_NU_MU_PROMPT
+    prompt = jnp.where(T_MeV < max_recoil_energy(E, M_MeV), 1.0 / E**2, 0.0)
+    delayed = [michel_moments(T_MeV, M_MeV, spectrum)[2] for spectrum in (MICHEL_NUE, MICHEL_NUMUBAR)]
+    return jnp.stack([prompt, *delayed])
+
+
+def _oscillated_rates(sterile, weak, magnetic, scalar, T_MeV, M, baseline_m):
     """Exact flavour sum Σ_β P_αβ(E) rate_β; the delayed spectra are folded over E with 64-node
     Gauss–Legendre on [E_min(T), m_μ/2] (a trailing node axis, no loop), each node's cell width
     feeding the oscillation low-pass filter."""
@@ -222,25 +238,29 @@ def _oscillated_rates(sterile, weak, magnetic, T_MeV, M, baseline_m):
     from .models.em import magnetic_kinematics
     from .models.sterile import transition_probabilities
 
-    def per_initial_flavour(E, dE, T, weak_b, magnetic_b):
-        """Σ_β P_αβ(E) [weak_β K(E, T) + magnetic_β B(E, T)] for α = e, μ; shape (2, …)."""
+    def per_initial_flavour(E, dE, T, weak_b, magnetic_b, scalar_b):
+        """Σ_β P_αβ(E) [weak_β K(E, T) + magnetic_β B(E, T) + scalar_β/E²] for α = e, μ; shape (2, …)."""
         P = transition_probabilities(sterile, E, baseline_m, dE)[:2]  # (2, 3, …)
-        per_beta = weak_b * kinematic_factor(E, T, M[..., None] if E.ndim > T_MeV.ndim else M)
+        Mb = M[..., None] if E.ndim > T_MeV.ndim else M
+        per_beta = weak_b * kinematic_factor(E, T, Mb)
+        inside = T < max_recoil_energy(E, Mb)
         if magnetic_b is not None:
-            inside = T < max_recoil_energy(E, M[..., None] if E.ndim > T_MeV.ndim else M)
             bracket = magnetic_kinematics(E, jnp.where(inside, T, 1.0))
             per_beta = per_beta + magnetic_b * jnp.where(inside, bracket, 0.0)
+        if scalar_b is not None:
+            per_beta = per_beta + scalar_b * jnp.where(inside, 1.0 / E**2, 0.0)
         return jnp.einsum("ab...,b...->a...", P, per_beta)
 
     E_prompt = jnp.full_like(T_MeV, C.E_NU_MU_PROMPT)
-    prompt = per_initial_flavour(E_prompt, 0.0, T_MeV, weak, magnetic)[1]
+    prompt = per_initial_flavour(E_prompt, 0.0, T_MeV, weak, magnetic, scalar)[1]
     E2 = C.E_NU_MAX_MICHEL
     E1 = jnp.minimum(min_neutrino_energy(T_MeV, M), E2)[..., None]
     half = 0.5 * (E2 - E1)
     E = E1 + half * (_GL64_X + 1.0)  # (n_iso, n_T, n_E)
     dE = half * _GL64_W
     mag = None if magnetic is None else magnetic[..., None]
-    folded = per_initial_flavour(E, dE, T_MeV[..., None], weak[..., None], mag)  # (2, n_iso, n_T, n_E)
+    sca = None if scalar is None else scalar[..., None]
+    folded = per_initial_flavour(E, dE, T_MeV[..., None], weak[..., None], mag, sca)  # (2, n_iso, n_T, n_E)
     delayed = [jnp.sum(dE * (a * E**2 + b * E**3) * folded[alpha], axis=-1)
                for alpha, (a, b) in ((0, MICHEL_NUE), (1, MICHEL_NUMUBAR))]
     return jnp.stack([prompt, *delayed])

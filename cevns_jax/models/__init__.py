@@ -5,7 +5,7 @@ at its null value, which reproduces the SM exactly). Each sub-model acts in one 
 
 * a modification of the weak charge per flavour: :mod:`.zprime` (general, universal, B−L, L_μ−L_τ),
   :mod:`.nsi`, the charge radii of :mod:`.em`;
-* an extra incoherent cross section: the magnetic moments of :mod:`.em`;
+* an extra incoherent cross section: the magnetic moments of :mod:`.em`, a light scalar (:mod:`.scalar`);
 * a factor on the flux per flavour: :mod:`.sterile` (3+1 oscillations);
 * an extra signal component with its own flux, cross section and timing: :mod:`.darkmatter`.
 """
@@ -18,6 +18,7 @@ from .._pytree import pytree_dataclass
 from .darkmatter import DarkMatter, benchmark_Y, dark_matter, epsilon_from_Y
 from .em import Electromagnetic
 from .em import properties as em_properties
+from .scalar import Scalar, scalar_mediator
 from .nsi import NSI
 from .nsi import couplings as nsi_couplings
 from .sterile import Sterile
@@ -26,7 +27,7 @@ from .zprime import ZPrime, b_minus_l, general, lmu_minus_ltau, universal
 
 __all__ = [
     "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile", "DarkMatter", "dark_matter", "benchmark_Y",
-    "epsilon_from_Y",
+    "epsilon_from_Y", "Scalar", "scalar_mediator",
     "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi_couplings", "em_properties", "sterile_mixing",
 ]
 
@@ -40,3 +41,4 @@ class NewPhysics:
     em: Any = None
     sterile: Any = None
     dark_matter: Any = None
+    scalar: Any = None

@@ -5,7 +5,8 @@ universal | b_minus_l | lmu_ltau | general, mass_MeV, g — or g_nu, g_u, g_d fo
 ``[nsi]`` (entries such as ee_u = 0.1, emu_d = 0.02), ``[em]`` (magnetic_moment_muB,
 charge_radius_cm2: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
 baseline_spread_m), ``[dark_matter]`` (m_chi_MeV, m_V_MeV (default 3 m_χ), epsilon or Y or alpha_B,
-alpha_D (0.5), particle, pi0_per_proton). Unknown tables or fields are errors naming the field.
+alpha_D (0.5), particle, pi0_per_proton), ``[scalar]`` (mass_MeV, g, optional g_q). Unknown tables or
+fields are errors naming the field.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def model_from_dict(data: dict, label: str = "<model>"):
             eps = t.number("epsilon", nonnegative=True) if given[0] == "epsilon" else float(
                 epsilon_from_Y(t.number("Y", nonnegative=True), m_chi, m_V, alpha_D))
             parts["dark_matter"] = dark_matter(m_chi, m_V, eps, alpha_D, **kw)
+        t.check_unused()
+    if root.has("scalar"):
+        from .scalar import scalar_mediator
+
+        t = root.table("scalar")
+        g = t.number("g", nonnegative=True)
+        parts["scalar"] = scalar_mediator(t.number("mass_MeV", positive=True), g, t.number("g_q", g))
         t.check_unused()
     root.check_unused()
     return sm, NewPhysics(**parts)

@@ -37,6 +37,9 @@ class DarkMatter:
 
     ``coupling`` is the kinetic mixing ε (``mediator="dark_photon"``) or α_B (``"leptophobic"``);
     ``alpha_D`` the dark coupling; ``pi0_per_proton`` the π⁰ yield; ``particle`` ``"scalar"`` or ``"dirac"``.
+    Optionally a tabulated χ spectrum replaces the at-rest π⁰ model: energies ``spectrum_E_MeV``, a
+    density ``spectrum_pdf`` (any normalisation; linearly interpolated) and ``spectrum_yield`` χ per
+    proton per unit coupling² (ε², or α_B) — e.g. from a Monte Carlo with π⁰ decays in flight.
     """
 
     m_chi_MeV: jnp.ndarray
@@ -44,13 +47,19 @@ class DarkMatter:
     coupling: jnp.ndarray
     alpha_D: jnp.ndarray
     pi0_per_proton: jnp.ndarray
+    spectrum_E_MeV: jnp.ndarray | None = None
+    spectrum_pdf: jnp.ndarray | None = None
+    spectrum_yield: jnp.ndarray | None = None
     particle: str = static_field(default="scalar")
     mediator: str = static_field(default="dark_photon")
 
 
 def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=None, particle="scalar",
-                pi0_per_proton=PI0_PER_PROTON) -> DarkMatter:
-    """Dark photon (``epsilon``) or leptophobic (``alpha_B``) dark matter; m_V defaults to 3 m_χ."""
+                pi0_per_proton=PI0_PER_PROTON, spectrum=None) -> DarkMatter:
+    """Dark photon (``epsilon``) or leptophobic (``alpha_B``) dark matter; m_V defaults to 3 m_χ.
+
+    ``spectrum = (E_MeV, pdf, yield_per_proton_per_coupling2)`` replaces the at-rest π⁰ production.
+    """
     if particle not in ("scalar", "dirac"):
         raise CevnsInputError(f"dark-matter particle must be 'scalar' or 'dirac', got {particle!r}")
     if (epsilon is None) == (alpha_B is None):
@@ -66,8 +75,16 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
         pass
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     mediator = "dark_photon" if alpha_B is None else "leptophobic"
+    table = (None, None, None)
+    if spectrum is not None:
+        E, pdf, yield_ = (np.asarray(x, dtype=np.float64) for x in spectrum)
+        if E.ndim != 1 or E.shape != pdf.shape or E.size < 2 or np.any(np.diff(E) <= 0) or np.any(pdf < 0):
+            raise CevnsInputError("tabulated χ spectrum needs increasing energies and a non-negative density of the same length")
+        if np.any(E <= float(m_chi_MeV)):
+            raise CevnsInputError("tabulated χ spectrum: every total energy must exceed m_χ")
+        table = (f(E), f(pdf / np.trapezoid(pdf, E)), f(yield_))
     return DarkMatter(f(m_chi_MeV), f(m_V), f(epsilon if alpha_B is None else alpha_B), f(alpha_D), f(pi0_per_proton),
-                      particle=particle, mediator=mediator)
+                      *table, particle=particle, mediator=mediator)
 
 
 def benchmark_Y(epsilon, m_chi_MeV, m_V_MeV, alpha_D=0.5):
@@ -89,7 +106,9 @@ def branching_ratio(dm: DarkMatter):
 
 
 def energy_box(dm: DarkMatter):
-    """(E₋, E₊) of χ from V decays in flight after π⁰ → γV at rest [MeV]."""
+    """(E₋, E₊) of χ from V decays in flight after π⁰ → γV at rest [MeV] (the table's range if tabulated)."""
+    if dm.spectrum_E_MeV is not None:
+        return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
     mpi, mV, m = C.M_PION_NEUTRAL, dm.m_V_MeV, dm.m_chi_MeV
     EV = (mpi**2 + mV**2) / (2 * mpi)
     pV = (mpi**2 - mV**2) / (2 * mpi)
@@ -126,7 +145,11 @@ def dsigma_dT(dm: DarkMatter, E_MeV, T_MeV, M_MeV, Z, N, Fp, Fn):
 def fluence(dm: DarkMatter, protons_on_target, baseline_m):
     """χ fluence [cm⁻²]: 2 f_π0 BR(π⁰ → γV) N_POT/(4πL²)."""
     L_cm = baseline_m * C.M_TO_CM
-    return 2.0 * dm.pi0_per_proton * branching_ratio(dm) * protons_on_target / (4 * jnp.pi * L_cm**2)
+    if dm.spectrum_E_MeV is not None:
+        per_proton = dm.spectrum_yield * dm.coupling ** (2 if dm.mediator == "dark_photon" else 1)
+    else:
+        per_proton = 2.0 * dm.pi0_per_proton * branching_ratio(dm)
+    return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)
 
 
 def energy_nodes(dm: DarkMatter, T_MeV, M_MeV):
@@ -135,6 +158,8 @@ def energy_nodes(dm: DarkMatter, T_MeV, M_MeV):
     lo = jnp.minimum(jnp.maximum(Em, min_energy(T_MeV, dm.m_chi_MeV, M_MeV)), Ep)[..., None]
     half = 0.5 * (Ep - lo)
     E = lo + half * (_GL_X + 1.0)
+    if dm.spectrum_E_MeV is not None:
+        return E, half * _GL_W * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
     return E, half * _GL_W / (Ep - Em)
 
 
