@@ -1,0 +1,141 @@
+"""Scan engine: pointwise equality, interruption and resume, sharding, bad grids, contours."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cevns_jax.errors import CevnsInputError
+from cevns_jax.scan import Axis, assemble, grid_points, raster_crossings, run_scan, validate_axes
+
+
+def toy(p):
+    return {"f": jnp.sin(p["x"]) * jnp.log(p["y"]), "g": jnp.stack([p["x"], p["y"] ** 2])}
+
+
+AXES = [Axis("x", 0.0, 3.0, 7), Axis("y", 1.0, 100.0, 5, "log")]
+
+
+def test_small_physics_scan_equals_pointwise(tmp_path, presets):
+    from cevns_jax import rates
+    from cevns_jax.models import NewPhysics, lmu_minus_ltau
+
+    exp = presets["COH-Ge-mini"]
+    fn = lambda p: rates.total_cevns(exp, model=NewPhysics(zprime=lmu_minus_ltau(p["M"], p["g"])))  # noqa: E731
+    axes = [Axis("M", 5.0, 50.0, 3, "log"), Axis("g", 1e-4, 1e-3, 2, "log")]
+    res = run_scan(fn, axes, tmp_path / "s", chunk_size=4, progress=False)
+    pts = grid_points(axes)
+    expected = [float(jax.jit(fn)({"M": m, "g": g})) for m, g in zip(pts["M"], pts["g"])]
+    np.testing.assert_allclose(res.values["value"].reshape(-1), expected, rtol=1e-12)
+    meta = res.meta
+    assert meta["x64"] and meta["axes"][0]["name"] == "M" and "jax" in meta and "device_kind" in meta
+
+
+def test_interrupted_scan_resumes_without_recomputing(tmp_path):
+    out = tmp_path / "scan"
+
+    def stop_after_two(c):
+        if c == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(toy, AXES, out, chunk_size=6, progress=False, on_chunk=stop_after_two)
+    finished = sorted(p.name for p in out.glob("chunk_*.npz"))
+    assert finished == ["chunk_000000.npz", "chunk_000001.npz"]
+    stamps = {p: os.stat(out / p).st_mtime_ns for p in finished}
+    res = run_scan(toy, AXES, out, chunk_size=6, progress=False)
+    assert 0 not in res.computed_chunks and 1 not in res.computed_chunks
+    assert res.computed_chunks == list(range(2, 6))
+    assert all(os.stat(out / p).st_mtime_ns == t for p, t in stamps.items())
+    fresh = run_scan(toy, AXES, tmp_path / "fresh", chunk_size=6, progress=False)
+    for k in ("f", "g"):
+        np.testing.assert_array_equal(res.values[k], fresh.values[k])
+    assert res.values["g"].shape == (7, 5, 2)
+    with pytest.raises(CevnsInputError, match="other axes"):
+        run_scan(toy, [Axis("x", 0.0, 3.0, 8), AXES[1]], out, chunk_size=6, progress=False)
+
+
+def test_sharded_over_two_simulated_devices_equals_unsharded(tmp_path):
+    single = run_scan(toy, AXES, tmp_path / "one", chunk_size=6, progress=False)
+    script = textwrap.dedent(f"""
+        import os, json
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import numpy as np
+        sys_path = {str(os.path.dirname(__file__))!r}
+        import sys; sys.path.insert(0, sys_path)
+        from test_scan import toy, AXES
+        from cevns_jax.scan import run_scan
+        assert jax.device_count() == 2
+        r = run_scan(toy, AXES, {str(tmp_path / "two")!r}, chunk_size=6, progress=False)
+        print(json.dumps({{"n_devices": r.meta["n_devices"]}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["n_devices"] == 2
+    two = assemble(tmp_path / "two")
+    for k in ("f", "g"):
+        np.testing.assert_allclose(two[k], single.values[k], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "axes,pattern",
+    [
+        ([Axis("x", 0.0, 1.0, 0)], "needs at least one point"),
+        ([Axis("x", -1.0, 1.0, 5, "log")], "log axis cannot reach zero or negative"),
+        ([Axis("x", 0.0, float("nan"), 5)], "must be finite"),
+        ([Axis("x", 0.0, 1.0, 5), Axis("x", 0.0, 1.0, 5)], "repeats an axis"),
+        ([Axis("x", 0.0, 1.0, 5, "cubic")], "scale must be"),
+        ([], "no axes"),
+    ],
+)
+def test_bad_grids_fail_before_compute(tmp_path, axes, pattern):
+    calls = []
+
+    def fn(p):
+        calls.append(1)
+        return p["x"]
+
+    with pytest.raises(CevnsInputError, match=pattern):
+        run_scan(fn, axes, tmp_path / "bad", progress=False)
+    assert not calls and not (tmp_path / "bad").exists()
+    with pytest.raises(CevnsInputError, match="unknown parameter"):
+        validate_axes([Axis("z", 0.0, 1.0, 3)], known={"x", "y"})
+
+
+def test_raster_crossings_report_every_crossing():
+    g = np.geomspace(1e-5, 1e-2, 301)
+    # a Δχ² with an allowed island: rises, falls back below the level, rises again
+    bump = 10 * np.exp(-((np.log10(g) + 4.0) / 0.3) ** 2) + 10 * (g / 1e-3) ** 2
+    crossings = raster_crossings(g, np.stack([bump, 3 * (g / 1e-4) ** 2]), level=2.706)
+    assert len(crossings[0]) == 3  # up, down, up again
+    assert crossings[1][0] == pytest.approx(1e-4 * np.sqrt(2.706 / 3), rel=1e-3)
+
+
+def test_asimov_forecast_properties(presets):
+    from cevns_jax.forecast import AsimovForecast
+    from cevns_jax.models import NewPhysics, lmu_minus_ltau
+
+    exps = [presets["COH-Ge-mini"], presets["COH-Ar-750"]]
+    fc = AsimovForecast(exps, lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"])))
+    assert "flux" in fc.priors and "COH-Ge-mini/background:brn" in fc.priors  # flux shared, the rest per detector
+    f = jax.jit(fc.delta_chi2)
+    assert abs(float(f({"M": 10.0, "g": 0.0}))) < 1e-8
+    th = {"M": 10.0, "g": 8e-4}
+    prof, stat = float(f(th)), float(fc.unprofiled_delta_chi2(th))
+    assert 0 < prof <= stat
+    gs = jnp.array([4e-4, 8e-4, 1.6e-3])
+    batched = jax.jit(jax.vmap(lambda g: fc.delta_chi2({"M": 10.0, "g": g})))(gs)
+    np.testing.assert_allclose(batched, [float(f({"M": 10.0, "g": g})) for g in gs], rtol=1e-10)
+    assert np.all(np.diff(np.asarray(batched)) > 0)
+    grad = float(jax.grad(lambda g: fc.delta_chi2({"M": 10.0, "g": g}))(8e-4))
+    h = 1e-7
+    fd = (float(f({"M": 10.0, "g": 8e-4 + h})) - float(f({"M": 10.0, "g": 8e-4 - h}))) / (2 * h)
+    assert grad == pytest.approx(fd, rel=1e-4)
