@@ -123,9 +123,11 @@ def test_asimov_forecast_properties(presets):
     from cevns_jax.forecast import AsimovForecast
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
 
-    exps = [presets["COH-Ge-mini"], presets["COH-Ar-750"]]
-    fc = AsimovForecast(exps, lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"])))
-    assert "flux" in fc.priors and "COH-Ge-mini/background:brn" in fc.priors  # flux shared, the rest per detector
+    model_of = lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"]))  # noqa: E731
+    joint = AsimovForecast([presets["COH-Ge-mini"], presets["COH-Ar-750"]], model_of)
+    assert "flux" in joint.priors and "COH-Ge-mini/background:brn" in joint.priors  # flux shared, the rest per detector
+    assert "COH-Ar-750/background:brn" in joint.priors and joint.data.size == 90 + 63
+    fc = AsimovForecast([presets["COH-Ge-mini"]], model_of)
     f = jax.jit(fc.delta_chi2)
     assert abs(float(f({"M": 10.0, "g": 0.0}))) < 1e-8
     th = {"M": 10.0, "g": 8e-4}
