@@ -99,8 +99,7 @@ def fisher_matrix(mu_fn: Callable, params: dict, priors: dict | None = None) -> 
     def mu_flat(x):
         return jnp.ravel(mu_fn(unravel(x)))
 
-    mu = mu_flat(flat)
-    J = jax.jacfwd(mu_flat)(flat)
+    mu, J = jax.jit(lambda x: (mu_flat(x), jax.jacfwd(mu_flat)(x)))(flat)
     F = (J.T / jnp.maximum(mu, 1e-300)) @ J
     labels = _labels(params)
     prior_diag = np.zeros(len(labels))

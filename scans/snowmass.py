@@ -8,9 +8,11 @@ sensitivities from the profiled Δχ² (raster scan in the coupling at each mass
 crossings kept), with every preset's nuisance priors. Scans are resumable (results/…); figures are
 PNG and PDF; a Markdown table summarises the limits at benchmark masses.
 
-This version covers the gauged L_μ−L_τ Z′ (with the (g−2)_μ band) and scalar dark matter at the
-standard benchmark (α_D = 0.5, m_V = 3 m_χ). The CsI-2021 curve is its *expected* sensitivity with
-the released exposure, not yet the limit from its data.
+This version covers the gauged L_μ−L_τ Z′ (with the (g−2)_μ band), the universal Z′ (all
+crossings: its sign-flipped allowed island), scalar dark matter at the standard benchmark
+(α_D = 0.5, m_V = 3 m_χ), and Fisher forecasts of sin²θ_W and the neutron radius against exposure.
+The CsI-2021 curve is its *expected* sensitivity with the released exposure, not yet the limit from
+its data.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ import numpy as np  # noqa: E402
 import cevns_jax  # noqa: E402
 from cevns_jax._pytree import replace  # noqa: E402
 from cevns_jax.forecast import AsimovForecast  # noqa: E402
-from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau  # noqa: E402
+from cevns_jax.fisher import Fisher, fisher_matrix  # noqa: E402
+from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau, universal  # noqa: E402
+from cevns_jax.nuclei import make_target  # noqa: E402
+from cevns_jax.nuisances import nuisance_priors, predicted_counts  # noqa: E402
+from cevns_jax.xsec import StandardModel  # noqa: E402
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
 
@@ -76,6 +82,78 @@ def plot(ax, masses, curves, xlabel, ylabel, title):
     ax.grid(alpha=0.3, which="both")
 
 
+def fisher_for(exp) -> Fisher:
+    """Data Fisher matrix in (sin²θ_W, δR_n [fm], nuisances) at the SM and the diagonal prior term.
+
+    δR_n shifts every neutron radius of the target (Helm form factors from rms radii)."""
+    import jax.numpy as jnp
+
+    exp = replace(exp, target=make_target(exp.target.name, form_factor="helm_rms"))
+    priors = nuisance_priors(exp)
+
+    def mu(p):
+        tgt = replace(exp.target, neutron_radius_fm=exp.target.neutron_radius_fm + p["delta_rn"])
+        nus = {k: v for k, v in p.items() if k not in ("sin2_theta_w", "delta_rn")}
+        sm = StandardModel(sin2_theta_w=p["sin2_theta_w"], couplings="rc")
+        return jnp.ravel(sum(predicted_counts(replace(exp, target=tgt), nus, sm=sm).values()))
+
+    p0 = {"sin2_theta_w": jnp.asarray(0.23857), "delta_rn": jnp.asarray(0.0),
+          **{k: jnp.asarray(0.0) for k in priors}}
+    data = fisher_matrix(mu, p0)  # the data term: proportional to exposure
+    prior = np.array([1.0 / priors[lab] ** 2 if lab in priors else 0.0 for lab in data.labels])
+    shared = ("sin2_theta_w", "flux")
+    labels = tuple(lab if lab in shared else f"{exp.name}/{lab}" for lab in data.labels)
+    return Fisher(labels, data.matrix), np.diag(prior)
+
+
+def fisher_forecasts(exps: dict, out: Path) -> list[str]:
+    """σ(sin²θ_W) and σ(R_n) against exposure (1–5 SNS years), per detector and combined; ellipse figure."""
+    years = [1.0, 2.0, 3.0, 4.0, 5.0]
+    table = {}
+    one_year = {n: fisher_for(exps[n]) for n in PLANNED}  # exps hold one SNS year here
+    for y in years:
+        # every count scales with exposure, so the data term does too; priors stay
+        fishers = {n: Fisher(F.labels, y * F.matrix + prior) for n, (F, prior) in one_year.items()}
+        for n, F in fishers.items():
+            err = F.marginalised_errors()
+            table[(n, y)] = (err["sin2_theta_w"], err[f"{n}/delta_rn"])
+        combined = sum(list(fishers.values())[1:], list(fishers.values())[0])
+        table[("combined", y)] = (combined.marginalised_errors()["sin2_theta_w"], float("nan"))
+        if y == 3.0:
+            fig, ax = plt.subplots(figsize=(6.4, 5))
+            for n, F in fishers.items():
+                pts = F.ellipse("sin2_theta_w", f"{n}/delta_rn", centre=(0.23857, 0.0))
+                ax.plot(pts[0], pts[1], color=COLOURS[n], label=n)
+            ax.set_xlabel("sin²θ_W")
+            ax.set_ylabel("δR_n [fm] (shift of every neutron radius)")
+            ax.set_title("Fisher 1σ (Δχ² = 2.30) regions, 3 SNS years each, nuisances marginalised", fontsize=9)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            for ext in ("png", "pdf"):
+                fig.savefig(out / f"snowmass_fisher_ellipses.{ext}", dpi=120)
+            plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for n in PLANNED + ["combined"]:
+        ax.plot(years, [table[(n, y)][0] for y in years], "o-", color=COLOURS[n], label=n, lw=2 if n == "combined" else 1.2)
+    ax.set_xlabel("exposure [SNS years per detector]")
+    ax.set_ylabel("σ(sin²θ_W), marginalised")
+    ax.set_yscale("log")
+    ax.set_title("Fisher forecast of sin²θ_W (R_n and all preset nuisances marginalised; flux shared)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"snowmass_sin2w_vs_exposure.{ext}", dpi=120)
+    plt.close(fig)
+    lines = ["| detector | " + " | ".join(f"σ(ŝ²) {y:g} y" for y in years) + " | σ(R_n) [fm] 3 y |",
+             "|---|" + "---|" * (len(years) + 1)]
+    for n in PLANNED + ["combined"]:
+        rn = table[(n, 3.0)][1]
+        lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn:.3f} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full-resolution grids (for a GPU)")
@@ -116,6 +194,32 @@ def main() -> None:
     for label, curve in curves.items():
         rows.append(("L_μ−L_τ g′", label, *(np.interp(np.log(m), np.log(masses), curve) for m in (10.0, 100.0))))
 
+    # --- universal Z′: all crossings (the sign-flipped allowed island) --------------------------
+    axes = [Axis("mass_MeV", 1.0, 1000.0, n_mass, "log"), Axis("g", 1e-6, 1e-2, 2 * n_coupling, "log")]
+    masses = axes[0].values()
+    universal_of = lambda th: NewPhysics(zprime=universal(th["mass_MeV"], th["g"]))  # noqa: E731
+    fig, ax = plt.subplots(figsize=(7, 5.2))
+    curves = {}
+    for label in ("COH-Ar-750", "COH-CryoCsI-700kg", "combined", REFERENCE):
+        curves[label], crossings = limits(f"universal_{label}_{tag}", sets[label], universal_of, axes, "g", args.results)
+        if label != REFERENCE:
+            island = [(m, c[1], c[2]) for m, c in zip(masses, crossings) if len(c) >= 3]
+            if island:
+                m, lo, hi = np.array(island).T
+                ax.fill_between(m, lo, hi, color=COLOURS[label], alpha=0.25, label=f"{label}: allowed island (Q_V → −Q_V)")
+        print(f"universal Z′ {label}: done ({time.perf_counter() - start:.0f} s)")
+    plot(ax, masses, curves, "M_Z′ [MeV]", "g (90% CL expected)",
+         f"Universal Z′ (g_ν = g_u = g_d): {args.years:g} SNS years each\n"
+         "first Δχ² = 2.71 crossing; shaded: the sign-flipped allowed island")
+    ax.set_ylim(1e-6, 1e-2)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(args.out / f"snowmass_universal_zprime.{ext}", dpi=120)
+    plt.close(fig)
+    for label, curve in curves.items():
+        rows.append(("universal Z′ g", label, *(np.interp(np.log(m), np.log(masses), curve) for m in (10.0, 100.0))))
+
     # --- scalar dark matter ---------------------------------------------------------------------
     axes = [Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log")]
     masses = axes[0].values()
@@ -145,7 +249,10 @@ def main() -> None:
     for obs, label, a, b in rows:
         table.append(f"| {obs} | {label} | {a:.3g} | {b:.3g} |")
     summary = (f"# Expected 90% CL sensitivities ({args.years:g} SNS years per planned detector; grid {n_mass}×{n_coupling})\n\n"
-               "Masses: L_μ−L_τ at M_Z′ = 10 and 100 MeV; dark matter at m_χ = 5 and 20 MeV.\n\n" + "\n".join(table) + "\n")
+               "Masses: Z′ at M_Z′ = 10 and 100 MeV; dark matter at m_χ = 5 and 20 MeV.\n\n" + "\n".join(table) + "\n")
+    fisher_lines = fisher_forecasts({n: cevns_jax.load_experiment(n) for n in PLANNED}, args.out)
+    summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
+                + "\n".join(fisher_lines) + "\n")
     (args.out / "snowmass_summary.md").write_text(summary)
     print(summary)
     print(f"total {time.perf_counter() - start:.0f} s")
