@@ -20,7 +20,7 @@ import numpy as np
 
 from . import constants as C
 from . import response as resp
-from ._pytree import pytree_dataclass, require_x64, static_field
+from ._pytree import pytree_dataclass, replace, require_x64, static_field
 from .errors import CevnsInputError, DataFileError
 from .facilities import get_facility, make_source
 from .kinematics import max_recoil_energy
@@ -131,6 +131,12 @@ class _Table:
             raise self.error(key, f"must be >= 0, got {value}")
         return value
 
+    def whole(self, key: str, default: Any = ..., minimum: int = 1) -> int:
+        value = self.number(key, default)
+        if value != int(value) or value < minimum:
+            raise self.error(key, f"must be a whole number >= {minimum}, got {value}")
+        return int(value)
+
     def text(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
         value = self.get(key, default)
         if not isinstance(value, str):
@@ -164,6 +170,13 @@ class _Table:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
             raise CevnsInputError(f"{self.where}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+def _strings(tab: _Table, key: str) -> tuple[str, ...]:
+    value = tab.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise tab.error(key, "must be a list of strings")
+    return tuple(value)
 
 
 def _as_float_array(value: Any) -> np.ndarray | None:
@@ -314,9 +327,13 @@ def _efficiency(tab: _Table, base: Path):
         )
     elif model == "table":
         if tab.has("file"):
-            rows = read_table(_path(tab, "file", base), int(tab.number("columns", 2, positive=True)))
-            x = rows[:, int(tab.number("x_column", 0, nonnegative=True))]
-            y = rows[:, int(tab.number("efficiency_column", 1, nonnegative=True))]
+            n_col = tab.whole("columns", 2)
+            cx, cy = tab.whole("x_column", 0, minimum=0), tab.whole("efficiency_column", 1, minimum=0)
+            for key, col in (("x_column", cx), ("efficiency_column", cy)):
+                if col >= n_col:
+                    raise tab.error(key, f"column {col} does not exist in a {n_col}-column table (columns count from 0)")
+            rows = read_table(_path(tab, "file", base), n_col)
+            x, y = rows[:, cx], rows[:, cy]
         else:
             x, y = tab.numbers("x"), tab.numbers("values")
         if x.shape != y.shape or x.size < 2 or not np.all(np.diff(x) > 0):
@@ -388,7 +405,7 @@ def _background(
     if not total > 0:
         raise CevnsInputError(f"{tab.where}: background template is empty inside the analysis bins")
     counts = _background_counts(tab, total if profile == "table" else None, time_edges_us, mass_kg, exposure)
-    prior = tab.number("prior", None, nonnegative=True) if tab.has("prior") else None
+    prior = tab.number("prior", positive=True) if tab.has("prior") else None
     tab.check_unused()
     return Background(counts=_f(counts), shape=_f(tmpl / total), time_profile=profile), prior
 
@@ -466,7 +483,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         description=meta.text("description", ""),
         citation=meta.text("citation", ""),
         status=status,
-        assumptions=tuple(meta.get("assumptions", [])),
+        assumptions=_strings(meta, "assumptions"),
     )
     reference = meta.table("reference", {})
     info_kwargs["reference"] = tuple((k, reference.number(k)) for k in reference.data)
@@ -494,13 +511,20 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     bins = root.table("bins")
     energy_edges = _edges(bins, "energy_edges", "energy_range", "energy_bins", observable)
     time_edges_us = _edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
-    n_sub_e = int(bins.number("energy_subdivisions", 8, positive=True))
-    n_sub_t = int(bins.number("time_subdivisions", 8 if not isinstance(timing, resp.NoTimingEfficiency) else 1, positive=True))
+    n_sub_e = bins.whole("energy_subdivisions", 8)
+    n_sub_t = bins.whole("time_subdivisions", 8 if not isinstance(timing, resp.NoTimingEfficiency) else 1)
     bins.check_unused()
     binning = resp.Binning(_f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t)
+    if isinstance(smearing, resp.PoissonPESmearing):
+        # photoelectron counts summed up to well past the highest bin edge
+        top = float(energy_edges[-1])
+        smearing = replace(smearing, n_max=int(math.ceil(top + 8.0 * math.sqrt(top) + 10.0)))
 
     backgrounds, background_priors = {}, []
-    for k, entry in enumerate(root.get("backgrounds", [])):
+    entries = root.get("backgrounds", [])
+    if not isinstance(entries, list):
+        raise root.error("backgrounds", "must be an array of tables ([[backgrounds]])")
+    for k, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
         btab = _Table(entry, f"{label}.backgrounds[{k}]")
@@ -513,13 +537,16 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
             background_priors.append((f"background:{bname}", prior))
 
     systematics = root.table("systematics", {})
-    priors = tuple((k, systematics.number(k, nonnegative=True)) for k in systematics.data) + tuple(background_priors)
+    priors = tuple((k, systematics.number(k, positive=True)) for k in systematics.data) + tuple(background_priors)
     root.check_unused()
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, info=info)
     _check_reachable(exp, bins, energy_edges)
+    from .nuisances import check_nuisances
+
+    check_nuisances(exp)
     return exp
 
 

@@ -349,7 +349,10 @@ def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_temp
                 morphing: str = "linear") -> dict:
     """Fit one release (or a list of releases jointly): best POI, profile-likelihood 1σ interval,
     significance against no CEvNS, Δχ² profile."""
-    analyses = [load_analysis(n, signal_template, morphing) for n in ([name] if isinstance(name, str) else name)]
+    names = [name] if isinstance(name, str) else list(name)
+    if poi == "cevns_count" and len(names) > 1:
+        raise CevnsInputError("a joint fit of several releases takes poi='sin2_theta_w' (CEvNS counts differ per detector)")
+    analyses = [load_analysis(n, signal_template, morphing) for n in names]
     objective = Objective(analyses, poi)
     p_hat, chi2_min = best_fit(objective)
     best = float(p_hat[poi])

@@ -80,7 +80,7 @@ class AsimovForecast:
             total = signal * factor
             if model is not None and model.dark_matter is not None:
                 dm = dark_matter_counts(exp, model.dark_matter)
-                total = total + dm * factor * (1.0 + nuisances.get("pi0", 0.0))
+                total = total + dm * (1.0 + nuisances.get("pi0", 0.0))
             for name, counts in bkg.items():
                 key = local.get(f"background:{name}")
                 scale = 1.0 + (nuisances[key] if key is not None else 0.0)

@@ -42,6 +42,30 @@ def nuisance_priors(experiment) -> dict[str, float]:
     return out
 
 
+def check_nuisances(experiment) -> None:
+    """Every declared systematic must exist and fit the detector model (e.g. ``quenching_a`` needs linear
+    quenching); raises :class:`CevnsInputError` naming the systematic."""
+    from . import response as R
+
+    needs = {
+        "quenching_a": ("quenching", R.LinearQuenching), "quenching_b_per_keVnr": ("quenching", R.LinearQuenching),
+        "quenching_factor": ("quenching", R.ConstantQuenching), "quenching_k": ("quenching", R.LindhardQuenching),
+        "quenching_pca_0": ("quenching", R.PolynomialQuenching), "quenching_pca_1": ("quenching", R.PolynomialQuenching),
+        "efficiency_pca": ("efficiency", R.Coherent2021Efficiency),
+    }
+    for name in nuisance_priors(experiment):
+        if name in needs:
+            part, cls = needs[name]
+            model = getattr(experiment.detector, part)
+            if not isinstance(model, cls):
+                raise CevnsInputError(
+                    f"{experiment.name}: systematic {name!r} needs {part} model {cls.__name__}, "
+                    f"but the detector has {type(model).__name__}"
+                )
+            if name.startswith("quenching_pca") and model.shifts.shape[0] < 2:
+                raise CevnsInputError(f"{experiment.name}: systematic {name!r} needs two PCA shift rows")
+
+
 def zero_nuisances(priors: dict[str, float]) -> dict:
     """The nominal point: every nuisance at 0 (float64 scalars)."""
     return {k: jnp.zeros((), dtype=jnp.float64) for k in priors}
@@ -92,9 +116,8 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     signal = cevns_counts(exp, sm=sm, model=model) * signal_factor
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
     if model is not None and model.dark_matter is not None:
-        dm = model.dark_matter
-        dm = replace(dm, pi0_per_proton=dm.pi0_per_proton * (1.0 + values.get("pi0", 0.0)))
-        out["dark_matter"] = dark_matter_counts(exp, dm) * signal_factor
+        pi0 = 1.0 + values.get("pi0", 0.0)  # production normalisation (π⁰ yield or tabulated yield)
+        out["dark_matter"] = dark_matter_counts(exp, model.dark_matter) * signal_factor * pi0
     flux = 1.0 + values.get("flux", 0.0)
     for name, counts in background_counts(exp).items():
         neutrino_induced = name == "nin" or experiment.backgrounds[name].time_profile in ("prompt", "delayed")

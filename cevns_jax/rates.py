@@ -79,12 +79,11 @@ def electron_equivalent_keV(experiment, T_MeV):
     )
 
 
-def time_bin_fractions(experiment, cdfs_at):
+def time_bin_fractions(experiment, cdfs_at, timing_efficiency=None):
     """∫_bin p(t) ε_T(t) dt for each time bin; ``cdfs_at(t)`` returns shape (n_t_points, k)."""
     det = experiment.detector
-    return binned_with_efficiency(
-        cdfs_at, det.timing_efficiency, det.binning.time_edges_ns, det.binning.n_sub_time
-    )
+    eff = det.timing_efficiency if timing_efficiency is None else timing_efficiency
+    return binned_with_efficiency(cdfs_at, eff, det.binning.time_edges_ns, det.binning.n_sub_time)
 
 
 def neutrino_time_fractions(experiment):
@@ -104,21 +103,24 @@ def cevns_counts(experiment, sm=None, model=None):
 
 def background_counts(experiment):
     """Expected counts of each background of the experiment: {name: (n_E, n_t)}."""
+    from .response import NoTimingEfficiency
+
     out = {}
-    taus = None
+    pulse = experiment.source.pulse
+    cdfs = {
+        "flat": lambda t: t[:, None],
+        "beam": lambda t: pulse_cdf(t, pulse)[:, None],
+        "prompt": lambda t: component_time_cdfs(t, pulse)[0][:, None],
+        "delayed": lambda t: component_time_cdfs(t, pulse)[1][:, None],
+    }
     for name, bkg in experiment.backgrounds.items():
         if bkg.time_profile == "table":
             out[name] = bkg.counts * bkg.shape
             continue
-        if bkg.time_profile == "flat":
-            frac = time_bin_fractions(experiment, lambda t: t[:, None])[:, 0]
-        elif bkg.time_profile == "beam":
-            pulse = experiment.source.pulse
-            frac = time_bin_fractions(experiment, lambda t: pulse_cdf(t, pulse)[:, None])[:, 0]
-        else:
-            taus = neutrino_time_fractions(experiment) if taus is None else taus
-            frac = taus[COMPONENTS.index("prompt_numu") if bkg.time_profile == "prompt" else 1]
-        out[name] = bkg.counts * bkg.shape[:, None] * (frac / jnp.sum(frac))[None, :]
+        # ``counts`` is the number in the analysis window before the timing efficiency, which then applies
+        frac = time_bin_fractions(experiment, cdfs[bkg.time_profile])[:, 0]
+        window = time_bin_fractions(experiment, cdfs[bkg.time_profile], NoTimingEfficiency())[:, 0]
+        out[name] = bkg.counts * bkg.shape[:, None] * (frac / jnp.sum(window))[None, :]
     return out
 
 

@@ -53,6 +53,16 @@ def test_unknown_preset_lists_the_available_ones():
         (lambda d: d["bins"].update(energy_edges=[40.0, 60.0, 80.0]), r"threshold 40 keVee is above the largest CEvNS signal"),
         (lambda d: d["detector"]["efficiency"].update(threshold=50.0), r"efficiency\.threshold: 50 keVee is above the largest"),
         (lambda d: d["backgrounds"][0].pop("rate_per_kg_day"), r"backgrounds\[steady_state\]: missing required field 'counts'"),
+        (lambda d: d["systematics"].update(flux=0.0), r"systematics\.flux: must be > 0"),
+        (lambda d: d["systematics"].update(quenching_a=0.01), r"systematic 'quenching_a' needs quenching model LinearQuenching"),
+        (lambda d: d["systematics"].update(fluxx=0.1), r"unknown systematic 'fluxx'"),
+        (lambda d: d["bins"].update(energy_subdivisions=0.5), r"bins\.energy_subdivisions: must be a whole number >= 1"),
+        (lambda d: d["experiment"].update(assumptions="none"), r"experiment\.assumptions: must be a list of strings"),
+        (lambda d: d.update(backgrounds=5), r"backgrounds: must be an array of tables"),
+        (lambda d: d["detector"]["efficiency"].update(model="table", file="x.txt", columns=2, efficiency_column=3,
+                                                       maximum=None) or d["detector"]["efficiency"].pop("maximum")
+         or d["detector"]["efficiency"].pop("threshold") or d["detector"]["efficiency"].pop("width"),
+         r"efficiency\.efficiency_column: column 3 does not exist"),
     ],
 )
 def test_bad_input_names_the_field(edit, pattern):

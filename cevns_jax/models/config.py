@@ -27,9 +27,8 @@ from .sterile import mixing
 def _flavour(tab: _Table, key: str):
     value = tab.get(key, 0.0)
     if isinstance(value, list):
-        arr = tab.numbers(key, length=3)
-        return arr
-    return tab.number(key, nonnegative=key != "charge_radius_cm2")
+        return tab.numbers(key, length=3)
+    return tab.number(key, 0.0, nonnegative=key != "charge_radius_cm2")
 
 
 def model_from_dict(data: dict, label: str = "<model>"):

@@ -95,7 +95,8 @@ def benchmark_Y(epsilon, m_chi_MeV, m_V_MeV, alpha_D=0.5):
 def epsilon_from_Y(Y, m_chi_MeV, m_V_MeV=None, alpha_D=0.5):
     """ε giving Y at the benchmark (α_D = 0.5, m_V = 3 m_χ by default)."""
     m_V = 3.0 * m_chi_MeV if m_V_MeV is None else m_V_MeV
-    return jnp.sqrt(Y / (alpha_D * (m_chi_MeV / m_V) ** 4))
+    # floor inside the root: ε(0) ≈ 1e-150 (zero counts) with a finite gradient at Y = 0
+    return jnp.sqrt(jnp.maximum(Y, 1e-300) / (alpha_D * (m_chi_MeV / m_V) ** 4))
 
 
 def branching_ratio(dm: DarkMatter):

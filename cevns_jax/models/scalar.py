@@ -4,8 +4,8 @@
 
 (Cerdeño et al., JHEP 05 (2016) 118, arXiv:1604.01025; Farzan, Lindner, Rodejohann & Xu, JHEP 05
 (2018) 066). Q_φ is the scalar charge of the nucleus; for a universal quark coupling g_q the nucleon
-scalar form factors give Q_φ ≈ (14 Z + 15.1 N) g_q (Cerdeño et al.; from memory, re-check before
-relying on the numbers). The folding over the π-DAR flux uses the moment J₂ = ∫ f(E)/E² dE.
+scalar form factors give Q_φ ≈ (15.1 Z + 14 N) g_q (Cerdeño et al.; the same 14 A + 1.1 Z in
+bradkav/CEvNS). The folding over the π-DAR flux uses the moment J₂ = ∫ f(E)/E² dE.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from .. import constants as C
 from .._pytree import pytree_dataclass
 
-SCALAR_CHARGE_PER_PROTON = 14.0
-SCALAR_CHARGE_PER_NEUTRON = 15.1
+SCALAR_CHARGE_PER_PROTON = 15.1
+SCALAR_CHARGE_PER_NEUTRON = 14.0
 
 
 @pytree_dataclass
