@@ -560,13 +560,18 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
                 f"unknown experiment {str(name_or_path)!r}; available presets: {', '.join(list_presets())} "
                 "(or give the path of a TOML file)"
             )
+    return experiment_from_dict(read_toml(path, "experiment"), label=path.name, base=path.parent)
+
+
+def read_toml(path: str | Path, what: str) -> dict:
+    """Parse a TOML file; a missing or malformed file raises :class:`CevnsInputError` naming it."""
+    path = Path(path)
     if not path.is_file():
-        raise CevnsInputError(f"experiment file not found: {path}")
+        raise CevnsInputError(f"{what} file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise CevnsInputError(f"{path}: malformed TOML: {exc}") from None
-    return experiment_from_dict(data, label=path.name, base=path.parent)
 
 
 def list_presets() -> list[str]:

@@ -129,10 +129,7 @@ def fisher_forecasts(exps: dict, out: Path) -> list[str]:
             ax.set_title("Fisher 1σ (Δχ² = 2.30) regions, 3 SNS years each, nuisances marginalised", fontsize=9)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
-            fig.tight_layout()
-            for ext in ("png", "pdf"):
-                fig.savefig(out / f"snowmass_fisher_ellipses.{ext}", dpi=120)
-            plt.close(fig)
+            finish(fig, out, "snowmass_fisher_ellipses")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for n in PLANNED + ["combined"]:
         ax.plot(years, [table[(n, y)][0] for y in years], "o-", color=COLOURS[n], label=n, lw=2 if n == "combined" else 1.2)
@@ -142,16 +139,26 @@ def fisher_forecasts(exps: dict, out: Path) -> list[str]:
     ax.set_title("Fisher forecast of sin²θ_W (R_n and all preset nuisances marginalised; flux shared)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"snowmass_sin2w_vs_exposure.{ext}", dpi=120)
-    plt.close(fig)
+    finish(fig, out, "snowmass_sin2w_vs_exposure")
     lines = ["| detector | " + " | ".join(f"σ(ŝ²) {y:g} y" for y in years) + " | σ(R_n) [fm] 3 y |",
              "|---|" + "---|" * (len(years) + 1)]
     for n in PLANNED + ["combined"]:
         rn = table[(n, 3.0)][1]
         lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn:.3f} |")
     return lines
+
+
+def finish(fig, out: Path, name: str) -> None:
+    """Save a figure as PNG and PDF and close it."""
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"{name}.{ext}", dpi=120)
+    plt.close(fig)
+
+
+def benchmark_rows(observable: str, curves: dict, masses, at: tuple[float, float]) -> list[tuple]:
+    """Limits of every curve interpolated (in log mass) at two benchmark masses."""
+    return [(observable, label, *(np.interp(np.log(m), np.log(masses), curve) for m in at)) for label, curve in curves.items()]
 
 
 def main() -> None:
@@ -187,12 +194,8 @@ def main() -> None:
                     label="(g−2)_μ 2021 band (2σ; tension ≲1σ after 2025)")
     ax.set_ylim(1e-5, 1e-1)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(args.out / f"snowmass_lmu_ltau.{ext}", dpi=120)
-    plt.close(fig)
-    for label, curve in curves.items():
-        rows.append(("L_μ−L_τ g′", label, *(np.interp(np.log(m), np.log(masses), curve) for m in (10.0, 100.0))))
+    finish(fig, args.out, "snowmass_lmu_ltau")
+    rows += benchmark_rows("L_μ−L_τ g′", curves, masses, (10.0, 100.0))
 
     # --- universal Z′: all crossings (the sign-flipped allowed island) --------------------------
     axes = [Axis("mass_MeV", 1.0, 1000.0, n_mass, "log"), Axis("g", 1e-6, 1e-2, 2 * n_coupling, "log")]
@@ -213,12 +216,8 @@ def main() -> None:
          "first Δχ² = 2.71 crossing; shaded: the sign-flipped allowed island")
     ax.set_ylim(1e-6, 1e-2)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(args.out / f"snowmass_universal_zprime.{ext}", dpi=120)
-    plt.close(fig)
-    for label, curve in curves.items():
-        rows.append(("universal Z′ g", label, *(np.interp(np.log(m), np.log(masses), curve) for m in (10.0, 100.0))))
+    finish(fig, args.out, "snowmass_universal_zprime")
+    rows += benchmark_rows("universal Z′ g", curves, masses, (10.0, 100.0))
 
     # --- scalar dark matter ---------------------------------------------------------------------
     axes = [Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log")]
@@ -238,12 +237,8 @@ def main() -> None:
          "expected 90% CL (Asimov, Δχ² = 2.71 raster), π⁰ yield ±15% and preset priors profiled")
     ax.set_ylim(1e-13, 1e-7)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(args.out / f"snowmass_dark_matter.{ext}", dpi=120)
-    plt.close(fig)
-    for label, curve in curves.items():
-        rows.append(("scalar DM Y", label, *(np.interp(np.log(m), np.log(masses), curve) for m in (5.0, 20.0))))
+    finish(fig, args.out, "snowmass_dark_matter")
+    rows += benchmark_rows("scalar DM Y", curves, masses, (5.0, 20.0))
 
     table = ["| observable | detector | limit at mass 1 | limit at mass 2 |", "|---|---|---|---|"]
     for obs, label, a, b in rows:

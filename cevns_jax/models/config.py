@@ -11,11 +11,10 @@ fields are errors naming the field.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from ..errors import CevnsInputError
-from ..experiment import _Table
+from ..experiment import _Table, read_toml
 from ..xsec import COUPLING_SCHEMES, standard_model
 from . import NewPhysics, b_minus_l, general, lmu_minus_ltau, universal
 from .darkmatter import dark_matter, epsilon_from_Y
@@ -98,14 +97,7 @@ def model_from_dict(data: dict, label: str = "<model>"):
 
 def load_model(path: str | Path):
     """(StandardModel, NewPhysics) from a TOML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CevnsInputError(f"model file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise CevnsInputError(f"{path}: malformed TOML: {exc}") from None
-    return model_from_dict(data, label=path.name)
+    return model_from_dict(read_toml(path, "model"), label=Path(path).name)
 
 
 __all__ = ["load_model", "model_from_dict"]
