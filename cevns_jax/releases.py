@@ -57,11 +57,6 @@ def read_table(path: str | Path, n_columns: int, *, nonnegative_columns: tuple[i
     return np.asarray(rows, dtype=np.float64)
 
 
-def read_coefficient_blocks(path: str | Path, n_coefficients: int) -> np.ndarray:
-    """Rows of ``n_coefficients`` numbers (COHERENT CsI 2021 efficiency/quenching files)."""
-    return read_table(path, n_coefficients)
-
-
 def edges_from_centres(centres: np.ndarray) -> np.ndarray:
     """Bin edges of a uniform grid given its sorted, unique centres."""
     c = np.unique(centres)

@@ -82,12 +82,8 @@ def sm_component_charges(sm: StandardModel, target, T_MeV):
 
     Returns shape (3 components, n_iso, n_T).
     """
-    M = target.mass_MeV[:, None]
-    Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T_MeV, M))
-    gvp, gvn = nucleon_couplings(sm)
-    Z, N = target.Z[:, None], target.N[:, None]
-    by_flavour = [weak_charge(gvp[f], gvn, Z, N, Fp, Fn) for f in range(3)]
-    return jnp.stack([by_flavour[f] for f in COMPONENT_FLAVOUR])
+    Q, _, _ = flavour_charges(sm, None, target, T_MeV)
+    return Q[np.asarray(COMPONENT_FLAVOUR)]
 
 
 def _column(target):
