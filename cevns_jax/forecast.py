@@ -6,7 +6,8 @@ for one or several experiments (joint: χ² summed, the ``flux`` and ``pi0`` nui
 experiments at the source, every other nuisance per experiment). The nuisances act on the prediction
 through linear template morphing around the SM (their log-derivatives computed once):
 μ(θ, ν) = μ_sig(θ)·(1 + Σ_k ν_k r_k) + Σ_b (1 + ν_b) μ_b, so each grid point costs one forward
-evaluation plus a few cheap profiling steps; the profiled value stays differentiable in θ.
+evaluation (:meth:`AsimovForecast.signals`) plus a few profiling steps on arrays
+(:meth:`AsimovForecast.combine`); the profiled value stays differentiable in θ.
 """
 
 from __future__ import annotations
@@ -70,28 +71,43 @@ class AsimovForecast:
             self._data.append(jnp.ravel(S0 + sum(bkg.values(), jnp.zeros_like(S0))))
         self.data = jnp.concatenate(self._data)
 
-    def expected(self, theta: dict, nuisances: dict):
-        """Flat expected counts of all experiments at (θ, ν)."""
+    def signals(self, theta: dict) -> list:
+        """The θ-dependent pieces, once per point: per experiment (CEvNS signal, dark-matter counts or None)."""
         model = self.model_of(theta)
-        parts = []
-        for exp, local, logd, bkg in zip(self.experiments, self._local, self._logd, self._bkg):
-            signal = jnp.sum(cevns_counts(exp, model=model), axis=0)
-            factor = 1.0 + sum((nuisances[local[n]] * r for n, r in logd.items()), jnp.zeros_like(signal))
-            total = signal * factor
+        out = []
+        for exp in self.experiments:
+            signal = jnp.ravel(jnp.sum(cevns_counts(exp, model=model), axis=0))
+            dm = None
             if model is not None and model.dark_matter is not None:
-                dm = dark_matter_counts(exp, model.dark_matter)
+                dm = jnp.ravel(dark_matter_counts(exp, model.dark_matter))
+            out.append((signal, dm))
+        return out
+
+    def combine(self, signals: list, nuisances: dict):
+        """Flat expected counts of all experiments from :meth:`signals` at nuisances ν (cheap: no physics)."""
+        parts = []
+        for (signal, dm), local, logd, bkg in zip(signals, self._local, self._logd, self._bkg):
+            factor = 1.0 + sum((nuisances[local[n]] * jnp.ravel(r) for n, r in logd.items()), jnp.zeros_like(signal))
+            total = signal * factor
+            if dm is not None:
                 total = total + dm * (1.0 + nuisances.get("pi0", 0.0))
             for name, counts in bkg.items():
                 key = local.get(f"background:{name}")
                 scale = 1.0 + (nuisances[key] if key is not None else 0.0)
                 flux = 1.0 + nuisances.get(local.get("flux", "flux"), 0.0) if name == "nin" else 1.0
-                total = total + counts * scale * flux
-            parts.append(jnp.ravel(total))
+                total = total + jnp.ravel(counts) * scale * flux
+            parts.append(total)
         return jnp.concatenate(parts)
+
+    def expected(self, theta: dict, nuisances: dict):
+        """Flat expected counts of all experiments at (θ, ν)."""
+        return self.combine(self.signals(theta), nuisances)
 
     def delta_chi2(self, theta: dict):
         """Profiled Asimov Δχ² at θ (the SM gives 0)."""
-        return profiled_chi2(self.expected, self.data, theta, self._zero, self.priors, self.n_steps)
+        signals = self.signals(theta)  # the physics, evaluated once; profiling only rescales it
+        return profiled_chi2(lambda s, nu: self.combine(s, nu), self.data, signals, self._zero, self.priors,
+                             self.n_steps)
 
     def unprofiled_delta_chi2(self, theta: dict):
         """Δχ² with every nuisance at 0 (statistics only)."""
