@@ -13,15 +13,16 @@ not tabulated from other relic papers:
   β_χ = √(1 − 4m_χ²/s). Non-relativistically (v the relative velocity) σv → 16π ε²α α_D m_χ² S/(m_V² − 4m_χ²)²
   (Dirac, s-wave) and (8π/3) ε²α α_D m_χ² v² S/(m_V² − 4m_χ²)² (scalar and Majorana, p-wave); for m_V ≫ m_χ
   both are ∝ Y/m_χ², which is why Y is the relic variable (Izaguirre, Krnjaic, Schuster & Toro, PRL 115 (2015)
-  251301). The V width runs with √s (V* → χχ̄ only; its
-  SM part is O(ε²)): √sΓ = α_D s β³/12 (scalar), α_D (s + 2m_χ²) β/3 (Dirac), α_D s β³/6 (Majorana); it is
-  negligible near threshold, so at fixed m_V/m_χ the relic Y hardly depends on α_D.
+  251301). The V width runs with √s (V* → χχ̄ only; its SM part is O(ε²)): √sΓ = α_D s β³/12 (scalar),
+  α_D (s + 2m_χ²) β/3 (Dirac), α_D s β³/6 (Majorana); it vanishes at threshold, so at fixed m_V/m_χ the relic Y
+  hardly depends on α_D (< 1% for 0.1 ≤ α_D ≤ 1 above 10 MeV; the thermal tail reaching the V pole adds a
+  resonant part ∝ Y/α_D, 1.6% at 10 MeV for α_D = 0.05).
 * **Pseudo-Dirac** χ₁, χ₂ (m₂ = (1+Δ)m₁, off-diagonal coupling): coannihilation χ₁χ₂ → f f̄ with the Dirac
   σ (mass splitting neglected in the kinematics), σ_eff = 2r/(1+r)² σ₁₂, r = n₂/n₁ in equilibrium
   (Griest & Seckel, PRD 43 (1991) 3191); Δ → 0 is the Dirac line, which is what the usual "pseudo-Dirac"
   target curves show (Δ ≪ 1/x_f); Δ = 0.1 raises Y about fourfold at 10 MeV (χ₂ depleted at freeze-out).
 * **R(√s)**: PDG compilation of e⁺e⁻ → hadrons data (``_R_TABLE``, 0.3–3.5 GeV, sampled from the PDG 2020
-  R-ratio file, the ρ–ω and φ peaks at 1–2 MeV spacing), linearly interpolated; below 0.3 GeV the
+  R-ratio file as redistributed with GAMBIT, the ρ–ω and φ peaks at 1–2 MeV spacing), linearly interpolated; below 0.3 GeV the
   π⁺π⁻ threshold shape β_π³|F_π|²/4 with a ρ-dominance form factor, scaled to the first data point; constant
   above 3.5 GeV. π⁰γ below the ππ threshold (R ~ 10⁻⁴) is neglected. Accuracy: the data's, a few per cent
   away from the peaks, ~10% for the ω/φ peak shapes (which matter for m_χ ≈ 390 and 510 MeV only).
@@ -33,7 +34,7 @@ not tabulated from other relic papers:
   ⟨σv⟩_eff = ⟨σv⟩/2 for χ ≠ χ̄ (n counts both), ⟨σv⟩ for Majorana. Ω h² = m_χ s₀ Ỹ_∞/(ρ_c/h²).
 * **g_ρ(T), g_s(T)**: ideal gas of γ, e, μ, π, and three ν (instantaneously decoupled at T = 1 MeV, which
   gives N_eff ≈ 3.07) below ~25 MeV; the lattice-QCD + SM table of Borsanyi et al., Nature 539 (2016) 69,
-  Supplementary Table S2, above ~40 MeV (monotone cubic in log T), blended in between (they differ by < 0.3%
+  Supplementary Table S2, above ~40 MeV (monotone cubic in log T), blended in between (they differ by ≤ 0.3%
   at 18 and 40 MeV).
 
 Assumptions: kinetic equilibrium of χ with the plasma during freeze-out; no χ asymmetry; standard
@@ -481,3 +482,9 @@ def relic_Y(m_chi_MeV, particle="scalar", alpha_D=0.5, mass_ratio=3.0, *, splitt
     eps2 = _solve_coupling(m, rate, g_chi, omega, x, guess)
     Y = eps2 * alpha_D / mass_ratio**4
     return Y.reshape(np.shape(m_chi_MeV))[()]
+
+
+def relic_targets(m_chi_MeV, particles=("scalar", "majorana", "dirac"), **kwargs):
+    """{particle: relic_Y(m_chi_MeV, particle, **kwargs)} for plotting thermal-target lines (α_D = 0.5, m_V = 3m_χ
+    by default), e.g. ``relic_targets(np.geomspace(1, 300, 200))`` (≈ 5 s per particle on one core)."""
+    return {particle: relic_Y(m_chi_MeV, particle, **kwargs) for particle in particles}
