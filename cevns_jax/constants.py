@@ -96,3 +96,20 @@ def protons_on_target_from_power(beam_power_MW: float, proton_energy_GeV: float,
 
 
 assert math.isclose(OSCILLATION_PHASE, 1.26693, rel_tol=1e-5)
+
+# --- cosmology: thermal relic abundance (cevns_jax.models.relic) ------------------------------
+OMEGA_DM_H2_PLANCK2018 = 0.120
+"""Cold-dark-matter density Ω_c h², Planck 2018 VI (A&A 641, A6), TT,TE,EE+lowE+lensing: 0.120 ± 0.001."""
+M_PLANCK_MEV = 1.220890e22
+"""Planck mass (ħc/G_N)^(1/2) [MeV], PDG 2024 (1.220890(14) × 10¹⁹ GeV); H = √(4π³g_*/45) T²/M_Pl."""
+T_CMB_K = 2.7255
+"""CMB temperature today [K], Fixsen 2009 (ApJ 707, 916), as quoted by the PDG."""
+BOLTZMANN_MEV_PER_K = 8.617333262e-11
+"""Boltzmann constant [MeV/K], exact (SI 2019)."""
+RHO_CRIT_OVER_H2_MEV_PER_CM3 = 1.053672e-2
+"""Critical density ρ_c/h² = 3(100 km/s/Mpc)²/(8πG_N) [MeV cm⁻³], PDG 2024 astrophysical constants
+(1.053672(24) × 10⁻⁵ GeV cm⁻³)."""
+SPEED_OF_LIGHT_CM_PER_S = 2.99792458e10
+"""Speed of light [cm/s], exact."""
+SIGMA_V_MEV2_TO_CM3_PER_S = MEV2_TO_CM2 * SPEED_OF_LIGHT_CM_PER_S
+"""Converts σv from MeV⁻² (v in units of c) to cm³/s (1.16733e-11)."""

@@ -7,7 +7,8 @@ at its null value, which reproduces the SM exactly). Each sub-model acts in one 
   :mod:`.nsi`, the charge radii of :mod:`.em`;
 * an extra incoherent cross section: the magnetic moments of :mod:`.em`, a light scalar (:mod:`.scalar`);
 * a factor on the flux per flavour: :mod:`.sterile` (3+1 oscillations);
-* an extra signal component with its own flux, cross section and timing: :mod:`.darkmatter`.
+* an extra signal component with its own flux, cross section and timing: :mod:`.darkmatter`
+  (with its thermal-relic targets in :mod:`.relic`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from .em import properties as em_properties
 from .scalar import Scalar, scalar_mediator
 from .nsi import NSI
 from .nsi import couplings as nsi_couplings
+from .relic import relic_Y
 from .sterile import Sterile
 from .sterile import mixing as sterile_mixing
 from .zprime import ZPrime, b_minus_l, general, lmu_minus_ltau, universal
 
 __all__ = [
     "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile", "DarkMatter", "dark_matter", "benchmark_Y",
-    "epsilon_from_Y", "Scalar", "scalar_mediator",
+    "epsilon_from_Y", "relic_Y", "Scalar", "scalar_mediator",
     "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi_couplings", "em_properties", "sterile_mixing",
 ]
 
