@@ -25,6 +25,39 @@ from .source import COMPONENTS
 SHARED = ("flux", "pi0")
 
 
+def experiment_signal(exp, model) -> tuple:
+    """Flat CEvNS counts (all components summed) and dark-matter counts (None without dark matter)."""
+    signal = jnp.ravel(jnp.sum(cevns_counts(exp, model=model), axis=0))
+    dm = None
+    if model is not None and model.dark_matter is not None:
+        dm = jnp.ravel(dark_matter_counts(exp, model.dark_matter))
+    return signal, dm
+
+
+def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
+    """Point function θ → {label: profiled Δχ²} for several forecasts of one model.
+
+    Every distinct experiment's physics is computed once per point and shared by all forecasts that
+    contain it (e.g. each detector alone and their combination), so a scan of all of them is one
+    program: one compilation, and the combination costs only its profiling.
+    """
+
+    def point(theta):
+        model = model_of(theta)
+        cache = {}
+        out = {}
+        for label, fc in forecasts.items():
+            signals = []
+            for exp in fc.experiments:
+                if id(exp) not in cache:
+                    cache[id(exp)] = experiment_signal(exp, model)
+                signals.append(cache[id(exp)])
+            out[label] = fc.profiled(signals)
+        return out
+
+    return point
+
+
 class AsimovForecast:
     """Profiled Asimov Δχ²(θ) of ``model_of(θ)`` against the SM for ``experiments``.
 
@@ -74,14 +107,7 @@ class AsimovForecast:
     def signals(self, theta: dict) -> list:
         """The θ-dependent pieces, once per point: per experiment (CEvNS signal, dark-matter counts or None)."""
         model = self.model_of(theta)
-        out = []
-        for exp in self.experiments:
-            signal = jnp.ravel(jnp.sum(cevns_counts(exp, model=model), axis=0))
-            dm = None
-            if model is not None and model.dark_matter is not None:
-                dm = jnp.ravel(dark_matter_counts(exp, model.dark_matter))
-            out.append((signal, dm))
-        return out
+        return [experiment_signal(exp, model) for exp in self.experiments]
 
     def combine(self, signals: list, nuisances: dict):
         """Flat expected counts of all experiments from :meth:`signals` at nuisances ν (cheap: no physics)."""
@@ -105,7 +131,10 @@ class AsimovForecast:
 
     def delta_chi2(self, theta: dict):
         """Profiled Asimov Δχ² at θ (the SM gives 0)."""
-        signals = self.signals(theta)  # the physics, evaluated once; profiling only rescales it
+        return self.profiled(self.signals(theta))  # the physics once; profiling only rescales it
+
+    def profiled(self, signals: list):
+        """Profiled Asimov Δχ² from precomputed :meth:`signals`."""
         return profiled_chi2(lambda s, nu: self.combine(s, nu), self.data, signals, self._zero, self.priors,
                              self.n_steps)
 
