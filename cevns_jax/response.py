@@ -136,7 +136,14 @@ class GammaPESmearing:
 @pytree_dataclass
 class PoissonPESmearing:
     """Poisson photoelectron statistics, λ = LY·E_ee, each n-PE signal read out with a Gaussian
-    single-photoelectron width σ_spe·√max(n, 1) (PHYSICS.md §3.2). ``n_max`` terms are summed."""
+    single-photoelectron width σ_spe·√max(n, 1) (PHYSICS.md §3.2). ``n_max`` terms are summed.
+
+    CDF(x | E) = Σ_n P(n; λ(E)) · Φ((x − n)/(σ_spe √max(n, 1))), n = 0 … n_max. The first factor depends
+    only on E and the second only on x, so the sum is a contraction over n (``einsum`` → one matrix
+    product when x and E sit on different broadcast axes, as in :func:`energy_response`): the
+    transcendental functions are evaluated on (n_x + n_E)·n_max points instead of n_x·n_E·n_max, and the
+    backward pass stores no (x × E × n) array. Same terms as the direct sum, only summed in another order.
+    """
 
     light_yield_PE_per_keV: jnp.ndarray
     spe_width: jnp.ndarray
@@ -145,9 +152,10 @@ class PoissonPESmearing:
     def cdf(self, x, E_keV):
         lam = jnp.maximum(self.light_yield_PE_per_keV * E_keV, _E_FLOOR_KEV)
         n = jnp.arange(self.n_max + 1, dtype=jnp.float64)
-        log_p = n * jnp.log(lam)[..., None] - lam[..., None] - gammaln(n + 1.0)
+        poisson = jnp.exp(n * jnp.log(lam)[..., None] - lam[..., None] - gammaln(n + 1.0))  # E.shape + (n,)
         width = self.spe_width * jnp.sqrt(jnp.maximum(n, 1.0))
-        return jnp.sum(jnp.exp(log_p) * ndtr((jnp.asarray(x)[..., None] - n) / width), axis=-1)
+        readout = ndtr((jnp.asarray(x)[..., None] - n) / width)  # x.shape + (n,)
+        return jnp.einsum("...n,...n->...", readout, poisson, precision=jax.lax.Precision.HIGHEST)
 
 
 # ----------------------------------------------------------------------------------------------
