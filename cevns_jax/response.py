@@ -17,6 +17,8 @@ the sub-bin midpoint. The bin edges are leaves, so thresholds and binning are di
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln, ndtr
@@ -156,6 +158,17 @@ class PoissonPESmearing:
         width = self.spe_width * jnp.sqrt(jnp.maximum(n, 1.0))
         readout = ndtr((jnp.asarray(x)[..., None] - n) / width)  # x.shape + (n,)
         return jnp.einsum("...n,...n->...", readout, poisson, precision=jax.lax.Precision.HIGHEST)
+
+
+def poisson_pe_terms(top_PE: float, spe_width: float) -> int:
+    """``n_max`` for :class:`PoissonPESmearing` when the CDF is needed up to ``top_PE`` (top bin edge).
+
+    Dropping the terms n > n_max changes CDF(x ≤ top) by at most Φ(−(n_max − top)/(σ_spe √n_max)) for any
+    λ, since (n − top)/√n grows with n. The margin max(8√top + 10, 10 σ_spe √top + 100 σ_spe²) PE keeps
+    that ratio ≥ 10 (bound Φ(−10) ≈ 8e-24); with σ_spe = 0.4 (every preset) the first term sets it.
+    """
+    margin = max(8.0 * math.sqrt(top_PE) + 10.0, 10.0 * spe_width * math.sqrt(top_PE) + 100.0 * spe_width**2)
+    return int(math.ceil(top_PE + margin))
 
 
 # ----------------------------------------------------------------------------------------------
