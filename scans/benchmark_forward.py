@@ -58,7 +58,8 @@ def main() -> None:
     names = args.presets or cevns_jax.list_presets()
     device = jax.devices()[0]
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, python {platform.python_version()}")
-    print(f"{'preset':<24s} {'bins':>7s} {'compile [s]':>12s} {'run [ms]':>10s} {'grad compile [s]':>17s} {'grad run [ms]':>14s} {'grad temp [MB]':>15s}")
+    print(f"{'preset':<24s} {'bins':>7s} {'compile [s]':>12s} {'run [ms]':>10s} {'grad compile [s]':>17s} "
+          f"{'grad run [ms]':>14s} {'grad temp [MB]':>15s}")
     rows = []
     for name in names:
         exp = cevns_jax.load_experiment(name)
@@ -68,7 +69,8 @@ def main() -> None:
         n_bins = (exp.detector.binning.energy_edges.size - 1) * (exp.detector.binning.time_edges_ns.size - 1)
         rows.append(dict(preset=name, bins=n_bins, compile_s=compile_s, run_ms=1e3 * run_s,
                          grad_compile_s=g_compile_s, grad_run_ms=1e3 * g_run_s, grad_temp_MB=g_temp_MB))
-        print(f"{name:<24s} {n_bins:7d} {compile_s:12.2f} {1e3 * run_s:10.2f} {g_compile_s:17.2f} {1e3 * g_run_s:14.2f} {g_temp_MB:15.1f}")
+        print(f"{name:<24s} {n_bins:7d} {compile_s:12.2f} {1e3 * run_s:10.2f} {g_compile_s:17.2f} "
+              f"{1e3 * g_run_s:14.2f} {g_temp_MB:15.1f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(device=device.device_kind, platform=device.platform, jax=jax.__version__)
