@@ -516,9 +516,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     bins.check_unused()
     binning = resp.Binning(_f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t)
     if isinstance(smearing, resp.PoissonPESmearing):
-        # photoelectron counts summed up to well past the highest bin edge
-        top = float(energy_edges[-1])
-        smearing = replace(smearing, n_max=int(math.ceil(top + 8.0 * math.sqrt(top) + 10.0)))
+        smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
 
     backgrounds, background_priors = {}, []
     entries = root.get("backgrounds", [])

@@ -1,5 +1,6 @@
 """Detector response: quenching, smearing, efficiency and the binned response (PHYSICS.md §3, §6)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -115,3 +116,73 @@ def test_sub_bin_efficiency_sampling_converges():
     fine = R.energy_response(s, eff, R.Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=64), E)
     np.testing.assert_allclose(coarse.sum(0), fine.sum(0), atol=5e-4)
     np.testing.assert_allclose(coarse, fine, atol=2e-3)
+
+
+# Poisson-PE smearing: the contraction over n against the direct sum, derivatives, normalisation.
+# λ spans 1e-3 PE (pedestal-dominated) to 320 PE, above the largest mean of any Poisson-PE preset
+# (NaIvETe: 10 PE/keVee × quenched T_max of Na ≈ 311 PE; COH-CryoCsI: ≈ 283 PE).
+_LAMBDAS = np.geomspace(1e-3, 320.0, 25)
+
+
+def _direct_poisson_pe_cdf(x, lam, spe_width, n_max):
+    """The pre-contraction algorithm with scipy: Σ_n P(n; λ) Φ((x − n)/(σ √max(n, 1))) on an (x, λ, n) grid."""
+    n = np.arange(n_max + 1.0)
+    pmf = stats.poisson.pmf(n, np.asarray(lam)[:, None])
+    readout = stats.norm.cdf((np.asarray(x)[:, None] - n) / (spe_width * np.sqrt(np.maximum(n, 1.0))))
+    return np.sum(readout[:, None, :] * pmf[None, :, :], axis=-1)
+
+
+def test_poisson_pe_contraction_matches_direct_sum():
+    top = 400.0  # NaIvETe's top bin edge, the largest of the Poisson-PE presets
+    n_max = R.poisson_pe_terms(top, 0.4)
+    s = R.PoissonPESmearing(jnp.asarray(10.0), jnp.asarray(0.4), n_max=n_max)
+    x = np.concatenate([[-2.0, 0.0, 0.3, 0.5, 1.0, 2.5], np.linspace(4.0, top, 40)])
+    got = np.asarray(jax.jit(s.cdf)(jnp.asarray(x)[:, None], jnp.asarray(_LAMBDAS / 10.0)[None, :]))
+    ref = _direct_poisson_pe_cdf(x, _LAMBDAS, 0.4, n_max)
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-300)
+    # elementwise call (x and E of one shape) and a scalar call go through the same contraction
+    np.testing.assert_allclose(jax.jit(s.cdf)(jnp.asarray(x[:25]), jnp.asarray(_LAMBDAS / 10.0)),
+                               np.diagonal(ref[:25, :25]), rtol=1e-10, atol=1e-300)
+    assert float(s.cdf(0.0, 1e-4)) == pytest.approx(ref[1, 0], rel=1e-10)  # pedestal: e^{−λ}/2 + O(λ)
+
+
+def test_poisson_pe_terms_cover_the_top_edge():
+    """The terms n_max < n ≤ 2 n_max add < 1e-15 to the CDF at the top bin edge, for any λ and σ_spe."""
+    for top, spe in ((30.0, 0.4), (400.0, 0.4), (30.0, 2.0), (300.0, 2.0)):
+        n_max = R.poisson_pe_terms(top, spe)
+        n = np.arange(n_max + 1.0, 2.0 * n_max + 1.0)
+        readout = stats.norm.cdf((top - n) / (spe * np.sqrt(n)))
+        for lam in (1.0, top, n_max, 2.0 * n_max):
+            assert np.sum(stats.poisson.pmf(n, lam) * readout) < 1e-15
+
+
+def test_poisson_pe_normalisation():
+    s = R.PoissonPESmearing(jnp.asarray(10.0), jnp.asarray(0.4), n_max=R.poisson_pe_terms(400.0, 0.4))
+    np.testing.assert_allclose(s.cdf(1e4, jnp.asarray(_LAMBDAS / 10.0)), 1.0, rtol=0, atol=1e-12)
+    assert float(s.cdf(-1e4, 1.0)) == 0.0
+
+
+def test_poisson_pe_gradients_match_finite_differences():
+    """d/dLY, d/dE, d/dσ_spe of a binned response against central differences (step 1e-6 relative)."""
+    edges = jnp.array([0.5, 3.0, 8.0, 20.0, 60.0, 150.0, 300.0])
+    x = R.subdivide(edges, 4)
+    weights = jnp.sin(jnp.arange(x.size - 1.0)) + 1.5
+    E = jnp.array([0.002, 0.05, 0.4, 3.0, 6.5])  # λ = 0.08 … 260 PE at 40 PE/keVee
+
+    def objective(ly, spe, E):
+        s = R.PoissonPESmearing(ly, spe, n_max=R.poisson_pe_terms(300.0, 0.4))
+        prob = jnp.diff(s.cdf(x[:, None], E[None, :]), axis=0)
+        return weights @ prob  # one number per E
+
+    ly, spe = jnp.asarray(40.0), jnp.asarray(0.4)
+    objective = jax.jit(objective)
+    total = jax.jit(lambda ly, spe, E: jnp.sum(objective(ly, spe, E)))
+    g_ly, g_spe, g_E = jax.jit(jax.grad(total, argnums=(0, 1, 2)))(ly, spe, E)
+
+    def central(f, v):
+        h = 1e-6 * v
+        return (f(v + h) - f(v - h)) / (2.0 * h)
+
+    assert float(g_ly) == pytest.approx(float(central(lambda v: total(v, spe, E), ly)), rel=1e-5)
+    assert float(g_spe) == pytest.approx(float(central(lambda v: total(ly, v, E), spe)), rel=1e-5)
+    np.testing.assert_allclose(g_E, central(lambda v: objective(ly, spe, v), E), rtol=1e-5)
