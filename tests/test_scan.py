@@ -120,7 +120,7 @@ def test_raster_crossings_report_every_crossing():
 
 
 def test_asimov_forecast_properties(presets):
-    from cevns_jax.forecast import AsimovForecast
+    from cevns_jax.forecast import AsimovForecast, shared_delta_chi2
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
 
     model_of = lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"]))  # noqa: E731
@@ -137,6 +137,9 @@ def test_asimov_forecast_properties(presets):
     batched = jax.jit(jax.vmap(lambda g: fc.delta_chi2({"M": 10.0, "g": g})))(gs)
     np.testing.assert_allclose(batched, [float(f({"M": 10.0, "g": g})) for g in gs], rtol=1e-10)
     assert np.all(np.diff(np.asarray(batched)) > 0)
+    shared = shared_delta_chi2({"ge": fc, "joint": joint}, model_of)(th)  # physics shared between the two
+    assert float(shared["ge"]) == pytest.approx(prof, rel=1e-12)
+    assert float(shared["joint"]) == pytest.approx(float(joint.delta_chi2(th)), rel=1e-12)
     grad = float(jax.grad(lambda g: fc.delta_chi2({"M": 10.0, "g": g}))(8e-4))
     h = 1e-7
     fd = (float(f({"M": 10.0, "g": 8e-4 + h})) - float(f({"M": 10.0, "g": 8e-4 - h}))) / (2 * h)
