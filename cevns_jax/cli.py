@@ -5,6 +5,7 @@
     cevns predict --all                 a table for every preset (the main job of the README)
     cevns predict EXPERIMENT --model M  the same under a new-physics point (TOML; see models/config.py)
     cevns fit RELEASE [--json]          fit a COHERENT data release: CEvNS count, significance, sin²θ_W
+    cevns fit RELEASE --model M         Δχ² of a new-physics point (TOML) against the SM on the release's data
 
 EXPERIMENT is a preset name or the path of a TOML file. Bad input prints one clear line and exits 2.
 """
@@ -101,6 +102,12 @@ def _print_fit(r: dict) -> None:
     print("  nuisance pulls      " + ", ".join(f"{k} = {v:+.3g}" for k, v in r["nuisances"].items()))
 
 
+def _print_model_test(r: dict) -> None:
+    print(f"{r['release']}: {r['model']} against the SM ({r['n_bins']} bins, nuisances profiled)")
+    print(f"  χ²(SM) = {r['chi2_sm']:.3f}   χ²(model) = {r['chi2_model']:.3f}   Δχ² = {r['delta_chi2']:+.3f}"
+          "   (90% CL exclusion of one parameter: Δχ² > 2.71)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cevns", description="CEvNS forecasts at stopped-pion sources")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="CEvNS template: the model's energy-time correlation, or factorised as in the CENNS-10 release")
     f.add_argument("--exact", action="store_true", help="full forward model at every step (no template morphing)")
     f.add_argument("--scan-points", type=int, default=41, help="points in each profile-likelihood scan")
+    f.add_argument("--model", help="TOML file with a new-physics point: print its Δχ² against the SM instead of the fit")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     enable_x64()
@@ -125,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
 
             for name, status, citation in preset_summaries():
                 print(f"{name:<24s} [{status}] {citation}")
+            return 0
+        if args.command == "fit" and args.model is not None:
+            from .fits import model_test
+            from .models.config import load_model
+
+            sm, model = load_model(args.model)
+            result = {**model_test(args.release, model, sm=sm, morphing="exact" if args.exact else "linear"),
+                      "model": args.model}
+            print(json.dumps(result, indent=2)) if args.json else _print_model_test(result)
             return 0
         if args.command == "fit":
             from .fits import fit
