@@ -584,33 +584,51 @@ class DataLimit:
         """Prior widths of the profiled nuisances under ``model`` (adds ``pi0`` with dark matter)."""
         return {**self.priors, "pi0": self.pi0_prior} if _has_dark_matter(model) else self.priors
 
-    def _profile(self, sm, model, nu0: dict, n_steps: int):
-        """(ν̂, min_ν χ²) at one model point; the model's templates are computed once, outside the steps."""
+    def _mu(self, sm):
+        """μ(args, ν): from linear-morphing templates, or the exact model (``args`` = the model)."""
         a = self.analysis
+        if a.morphed:
+            return lambda templates, nu: _flat_means(a, morphed_counts(a, {}, templates, nu))
+        return lambda m, nu: poisson_terms(a, {}, nu, sm, m)
+
+    def _args(self, sm, model):
+        """The per-model pieces computed once, outside the profiling steps."""
         if sm is not None and model is None:  # non-default SM inputs: recompute the signal
             from .models import NewPhysics
 
             model = NewPhysics()
-        if a.morphed:
-            args = morphing_templates(a, {}, sm, model)
+        return morphing_templates(self.analysis, {}, sm, model) if self.analysis.morphed else model
 
-            def mu(templates, nu):
-                return _flat_means(a, morphed_counts(a, {}, templates, nu))
-        else:
-            args = model
-
-            def mu(m, nu):
-                return poisson_terms(a, {}, nu, sm, m)
-
+    def _profile(self, sm, model, nu0: dict, n_steps: int, args=None):
+        """(ν̂, min_ν χ²) at one model point (``args``: precomputed templates, see :meth:`templates`)."""
+        mu, args = self._mu(sm), self._args(sm, model) if args is None else args
         priors = self.priors_for(model)
         nu_hat = jax.lax.stop_gradient(profile_nuisances(mu, self.observed, args, nu0, priors, n_steps))
         return nu_hat, chi2(mu, self.observed, args, nu_hat, priors)
 
+    def _start(self, model) -> dict:
+        return {k: self.reference_nuisances.get(k, jnp.zeros((), dtype=jnp.float64)) for k in self.priors_for(model)}
+
     def delta_chi2(self, theta: dict):
         """Δχ²(θ) = min_ν χ²(model_of(θ), ν) − χ²_min (may be < 0; differentiable in θ via the envelope theorem)."""
         model = self._model(theta)
-        nu0 = {k: self.reference_nuisances.get(k, jnp.zeros((), dtype=jnp.float64)) for k in self.priors_for(model)}
-        return self._profile(self.sm, model, nu0, self.n_steps)[1] - self.chi2_min
+        return self._profile(self.sm, model, self._start(model), self.n_steps)[1] - self.chi2_min
+
+    # -- the interface of cevns_jax.forecast.dark_matter_coupling_scan (linear morphing only) ----------
+    def templates(self, model, cache: dict | None = None):
+        """The model's linear-morphing templates (CEvNS signal; dark matter and its log-derivatives)."""
+        if not self.analysis.morphed:
+            raise CevnsInputError("DataLimit.templates needs an analysis with linear morphing")
+        return morphing_templates(self.analysis, {}, self.sm, model)
+
+    def scale_dark_matter(self, templates: dict, factor):
+        """Templates with the dark-matter counts × ``factor`` (their log-derivatives are unchanged)."""
+        D0, logd = templates["dark_matter"]
+        return {**templates, "dark_matter": (D0 * factor, logd)}
+
+    def profiled_from_templates(self, templates: dict, model):
+        """Δχ² from precomputed :meth:`templates` (``model`` sets which nuisances are profiled)."""
+        return self._profile(self.sm, model, self._start(model), self.n_steps, args=templates)[1] - self.chi2_min
 
     def _model(self, theta: dict):
         from .models import NewPhysics

@@ -43,16 +43,31 @@ def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
     """
 
     def point(theta):
-        model = model_of(theta)
-        cache = {}
+        model, cache = model_of(theta), {}
+        return {label: fc.profiled(fc.templates(model, cache)) for label, fc in forecasts.items()}
+
+    return point
+
+
+def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float) -> Callable:
+    """Point function θ (without the coupling) → {label: Δχ² at each of ``couplings``} for dark matter.
+
+    At fixed masses the dark-matter counts are an exact power of the coupling (∝ ε⁴ ∝ Y² for a dark
+    photon at fixed α_D and m_V/m_χ, ∝ α_B² for a leptophobic mediator): the physics is computed once per
+    mass at coupling 1 and rescaled by coupling^``power``, so a raster over n couplings costs one
+    forward evaluation plus n profilings. ``evaluators``: :class:`AsimovForecast` or
+    :class:`cevns_jax.fits.DataLimit` objects (anything with ``templates``, ``scale_dark_matter`` and
+    ``profiled_from_templates``); experiments shared between them are computed once.
+    """
+    couplings = jnp.asarray(couplings, dtype=jnp.float64)
+
+    def point(theta):
+        model, cache = model_of({**theta, coupling: 1.0}), {}
         out = {}
-        for label, fc in forecasts.items():
-            signals = []
-            for exp in fc.experiments:
-                if id(exp) not in cache:
-                    cache[id(exp)] = experiment_signal(exp, model)
-                signals.append(cache[id(exp)])
-            out[label] = fc.profiled(signals)
+        for label, ev in evaluators.items():
+            t = ev.templates(model, cache)
+            out[label] = jax.vmap(lambda c, t=t, ev=ev: ev.profiled_from_templates(
+                ev.scale_dark_matter(t, c**power), model))(couplings)
         return out
 
     return point
@@ -132,6 +147,24 @@ class AsimovForecast:
     def delta_chi2(self, theta: dict):
         """Profiled Asimov Δχ² at θ (the SM gives 0)."""
         return self.profiled(self.signals(theta))  # the physics once; profiling only rescales it
+
+    # -- the interface of dark_matter_coupling_scan -----------------------------------------------
+    def templates(self, model, cache: dict | None = None) -> list:
+        """Per-experiment signals of ``model``, shared through ``cache`` (keyed by experiment) when given."""
+        cache = {} if cache is None else cache
+        for exp in self.experiments:
+            if id(exp) not in cache:
+                cache[id(exp)] = experiment_signal(exp, model)
+        return [cache[id(exp)] for exp in self.experiments]
+
+    @staticmethod
+    def scale_dark_matter(signals: list, factor) -> list:
+        """Signals with every dark-matter count × ``factor``."""
+        return [(s, None if dm is None else dm * factor) for s, dm in signals]
+
+    def profiled_from_templates(self, signals: list, model=None):
+        """Profiled Asimov Δχ² from :meth:`templates` (``model`` unused: the nuisances are fixed at construction)."""
+        return self.profiled(signals)
 
     def profiled(self, signals: list):
         """Profiled Asimov Δχ² from precomputed :meth:`signals`."""

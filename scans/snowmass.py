@@ -18,6 +18,7 @@ its data.
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ import numpy as np  # noqa: E402
 
 import cevns_jax  # noqa: E402
 from cevns_jax._pytree import replace  # noqa: E402
-from cevns_jax.forecast import AsimovForecast, shared_delta_chi2  # noqa: E402
+from cevns_jax.fits import DataLimit, load_analysis  # noqa: E402
+from cevns_jax.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
 from cevns_jax.fisher import Fisher, fisher_matrix  # noqa: E402
 from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau, nsi_couplings,  # noqa: E402
                               relic_Y, sterile_mixing, universal)
@@ -60,23 +62,46 @@ def scale_exposure(exp, years: float):
     return replace(exp, source=src, backgrounds=bkg)
 
 
-def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False) -> dict:
-    """Profiled Asimov Δχ² of every detector set on the grid, in one resumable scan: {label: grid}."""
-    forecasts = {label: AsimovForecast(experiments, model_of, dark_matter=dark) for label, experiments in sets.items()}
-    result = run_scan(shared_delta_chi2(forecasts, model_of), axes, out / name, memory_budget_bytes=4e8,
+DATA = "CsI-2021 data"
+
+
+def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=None, power=None) -> dict:
+    """Profiled Δχ² of every detector set on the grid, in one resumable scan: {label: grid}.
+
+    ``data``: the CsI-2021 release analysis; its *observed* counts give the current limit (label
+    :data:`DATA`, Δχ² against the SM best fit, :class:`cevns_jax.fits.DataLimit`). ``power``: for dark
+    matter, counts ∝ coupling^power, so only the mass axis is scanned and every coupling comes from
+    one forward evaluation (:func:`cevns_jax.forecast.dark_matter_coupling_scan`).
+    """
+    evaluators = {label: AsimovForecast(experiments, model_of, dark_matter=dark) for label, experiments in sets.items()}
+    priors = {k: fc.priors for k, fc in evaluators.items()}
+    if data is not None:
+        evaluators[DATA] = DataLimit(model_of, analysis=data)
+    if power is None:
+        shared = shared_delta_chi2({k: v for k, v in evaluators.items() if k != DATA}, model_of)
+        point = (lambda th: {**shared(th), DATA: evaluators[DATA].delta_chi2(th)}) if data is not None else shared
+        grid_axes = axes
+    else:
+        point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power)
+        grid_axes = axes[:1]
+    result = run_scan(point, grid_axes, out / name, memory_budget_bytes=4e8,
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
-                               "priors": {k: fc.priors for k, fc in forecasts.items()}})
+                                   "priors": priors, "data": DATA if data is not None else None,
+                                   "couplings": None if power is None else axes[1].values().tolist()})
     return result.values
 
 
 def plot(ax, masses, curves, xlabel, ylabel, title, swap=False):
     """One curve per detector set; the reference shaded above its curve. ``swap``: coupling on x."""
     for label, curve in curves.items():
-        if label == REFERENCE:
-            if swap:
-                ax.fill_betweenx(masses, curve, np.nanmax(curve) * 1e3, color="0.85", label=f"{REFERENCE} (expected, released exposure)")
-            else:
-                ax.fill_between(masses, curve, np.nanmax(curve) * 1e3, color="0.85", label=f"{REFERENCE} (expected, released exposure)")
+        if label == DATA:
+            top = np.full_like(curve, 1e6)
+            ok = np.isfinite(curve)
+            fill = ax.fill_betweenx if swap else ax.fill_between
+            fill(masses[ok], curve[ok], top[ok], color="0.82", zorder=0, label="CsI-2021 data, 90% CL (this package)")
+        elif label == REFERENCE:
+            xy = (curve, masses) if swap else (masses, curve)
+            ax.plot(*xy, color="0.45", lw=1.2, ls=":", label=f"{REFERENCE} expected (released exposure)")
         else:
             xy = (curve, masses) if swap else (masses, curve)
             ax.plot(*xy, color=COLOURS.get(label, "k"), lw=2.4 if label == "combined" else 1.5,
@@ -85,7 +110,7 @@ def plot(ax, masses, curves, xlabel, ylabel, title, swap=False):
     ax.set_yscale("log")
     ax.set_xlabel(ylabel if swap else xlabel)
     ax.set_ylabel(xlabel if swap else ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=7.5)
     ax.grid(alpha=0.3, which="both")
 
 
@@ -185,6 +210,7 @@ class RasterStudy:
     swap_axes: bool = False  # plot the coupling on x (sterile-neutrino convention: |U|² on x, Δm² on y)
     islands: bool = False
     relic: str | None = None  # thermal-relic particle type drawn as a target line
+    power: float | None = None  # dark matter: counts ∝ coupling^power at fixed masses (fast raster)
     legend: str = "lower right"
 
 
@@ -217,16 +243,16 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
         RasterStudy("dark_matter", Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
                     dark_photon_of("scalar"), "m_χ [MeV]", "Y = ε² α_D (m_χ/m_V)⁴ (90% CL)",
                     "Scalar dark matter, α_D = 0.5, m_V = 3 m_χ; " + dm_caption, (5.0, 20.0), dark=True,
-                    relic="scalar", legend="upper left"),
+                    relic="scalar", legend="upper left", power=2.0),
         RasterStudy("dark_matter_dirac", Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
                     dark_photon_of("dirac"), "m_χ [MeV]", "Y = ε² α_D (m_χ/m_V)⁴ (90% CL)",
                     "Dirac-fermion dark matter, α_D = 0.5, m_V = 3 m_χ; " + dm_caption, (5.0, 20.0), dark=True,
-                    relic="dirac", legend="upper left"),
-        RasterStudy("leptophobic", Axis("m_V_MeV", 6.0, 120.0, n_mass, "log"), Axis("alpha_B", 1e-8, 1e-3, n_coupling, "log"),
+                    relic="dirac", legend="upper left", power=2.0),
+        RasterStudy("leptophobic", Axis("m_V_MeV", 6.0, 120.0, n_mass, "log"), Axis("alpha_B", 1e-14, 1e-8, n_coupling, "log"),
                     lambda th: NewPhysics(dark_matter=dark_matter(th["m_V_MeV"] / 3.0, th["m_V_MeV"], alpha_B=th["alpha_B"],
                                                                   alpha_D=0.5)),
                     "m_V [MeV]", "α_B (90% CL)", "Leptophobic (baryonic) mediator, scalar χ, m_χ = m_V/3, α_D = 0.5; "
-                    + dm_caption, (30.0, 90.0), dark=True, legend="upper left"),
+                    + dm_caption, (30.0, 90.0), dark=True, legend="upper left", power=2.0),
         RasterStudy("sterile_numu", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Umu4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Umu4_sq=th["Umu4_sq"])),
                     "Δm²₄₁ [eV²]", "|U_μ4|² (90% CL)", "3+1 sterile neutrino, ν_μ and ν̄_μ disappearance "
@@ -238,14 +264,14 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
     ]
 
 
-def run_raster(study: RasterStudy, sets: dict, years: float, tag: str, results: Path, out: Path, start: float) -> list:
+def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, results: Path, out: Path, start: float) -> list:
     """Scan every detector set of a study, draw the figure, return the benchmark rows."""
     labels = list(sets) if study.labels == ("all",) else list(study.labels)
     masses, couplings = study.mass.values(), study.coupling.values()
     grids = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
-                      [study.mass, study.coupling], results, LEVEL, dark=study.dark)
+                      [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data, power=study.power)
     curves, islands = {}, {}
-    for label in labels:
+    for label in grids:
         crossings = raster_crossings(couplings, grids[label], LEVEL)
         curves[label] = np.array([c[0] if c else np.nan for c in crossings])
         islands[label] = [(m, c[1], c[2]) for m, c in zip(masses, crossings) if len(c) >= 3]
@@ -253,15 +279,16 @@ def run_raster(study: RasterStudy, sets: dict, years: float, tag: str, results: 
     fig, ax = plt.subplots(figsize=(7, 5.2))
     if study.islands:
         for label, island in islands.items():
-            if island and label != REFERENCE:
+            if island and label not in (REFERENCE, DATA):
                 m, lo, hi = np.array(island).T
                 ax.fill_between(m, lo, hi, color=COLOURS[label], alpha=0.25, label=f"{label}: allowed island")
     if study.name == "lmutau":
         zprime_band(ax, masses)
     if study.relic:
         ax.plot(masses, relic_Y(masses, study.relic), "k:", lw=1.3, label=f"thermal relic ({study.relic}, Ω h² = 0.12)")
-    caption = (f"{study.title}\n{years:g} SNS years per planned detector; expected 90% CL (Asimov median, "
-               "Δχ² = 2.71 raster in the coupling), every preset nuisance prior profiled")
+    caption = textwrap.fill(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
+                            "median, Δχ² = 2.71 raster in the coupling), every preset nuisance prior profiled; shaded: "
+                            "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
     plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes)
     (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
     ax.legend(fontsize=7, loc=study.legend)
@@ -269,7 +296,7 @@ def run_raster(study: RasterStudy, sets: dict, years: float, tag: str, results: 
     return benchmark_rows(study.name, curves, masses, study.benchmarks)
 
 
-def nsi_regions(sets: dict, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
+def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
     """90% CL (Δχ² = 4.61, two parameters) expected regions in (ε^uV_αα, ε^dV_αα) for α = e, μ."""
     rows = []
     fig, axs = plt.subplots(1, 2, figsize=(11, 5))
@@ -277,15 +304,17 @@ def nsi_regions(sets: dict, years: float, tag: str, n: int, results: Path, out: 
         axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
         model_of = lambda th, f=flavour: NewPhysics(nsi=nsi_couplings(**{f"{f}_u": th["eps_u"], f"{f}_d": th["eps_d"]}))  # noqa: E731
         u, d = axes[0].values(), axes[1].values()
-        grids = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D)
+        grids = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
         for label, grid in grids.items():
             style = dict(colors=[COLOURS.get(label, "k")], linewidths=2.2 if label == "combined" else 1.2,
-                         linestyles="--" if label == "combined" else "-")
-            if label == REFERENCE:
-                ax.contourf(u, d, grid.T, levels=[-1, LEVEL_2D], colors=["0.85"])
+                         linestyles="--" if label == "combined" else (":" if label == REFERENCE else "-"))
+            if label == DATA:  # allowed region from the data: Δχ² against the best point of the plane
+                grid = grid - grid.min()
+                ax.contourf(u, d, grid.T, levels=[grid.min() - 1, LEVEL_2D], colors=["0.82"], zorder=0)
+                ax.fill_between([], [], color="0.82", label="CsI-2021 data, 90% CL allowed (this package)")
             else:
                 ax.contour(u, d, grid.T, levels=[LEVEL_2D], **style)
-            ax.plot([], [], color=COLOURS.get(label, "k"), label=label, lw=style["linewidths"], ls=style["linestyles"])
+                ax.plot([], [], color=COLOURS.get(label, "k"), label=label, lw=style["linewidths"], ls=style["linestyles"])
             rows.append((f"NSI {flavour} allowed area", label, float(np.mean(grid < LEVEL_2D) * 1.2**2), float("nan")))
         print(f"nsi {flavour}: done ({time.perf_counter() - start:.0f} s)", flush=True)
         ax.plot(0, 0, "k*", ms=9, label="SM")
@@ -293,7 +322,7 @@ def nsi_regions(sets: dict, years: float, tag: str, n: int, results: Path, out: 
         ax.set_xlabel(f"ε^uV_{name}{name}")
         ax.set_ylabel(f"ε^dV_{name}{name}")
         ax.set_title(f"Expected 90% CL allowed regions (Δχ² = 4.61), {years:g} SNS years,\n"
-                     "other NSI zero, preset nuisance priors profiled; grey: CsI-2021 expected", fontsize=9)
+                     "other NSI zero, preset nuisance priors profiled", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     finish(fig, out, "snowmass_nsi")
@@ -318,11 +347,13 @@ def main() -> None:
     rows, start = [], time.perf_counter()
     tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
     wanted = lambda name: args.only is None or name in args.only  # noqa: E731
+    data = load_analysis(REFERENCE)  # the released CsI-2021 data: the current limits drawn as shaded regions
+    print(f"CsI-2021 release analysis loaded ({time.perf_counter() - start:.0f} s)", flush=True)
     for study in raster_studies(n_mass, n_coupling):
         if wanted(study.name):
-            rows += run_raster(study, sets, args.years, tag, args.results, args.out, start)
+            rows += run_raster(study, sets, data, args.years, tag, args.results, args.out, start)
     if wanted("nsi"):
-        rows += nsi_regions(sets, args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start)
+        rows += nsi_regions(sets, data, args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start)
 
     table = ["| study | detector | at benchmark 1 | at benchmark 2 |", "|---|---|---|---|"]
     for obs, label, a, b in rows:

@@ -195,3 +195,16 @@ def test_cli_fit_model_json(tmp_path, capsys):
     assert cli.main(["fit", "COHERENT-CsI-2021", "--model", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["delta_chi2"] > 2.71 and out["chi2_model"] == pytest.approx(out["chi2_sm"] + out["delta_chi2"])
+
+
+@pytest.mark.slow
+def test_data_limit_dark_matter_coupling_scan_equals_direct(csi2021):
+    """The rescaled dark-matter raster (forecast.dark_matter_coupling_scan) equals DataLimit.delta_chi2."""
+    from cevns_jax.forecast import dark_matter_coupling_scan
+
+    model_of = lambda p: NewPhysics(dark_matter=dark_matter(10.0, epsilon=epsilon_from_Y(p["Y"], 10.0)))  # noqa: E731
+    limit = fits.DataLimit(model_of, analysis=csi2021)
+    Ys = jnp.array([3e-11, 1e-10])
+    fast = jax.jit(dark_matter_coupling_scan({"csi": limit}, model_of, "Y", Ys, power=2.0))({})["csi"]
+    direct = jax.jit(jax.vmap(lambda y: limit.delta_chi2({"Y": y})))(Ys)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(direct), rtol=1e-7, atol=1e-8)

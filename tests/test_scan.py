@@ -168,3 +168,20 @@ def test_asimov_profiling_matches_bfgs_on_the_full_model(presets):
                    options={"gtol": 1e-9, "maxiter": 500})
     assert fast < 0.5 * float(fc.unprofiled_delta_chi2(th))  # a point where profiling matters
     assert fast <= float(res.fun) + 1e-9 and fast == pytest.approx(float(res.fun), rel=1e-3)
+
+
+def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
+    """Counts ∝ Y² at fixed masses: the rescaled raster equals evaluating every (m_χ, Y) point directly."""
+    from cevns_jax.forecast import AsimovForecast, dark_matter_coupling_scan
+    from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y
+
+    def model_of(th):
+        eps = epsilon_from_Y(th["Y"], th["m_chi"])
+        return NewPhysics(dark_matter=dark_matter(th["m_chi"], 3.0 * th["m_chi"], eps, 0.5))
+
+    fc = AsimovForecast([presets["COH-Ge-mini"]], model_of, dark_matter=True)
+    Ys = jnp.array([3e-12, 3e-11, 3e-10])
+    fast = jax.jit(dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys, power=2.0))({"m_chi": 8.0})["ge"]
+    direct = jax.jit(jax.vmap(lambda y: fc.delta_chi2({"m_chi": 8.0, "Y": y})))(Ys)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(direct), rtol=1e-8, atol=1e-10)
+    assert float(direct[-1]) > 2.71 > float(direct[0]) >= 0.0
