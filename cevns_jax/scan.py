@@ -12,7 +12,8 @@
 * Every finished chunk is written atomically (``.npz`` written to a temporary name, then renamed);
   a rerun with the same output folder skips the chunks on disk and computes only the rest, so an
   interrupted scan loses nothing. ``meta.json`` records axes, description, package and JAX versions,
-  device kind and float precision, and a rerun with different axes is refused.
+  device kind and float precision, and a rerun with different axes or description is refused. A
+  finished scan rerun compiles nothing (the chunking is read back from ``meta.json``).
 * Progress (points done, rate, time left) is printed after each chunk.
 """
 
@@ -147,6 +148,11 @@ def run_scan(
     devices = jax.devices()
     n_dev = len(devices)
     example = {k: float(v[0]) for k, v in points.items()}
+    meta_path = out / "meta.json"
+    previous = _read_meta(meta_path)
+    if chunk_size is None and previous and previous["axes"] == [asdict(a) for a in axes] \
+            and previous["chunk_size"] % n_dev == 0:
+        chunk_size = previous["chunk_size"]  # resuming: keep the chunking (and compile nothing if all is done)
     if chunk_size is None:
         chunk_size = chunk_size_for(point_fn, example, memory_budget_bytes, n_dev, n_points)
     elif chunk_size % n_dev:
@@ -154,11 +160,12 @@ def run_scan(
     n_chunks = math.ceil(n_points / chunk_size)
     meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,
             "n_points": n_points, "description": description or {}, **_versions()}
-    meta_path = out / "meta.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old["axes"] != meta["axes"] or old["chunk_size"] != chunk_size:
+    if previous:
+        if previous["axes"] != meta["axes"] or previous["chunk_size"] != chunk_size:
             raise CevnsInputError(f"{out}: holds a scan with other axes or chunking; use a new folder")
+        if previous.get("description", {}) != json.loads(json.dumps(meta["description"])):
+            raise CevnsInputError(f"{out}: holds a scan with another description (model, experiments or "
+                                  "nuisances); use a new folder")
     else:
         _atomic_write(meta_path, json.dumps(meta, indent=2).encode())
 
@@ -185,6 +192,16 @@ def run_scan(
         if on_chunk is not None:
             on_chunk(c)
     return ScanResult(axes, assemble(out), meta, computed)
+
+
+def _read_meta(path: Path) -> dict | None:
+    """A previous scan's ``meta.json`` (``None`` if absent); an unreadable one is an error naming the file."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError) as err:
+        raise CevnsInputError(f"{path}: unreadable scan metadata ({err}); remove the folder to start afresh") from err
 
 
 def _as_dict(fn):

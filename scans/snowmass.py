@@ -93,14 +93,17 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
     return result.values
 
 
-def plot(ax, masses, curves, xlabel, ylabel, title, swap=False):
-    """One curve per detector set; the reference shaded above its curve. ``swap``: coupling on x."""
+def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
+    """One curve per detector set. ``data`` = (couplings, Δχ² grid) of the CsI-2021 data: the region it
+    excludes (Δχ² ≥ 2.71, so allowed islands stay white) is shaded. ``swap``: coupling on x."""
+    if data is not None:
+        couplings, grid = data
+        xy = (couplings, masses, grid) if swap else (masses, couplings, grid.T)
+        ax.contourf(*xy, levels=[LEVEL, np.inf], colors=["0.82"], zorder=0)
+        ax.fill_between([], [], color="0.82", label="excluded by the CsI-2021 data, 90% CL (this package)")
     for label, curve in curves.items():
         if label == DATA:
-            top = np.full_like(curve, 1e6)
-            ok = np.isfinite(curve)
-            fill = ax.fill_betweenx if swap else ax.fill_between
-            fill(masses[ok], curve[ok], top[ok], color="0.82", zorder=0, label="CsI-2021 data, 90% CL (this package)")
+            continue
         elif label == REFERENCE:
             xy = (curve, masses) if swap else (masses, curve)
             ax.plot(*xy, color="0.45", lw=1.2, ls=":", label=f"{REFERENCE} expected (released exposure)")
@@ -270,7 +273,7 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
         RasterStudy("universal_zprime", masses(1.0, 1000.0), Axis("g", 1e-6, 1e-2, 2 * n_coupling, "log"),
                     lambda th: NewPhysics(zprime=universal(th["mass_MeV"], th["g"])),
                     "M_Z′ [MeV]", "g (90% CL)", "Universal Z′ (g_ν = g_u = g_d); the sign-flipped island "
-                    "(Q_V → −Q_V) shaded where the grid resolves it", (10.0, 100.0),
+                    "(Q_V → −Q_V, where it survives) from a fine grid around it", (10.0, 100.0),
                     labels=("COH-Ar-750", "COH-CryoCsI-700kg", "combined", REFERENCE), islands=True),
         RasterStudy("dark_matter", Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
                     dark_photon_of("scalar"), "m_χ [MeV]", "Y = ε² α_D (m_χ/m_V)⁴ (90% CL)",
@@ -322,7 +325,8 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
     caption = textwrap.fill(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
                             "median, Δχ² = 2.71 raster in the coupling), every preset nuisance prior profiled; shaded: "
                             "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
-    plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes)
+    plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
+         data=(couplings, grids[DATA]) if DATA in grids else None)
     (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
     ax.legend(fontsize=7, loc=study.legend)
     finish(fig, out, f"snowmass_{study.name}")

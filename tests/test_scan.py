@@ -59,6 +59,11 @@ def test_interrupted_scan_resumes_without_recomputing(tmp_path):
     assert res.values["g"].shape == (7, 5, 2)
     with pytest.raises(CevnsInputError, match="other axes"):
         run_scan(toy, [Axis("x", 0.0, 3.0, 8), AXES[1]], out, chunk_size=6, progress=False)
+    with pytest.raises(CevnsInputError, match="another description"):
+        run_scan(toy, AXES, out, chunk_size=6, progress=False, description={"model": "other"})
+    compiled = []
+    again = run_scan(lambda p: compiled.append(1) or toy(p), AXES, out, progress=False)  # finished: no trace
+    assert again.computed_chunks == [] and not compiled
 
 
 def test_sharded_over_two_simulated_devices_equals_unsharded(tmp_path):
