@@ -185,9 +185,10 @@ def fisher_forecasts(exps: dict, out: Path) -> list[str]:
     return lines
 
 
-def finish(fig, out: Path, name: str) -> None:
+def finish(fig, out: Path, name: str, tight: bool = True) -> None:
     """Save a figure as PNG and PDF and close it."""
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     for ext in ("png", "pdf"):
         fig.savefig(out / f"{name}.{ext}", dpi=120)
     plt.close(fig)
@@ -290,11 +291,11 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
         RasterStudy("sterile_numu", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Umu4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Umu4_sq=th["Umu4_sq"])),
                     "Δm²₄₁ [eV²]", "|U_μ4|² (90% CL)", "3+1 sterile neutrino, ν_μ and ν̄_μ disappearance "
-                    "into ν_s (|U_e4| = |U_τ4| = 0)", (1.0, 10.0), swap_axes=True),
+                    "into ν_s (|U_e4| = |U_τ4| = 0)", (1.0, 10.0), swap_axes=True, legend="lower left"),
         RasterStudy("sterile_nue", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Ue4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Ue4_sq=th["Ue4_sq"])),
                     "Δm²₄₁ [eV²]", "|U_e4|² (90% CL)", "3+1 sterile neutrino, ν_e disappearance into ν_s "
-                    "(|U_μ4| = |U_τ4| = 0)", (1.0, 10.0), swap_axes=True),
+                    "(|U_μ4| = |U_τ4| = 0)", (1.0, 10.0), swap_axes=True, legend="lower left"),
     ]
 
 
@@ -336,7 +337,7 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
 def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
     """90% CL (Δχ² = 4.61, two parameters) expected regions in (ε^uV_αα, ε^dV_αα) for α = e, μ."""
     rows = []
-    fig, axs = plt.subplots(1, 2, figsize=(11, 5))
+    fig, axs = plt.subplots(1, 2, figsize=(11, 5.6))
     for ax, flavour in zip(axs, ("ee", "mumu")):
         axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
         model_of = lambda th, f=flavour: NewPhysics(nsi=nsi_couplings(**{f"{f}_u": th["eps_u"], f"{f}_d": th["eps_d"]}))  # noqa: E731
@@ -361,8 +362,10 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
         ax.set_title(f"Expected 90% CL allowed regions (Δχ² = 4.61), {years:g} SNS years,\n"
                      "other NSI zero, preset nuisance priors profiled", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    finish(fig, out, "snowmass_nsi")
+    handles, names = axs[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=5, fontsize=7.5)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    finish(fig, out, "snowmass_nsi", tight=False)
     return rows
 
 
@@ -371,13 +374,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="full-resolution grids (for a GPU)")
     parser.add_argument("--years", type=float, default=3.0, help="exposure of the planned detectors [SNS years]")
     parser.add_argument("--grid", type=int, nargs=3, metavar=("N_MASS", "N_COUPLING", "N_NSI"), default=None,
-                        help="grid sizes (default 12 30 25; --full 60 120 121)")
+                        help="grid sizes (default 12 30 101; --full 60 120 241)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these studies (names as in the figures)")
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--results", type=Path, default=Path("results/snowmass"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    n_mass, n_coupling, n_nsi = args.grid or ((60, 120, 121) if args.full else (12, 30, 25))
+    n_mass, n_coupling, n_nsi = args.grid or ((60, 120, 241) if args.full else (12, 30, 101))
     exps = {n: scale_exposure(cevns_jax.load_experiment(n), args.years) for n in PLANNED + [REFERENCE]}
     sets = {n: [exps[n]] for n in PLANNED + [REFERENCE]}
     sets["combined"] = [exps[n] for n in PLANNED]
