@@ -397,12 +397,14 @@ def main() -> None:
 
     table = ["| study | detector | at benchmark 1 | at benchmark 2 |", "|---|---|---|---|"]
     for obs, label, a, b in rows:
-        table.append(f"| {obs} | {label} | {a:.3g} | {b:.3g} |")
+        cell = lambda v: f"{v:.3g}" if np.isfinite(v) else "—"  # noqa: E731  (— : no crossing in the scanned range)
+        table.append(f"| {obs} | {label} | {cell(a)} | {cell(b)} |")
     benchmarks = "; ".join(f"{s.name}: {s.benchmarks[0]:g}, {s.benchmarks[1]:g} ({s.mass.name})"
                            for s in raster_studies(n_mass, n_coupling))
     summary = (f"# Expected 90% CL sensitivities ({args.years:g} SNS years per planned detector; grid {n_mass}×{n_coupling})\n\n"
                f"Raster limits on the coupling at two benchmark masses each ({benchmarks}). NSI rows: area "
-               "of the 90% CL allowed region in the plotted ε square (fraction × 1.44).\n\n" + "\n".join(table) + "\n")
+               "of the 90% CL allowed region in the plotted ε square (fraction × 1.44). —: no limit inside the scanned "
+               "coupling range.\n\n" + "\n".join(table) + "\n")
     if wanted("fisher"):
         fisher_lines = fisher_forecasts({n: cevns_jax.load_experiment(n) for n in PLANNED}, args.out)
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
