@@ -36,6 +36,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from .errors import CevnsInputError
 
 SCALES = ("linear", "log")
+CPU_MULTI_DEVICE_POINTS = 256
+"""Points per device per chunk when a scan runs on several CPU devices (see :func:`run_scan`)."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,10 @@ def run_scan(
         chunk_size = chunk_size_for(point_fn, example, memory_budget_bytes, n_dev, n_points)
     elif chunk_size % n_dev:
         chunk_size += n_dev - chunk_size % n_dev
+    if n_dev > 1 and devices[0].platform == "cpu":
+        # Several (simulated) CPU devices share one thread pool; with JAX 0.10.2 a profiled-Δχ² program
+        # of ≳ 800 points per device never returned on 2 cores (≤ 400 ran), with or without shard_map.
+        chunk_size = min(chunk_size, CPU_MULTI_DEVICE_POINTS * n_dev)
     n_chunks = math.ceil(n_points / chunk_size)
     meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,
             "n_points": n_points, "description": description or {}, **_versions()}
@@ -171,7 +177,12 @@ def run_scan(
 
     mesh = Mesh(np.array(devices), ("points",))
     sharding = NamedSharding(mesh, PartitionSpec("points"))
-    batched = jax.jit(jax.vmap(_as_dict(point_fn)), in_shardings=sharding)
+    # shard_map: each device runs vmap(point_fn) on its own slice of the chunk, with no communication
+    # (grid points are independent; letting the SPMD partitioner split the program instead can insert
+    # collectives inside the profiling loop, which deadlocked on two simulated CPU devices)
+    spec = PartitionSpec("points")
+    batched = jax.jit(jax.shard_map(jax.vmap(_as_dict(point_fn)), mesh=mesh, in_specs=spec, out_specs=spec,
+                                      check_vma=False))
     mine = [c for c in range(n_chunks) if c % jax.process_count() == jax.process_index()]
     todo = [c for c in mine if not _chunk_path(out, c).exists()]
     start, done_points = time.perf_counter(), 0
