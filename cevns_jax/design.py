@@ -578,7 +578,11 @@ def check_experiments(experiments) -> None:
         unit = det.observable
 
         def unreachable(x):
-            return float(1.0 - det.smearing.cdf(jnp.asarray(x), jnp.asarray(E_max))) < 1e-9
+            smear = det.smearing
+            if isinstance(smear, resp.PoissonPESmearing):
+                # the photoelectron sum is truncated for the analysis bins; extend it past x for this check
+                smear = replace(smear, n_max=int(np.ceil(float(x) + 10.0 * np.sqrt(max(float(x), 1.0)) + 20.0)))
+            return float(1.0 - smear.cdf(jnp.asarray(x), jnp.asarray(E_max))) < 1e-9
 
         edges = np.asarray(det.binning.energy_edges)
         if unreachable(edges[0]):
@@ -771,16 +775,28 @@ def fisher_information(experiments, parameters, *, include=None, shared=("flux",
     return labels, scaled_fisher(blocks, prior, jnp.ones(blocks.shape[0]))
 
 
-def marginal_covariance(F, keep) -> jnp.ndarray:
-    """Covariance of the parameters at indices ``keep`` with every other one marginalised (Schur
-    complement, ``jnp.linalg.solve``; no explicit inverse of the nuisance block)."""
+def profiled_fisher(F, keep) -> jnp.ndarray:
+    """Fisher matrix of the parameters at indices ``keep`` with every other one marginalised: the Schur
+    complement F_kk − F_kr F_rr⁻¹ F_rk (``jnp.linalg.solve``; the rest includes the nuisances, whose
+    priors keep F_rr regular)."""
     keep = list(keep)
     rest = [i for i in range(F.shape[0]) if i not in keep]
     A = F[np.ix_(keep, keep)]
     if rest:
         B, D = F[np.ix_(keep, rest)], F[np.ix_(rest, rest)]
         A = A - B @ jnp.linalg.solve(D, B.T)
-    return jnp.linalg.inv(A)
+    return A
+
+
+def marginal_covariance(F, keep) -> jnp.ndarray:
+    """Covariance of the parameters at indices ``keep``, every other one marginalised."""
+    return jnp.linalg.inv(profiled_fisher(F, keep))
+
+
+def _inverse_sqrt(x):
+    """1/√x for x > 0 and +∞ otherwise (no information), with finite gradients in both branches."""
+    positive = x > 0
+    return jnp.where(positive, 1.0 / jnp.sqrt(jnp.where(positive, x, 1.0)), jnp.inf)
 
 
 def _indices(labels, names):
@@ -792,11 +808,13 @@ def _indices(labels, names):
 
 @dataclass(frozen=True)
 class FisherSigma:
-    """Marginalised Fisher 1σ of ``parameter`` (one name), or of the combination n·θ of a
-    ``direction`` n (normalised) in ``parameter`` (a tuple of names), e.g. an NSI direction.
+    """Marginalised Fisher 1σ of ``parameter`` (one name), or of the combination n·θ along a
+    ``direction`` n (normalised) in two parameters (a tuple of names), e.g. an NSI direction.
 
     ``others``: further physics parameters to marginalise (e.g. ``("delta_rn_fm",)`` for ŝ²); every
     nuisance is marginalised. :meth:`reduce` applies the same reduction to any labelled Fisher matrix.
+    A design without information on the parameter (e.g. a threshold near the kinematic endpoint)
+    gives σ = +∞ (a documented boundary result, never NaN).
     """
 
     parameter: str | tuple = "sin2_theta_w"
@@ -809,8 +827,8 @@ class FisherSigma:
         names = self.names
         if self.direction is None and len(names) != 1:
             raise CevnsInputError("FisherSigma of several parameters needs a direction")
-        if self.direction is not None and len(self.direction) != len(names):
-            raise CevnsInputError(f"direction needs {len(names)} components, got {self.direction}")
+        if self.direction is not None and (len(names) != 2 or len(self.direction) != 2):
+            raise CevnsInputError(f"a FisherSigma direction takes two parameters and two components, got {names}, {self.direction}")
         _check_parameters(names + tuple(self.others))
 
     @property
@@ -818,12 +836,15 @@ class FisherSigma:
         return (self.parameter,) if isinstance(self.parameter, str) else tuple(self.parameter)
 
     def reduce(self, labels, F):
-        cov = marginal_covariance(F, _indices(list(labels), self.names))
+        P = profiled_fisher(F, _indices(list(labels), self.names))
         if self.direction is None:
-            return jnp.sqrt(cov[0, 0])
-        n = _f(self.direction)
-        n = n / jnp.linalg.norm(n)
-        return jnp.sqrt(n @ cov @ n)
+            return _inverse_sqrt(P[0, 0])
+        n = _f(self.direction) / jnp.linalg.norm(_f(self.direction))
+        # σ² = nᵀ P⁻¹ n = nᵀ adj(P) n / det P for the 2×2 profiled matrix
+        det = P[0, 0] * P[1, 1] - P[0, 1] * P[1, 0]
+        adj = n[0] ** 2 * P[1, 1] - 2.0 * n[0] * n[1] * P[0, 1] + n[1] ** 2 * P[0, 0]
+        ok = (det > 0) & (adj > 0)
+        return jnp.where(ok, jnp.sqrt(jnp.where(ok, adj, 1.0)) * _inverse_sqrt(jnp.where(ok, det, 1.0)), jnp.inf)
 
     def __call__(self, experiments):
         check_experiments(experiments)
@@ -833,7 +854,8 @@ class FisherSigma:
 
 @dataclass(frozen=True)
 class FisherArea:
-    """√det of the marginalised covariance of two parameters (the ellipse area is π Δχ² √det C)."""
+    """√det of the marginalised covariance of two parameters, 1/√det of their profiled Fisher matrix
+    (the Δχ² ellipse has area π Δχ² √det C); +∞ without information (boundary result, never NaN)."""
 
     parameters: tuple = ("eps_u_ee", "eps_d_ee")
     others: tuple = ()
@@ -846,7 +868,8 @@ class FisherArea:
         _check_parameters(tuple(self.parameters) + tuple(self.others))
 
     def reduce(self, labels, F):
-        return jnp.sqrt(jnp.linalg.det(marginal_covariance(F, _indices(list(labels), self.parameters))))
+        P = profiled_fisher(F, _indices(list(labels), self.parameters))
+        return _inverse_sqrt(P[0, 0] * P[1, 1] - P[0, 1] * P[1, 0])
 
     def __call__(self, experiments):
         check_experiments(experiments)
@@ -1060,6 +1083,12 @@ class ExpectedLimit:
 # ----------------------------------------------------------------------------------------------
 # Objectives and the optimiser
 # ----------------------------------------------------------------------------------------------
+def budget_penalty(budget: Budget, cost):
+    """weight·(softplus((cost/B − 1)/width)·width)²: ≈ 0 inside the budget, ≈ weight·(cost/B − 1)² beyond."""
+    excess = jax.nn.softplus((cost / budget.total - 1.0) / budget.width) * budget.width
+    return budget.weight * excess**2
+
+
 def make_objective(fom: Callable, *, log: bool = True) -> Callable:
     """objective(params, design, experiments): ln FoM (or FoM) of the realised design, plus the budget
     penalty for ``Budget(method="penalty")``. Pure and jit/grad/vmap-able in ``params``."""
@@ -1070,8 +1099,7 @@ def make_objective(fom: Callable, *, log: bool = True) -> Callable:
         value = jnp.log(value) if log else value
         b = design.budget
         if b is not None and b.method == "penalty":
-            excess = jax.nn.softplus((b.cost(exps) / b.total - 1.0) / b.width) * b.width
-            value = value + b.weight * excess**2
+            value = value + budget_penalty(b, b.cost(exps))
         return value
 
     return objective
@@ -1130,7 +1158,8 @@ def optimise(objective: Callable, params, args: tuple = (), *, physical: Callabl
         value, grad = jax.value_and_grad(objective)(params, *args)
         updates, state = optimizer.update(grad, state, params, value=value, grad=grad,
                                           value_fn=lambda p: objective(p, *args))
-        return optax.apply_updates(params, updates), state, value, optax.global_norm(grad), physical(params, *args)
+        norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(grad)))
+        return optax.apply_updates(params, updates), state, value, norm, physical(params, *args)
 
     path_x, values, norms = [], [], []
     converged, reason, quiet = False, f"max_steps = {max_steps} reached", 0
