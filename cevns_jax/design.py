@@ -61,7 +61,7 @@ update, gradient norm) and records the path (:class:`DesignResult`).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
@@ -77,10 +77,10 @@ from .errors import CevnsInputError
 from .kinematics import max_recoil_energy
 from .likelihood import chi2, profile_nuisances
 from .nuisances import apply_nuisances, nuisance_priors, predicted_counts
-from .rates import background_counts, cevns_counts, dark_matter_counts, electron_equivalent_keV, events_per_recoil_node
-from .rates import neutrino_time_fractions, recoil_grid
+from .rates import background_counts, cevns_counts, dark_matter_counts, electron_equivalent_keV
+from .rates import events_per_recoil_node, neutrino_time_fractions
 from .response import energy_response, subdivide
-from .source import COMPONENTS, component_time_cdfs, pulse_cdf
+from .source import component_time_cdfs, pulse_cdf
 from .xsec import StandardModel
 
 
@@ -89,6 +89,7 @@ def _f(x):
 
 
 def _concrete(x) -> bool:
+    """True unless some leaf is being traced (checks on values run only on concrete inputs)."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
@@ -187,7 +188,8 @@ class Simplex:
 
 @pytree_dataclass
 class Increasing:
-    """Strictly increasing edges: x₀ = lower + scale·softplus(u₀), xᵢ = xᵢ₋₁ + min_gap + scale·softplus(uᵢ)."""
+    """Strictly increasing edges: x₀ = lower + scale·softplus(u₀), then
+    xᵢ = xᵢ₋₁ + min_gap + scale·softplus(uᵢ)."""
 
     lower: Any
     min_gap: Any = 0.0
@@ -218,9 +220,10 @@ KINDS = PER_EXPERIMENT + PROGRAM
 class Variable:
     """One design variable: its kind (see the module table), bijection and initial physical value.
 
-    ``init`` = None takes the value from the experiment. ``experiment`` indexes the program for
-    per-experiment kinds; ``members`` lists the experiments of a split (default: all). The default
-    bijection is :class:`Simplex` (total 1) for splits and :class:`Identity` otherwise.
+    ``init`` = None takes the value from the experiment (splits: the members' masses, or exposure
+    factors of 1 each). ``experiment`` indexes the program for per-experiment kinds; ``members``
+    lists the experiments of a split (default: all). Splits need a :class:`Simplex` (default, total
+    1: give ``init`` or a matching total); other kinds default to :class:`Identity`.
     """
 
     kind: str = static_field()
@@ -234,6 +237,8 @@ class Variable:
             raise CevnsInputError(f"unknown design variable kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         if self.bijection is None:
             object.__setattr__(self, "bijection", Simplex() if self.kind in PROGRAM else Identity())
+        if self.kind in PROGRAM and not isinstance(self.bijection, Simplex):
+            raise CevnsInputError(f"a {self.kind} needs a Simplex bijection, got {type(self.bijection).__name__}")
         object.__setattr__(self, "members", tuple(int(m) for m in self.members))
 
 
@@ -292,14 +297,16 @@ def _get_threshold_model(exp, kind):
 def _light_yield_model(exp):
     smear = exp.detector.smearing
     if not hasattr(smear, "light_yield_PE_per_keV"):
-        raise CevnsInputError(f"design variable 'light_yield' needs a PE smearing; {exp.name} has {type(smear).__name__}")
+        raise CevnsInputError(
+            f"design variable 'light_yield' needs a PE smearing; {exp.name} has {type(smear).__name__}")
     return smear
 
 
 def _gaussian_model(exp, kind):
     smear = exp.detector.smearing
     if not isinstance(smear, resp.GaussianSmearing):
-        raise CevnsInputError(f"design variable {kind!r} needs Gaussian smearing; {exp.name} has {type(smear).__name__}")
+        raise CevnsInputError(
+            f"design variable {kind!r} needs Gaussian smearing; {exp.name} has {type(smear).__name__}")
     return smear
 
 
@@ -341,7 +348,8 @@ def set_value(exp, kind, value, nominal):
     if kind == "baseline_m":
         return replace(exp, detector=replace(det, baseline_m=value))
     if kind == "light_yield":
-        return replace(exp, detector=replace(det, smearing=replace(_light_yield_model(exp), light_yield_PE_per_keV=value)))
+        smear = replace(_light_yield_model(exp), light_yield_PE_per_keV=value)
+        return replace(exp, detector=replace(det, smearing=smear))
     if kind in ("resolution", "resolution_floor"):
         smear = _gaussian_model(exp, kind)
         smear = replace(smear, stochastic_sqrt_keV=value) if kind == "resolution" else replace(smear, sigma0_keV=value)
@@ -349,7 +357,8 @@ def set_value(exp, kind, value, nominal):
     if kind in ("energy_edges", "time_edges_ns"):
         old = get_value(nominal, kind)
         if jnp.shape(value) != old.shape:
-            raise CevnsInputError(f"design variable {kind!r} of {exp.name} needs {old.shape[0]} edges, got shape {jnp.shape(value)}")
+            raise CevnsInputError(
+                f"design variable {kind!r} of {exp.name} needs {old.shape[0]} edges, got shape {jnp.shape(value)}")
         key = "energy_edges" if kind == "energy_edges" else "time_edges_ns"
         return replace(exp, detector=replace(det, binning=replace(det.binning, **{key: value})))
     if kind == "exposure":
@@ -360,7 +369,8 @@ def set_value(exp, kind, value, nominal):
 def _members(var: Variable, n: int) -> tuple:
     members = var.members or tuple(range(n))
     if len(members) < 2 or len(set(members)) != len(members) or not all(0 <= m < n for m in members):
-        raise CevnsInputError(f"a {var.kind} needs at least two distinct experiments of the program (0…{n - 1}), got {members}")
+        raise CevnsInputError(
+            f"a {var.kind} needs at least two distinct experiments of the program (0…{n - 1}), got {members}")
     return members
 
 
@@ -377,11 +387,13 @@ def check_structure(design: Design, n_experiments: int) -> None:
             targets = [(m, "mass_kg" if var.kind == "mass_split" else "exposure") for m in _members(var, n_experiments)]
         else:
             if not 0 <= var.experiment < n_experiments:
-                raise CevnsInputError(f"design variable {label!r}: experiment {var.experiment} not in the program (0…{n_experiments - 1})")
+                raise CevnsInputError(f"design variable {label!r}: experiment {var.experiment} not in the "
+                                      f"program (0…{n_experiments - 1})")
             targets = [(var.experiment, var.kind)]
         for t in targets:
             if t in owners:
-                raise CevnsInputError(f"design variable {label!r} sets {t[1]} of experiment {t[0]}, already set by {owners[t]}")
+                raise CevnsInputError(
+                    f"design variable {label!r} sets {t[1]} of experiment {t[0]}, already set by {owners[t]}")
             owners[t] = label
 
 
@@ -413,7 +425,8 @@ def initial_params(design: Design, experiments) -> dict:
             )
         if var.kind in PROGRAM and not np.isclose(float(jnp.sum(x)), float(var.bijection.total), rtol=1e-9):
             raise CevnsInputError(
-                f"design variable {label!r}: initial parts sum to {float(jnp.sum(x)):g}, the simplex total is {float(var.bijection.total):g}"
+                f"design variable {label!r}: initial parts sum to {float(jnp.sum(x)):g}, "
+                f"the simplex total is {float(var.bijection.total):g}"
             )
         u[label] = value
     return u
@@ -437,11 +450,10 @@ def budget_mass_kg(budget: Budget, experiments):
     return (budget.total - c0) / (c1 - c0)
 
 
-def realise(design: Design, params: dict, experiments) -> tuple[list, dict]:
-    """Designed experiments and physical values (including ``budget_mass_kg`` when derived) of ``params``."""
-    nominal = list(experiments)
-    exps = list(experiments)
-    physical = to_physical(design, params)
+def _apply_variables(design: Design, physical: dict, nominal: list) -> list:
+    """The nominal experiments with every design variable set to its physical value (no budget, no
+    background update)."""
+    exps = list(nominal)
     for label, var in design.variables.items():
         x = physical[label]
         if var.kind in PROGRAM:
@@ -449,8 +461,15 @@ def realise(design: Design, params: dict, experiments) -> tuple[list, dict]:
             for i, m in enumerate(_members(var, len(exps))):
                 exps[m] = set_value(exps[m], kind, x[i], nominal[m])
         else:
-            k = var.experiment
-            exps[k] = set_value(exps[k], var.kind, x, nominal[k])
+            exps[var.experiment] = set_value(exps[var.experiment], var.kind, x, nominal[var.experiment])
+    return exps
+
+
+def realise(design: Design, params: dict, experiments) -> tuple[list, dict]:
+    """Designed experiments and physical values (including ``budget_mass_kg`` when derived) of ``params``."""
+    nominal = list(experiments)
+    physical = to_physical(design, params)
+    exps = _apply_variables(design, physical, nominal)
     b = design.budget
     if b is not None and b.method == "mass":
         m = budget_mass_kg(b, exps)
@@ -522,21 +541,18 @@ def designed_backgrounds(exp, nominal, policy: str = "efficiency"):
     out = {}
     for name, bkg in exp.backgrounds.items():
         if bkg.time_profile == "table":
-            factor = scale
+            shape = bkg.shape
             if policy == "efficiency":
                 ratio = mean_efficiency(det.efficiency, bins.energy_edges) / jnp.maximum(
                     mean_efficiency(det0.efficiency, bins0.energy_edges), _EFFICIENCY_FLOOR)
-                out[name] = replace(bkg, counts=bkg.counts * factor, shape=bkg.shape * ratio[:, None])
-            else:
-                out[name] = replace(bkg, counts=bkg.counts * factor)
+                shape = shape * ratio[:, None]
+            out[name] = replace(bkg, counts=bkg.counts * scale, shape=shape)
             continue
-        energy = rebinned(bkg.counts * bkg.shape)
-        total0 = bkg.counts  # shape is normalised: counts·shape sums to counts
+        energy = rebinned(bkg.counts * bkg.shape)  # the shape is normalised: counts·shape sums to counts
         window = _window_probability(exp, bkg.time_profile, bins.time_edges_ns) / _window_probability(
             nominal, bkg.time_profile, bins0.time_edges_ns)
         total = jnp.sum(energy)
         out[name] = replace(bkg, counts=total * scale * window, shape=energy / jnp.where(total > 0, total, 1.0))
-        del total0
     return replace(exp, backgrounds=out)
 
 
@@ -548,7 +564,8 @@ def _check_tables(design: Design, experiments) -> None:
             if tables:
                 raise CevnsInputError(
                     f"design variable {label!r}: {exp.name} has tabulated (energy × time) background templates "
-                    f"({', '.join(tables)}) that cannot be re-binned; design the edges of a preset with computed profiles"
+                    f"({', '.join(tables)}) that cannot be re-binned; design the edges of a preset with "
+                    "computed profiles"
                 )
 
 
@@ -637,9 +654,11 @@ def validate_design(design: Design, experiments, params: dict | None = None) -> 
 
             c0, c1, c2 = cost_at(0.0), cost_at(1.0), cost_at(2.0)
             if not c1 > c0:
-                raise CevnsInputError(f"budget: the cost must rise with the mass of experiment {k} (got {c0:g} at 0 kg, {c1:g} at 1 kg)")
+                raise CevnsInputError(f"budget: the cost must rise with the mass of experiment {k} "
+                                      f"(got {c0:g} at 0 kg, {c1:g} at 1 kg)")
             if abs(c2 - 2 * c1 + c0) > 1e-9 * max(abs(c1), 1.0):
-                raise CevnsInputError("budget: method='mass' needs a cost affine in the derived mass; use method='penalty'")
+                raise CevnsInputError(
+                    "budget: method='mass' needs a cost affine in the derived mass; use method='penalty'")
             start = to_physical(design, u)
             for point in [start] + _box_corners(design, start):
                 # corners lie on the box boundary (u = ±∞): evaluate at the physical values directly
@@ -658,17 +677,7 @@ def validate_design(design: Design, experiments, params: dict | None = None) -> 
 
 def _corner_mass(design: Design, physical: dict, experiments):
     """Budget-derived mass at physical values ``physical`` (which may lie on a box boundary)."""
-    nominal = list(experiments)
-    exps = list(experiments)
-    for label, var in design.variables.items():
-        x = physical[label]
-        if var.kind in PROGRAM:
-            kind = "mass_kg" if var.kind == "mass_split" else "exposure"
-            for i, m in enumerate(_members(var, len(exps))):
-                exps[m] = set_value(exps[m], kind, x[i], nominal[m])
-        else:
-            exps[var.experiment] = set_value(exps[var.experiment], var.kind, x, nominal[var.experiment])
-    return budget_mass_kg(design.budget, exps)
+    return budget_mass_kg(design.budget, _apply_variables(design, physical, list(experiments)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -701,7 +710,8 @@ def _model_counts(exp, theta: dict, nuisances: dict):
     model = NewPhysics(nsi=nsi_couplings(**eps)) if eps else None
     target = exp.target
     if "delta_rn_fm" in theta:
-        target = replace(target, form_factor="helm_rms", neutron_radius_fm=target.neutron_radius_fm + theta["delta_rn_fm"])
+        shifted = target.neutron_radius_fm + theta["delta_rn_fm"]
+        target = replace(target, form_factor="helm_rms", neutron_radius_fm=shifted)
     counts = predicted_counts(replace(exp, target=target), nuisances, sm=sm, model=model)
     return jnp.ravel(sum(counts.values()))
 
@@ -828,7 +838,8 @@ class FisherSigma:
         if self.direction is None and len(names) != 1:
             raise CevnsInputError("FisherSigma of several parameters needs a direction")
         if self.direction is not None and (len(names) != 2 or len(self.direction) != 2):
-            raise CevnsInputError(f"a FisherSigma direction takes two parameters and two components, got {names}, {self.direction}")
+            raise CevnsInputError(
+                f"a FisherSigma direction takes two parameters and two components, got {names}, {self.direction}")
         _check_parameters(names + tuple(self.others))
 
     @property
@@ -901,12 +912,18 @@ class ExpectedLimit:
     template morphing around the SM (their log-derivatives from ``jax.jacfwd``, as in
     ``forecast.AsimovForecast``); profiled with ``n_profile`` Fisher-scoring steps.
 
-    Root finding: ``n_bisect`` bisections of t = ln g on ``bracket`` (50 halve ln(10⁴) to 1e-14), then
-    one Newton step g = exp(t* − (Δχ²(t*) − level)/∂_tΔχ²) with t* and the slope held constant: its
-    value is t* (to solver precision) and its gradient the implicit-function theorem's. Boundary results (documented, never NaN): if Δχ² stays
-    below the level over the bracket (no sensitivity, e.g. a threshold near the kinematic endpoint)
-    the upper bracket end is returned, if it is above the level already at the lower end the lower
-    end; both with zero gradient. :meth:`diagnose` reports which case applies.
+    Root finding: ``n_bisect`` bisections of t = ln g on ``bracket`` (default 1e-6–1e-2 for g′,
+    1e-14–1e-6 for Y; 50 bisections narrow ln(10⁴) to 1e-14), then one Newton step
+    g = exp(t* − (Δχ²(t*) − level)/∂_tΔχ²) with t* and the slope held constant: its value is t* to
+    solver precision and its gradient the implicit-function theorem's. The first crossing is found
+    when Δχ² rises monotonically through the level inside the bracket (true for these signals; the
+    linear template morphing saturates Δχ² far above the level, so keep the bracket's upper end
+    within a few decades of the limit).
+
+    Boundary results (documented, never NaN): if Δχ² stays below the level over the bracket (no
+    sensitivity, e.g. a threshold near the kinematic endpoint) the upper bracket end is returned, if
+    it is above the level already at the lower end the lower end; both with zero gradient.
+    :meth:`diagnose` reports which case applies.
     """
 
     signal: str = "lmu_ltau"
@@ -986,8 +1003,8 @@ class ExpectedLimit:
     def _delta_chi2_from_signals(self, experiments, terms, signals):
         """Profiled Δχ² (envelope theorem: ν̂ is found on constants, χ² re-evaluated on traced inputs)."""
         local, priors = self._nuisances(experiments)
-        induced = [[name == "nin" or exp.backgrounds[name].time_profile in ("prompt", "delayed") for name in term["bkg"]]
-                   for exp, term in zip(experiments, terms)]
+        induced = [[name == "nin" or exp.backgrounds[name].time_profile in ("prompt", "delayed")
+                    for name in term["bkg"]] for exp, term in zip(experiments, terms)]
 
         def mu_fn(theta, nu):
             parts = []
@@ -1067,16 +1084,21 @@ class ExpectedLimit:
 
     def diagnose(self, experiments) -> dict:
         """Concrete diagnostics: Δχ² at the bracket ends, the limit and which regime applies."""
-        terms = self.terms(experiments)
-        _, f_lo, f_hi = self._solve(experiments, terms)
-        value = float(self(experiments))
+        check_experiments(experiments)
+
+        @jax.jit
+        def run(exps):
+            _, f_lo, f_hi = self._solve(exps, self.terms(exps))
+            return self(exps), f_lo, f_hi
+
+        value, f_lo, f_hi = run(experiments)
         if float(f_hi) <= 0:
             regime = "no crossing in the bracket: limit above the upper end (boundary result)"
         elif float(f_lo) >= 0:
             regime = "Δχ² above the level at the lower end: limit below the bracket (boundary result)"
         else:
             regime = "crossing inside the bracket"
-        return {"limit": value, "delta_chi2_low": float(f_lo) + self.level,
+        return {"limit": float(value), "delta_chi2_low": float(f_lo) + self.level,
                 "delta_chi2_high": float(f_hi) + self.level, "regime": regime}
 
 
@@ -1084,7 +1106,8 @@ class ExpectedLimit:
 # Objectives and the optimiser
 # ----------------------------------------------------------------------------------------------
 def budget_penalty(budget: Budget, cost):
-    """weight·(softplus((cost/B − 1)/width)·width)²: ≈ 0 inside the budget, ≈ weight·(cost/B − 1)² beyond."""
+    """weight·(softplus((cost/B − 1)/width)·width)²: ≈ 0 inside the budget (a smooth corner of relative
+    width ``width``), ≈ weight·(cost/B − 1)² beyond."""
     excess = jax.nn.softplus((cost / budget.total - 1.0) / budget.width) * budget.width
     return budget.weight * excess**2
 
