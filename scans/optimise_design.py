@@ -45,6 +45,7 @@ BUDGET = 400.0
 THRESHOLD_BOX_PE = (6.0, 30.0)
 Z_MASS_MEV = 10.0
 TOTAL_MASS_KG = 1000.0
+THRESHOLD_COSTS = (15.0, 30.0, 60.0, 120.0)  # the threshold-cost coefficient (60 in cost.cryogenic_csi_cost)
 SPLIT = ["COH-Ar-750", "COH-CryoCsI-10kg", "COH-Ge-mini", "NaIvETe"]
 SHORT = {"COH-Ar-750": "Ar", "COH-CryoCsI-10kg": "CsI", "COH-Ge-mini": "Ge", "NaIvETe": "NaI"}
 
@@ -75,15 +76,18 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     t_opt = time.perf_counter() - t0
     print(f"[1] optax: {result.summary()} ({t_opt:.1f} s incl. compilation)")
 
-    objective = jax.jit(D.make_objective(fom))
-    physical = jax.jit(lambda u, d, e: D.realise(d, u, e)[1])
+    # one compiled function for every grid point and cost model (the design is an argument)
+    evaluate = jax.jit(lambda u, d, e: (D.make_objective(fom)(u, d, e), D.realise(d, u, e)[1]["budget_mass_kg"]))
+
+    def along_budget(design_, xs):
+        out = [evaluate({"threshold": box.inverse(x)}, design_, [exp]) for x in xs]
+        return np.array([float(v) for v, _ in out]), np.array([float(m) for _, m in out])
 
     # brute-force grid along the budget line (same objective, physical threshold → u)
     n_grid = 49 if quick else 193
     thresholds = np.linspace(THRESHOLD_BOX_PE[0] + 0.05, THRESHOLD_BOX_PE[1] - 0.05, n_grid)
     t0 = time.perf_counter()
-    line = np.array([float(objective({"threshold": box.inverse(x)}, design, [exp])) for x in thresholds])
-    masses_line = np.array([float(physical({"threshold": box.inverse(x)}, design, [exp])["budget_mass_kg"]) for x in thresholds])
+    line, masses_line = along_budget(design, thresholds)
     t_grid = time.perf_counter() - t0
     i_best = int(np.argmin(line))
     spacing = thresholds[1] - thresholds[0]
@@ -101,9 +105,20 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     landscape = np.array([np.asarray(over_mass(jnp.asarray(th), jnp.asarray(m_axis))) for th in th_axis])  # (n_th, n_m)
     t_land = time.perf_counter() - t0
     preset = float(jnp.log(fom([exp])))
-    u_preset = {"threshold": box.inverse(8.0)}
-    preset_budget = float(objective(u_preset, design, [exp]))
-    preset_budget_mass = float(physical(u_preset, design, [exp])["budget_mass_kg"])
+    preset_budget, preset_budget_mass = (float(v) for v in evaluate({"threshold": box.inverse(8.0)}, design, [exp]))
+
+    # how the optimum moves with the assumed threshold cost (grid along each budget line)
+    sensitivity = []
+    coarse_th = np.linspace(THRESHOLD_BOX_PE[0] + 0.05, 16.0, 21 if quick else 81)
+    for coefficient in THRESHOLD_COSTS:
+        cost_c = ProgramCost((D.replace(cryogenic_csi_cost(), threshold_cost=jnp.asarray(coefficient)),))
+        values, masses = along_budget(D.make_design(design.variables, budget=D.Budget(BUDGET, cost_c)), coarse_th)
+        values = np.where(masses > 0, values, np.inf)
+        k = int(np.argmin(values))
+        sensitivity.append({"threshold_cost": coefficient, "threshold_PE": float(coarse_th[k]), "mass_kg": float(masses[k]),
+                            "g_limit": float(np.exp(values[k])), "spacing_PE": float(coarse_th[1] - coarse_th[0]),
+                            "edge": "box edge" if k == 0 else ("budget edge" if not np.isfinite(values[k - 1]) else "")})
+    print(f"[1] threshold-cost sensitivity: {sensitivity}")
     print(f"[1] landscape {landscape.shape} in {t_land:.1f} s; preset (8 PE, 10 kg) g′ = {np.exp(preset):.4g}")
 
     kpe = keVnr_per_PE(exp)
@@ -152,6 +167,7 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
         "reason": result.reason, "grad_norm": float(result.grad_norm[-1]),
         "time_optimise_s": t_opt, "time_grid_s": t_grid, "time_landscape_s": t_land,
         "cost_at_optimum": float(cost([D.realise(design, result.params, [exp])[0][0]])),
+        "sensitivity": sensitivity,
     }
 
 
@@ -261,17 +277,23 @@ def study_mass_split(out: Path, quick: bool) -> dict:
     ax = axes[2]
     half = np.zeros(len(exps))
     half[[i_csi, SPLIT.index("NaIvETe")]] = TOTAL_MASS_KG / 2
+    # ellipses in the eigenbasis of the optimum's covariance: along and across the nearly degenerate band
+    cov_opt = np.asarray(D.marginal_covariance(D.scaled_fisher(blocks, prior, jnp.asarray(m_opt) / m0), [0, 1]))
+    _, basis = np.linalg.eigh(cov_opt)
+    axes_sigma = {}
     for masses, label, style in ((start, "equal split", "-"), (m_opt, "optimum (CsI + Ge)", "-"),
                                  (np.maximum(half, 1e-9), "CsI + NaI, 500 kg each", "--")):
-        F = np.asarray(D.scaled_fisher(blocks, prior, jnp.asarray(masses) / m0))
-        cov = np.asarray(D.marginal_covariance(jnp.asarray(F), [0, 1]))
-        vals2, vecs = np.linalg.eigh(cov)
+        cov = np.asarray(D.marginal_covariance(D.scaled_fisher(blocks, prior, jnp.asarray(masses) / m0), [0, 1]))
+        rotated = basis.T @ cov @ basis
+        vals2, vecs = np.linalg.eigh(rotated)
         phi = np.linspace(0, 2 * np.pi, 200)
         ell = vecs @ (np.sqrt(vals2 * 2.296)[:, None] * np.stack([np.cos(phi), np.sin(phi)]))
-        ax.plot(ell[0], ell[1], style, label=label)
-    ax.set_xlabel("ε^{uV}_{ee}")
-    ax.set_ylabel("ε^{dV}_{ee}")
-    ax.set_title(f"Fisher 1σ regions (Δχ² = 2.30), {TOTAL_MASS_KG:g} kg, 1 SNS year", fontsize=9)
+        ax.plot(ell[1], ell[0], style, label=label)
+        axes_sigma[label] = np.sqrt(np.diag(rotated)).tolist()
+    along, across = basis[:, 1], basis[:, 0]
+    ax.set_xlabel(f"along the band: {along[0]:+.2f} ε^u_ee {along[1]:+.2f} ε^d_ee")
+    ax.set_ylabel(f"across: {across[0]:+.2f} ε^u_ee {across[1]:+.2f} ε^d_ee")
+    ax.set_title("Fisher 1σ regions (Δχ² = 2.30); axes not to scale", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     finish(fig, out, "design_mass_split")
@@ -280,7 +302,7 @@ def study_mass_split(out: Path, quick: bool) -> dict:
         "mass_kg": dict(zip(SHORT.values(), m_opt.tolist())), "area": float(np.exp(result.value)),
         "grid_mass_kg": dict(zip(SHORT.values(), (fractions[i_best] * TOTAL_MASS_KG).tolist())),
         "grid_area": float(np.exp(grid[i_best])), "grid_spacing_kg": TOTAL_MASS_KG / n, "grid_points": len(fractions),
-        "full_recomputation_area": full, "equal_split_area": equal, "single_target_area": singles,
+        "full_recomputation_area": full, "sigma_across_along": axes_sigma, "equal_split_area": equal, "single_target_area": singles,
         "steps": result.n_steps, "converged": result.converged, "reason": result.reason,
         "grad_norm": float(result.grad_norm[-1]), "time_blocks_s": t_blocks, "time_optimise_s": t_opt, "time_grid_s": t_grid,
     }
@@ -303,6 +325,14 @@ def summary(r1: dict, r2: dict, total_s: float) -> str:
         f"| preset threshold on the budget line | 8 | {8 / r1['threshold_PE'] * r1['threshold_keVnr']:.3f} | {r1['preset_budget_mass_kg']:.2f} | {r1['preset_budget_g_limit']:.5g} |",
         f"| COH-CryoCsI-10kg preset (8 PE, 10 kg; cost {r1['preset_cost']:.0f}) | 8 | {8 / r1['threshold_PE'] * r1['threshold_keVnr']:.3f} | 10 | {r1['preset_g_limit']:.4g} |",
         "",
+        "The optimum moves with the assumed threshold cost 60·(0.2 keVee/E_th)² (grid along each budget line):",
+        "",
+        "| threshold-cost coefficient | optimum threshold [PE] | mass [kg] | g′ (90% CL) |",
+        "|---|---|---|---|",
+        *[f"| {r['threshold_cost']:g} | {r['threshold_PE']:.2f} ± {r['spacing_PE'] / 2:.2f}"
+          f"{' (' + r['edge'] + ')' if r['edge'] else ''} | {r['mass_kg']:.1f} | {r['g_limit']:.4g} |"
+          for r in r1["sensitivity"]],
+        "",
         f"## (2) Splitting {TOTAL_MASS_KG:g} kg between Ar, CsI, Ge and NaI for (ε^uV_ee, ε^dV_ee)",
         "",
         "Minimise √det of the marginalised 2×2 Fisher covariance (ellipse area = π Δχ² √det C); every preset nuisance",
@@ -319,6 +349,8 @@ def summary(r1: dict, r2: dict, total_s: float) -> str:
     lines += [
         "",
         f"Full recomputation of the Fisher matrix at the optimum: √det C = {r2['full_recomputation_area']:.6g} (linear scaling: {r2['area']:.6g}).",
+        "1σ across / along the nearly degenerate band: " + "; ".join(
+            f"{k}: {v[0]:.4f} / {v[1]:.3f}" for k, v in r2["sigma_across_along"].items()) + ".",
         "",
         f"Timings (2 shared CPU cores, including compilation): study 1 optimisation {r1['time_optimise_s']:.0f} s, grid "
         f"{r1['time_grid_s']:.0f} s, landscape {r1['time_landscape_s']:.0f} s; study 2 Fisher blocks {r2['time_blocks_s']:.0f} s, "
