@@ -345,7 +345,7 @@ def summary(r1: dict, r2: dict, total_s: float) -> str:
         "| equal split | " + " | ".join("250.0" for _ in r2["mass_kg"]) + f" | {r2['equal_split_area']:.4g} |",
     ]
     for name, value in r2["single_target_area"].items():
-        lines.append(f"| all {name} (one N/Z: nearly degenerate) | " + " | ".join(f"{1000.0 if k == name else 0.0:.1f}" for k in r2["mass_kg"]) + f" | {value:.4g} |")
+        lines.append(f"| all {name} (single detector: nearly degenerate) | " + " | ".join(f"{1000.0 if k == name else 0.0:.1f}" for k in r2["mass_kg"]) + f" | {value:.4g} |")
     lines += [
         "",
         f"Full recomputation of the Fisher matrix at the optimum: √det C = {r2['full_recomputation_area']:.6g} (linear scaling: {r2['area']:.6g}).",
