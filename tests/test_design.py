@@ -39,9 +39,8 @@ def program():
 
 
 def every_kind():
-    """One design of the Ge + CsI program with every kind of design variable. ``mass_kg`` and
-    ``exposure`` act through the same setters as the splits (and ``mass_kg`` through the budget in
-    the one-variable test)."""
+    """One design of the Ge + CsI program with every kind of design variable except ``mass_kg`` and
+    ``exposure``, which the splits set here (they are free variables of the single-detector designs)."""
     return D.make_design({
         "threshold": V("threshold", D.Positive(), experiment=0),
         "threshold_csi": V("threshold", D.Positive(10.0), experiment=1),
