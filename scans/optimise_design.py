@@ -308,53 +308,69 @@ def study_mass_split(out: Path, quick: bool) -> dict:
     }
 
 
+def row(*cells) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def summary(r1: dict, r2: dict, total_s: float) -> str:
+    kev = r1["threshold_keVnr"] / r1["threshold_PE"]  # keVnr per PE
+    lbfgs1 = f"optax (L-BFGS, {r1['steps']} steps, ‖∇‖ = {r1['grad_norm']:.1e})"
+    lbfgs2 = f"optax (L-BFGS, {r2['steps']} steps, ‖∇‖ = {r2['grad_norm']:.1e})"
+    grid2 = f"brute-force grid ({r2['grid_points']} points, spacing {r2['grid_spacing_kg']:g} kg)"
+    targets = list(r2["mass_kg"])
     lines = [
         "# Detector design by gradient descent (scans/optimise_design.py)",
         "",
         f"## (1) CryoCsI-like detector: threshold and mass for a budget of {BUDGET:g} cost units",
         "",
-        f"Expected 90% CL limit on the L_μ−L_τ coupling g′ at M_Z′ = {Z_MASS_MEV:g} MeV (Asimov, Δχ² = 2.71, preset nuisances",
-        "profiled), one SNS year, COH-CryoCsI-10kg response and per-kg backgrounds; mass bought by the money left under the",
-        "ASSUMED cost model `cost.cryogenic_csi_cost` (threshold cost ∝ E_th⁻²); backgrounds follow the designed efficiency.",
+        f"Expected 90% CL limit on the L_μ−L_τ coupling g′ at M_Z′ = {Z_MASS_MEV:g} MeV (Asimov, Δχ² = 2.71, preset",
+        "nuisances profiled), one SNS year, COH-CryoCsI-10kg response and per-kg backgrounds; mass bought by the money",
+        "left under the ASSUMED cost model `cost.cryogenic_csi_cost` (threshold cost ∝ E_th⁻²); backgrounds follow the",
+        "designed efficiency.",
         "",
-        "| | threshold [PE] | threshold [keVnr] | mass [kg] | g′ (90% CL) |",
-        "|---|---|---|---|---|",
-        f"| optax (L-BFGS, {r1['steps']} steps, ‖∇‖ = {r1['grad_norm']:.1e}) | {r1['threshold_PE']:.3f} | {r1['threshold_keVnr']:.3f} | {r1['mass_kg']:.2f} | {r1['g_limit']:.5g} |",
-        f"| brute-force grid (spacing {r1['grid_spacing_PE']:.3f} PE) | {r1['grid_threshold_PE']:.3f} | {r1['grid_threshold_PE'] / r1['threshold_PE'] * r1['threshold_keVnr']:.3f} | {r1['grid_mass_kg']:.2f} | {r1['grid_g_limit']:.5g} |",
-        f"| preset threshold on the budget line | 8 | {8 / r1['threshold_PE'] * r1['threshold_keVnr']:.3f} | {r1['preset_budget_mass_kg']:.2f} | {r1['preset_budget_g_limit']:.5g} |",
-        f"| COH-CryoCsI-10kg preset (8 PE, 10 kg; cost {r1['preset_cost']:.0f}) | 8 | {8 / r1['threshold_PE'] * r1['threshold_keVnr']:.3f} | 10 | {r1['preset_g_limit']:.4g} |",
+        row("", "threshold [PE]", "threshold [keVnr]", "mass [kg]", "g′ (90% CL)"),
+        row("---", "---", "---", "---", "---"),
+        row(lbfgs1, f"{r1['threshold_PE']:.3f}", f"{r1['threshold_keVnr']:.3f}", f"{r1['mass_kg']:.2f}", f"{r1['g_limit']:.5g}"),
+        row(f"brute-force grid (spacing {r1['grid_spacing_PE']:.3f} PE)", f"{r1['grid_threshold_PE']:.3f}",
+            f"{r1['grid_threshold_PE'] * kev:.3f}", f"{r1['grid_mass_kg']:.2f}", f"{r1['grid_g_limit']:.5g}"),
+        row("preset threshold on the budget line", 8, f"{8 * kev:.3f}", f"{r1['preset_budget_mass_kg']:.2f}",
+            f"{r1['preset_budget_g_limit']:.5g}"),
+        row(f"COH-CryoCsI-10kg preset (8 PE, 10 kg; cost {r1['preset_cost']:.0f})", 8, f"{8 * kev:.3f}", 10,
+            f"{r1['preset_g_limit']:.4g}"),
         "",
-        "The optimum moves with the assumed threshold cost 60·(0.2 keVee/E_th)² (grid along each budget line):",
+        "The optimum moves with the assumed threshold cost c·(0.2 keVee/E_th)², c = 60 above (grid along each budget line):",
         "",
-        "| threshold-cost coefficient | optimum threshold [PE] | mass [kg] | g′ (90% CL) |",
-        "|---|---|---|---|",
-        *[f"| {r['threshold_cost']:g} | {r['threshold_PE']:.2f} ± {r['spacing_PE'] / 2:.2f}"
-          f"{' (' + r['edge'] + ')' if r['edge'] else ''} | {r['mass_kg']:.1f} | {r['g_limit']:.4g} |"
+        row("threshold-cost coefficient c", "optimum threshold [PE]", "mass [kg]", "g′ (90% CL)"),
+        row("---", "---", "---", "---"),
+        *[row(f"{r['threshold_cost']:g}", f"{r['threshold_PE']:.2f} ± {r['spacing_PE'] / 2:.2f}"
+              + (f" ({r['edge']})" if r["edge"] else ""), f"{r['mass_kg']:.1f}", f"{r['g_limit']:.4g}")
           for r in r1["sensitivity"]],
         "",
         f"## (2) Splitting {TOTAL_MASS_KG:g} kg between Ar, CsI, Ge and NaI for (ε^uV_ee, ε^dV_ee)",
         "",
         "Minimise √det of the marginalised 2×2 Fisher covariance (ellipse area = π Δχ² √det C); every preset nuisance",
-        "marginalised, the flux normalisation shared; one SNS year; each detector keeps its preset's response and per-kg backgrounds.",
+        "marginalised, the flux normalisation shared; one SNS year; each detector keeps its preset's response and",
+        "per-kg backgrounds.",
         "",
-        "| | " + " | ".join(f"{k} [kg]" for k in r2["mass_kg"]) + " | √det C |",
-        "|---|" + "---|" * (len(r2["mass_kg"]) + 1),
-        f"| optax (L-BFGS, {r2['steps']} steps, ‖∇‖ = {r2['grad_norm']:.1e}) | " + " | ".join(f"{v:.1f}" for v in r2["mass_kg"].values()) + f" | {r2['area']:.4g} |",
-        f"| brute-force grid ({r2['grid_points']} points, spacing {r2['grid_spacing_kg']:g} kg) | " + " | ".join(f"{v:.1f}" for v in r2["grid_mass_kg"].values()) + f" | {r2['grid_area']:.4g} |",
-        "| equal split | " + " | ".join("250.0" for _ in r2["mass_kg"]) + f" | {r2['equal_split_area']:.4g} |",
-    ]
-    for name, value in r2["single_target_area"].items():
-        lines.append(f"| all {name} (single detector: nearly degenerate) | " + " | ".join(f"{1000.0 if k == name else 0.0:.1f}" for k in r2["mass_kg"]) + f" | {value:.4g} |")
-    lines += [
+        row("", *[f"{k} [kg]" for k in targets], "√det C"),
+        row(*["---"] * (len(targets) + 2)),
+        row(lbfgs2, *[f"{v:.1f}" for v in r2["mass_kg"].values()], f"{r2['area']:.4g}"),
+        row(grid2, *[f"{v:.1f}" for v in r2["grid_mass_kg"].values()], f"{r2['grid_area']:.4g}"),
+        row("equal split", *[f"{TOTAL_MASS_KG / len(targets):.1f}"] * len(targets), f"{r2['equal_split_area']:.4g}"),
+        *[row(f"all {name} (single detector: nearly degenerate)",
+              *[f"{TOTAL_MASS_KG if k == name else 0.0:.1f}" for k in targets], f"{value:.4g}")
+          for name, value in r2["single_target_area"].items()],
         "",
-        f"Full recomputation of the Fisher matrix at the optimum: √det C = {r2['full_recomputation_area']:.6g} (linear scaling: {r2['area']:.6g}).",
-        "1σ across / along the nearly degenerate band: " + "; ".join(
-            f"{k}: {v[0]:.4f} / {v[1]:.3f}" for k, v in r2["sigma_across_along"].items()) + ".",
+        f"Full recomputation of the Fisher matrix at the optimum: √det C = {r2['full_recomputation_area']:.6g} "
+        f"(linear scaling: {r2['area']:.6g}).",
+        "1σ across / along the nearly degenerate band: "
+        + "; ".join(f"{k}: {v[0]:.4f} / {v[1]:.3f}" for k, v in r2["sigma_across_along"].items()) + ".",
         "",
-        f"Timings (2 shared CPU cores, including compilation): study 1 optimisation {r1['time_optimise_s']:.0f} s, grid "
-        f"{r1['time_grid_s']:.0f} s, landscape {r1['time_landscape_s']:.0f} s; study 2 Fisher blocks {r2['time_blocks_s']:.0f} s, "
-        f"optimisation {r2['time_optimise_s']:.0f} s, grid {r2['time_grid_s']:.0f} s; total {total_s:.0f} s.",
+        f"Timings (2 shared CPU cores, including compilation): study 1 optimisation {r1['time_optimise_s']:.0f} s, "
+        f"grid {r1['time_grid_s']:.0f} s, landscape {r1['time_landscape_s']:.0f} s; study 2 Fisher blocks "
+        f"{r2['time_blocks_s']:.0f} s, optimisation {r2['time_optimise_s']:.0f} s, grid {r2['time_grid_s']:.0f} s; "
+        f"total {total_s:.0f} s.",
         "",
     ]
     return "\n".join(lines)
