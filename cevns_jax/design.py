@@ -6,10 +6,11 @@ bijections (positivity, boxes, simplices, increasing edges), writes them into th
 *figure of merit* (FoM) on the result. Everything is a pure function of pytrees, so
 ``jax.grad(objective)(u, design, experiments)`` is exact and one optax step is one jitted call:
 
-    design = make_design({"threshold": Variable("threshold", Interval(5.0, 30.0))},
+    design = make_design({"threshold": Variable("threshold", Interval(6.0, 30.0))},
                          budget=Budget(400.0, ProgramCost((cryogenic_csi_cost(),))))
     fom = ExpectedLimit("lmu_ltau", mass_MeV=10.0)
-    result = optimise(make_objective(design, fom), design, [load_experiment("COH-CryoCsI-10kg")])
+    result = optimise_design(fom, design, [load_experiment("COH-CryoCsI-10kg")])
+    result.physical, result.path["threshold"], result.objective, result.grad_norm
 
 Design variables (``Variable.kind``; units are those of the experiment's leaves):
 
@@ -52,10 +53,17 @@ Figures of merit (callable frozen dataclasses ``fom(experiments) -> scalar``):
   on the dark-matter Y at fixed m_χ (α_D = 0.5, m_V = 3 m_χ), with the nuisances profiled. The
   root of Δχ²(g) = level is found by a fixed number of bisections in ln g, and its gradient by the
   implicit-function theorem, dg/dd = −∂_dΔχ²/∂_gΔχ²; ∂_dΔχ² itself passes through
-  the profiling by the envelope theorem (``likelihood.profiled_chi2``).
+  the profiling by the envelope theorem (ν̂ held fixed, as in ``likelihood.profiled_chi2``).
 
-The optimiser (:func:`optimise`) runs any optax transformation with one jitted step (value, gradient,
-update, gradient norm) and records the path (:class:`DesignResult`).
+The optimiser (:func:`optimise`, or :func:`optimise_design` for a design) runs any optax
+transformation (default L-BFGS) with one jitted step (value, gradient, update, gradient norm) and
+records the path (:class:`DesignResult`). For designs that only rescale masses or exposures,
+:func:`fisher_blocks` + :func:`scaled_fisher` give the Fisher matrix exactly without recomputing the
+model (counts are proportional to mass × exposure), which makes grid searches over splits cheap.
+
+Validation (:func:`validate_design`, :func:`check_experiments`) runs on concrete values before an
+optimisation: zero masses or exposures, thresholds above the kinematic endpoint, unmeetable budgets
+and conflicting variables raise :class:`~cevns_jax.errors.CevnsInputError`.
 """
 
 from __future__ import annotations
