@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 
 from . import constants as constants
+from . import cost as cost
+from . import design as design
 from ._pytree import replace as replace
 from .errors import CevnsInputError as CevnsInputError
 from .errors import DataFileError as DataFileError
