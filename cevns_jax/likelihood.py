@@ -78,6 +78,7 @@ def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict,
         g = 2.0 * J.T @ (1.0 - n / mu) + 2.0 * inv_var * x
         H = 2.0 * (J.T / mu) @ J + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
         delta = jnp.linalg.solve(H, g)
+        delta = jnp.where(jnp.all(jnp.isfinite(delta)), delta, 0.0)  # singular H (μ at its floor): stay put
         trials = x[None, :] - lengths[:, None] * delta[None, :]
         values = jax.vmap(objective)(trials)
         values = jnp.where(jnp.isfinite(values), values, jnp.inf)
