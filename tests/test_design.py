@@ -164,7 +164,7 @@ def test_fisher_gradients_match_finite_differences(fisher_check):
     design variable, at a perturbed design (away from the kinks of the re-binned backgrounds)."""
     design, exps, u0, flat0, unravel, run, labels, dirs = fisher_check
     x = flat0 + 0.05 * jnp.asarray(np.random.default_rng(1).standard_normal(flat0.shape))
-    value, fd, ad, _ = run(x, dirs, 1e-3)
+    value, fd, ad, _ = run(x, dirs, 3e-3)  # the NSI-direction σ is ill-conditioned: 1e-3 is roundoff-limited
     assert np.all(np.isfinite(np.asarray(value)))
     assert_gradients(labels, fd, ad, ["σ(ŝ²)", "σ(δR_n)", "σ(NSI direction)", "NSI area"])
 
