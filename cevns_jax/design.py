@@ -84,7 +84,7 @@ from ._pytree import pytree_dataclass, replace, require_x64, static_field
 from .errors import CevnsInputError
 from .kinematics import max_recoil_energy
 from .likelihood import chi2, profile_nuisances
-from .nuisances import apply_nuisances, nuisance_priors, predicted_counts
+from .nuisances import apply_nuisances, neutrino_induced, nuisance_priors, predicted_counts
 from .rates import background_counts, cevns_counts, dark_matter_counts, electron_equivalent_keV
 from .rates import events_per_recoil_node, neutrino_time_fractions
 from .response import energy_response, subdivide
@@ -1011,8 +1011,7 @@ class ExpectedLimit:
     def _delta_chi2_from_signals(self, experiments, terms, signals):
         """Profiled Δχ² (envelope theorem: ν̂ is found on constants, χ² re-evaluated on traced inputs)."""
         local, priors = self._nuisances(experiments)
-        induced = [[name == "nin" or exp.backgrounds[name].time_profile in ("prompt", "delayed")
-                    for name in term["bkg"]] for exp, term in zip(experiments, terms)]
+        induced = [[neutrino_induced(exp, name) for name in term["bkg"]] for exp, term in zip(experiments, terms)]
 
         def mu_fn(theta, nu):
             parts = []

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from .likelihood import poisson_deviance, profiled_chi2
-from .nuisances import nuisance_priors, predicted_counts
+from .nuisances import neutrino_induced, nuisance_priors, predicted_counts
 from .rates import cevns_counts, dark_matter_counts
 from .source import COMPONENTS
 
@@ -39,12 +39,14 @@ def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
 
     Every distinct experiment's physics is computed once per point and shared by all forecasts that
     contain it (e.g. each detector alone and their combination), so a scan of all of them is one
-    program: one compilation, and the combination costs only its profiling.
+    program: one compilation, and the combination costs only its profiling. ``forecasts``:
+    :class:`AsimovForecast` or :class:`cevns_jax.fits.DataLimit` objects (anything with ``templates``
+    and ``profiled_from_templates``).
     """
 
     def point(theta):
         model, cache = model_of(theta), {}
-        return {label: fc.profiled(fc.templates(model, cache)) for label, fc in forecasts.items()}
+        return {label: fc.profiled_from_templates(fc.templates(model, cache), model) for label, fc in forecasts.items()}
 
     return point
 
@@ -107,14 +109,14 @@ class AsimovForecast:
 
             def signal_of(nu, exp=exp):
                 counts = predicted_counts(exp, nu)
-                return sum(counts[c] for c in COMPONENTS)
+                return sum(counts[c] for c in COMPONENTS), counts
 
             nu0 = {n: jnp.zeros((), dtype=jnp.float64) for n in names}
             # compiled: op-by-op forward-mode derivatives of a whole prediction take tens of seconds
-            S0, J = jax.jit(lambda nu, f=signal_of: (f(nu), jax.jacfwd(f)(nu) if nu else {}))(nu0)
+            (S0, nominal), J = jax.jit(lambda nu, f=signal_of: (
+                f(nu), jax.jacfwd(lambda v: f(v)[0])(nu) if nu else {}))(nu0)
             safe = jnp.where(S0 > 0, S0, 1.0)
             self._logd.append({n: jnp.where(S0 > 0, J[n] / safe, 0.0) for n in names})
-            nominal = jax.jit(lambda e: predicted_counts(e, {}))(exp)
             bkg = {k: v for k, v in nominal.items() if k not in COMPONENTS}
             self._bkg.append(bkg)
             self._data.append(jnp.ravel(S0 + sum(bkg.values(), jnp.zeros_like(S0))))
@@ -122,13 +124,12 @@ class AsimovForecast:
 
     def signals(self, theta: dict) -> list:
         """The θ-dependent pieces, once per point: per experiment (CEvNS signal, dark-matter counts or None)."""
-        model = self.model_of(theta)
-        return [experiment_signal(exp, model) for exp in self.experiments]
+        return self.templates(self.model_of(theta))
 
     def combine(self, signals: list, nuisances: dict):
         """Flat expected counts of all experiments from :meth:`signals` at nuisances ν (cheap: no physics)."""
         parts = []
-        for (signal, dm), local, logd, bkg in zip(signals, self._local, self._logd, self._bkg):
+        for exp, (signal, dm), local, logd, bkg in zip(self.experiments, signals, self._local, self._logd, self._bkg):
             factor = 1.0 + sum((nuisances[local[n]] * jnp.ravel(r) for n, r in logd.items()), jnp.zeros_like(signal))
             total = signal * factor
             if dm is not None:
@@ -136,7 +137,7 @@ class AsimovForecast:
             for name, counts in bkg.items():
                 key = local.get(f"background:{name}")
                 scale = 1.0 + (nuisances[key] if key is not None else 0.0)
-                flux = 1.0 + nuisances.get(local.get("flux", "flux"), 0.0) if name == "nin" else 1.0
+                flux = 1.0 + nuisances.get(local.get("flux", "flux"), 0.0) if neutrino_induced(exp, name) else 1.0
                 total = total + jnp.ravel(counts) * scale * flux
             parts.append(total)
         return jnp.concatenate(parts)
@@ -169,8 +170,7 @@ class AsimovForecast:
 
     def profiled(self, signals: list):
         """Profiled Asimov Δχ² from precomputed :meth:`signals`."""
-        return profiled_chi2(lambda s, nu: self.combine(s, nu), self.data, signals, self._zero, self.priors,
-                             self.n_steps)
+        return profiled_chi2(self.combine, self.data, signals, self._zero, self.priors, self.n_steps)
 
     def unprofiled_delta_chi2(self, theta: dict):
         """Δχ² with every nuisance at 0 (statistics only)."""

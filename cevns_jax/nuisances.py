@@ -104,6 +104,12 @@ def apply_nuisances(experiment, values: dict):
     return exp, signal_factor, background_factors
 
 
+def neutrino_induced(experiment, name: str) -> bool:
+    """Whether background ``name`` is made by the beam's neutrinos (named ``nin``, or with a ``prompt`` or
+    ``delayed`` time profile), so that it scales with the ``flux`` nuisance."""
+    return name == "nin" or experiment.backgrounds[name].time_profile in ("prompt", "delayed")
+
+
 def predicted_counts(experiment, values: dict, sm=None, model=None):
     """Expected counts {component or background: (n_E, n_t)} at nuisance ``values``.
 
@@ -120,6 +126,5 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
         out["dark_matter"] = dark_matter_counts(exp, model.dark_matter) * signal_factor * pi0
     flux = 1.0 + values.get("flux", 0.0)
     for name, counts in background_counts(exp).items():
-        neutrino_induced = name == "nin" or experiment.backgrounds[name].time_profile in ("prompt", "delayed")
-        out[name] = counts * bkg_factors[name] * (flux if neutrino_induced else 1.0)
+        out[name] = counts * bkg_factors[name] * (flux if neutrino_induced(experiment, name) else 1.0)
     return out
