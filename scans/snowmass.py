@@ -80,9 +80,7 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
     if data is not None:
         evaluators[DATA] = DataLimit(model_of, analysis=data)
     if power is None:
-        shared = shared_delta_chi2({k: v for k, v in evaluators.items() if k != DATA}, model_of)
-        point = (lambda th: {**shared(th), DATA: evaluators[DATA].delta_chi2(th)}) if data is not None else shared
-        grid_axes = axes
+        point, grid_axes = shared_delta_chi2(evaluators, model_of), axes
     else:
         point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power)
         grid_axes = axes[:1]
@@ -102,13 +100,10 @@ def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
         ax.contourf(*xy, levels=[LEVEL, np.inf], colors=["0.82"], zorder=0)
         ax.fill_between([], [], color="0.82", label="excluded by the CsI-2021 data, 90% CL (this package)")
     for label, curve in curves.items():
-        if label == DATA:
-            continue
-        elif label == REFERENCE:
-            xy = (curve, masses) if swap else (masses, curve)
+        xy = (curve, masses) if swap else (masses, curve)
+        if label == REFERENCE:
             ax.plot(*xy, color="0.45", lw=1.2, ls=":", label=f"{REFERENCE} expected (released exposure)")
-        else:
-            xy = (curve, masses) if swap else (masses, curve)
+        elif label != DATA:  # the data are drawn as the shaded region above
             ax.plot(*xy, color=COLOURS.get(label, "k"), lw=2.4 if label == "combined" else 1.5,
                     ls="--" if label == "combined" else "-", label=label)
     ax.set_xscale("log")
@@ -123,8 +118,6 @@ def fisher_for(exp) -> Fisher:
     """Data Fisher matrix in (sin²θ_W, δR_n [fm], nuisances) at the SM and the diagonal prior term.
 
     δR_n shifts every neutron radius of the target (Helm form factors from rms radii)."""
-    import jax.numpy as jnp
-
     exp = replace(exp, target=make_target(exp.target.name, form_factor="helm_rms"))
     priors = nuisance_priors(exp)
 
@@ -242,10 +235,8 @@ def universal_island_coupling(mass_MeV, q2_MeV2=2000.0, charge_per_nucleon=0.28)
 def universal_islands(sets: dict, labels, mass: Axis, n: int, tag: str, results: Path) -> dict:
     """The sign-flipped allowed island of the universal Z′, resolved on a fine grid around g*(M):
     {label: [(mass, g_low, g_high), …]}."""
-    from cevns_jax.models import universal as universal_zprime
-
     ratio = Axis("g_over_island", 0.7, 1.45, n, "log")
-    model_of = lambda th: NewPhysics(zprime=universal_zprime(  # noqa: E731
+    model_of = lambda th: NewPhysics(zprime=universal(  # noqa: E731
         th["mass_MeV"], th["g_over_island"] * universal_island_coupling(th["mass_MeV"])))
     grids = scan_sets(f"universal_island_{tag}", {k: sets[k] for k in labels}, model_of, [mass, ratio], results, LEVEL)
     out = {}
