@@ -75,6 +75,19 @@ def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: st
     return point
 
 
+@jax.jit
+def _nominal_and_jacobian(exp, nu0: dict):
+    """SM signal, every nominal count and ∂signal/∂ν at ν = 0. Compiled at module level, so forecasts
+    of the same experiment reuse the program (op by op, forward-mode derivatives take tens of seconds)."""
+
+    def signal_of(nu):
+        counts = predicted_counts(exp, nu)
+        return sum(counts[c] for c in COMPONENTS), counts
+
+    S0, nominal = signal_of(nu0)
+    return S0, nominal, (jax.jacfwd(lambda v: signal_of(v)[0])(nu0) if nu0 else {})
+
+
 class AsimovForecast:
     """Profiled Asimov Δχ²(θ) of ``model_of(θ)`` against the SM for ``experiments``.
 
@@ -107,14 +120,8 @@ class AsimovForecast:
         for exp, local in zip(self.experiments, self._local):
             names = [n for n in local if not n.startswith("background:")]
 
-            def signal_of(nu, exp=exp):
-                counts = predicted_counts(exp, nu)
-                return sum(counts[c] for c in COMPONENTS), counts
-
             nu0 = {n: jnp.zeros((), dtype=jnp.float64) for n in names}
-            # compiled: op-by-op forward-mode derivatives of a whole prediction take tens of seconds
-            (S0, nominal), J = jax.jit(lambda nu, f=signal_of: (
-                f(nu), jax.jacfwd(lambda v: f(v)[0])(nu) if nu else {}))(nu0)
+            S0, nominal, J = _nominal_and_jacobian(exp, nu0)
             safe = jnp.where(S0 > 0, S0, 1.0)
             self._logd.append({n: jnp.where(S0 > 0, J[n] / safe, 0.0) for n in names})
             bkg = {k: v for k, v in nominal.items() if k not in COMPONENTS}
