@@ -8,9 +8,8 @@ README for the schema). Loading checks every field and names the file, table and
 
 from __future__ import annotations
 
-import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from .kinematics import max_recoil_energy
 from .nuclei import FORM_FACTOR_MODELS, Target, make_target
 from .releases import read_table, template
 from .source import Source
+from .tomltable import Table, as_f64 as _f, edges, strings
 
 PRESET_DIR = Path(str(resources.files("cevns_jax") / "presets"))
 TIME_PROFILES = ("table", "flat", "beam", "prompt", "delayed")
@@ -92,125 +92,6 @@ class Experiment:
 
 
 # ----------------------------------------------------------------------------------------------
-# Validation helpers
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class _Table:
-    """A TOML table with its location, for error messages that name file, table and field."""
-
-    data: dict
-    where: str
-    used: set = field(default_factory=set)
-
-    def error(self, key: str, problem: str) -> CevnsInputError:
-        return CevnsInputError(f"{self.where}.{key}: {problem}")
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def get(self, key: str, default: Any = ...) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise CevnsInputError(f"{self.where}: missing required field {key!r}")
-            return default
-        return self.data[key]
-
-    def number(self, key: str, default: Any = ..., *, positive: bool = False, nonnegative: bool = False) -> float:
-        value = self.get(key, default)
-        if value is default and default is not ...:
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, f"must be a number, got {value!r} ({type(value).__name__})")
-        value = float(value)
-        if not math.isfinite(value):
-            raise self.error(key, f"must be finite, got {value}")
-        if positive and value <= 0:
-            raise self.error(key, f"must be > 0, got {value}")
-        if nonnegative and value < 0:
-            raise self.error(key, f"must be >= 0, got {value}")
-        return value
-
-    def whole(self, key: str, default: Any = ..., minimum: int = 1) -> int:
-        value = self.number(key, default)
-        if value != int(value) or value < minimum:
-            raise self.error(key, f"must be a whole number >= {minimum}, got {value}")
-        return int(value)
-
-    def text(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
-        value = self.get(key, default)
-        if not isinstance(value, str):
-            raise self.error(key, f"must be a string, got {value!r}")
-        if choices is not None and value not in choices:
-            raise self.error(key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
-        return value
-
-    def numbers(self, key: str, default: Any = ..., *, length: int | None = None) -> np.ndarray:
-        value = self.get(key, default)
-        if value is default and default is not ...:
-            return value
-        arr = _as_float_array(value)
-        if arr is None:
-            raise self.error(key, f"must be a list of numbers, got {value!r}")
-        if not np.all(np.isfinite(arr)):
-            raise self.error(key, "contains a non-finite value")
-        if length is not None and arr.shape[-1] != length:
-            raise self.error(key, f"must have {length} entries, got {arr.shape[-1]}")
-        return arr
-
-    def table(self, key: str, default: Any = ...) -> _Table:
-        value = self.get(key, default)
-        if value is default and default is not ...:
-            return _Table({}, f"{self.where}.{key}")
-        if not isinstance(value, dict):
-            raise self.error(key, f"must be a table, got {value!r}")
-        return _Table(value, f"{self.where}.{key}")
-
-    def check_unused(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise CevnsInputError(f"{self.where}: unknown field(s) {', '.join(map(repr, unknown))}")
-
-
-def _strings(tab: _Table, key: str) -> tuple[str, ...]:
-    value = tab.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise tab.error(key, "must be a list of strings")
-    return tuple(value)
-
-
-def _as_float_array(value: Any) -> np.ndarray | None:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if arr.ndim == 0 or arr.dtype == object:
-        return None
-    return arr
-
-
-def _f(x) -> jnp.ndarray:
-    return jnp.asarray(np.asarray(x, dtype=np.float64))
-
-
-def _edges(tab: _Table, key: str, range_key: str, bins_key: str, unit: str) -> np.ndarray:
-    if tab.has(key):
-        edges = tab.numbers(key)
-    else:
-        lo, hi = tab.numbers(range_key, length=2)
-        n = tab.number(bins_key, positive=True)
-        if n != int(n):
-            raise tab.error(bins_key, f"must be a whole number, got {n}")
-        edges = np.linspace(lo, hi, int(n) + 1)
-        key = range_key
-    if edges.ndim != 1 or edges.size < 2:
-        raise tab.error(key, f"needs at least two edges [{unit}], got {edges.tolist()}")
-    if not np.all(np.diff(edges) > 0):
-        raise tab.error(key, f"bin edges [{unit}] must increase strictly, got {edges.tolist()}")
-    return edges
-
-
-# ----------------------------------------------------------------------------------------------
 # Compilers for each TOML section
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -222,7 +103,7 @@ class _Exposure:
     repetition_rate_Hz: float
 
 
-def _source(tab: _Table) -> tuple[Source, str, _Exposure]:
+def _source(tab: Table) -> tuple[Source, str, _Exposure]:
     facility = get_facility(tab.text("facility"))
     exposures = [k for k in ("protons_on_target", "exposure_GWh", "years") if tab.has(k)]
     if len(exposures) != 1:
@@ -249,7 +130,7 @@ def _source(tab: _Table) -> tuple[Source, str, _Exposure]:
     return src, facility.name, exposure
 
 
-def _quenching(tab: _Table, target: Target, base: Path):
+def _quenching(tab: Table, target: Target, base: Path):
     model = tab.text("model", choices=("constant", "linear", "polynomial", "lindhard"))
     if model == "constant":
         q = resp.ConstantQuenching(factor=_f(_per_isotope(tab, "factor", target)))
@@ -275,7 +156,7 @@ def _quenching(tab: _Table, target: Target, base: Path):
     return q
 
 
-def _per_isotope(tab: _Table, key: str, target: Target) -> np.ndarray | float:
+def _per_isotope(tab: Table, key: str, target: Target) -> np.ndarray | float:
     """A number, or a table {element: number} expanded to one value per isotope of the target."""
     value = tab.get(key)
     if not isinstance(value, dict):
@@ -284,13 +165,13 @@ def _per_isotope(tab: _Table, key: str, target: Target) -> np.ndarray | float:
     missing = sorted(set(elements) - set(value))
     if missing:
         raise tab.error(key, f"needs a value for every element of the target; missing {', '.join(missing)}")
-    sub = _Table(value, f"{tab.where}.{key}")
+    sub = Table(value, f"{tab.where}.{key}")
     out = np.array([sub.number(el, positive=True) for el in elements])
     sub.check_unused()
     return out
 
 
-def _smearing(tab: _Table):
+def _smearing(tab: Table):
     model = tab.text("model", choices=("gaussian", "gamma_pe", "poisson_pe"))
     if model == "gaussian":
         s = resp.GaussianSmearing(
@@ -315,7 +196,7 @@ def _smearing(tab: _Table):
     return s, observable
 
 
-def _efficiency(tab: _Table, base: Path):
+def _efficiency(tab: Table, base: Path):
     model = tab.text("model", "flat", choices=("flat", "logistic", "table", "coherent2017", "coherent2021"))
     if model == "flat":
         e = resp.FlatEfficiency(value=_f(tab.number("value", 1.0, positive=True)))
@@ -357,7 +238,7 @@ def _efficiency(tab: _Table, base: Path):
     return e
 
 
-def _timing_efficiency(tab: _Table):
+def _timing_efficiency(tab: Table):
     model = tab.text("model", "none", choices=("none", "exponential"))
     if model == "none":
         t = resp.NoTimingEfficiency()
@@ -370,7 +251,7 @@ def _timing_efficiency(tab: _Table):
     return t
 
 
-def _path(tab: _Table, key: str, base: Path) -> Path:
+def _path(tab: Table, key: str, base: Path) -> Path:
     from .releases import _resolve
 
     tab.used.add(key)
@@ -378,7 +259,7 @@ def _path(tab: _Table, key: str, base: Path) -> Path:
 
 
 def _background(
-    tab: _Table, energy_edges, time_edges_us, base: Path, mass_kg: float, exposure: _Exposure
+    tab: Table, energy_edges, time_edges_us, base: Path, mass_kg: float, exposure: _Exposure
 ) -> tuple[Background, float | None]:
     profile = tab.text("time_profile", choices=TIME_PROFILES)
     n_E = energy_edges.size - 1
@@ -410,7 +291,7 @@ def _background(
     return Background(counts=_f(counts), shape=_f(tmpl / total), time_profile=profile), prior
 
 
-def _background_counts(tab: _Table, template_total, time_edges_us, mass_kg: float, exposure: _Exposure) -> float:
+def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float, exposure: _Exposure) -> float:
     """Expected background counts in the analysis region from one of three normalisations.
 
     * ``counts``: the number itself (default for release templates: the template's own sum);
@@ -436,7 +317,7 @@ def _background_counts(tab: _Table, template_total, time_edges_us, mass_kg: floa
     return value * mass_kg * exposure.beam_seconds / 86400.0 * duty
 
 
-def _check_reachable(exp: Experiment, tab: _Table, edges: np.ndarray) -> None:
+def _check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     """Reject thresholds that no CEvNS recoil can reach.
 
     The largest signal is the quenched T_max(m_μ/2) of the lightest isotope; a threshold (the lowest
@@ -474,7 +355,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     """Compile an experiment description (the parsed TOML) into an :class:`Experiment`."""
     require_x64()
     base = base or Path.cwd()
-    root = _Table(data, label)
+    root = Table(data, label)
     meta = root.table("experiment")
     name = meta.text("name")
     status = meta.text("status", "user", choices=("validation", "planned", "user"))
@@ -483,7 +364,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         description=meta.text("description", ""),
         citation=meta.text("citation", ""),
         status=status,
-        assumptions=_strings(meta, "assumptions"),
+        assumptions=strings(meta, "assumptions"),
     )
     reference = meta.table("reference", {})
     info_kwargs["reference"] = tuple((k, reference.number(k)) for k in reference.data)
@@ -509,8 +390,8 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     det.check_unused()
 
     bins = root.table("bins")
-    energy_edges = _edges(bins, "energy_edges", "energy_range", "energy_bins", observable)
-    time_edges_us = _edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
+    energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable)
+    time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
     n_sub_e = bins.whole("energy_subdivisions", 8)
     n_sub_t = bins.whole("time_subdivisions", 8 if not isinstance(timing, resp.NoTimingEfficiency) else 1)
     bins.check_unused()
@@ -525,7 +406,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     for k, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
-        btab = _Table(entry, f"{label}.backgrounds[{k}]")
+        btab = Table(entry, f"{label}.backgrounds[{k}]")
         bname = btab.text("name")
         if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar"):
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
