@@ -87,7 +87,7 @@ from .likelihood import chi2, profile_nuisances
 from .nuisances import apply_nuisances, neutrino_induced, nuisance_priors, predicted_counts
 from .rates import background_counts, cevns_counts, dark_matter_counts, electron_equivalent_keV
 from .rates import events_per_recoil_node, neutrino_time_fractions
-from .response import energy_response, subdivide
+from .response import energy_response, subdivide, sum_sub_bins
 from .source import component_time_cdfs, pulse_cdf
 from .xsec import StandardModel
 
@@ -528,31 +528,33 @@ def designed_backgrounds(exp, nominal, policy: str = "efficiency"):
     scale = (det.mass_kg / det0.mass_kg) * (exp.source.protons_on_target / nominal.source.protons_on_target)
     bins, bins0 = det.binning, det0.binning
 
-    def mean_efficiency(efficiency, edges):
-        fine = subdivide(edges, bins.n_sub_energy)
+    def mean_efficiency(efficiency, binning):
+        fine, segments = subdivide(binning.energy_edges, binning.n_sub_energy, efficiency.points(), binning.point_bins)
+        width = fine[1:] - fine[:-1]
         eff = efficiency(0.5 * (fine[1:] + fine[:-1]))
-        return eff.reshape(edges.shape[0] - 1, bins.n_sub_energy).mean(axis=1)
+        n = binning.energy_edges.shape[0] - 1
+        return sum_sub_bins(eff * width, segments, n) / sum_sub_bins(width, segments, n)
 
     def rebinned(energy_counts):
         """Counts per designed energy bin of a preset per-bin distribution."""
         if policy == "efficiency":
-            raw = energy_counts / jnp.maximum(mean_efficiency(det0.efficiency, bins0.energy_edges), _EFFICIENCY_FLOOR)
+            raw = energy_counts / jnp.maximum(mean_efficiency(det0.efficiency, bins0), _EFFICIENCY_FLOOR)
         else:
             raw = energy_counts
-        fine = subdivide(bins.energy_edges, bins.n_sub_energy)
+        fine, segments = subdivide(bins.energy_edges, bins.n_sub_energy, det.efficiency.points(), bins.point_bins)
         cdf = _piecewise_cdf(bins0.energy_edges, raw)
         sub = cdf(fine[1:]) - cdf(fine[:-1])
         if policy == "efficiency":
             sub = sub * det.efficiency(0.5 * (fine[1:] + fine[:-1]))
-        return sub.reshape(-1, bins.n_sub_energy).sum(axis=1)
+        return sum_sub_bins(sub, segments, bins.energy_edges.shape[0] - 1)
 
     out = {}
     for name, bkg in exp.backgrounds.items():
         if bkg.time_profile == "table":
             shape = bkg.shape
             if policy == "efficiency":
-                ratio = mean_efficiency(det.efficiency, bins.energy_edges) / jnp.maximum(
-                    mean_efficiency(det0.efficiency, bins0.energy_edges), _EFFICIENCY_FLOOR)
+                ratio = mean_efficiency(det.efficiency, bins) / jnp.maximum(
+                    mean_efficiency(det0.efficiency, bins0), _EFFICIENCY_FLOOR)
                 shape = shape * ratio[:, None]
             out[name] = replace(bkg, counts=bkg.counts * scale, shape=shape)
             continue

@@ -8,6 +8,7 @@ README for the schema). Loading checks every field and names the file, table and
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +25,7 @@ from .errors import CevnsInputError, DataFileError
 from .facilities import get_facility, make_source
 from .kinematics import max_recoil_energy
 from .nuclei import FORM_FACTOR_MODELS, Target, make_target
+from .quadrature import sharp_response_satellites
 from .releases import read_table, template
 from .source import Source
 from .tomltable import Table, as_f64 as _f, edges, strings
@@ -172,13 +174,17 @@ def _per_isotope(tab: Table, key: str, target: Target) -> np.ndarray | float:
 
 
 def _smearing(tab: Table):
-    model = tab.text("model", choices=("gaussian", "gamma_pe", "poisson_pe"))
-    if model == "gaussian":
+    model = tab.text("model", choices=("gaussian", "gamma_pe", "poisson_pe", "none"))
+    if model == "none":  # ideal resolution: the observed value is the quenched energy [keVee]
+        s, observable = resp.NoSmearing(), "keVee"
+    elif model == "gaussian":
         s = resp.GaussianSmearing(
             sigma0_keV=_f(tab.number("sigma0_keVee", 0.0, nonnegative=True)),
             stochastic_sqrt_keV=_f(tab.number("stochastic_sqrt_keVee", 0.0, nonnegative=True)),
             linear=_f(tab.number("linear", 0.0, nonnegative=True)),
         )
+        if float(s.sigma0_keV) == float(s.stochastic_sqrt_keV) == float(s.linear) == 0.0:
+            raise tab.error("model", 'a Gaussian of zero width: use model = "none" for an ideal resolution')
         observable = "keVee"
     elif model == "gamma_pe":
         s = resp.GammaPESmearing(
@@ -236,6 +242,19 @@ def _efficiency(tab: Table, base: Path):
         e = resp.Coherent2021Efficiency(coefficients=_f(rows[0]), shift=_f(rows[1] - rows[0]), pull=_f(0.0))
     tab.check_unused()
     return e
+
+
+TIMING_STEP = 0.004
+"""Time sub-bins are sized so that the timing efficiency changes by ≲ 0.4% across one: λ·h ≤ 0.004 for an
+exponential, so the midpoint rule is accurate to ~(λh)²/24 ≈ 7e-7 (and its kink to ≈ λh/8 of one sub-bin)."""
+
+
+def _time_subdivisions(timing, time_edges_us) -> int:
+    """Equal sub-bins per time bin for the timing efficiency (1 when there is none)."""
+    if isinstance(timing, resp.NoTimingEfficiency):
+        return 1
+    width_ns = float(np.max(np.diff(time_edges_us))) * 1e3
+    return max(1, int(math.ceil(width_ns * float(timing.decay_per_ns) / TIMING_STEP)))
 
 
 def _timing_efficiency(tab: Table):
@@ -383,19 +402,31 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         raise CevnsInputError(f"{det.where}.target: {exc}") from None
     mass = det.number("mass_kg", positive=True)
     baseline = det.number("baseline_m", positive=True)
-    quenching = _quenching(det.table("quenching"), target, base)
-    smearing, observable = _smearing(det.table("smearing"))
-    efficiency = _efficiency(det.table("efficiency", {}), base)
+    response = det.text("response", "detector", choices=("detector", "none"))
+    if response == "none":  # ideal detector: bins in true recoil energy [keVnr]
+        present = [k for k in ("quenching", "smearing", "efficiency") if det.has(k)]
+        if present:
+            raise det.error("response", f'"none" (ideal detector, bins in keVnr) takes no {", ".join(present)} table')
+        quenching, smearing, observable = resp.NoQuenching(), resp.NoSmearing(), "keVnr"
+        efficiency = resp.FlatEfficiency(value=_f(1.0))
+    else:
+        quenching = _quenching(det.table("quenching"), target, base)
+        smearing, observable = _smearing(det.table("smearing"))
+        efficiency = _efficiency(det.table("efficiency", {}), base)
     timing = _timing_efficiency(det.table("timing_efficiency", {}))
     det.check_unused()
 
     bins = root.table("bins")
     energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable)
     time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
-    n_sub_e = bins.whole("energy_subdivisions", 8)
-    n_sub_t = bins.whole("time_subdivisions", 8 if not isinstance(timing, resp.NoTimingEfficiency) else 1)
+    n_sub_e = bins.whole("energy_subdivisions", 1)
+    n_sub_t = bins.whole("time_subdivisions", _time_subdivisions(timing, time_edges_us))
     bins.check_unused()
-    binning = resp.Binning(_f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t)
+    binning = resp.Binning(
+        _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
+        point_bins=resp.assign_points(efficiency.points(), energy_edges),
+        recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
+    )
     if isinstance(smearing, resp.PoissonPESmearing):
         smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
 

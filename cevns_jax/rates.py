@@ -2,58 +2,84 @@
 
     μ_{c,i,j} = N_units Σ_iso x_iso Φ Σ_k w_k dR_{iso,c}/dT(T_k) R_i(T_k; iso) · τ_{c,j}
 
-* (T_k, w_k): per-isotope Gauss–Legendre nodes on [T_lo, T_max(E_νμ)] (log-spaced panels) and
-  [T_max(E_νμ), T_max(m_μ/2)] (linear panels); the kink of the prompt line at T_max(E_νμ) is a panel
-  edge, so every panel integrates a smooth function. Accuracy measured in ``tests/test_rates.py``.
+* (T_k, w_k): per-isotope Gauss–Legendre panels (``quadrature.py``) on [T_lo, T_max(E_νμ)] (log-spaced)
+  and [T_max(E_νμ), T_max(m_μ/2)] (linear), split where the integrand has edges: the recoil images of
+  bin edges and efficiency turn-ons for sharp resolutions, and the recoils where a Z′ model's weak
+  charge changes sign. Accuracy measured in ``tests/test_accuracy.py`` (docs/physics.md §3.4.1).
 * R_i: detector response (``response.py``); τ_{c,j}: time-bin probabilities of each component with
   the timing efficiency (``source.py``).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import constants as C
 from ._pytree import require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
+from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints
 from .response import binned_with_efficiency, energy_response
 from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
-from .xsec import component_rates, standard_model
+from .xsec import component_rates, flavour_charges, standard_model
 
-RECOIL_LOG_PANELS = 24
-RECOIL_LINEAR_PANELS = 8
-RECOIL_NODES_PER_PANEL = 8
-RECOIL_LOWEST_FRACTION = 1e-5
-"""Lowest recoil on the grid as a fraction of T_max(E_νμ); the neglected slice holds < 1e-5 of the rate."""
-
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(RECOIL_NODES_PER_PANEL)
+ROOT_ITERATIONS = 64
+"""Bisection steps for the recoil where a Z′ weak charge changes sign (relative accuracy 2⁻⁶⁴ in log T)."""
 
 
-def _panel_nodes(edges):
-    """GL nodes and weights on consecutive panels; ``edges`` has shape (n_iso, n_panels + 1)."""
-    lo, hi = edges[:, :-1, None], edges[:, 1:, None]
-    half = 0.5 * (hi - lo)
-    nodes = lo + half * (_GL_X + 1.0)
-    weights = half * _GL_W
-    n_iso = edges.shape[0]
-    return nodes.reshape(n_iso, -1), weights.reshape(n_iso, -1)
-
-
-def recoil_grid(target):
-    """Recoil quadrature nodes and weights [MeV], each of shape (n_iso, n_T)."""
+def recoil_grid(target, refine: int = 1):
+    """Base recoil quadrature nodes and weights [MeV] of a target, each of shape (n_iso, n_T)."""
     M = target.mass_MeV
-    return panel_grid(max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M))
+    return panel_nodes(max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M), refine=refine)
 
 
-def panel_grid(T_break, T_end):
-    """GL panels: log-spaced on [1e-5 T_break, T_break], linear on [T_break, T_end] (per isotope)."""
-    log_frac = np.linspace(np.log(RECOIL_LOWEST_FRACTION), 0.0, RECOIL_LOG_PANELS + 1)
-    log_edges = T_break[:, None] * jnp.exp(log_frac)
-    lin_frac = np.linspace(0.0, 1.0, RECOIL_LINEAR_PANELS + 1)[1:]
-    lin_edges = T_break[:, None] + (T_end - T_break)[:, None] * lin_frac
-    return _panel_nodes(jnp.concatenate([log_edges, lin_edges], axis=1))
+def _isotope_columns(target):
+    return target.Z[:, None], (target.Z + target.N)[:, None]
+
+
+def experiment_panels(experiment, T_break, T_end, extra=None):
+    """Recoil nodes and weights [MeV] for ``experiment``: base panels on [10⁻⁵ T_break, T_end] split at
+    the response's breakpoints (sharp resolutions) and at ``extra`` (n_iso, k)."""
+    det = experiment.detector
+    Z, A = _isotope_columns(experiment.target)
+    T_lo = LOWEST_FRACTION * T_break[:, None]
+    points = [p for p in (response_breakpoints(det, Z, A, T_lo, T_end[:, None]), extra) if p is not None]
+    merged = jnp.concatenate(points, axis=1) if points else None
+    return panel_nodes(T_break, T_end, merged, refine=det.binning.refine)
+
+
+def charge_sign_changes(sm, model, target, T_lo, T_hi):
+    """Recoils [MeV] (n_iso, 2) where the ν_e and ν_μ weak charges change sign in [T_lo, T_hi] (a Z′
+    interfering destructively), found by bisection in log T; T_hi where the sign does not change."""
+    def charges(T):
+        return flavour_charges(sm, model, target, T)[0][:2]  # (2, n_iso, k)
+
+    lo = jnp.broadcast_to(jnp.log(T_lo)[:, None], (target.Z.shape[0], 2))
+    hi = jnp.broadcast_to(jnp.log(T_hi)[:, None], lo.shape)
+    sign_lo = jnp.sign(charges(jnp.exp(lo)).transpose(1, 0, 2).diagonal(axis1=1, axis2=2))
+    sign_hi = jnp.sign(charges(jnp.exp(hi)).transpose(1, 0, 2).diagonal(axis1=1, axis2=2))
+
+    def step(_, bounds):
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        s = jnp.sign(charges(jnp.exp(mid)).transpose(1, 0, 2).diagonal(axis1=1, axis2=2))
+        same = s == sign_lo
+        return jnp.where(same, mid, a), jnp.where(same, b, mid)
+
+    a, b = jax.lax.fori_loop(0, ROOT_ITERATIONS, step, (lo, hi))
+    root = jnp.exp(0.5 * (a + b))
+    return jax.lax.stop_gradient(jnp.where(sign_lo != sign_hi, root, jnp.exp(hi)))
+
+
+def neutrino_recoil_grid(experiment, sm, model=None):
+    """Recoil nodes and weights [MeV] (n_iso, n_T) of the neutrino signal of ``experiment``."""
+    M = experiment.target.mass_MeV
+    T_break, T_end = max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M)
+    extra = None
+    if model is not None and model.zprime is not None:
+        extra = charge_sign_changes(sm, model, experiment.target, LOWEST_FRACTION * T_break, T_end)
+    return experiment_panels(experiment, T_break, T_end, extra)
 
 
 def events_per_recoil_node(experiment, sm=None, model=None):
@@ -64,8 +90,8 @@ def events_per_recoil_node(experiment, sm=None, model=None):
     """
     require_x64()
     target, det = experiment.target, experiment.detector
-    T, w = recoil_grid(target)
     sm = sm if sm is not None else standard_model()
+    T, w = neutrino_recoil_grid(experiment, sm, model)
     dRdT = component_rates(sm, model, target, T, det.baseline_m)
     scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg
     return T, scale * target.atoms_per_unit[:, None] * w * dRdT
@@ -83,7 +109,8 @@ def time_bin_fractions(experiment, cdfs_at, timing_efficiency=None):
     """∫_bin p(t) ε_T(t) dt for each time bin; ``cdfs_at(t)`` returns shape (n_t_points, k)."""
     det = experiment.detector
     eff = det.timing_efficiency if timing_efficiency is None else timing_efficiency
-    return binned_with_efficiency(cdfs_at, eff, det.binning.time_edges_ns, det.binning.n_sub_time)
+    return binned_with_efficiency(cdfs_at, eff, det.binning.time_edges_ns, det.binning.n_sub_time,
+                                  refine=det.binning.refine)
 
 
 def neutrino_time_fractions(experiment):
@@ -141,7 +168,7 @@ def dark_matter_counts(experiment, dm):
     target, det, src = experiment.target, experiment.detector, experiment.source
     M = target.mass_MeV
     E_lo, E_hi = D.energy_box(dm)
-    T, wT = panel_grid(D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))
+    T, wT = experiment_panels(experiment, D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))
     Mc = M[:, None]
     Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T, Mc))
     E, wE = D.energy_nodes(dm, T, Mc)

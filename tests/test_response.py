@@ -165,7 +165,7 @@ def test_poisson_pe_normalisation():
 def test_poisson_pe_gradients_match_finite_differences():
     """d/dLY, d/dE, d/dσ_spe of a binned response against central differences (step 1e-6 relative)."""
     edges = jnp.array([0.5, 3.0, 8.0, 20.0, 60.0, 150.0, 300.0])
-    x = R.subdivide(edges, 4)
+    x, _ = R.subdivide(edges, 4)
     weights = jnp.sin(jnp.arange(x.size - 1.0)) + 1.5
     E = jnp.array([0.002, 0.05, 0.4, 3.0, 6.5])  # λ = 0.08 … 260 PE at 40 PE/keVee
 
