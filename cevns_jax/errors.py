@@ -9,8 +9,9 @@ through :func:`domain_checked`:
 * a concrete value (a Python or NumPy number, a concrete JAX array) outside its domain raises
   :class:`CevnsInputError` naming the parameter and the value;
 * a traced value (inside ``jit``, ``vmap``, ``grad``, e.g. a scan) cannot raise: every entry outside
-  its domain becomes NaN, so the result computed from it is NaN — never the finite result of another
-  point (a negative Z′ mass is not silently |M|). Gradients at points inside the domain are unchanged.
+  its domain becomes NaN, so the result computed from it, and its gradient, are NaN — never the finite
+  result of another point (a negative Z′ mass is not silently |M|). Values and gradients at points
+  inside the domain are unchanged.
 
 Pytrees built directly from their dataclasses bypass the constructors and are not checked.
 """
@@ -41,7 +42,7 @@ def domain_checked(value, valid: Callable, problem: str, *, also=()) -> jnp.ndar
     """``value`` as a float64 array, checked against ``valid(value) -> bool array``.
 
     Concrete: raise :class:`CevnsInputError` ``"{problem}, got {value}"`` unless every entry is valid.
-    Traced: return ``jnp.where(valid, value, nan)``. ``also`` are further traced booleans (broadcast
+    Traced: return ``value`` where valid, NaN elsewhere (NaN gradient there too). ``also`` are further traced booleans (broadcast
     against ``value``) that must hold too, e.g. a joint condition on several parameters.
     """
     x = jnp.asarray(value, dtype=jnp.float64)
@@ -52,7 +53,8 @@ def domain_checked(value, valid: Callable, problem: str, *, also=()) -> jnp.ndar
         ok_now = np.asarray(ok)
         shown = np.asarray(x)
     except _TRACED:
-        return jnp.where(ok, x, jnp.nan)
+        # x + (0 or NaN) rather than where(ok, x, NaN): same value, and the gradient is NaN too (not 0)
+        return x + jnp.where(ok, 0.0, jnp.nan)
     if not np.all(ok_now):
         text = f"{float(shown):g}" if shown.ndim == 0 else np.array2string(shown, precision=6)
         raise CevnsInputError(f"{problem}, got {text}")
