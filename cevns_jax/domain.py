@@ -15,8 +15,9 @@ naming the file, table and field:
 
 Lindhard's k: the model's own estimate is k = 0.133 Z^{2/3} A^{-1/2} (Lindhard et al., Mat. Fys. Medd.
 Dan. Vid. Selsk. 33, 10 (1963)), ≈ 0.157 for Ge, 0.144 for Ar, 0.166 for Xe; germanium measurements
-give k = 0.162 ± 0.004 (Bonhomme et al., EPJC 82, 815 (2022), used by CONUS). The loader accepts
-0 < k ≤ 1 (k = 1 is six times the Ge value; Q → 1 as k → ∞, i.e. no quenching at all).
+give k = 0.162 ± 0.004 (Bonhomme et al., EPJC 82, 815 (2022), the CONUS value) and 0.179 ± 0.001
+(Scholz et al., arXiv:1608.03588). The loader accepts 0 < k ≤ 1 (k = 1 is six times the Ge value;
+Q → 1 as k → ∞, i.e. no quenching at all).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = ["check_experiment", "MIN_WINDOW_FRACTION", "LINDHARD_K_MAX", "MIN_BAS
 MIN_WINDOW_FRACTION = 1e-9
 """Smallest fraction of a time profile that the analysis window must hold."""
 LINDHARD_K_MAX = 1.0
-"""Largest accepted Lindhard k (measured values 0.13–0.2; see the module docstring)."""
+"""Largest accepted Lindhard k (model and measured values 0.14–0.18; see the module docstring)."""
 MIN_BASELINE_M = 1.0
 """Shortest accepted baseline [m]: the point-source flux 1/(4πL²) needs L well beyond the ≈0.5 m
 extent of a spallation target (the default baseline spread of :mod:`cevns_jax.models.sterile`)."""

@@ -121,6 +121,8 @@ def _source(tab: Table) -> tuple[Source, str, _Exposure]:
     else:
         hours = tab.number("beam_hours_per_year", facility.beam_hours_per_year, positive=True)
         pot = C.protons_on_target_from_power(power, energy, hours * tab.number(kind, positive=True))
+    if not np.isfinite(pot):
+        raise tab.error(kind, f"gives {pot:g} protons on target (overflow); use a physical exposure")
     r = tab.number("nu_per_proton", facility.nu_per_proton, positive=True)
     period_us = 1e6 / facility.repetition_rate_Hz
     mean = tab.number("pulse_mean_us", facility.pulse_mean_ns / 1e3, minimum=-period_us, maximum=period_us,
@@ -155,7 +157,7 @@ def _quenching(tab: Table, target: Target, base: Path):
         q = resp.PolynomialQuenching(coefficients=_f(coeffs), shifts=_f(shifts), pulls=_f(np.zeros(shifts.shape[0])))
     else:
         Z, A = np.asarray(target.Z), np.asarray(target.Z + target.N)
-        k = tab.number("k", positive=True, maximum=LINDHARD_K_MAX, why=" (measured 0.13-0.2; see cevns_jax.domain)") \
+        k = tab.number("k", positive=True, maximum=LINDHARD_K_MAX, why=" (Ge measures 0.16-0.18; see cevns_jax.domain)") \
             if tab.has("k") else None
         q = resp.LindhardQuenching(k=_f(np.full(Z.shape, k) if k is not None else 0.133 * Z ** (2 / 3) / np.sqrt(A)))
     tab.check_unused()

@@ -103,6 +103,7 @@ EXPERIMENT_PROBES = {
     "polynomial ±1σ model": ({"detector.quenching": {"model": "polynomial", "coefficients_MeV": [0.2],
                                                      "shifts_MeV": [[0.9]]}},
                              ["probe.toml.detector.quenching", "model 0 at +1σ"]),
+    "exposure overflow": ({"source.years": 1e307}, ["probe.toml.source.years", "overflow"]),
     "pulse sigma beyond the period": ({"source.pulse_sigma_us": 1e5}, ["probe.toml.source.pulse_sigma_us", "period"]),
     "pulse mean beyond the period": ({"source.pulse_mean_us": -1e6}, ["probe.toml.source.pulse_mean_us", "period"]),
     "non-UTF-8 data file": ({"detector.efficiency": {"model": "table", "file": "latin1.txt"}},
@@ -169,8 +170,8 @@ def test_non_utf8_toml_is_refused_naming_the_file(what, tmp_path):
 
 # --- Python constructors: concrete → error, traced → NaN ---------------------------------------------
 CONSTRUCTORS = {
-    "Z′ mass": (lambda x: universal(x, 1e-4).mass_MeV, 10.0, -10.0, "Z′ mass_MeV"),
-    "L_μ−L_τ mass": (lambda x: lmu_minus_ltau(x, 1e-4).mass_MeV, 10.0, -10.0, "Z′ mass_MeV"),
+    "Z′ mass": (lambda x: universal(x, 1e-4).mass_MeV, 10.0, -10.0, "Z′ mass must be a positive"),
+    "L_μ−L_τ mass": (lambda x: lmu_minus_ltau(x, 1e-4).mass_MeV, 10.0, -10.0, "Z′ mass must be a positive"),
     "scalar mass": (lambda x: scalar_mediator(x, 1e-4).mass_MeV, 10.0, -10.0, "scalar mass_MeV"),
     "m_χ": (lambda x: dark_matter(x, 30.0, 1e-4).m_chi_MeV, 10.0, -10.0, "0 < 2 m_χ < m_V"),
     "m_V": (lambda x: dark_matter(10.0, x, 1e-4).m_V_MeV, 30.0, -30.0, "0 < 2 m_χ < m_V"),

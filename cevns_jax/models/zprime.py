@@ -60,7 +60,7 @@ def _f(x):
 
 def _checked_mass(mass_MeV):
     """M [MeV] > 0 and finite: an error if concrete, NaN if traced (never |M|)."""
-    return domain_checked(mass_MeV, lambda m: (m > 0) & jnp.isfinite(m), "Z′ mass_MeV must be a positive finite number of MeV")
+    return domain_checked(mass_MeV, lambda m: (m > 0) & jnp.isfinite(m), "Z′ mass must be a positive finite number of MeV (mass_MeV)")
 
 
 def general(mass_MeV, g_nu, g_u, g_d) -> ZPrime:
