@@ -7,18 +7,51 @@
     cevns fit RELEASE [--json]          fit a COHERENT data release: CEvNS count, significance, sin²θ_W
     cevns fit RELEASE --model M         Δχ² of a new-physics point (TOML) against the SM on the release's data
 
-EXPERIMENT is a preset name or the path of a TOML file. Bad input prints one clear line and exits 2.
+EXPERIMENT is a preset name or the path of a TOML file.
+
+Exit status: 0 success; 2 bad input (one line ``cevns: error: …`` on stderr naming the file, table
+and field; no traceback); 3 a result that is not a finite number (one line ``cevns: error: …`` naming
+the result field) — nothing non-finite is ever printed, and ``--json`` output is always valid JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import json as _json
+import math
 import sys
 
 from . import enable_x64
 from .errors import CevnsInputError
 from .source import COMPONENTS
+
+
+class NonFiniteResult(CevnsInputError):
+    """A command's result holds NaN or ±inf (exit status 3): never printed, never emitted as JSON."""
+
+
+def require_finite(result, where: str = "result") -> None:
+    """Raise :class:`NonFiniteResult` naming the first non-finite number in a (nested) result."""
+    if isinstance(result, dict):
+        for key, value in result.items():
+            require_finite(value, f"{where}.{key}")
+    elif isinstance(result, (list, tuple)):
+        for k, value in enumerate(result):
+            require_finite(value, f"{where}[{k}]")
+    elif isinstance(result, float) and not math.isfinite(result):
+        raise NonFiniteResult(f"{where} is {result} (not a finite number); nothing printed")
+
+
+class _StrictJSON:
+    """``json.dumps`` for this module: checks finiteness first and never writes NaN/Infinity (invalid JSON)."""
+
+    @staticmethod
+    def dumps(obj, **kwargs) -> str:
+        require_finite(obj)
+        return _json.dumps(obj, allow_nan=False, **kwargs)
+
+
+json = _StrictJSON()  # every ``json.dumps`` below goes through the finiteness check
 
 
 def _predict(name: str, model_file: str | None = None) -> dict:
@@ -59,6 +92,7 @@ def _predict(name: str, model_file: str | None = None) -> dict:
 
 
 def _print_prediction(r: dict) -> None:
+    require_finite(r)
     print(f"{r['experiment']}: {r['description']}")
     print(f"  citation: {r['citation']}")
     c = r["cevns"]
@@ -76,6 +110,7 @@ def _print_prediction(r: dict) -> None:
 
 
 def _print_table(rows: list[dict]) -> None:
+    require_finite(rows)
     head = f"{'experiment':<24s} {'CEvNS':>9s} {'prompt νμ':>10s} {'delayed νe':>10s} {'delayed ν̄μ':>11s} {'backgr.':>9s} {'published':>12s}"
     print(head)
     print("-" * len(head))
@@ -90,6 +125,7 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def _print_fit(r: dict) -> None:
+    require_finite(r)
     c, w, x = r["cevns"], r["sin2_theta_w"], r["cross_section_cm2"]
     pub = r.get("published", {})
     print(f"{r['release']} (CEvNS template: {r['signal_template']})")
@@ -103,6 +139,7 @@ def _print_fit(r: dict) -> None:
 
 
 def _print_model_test(r: dict) -> None:
+    require_finite(r)
     print(f"{r['release']}: {r['model']} against the SM ({r['n_bins']} bins, nuisances profiled)")
     print(f"  χ²(SM) = {r['chi2_sm']:.3f}   χ²(model) = {r['chi2_model']:.3f}   Δχ² = {r['delta_chi2']:+.3f}"
           "   (90% CL exclusion of one parameter: Δχ² > 2.71)")
@@ -161,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         result = _predict(args.experiment, args.model)
         print(json.dumps(result, indent=2)) if args.json else _print_prediction(result)
         return 0
+    except NonFiniteResult as exc:
+        print(f"cevns: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 3
     except CevnsInputError as exc:
-        print(f"cevns: error: {exc}", file=sys.stderr)
+        print(f"cevns: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from . import constants as C
 from . import response as resp
 from ._pytree import pytree_dataclass, replace, require_x64, static_field
+from .domain import LINDHARD_K_MAX, MIN_BASELINE_M, check_experiment
 from .errors import CevnsInputError, DataFileError
 from .facilities import get_facility, make_source
 from .kinematics import max_recoil_energy
@@ -122,9 +123,14 @@ def _source(tab: Table) -> tuple[Source, str, _Exposure]:
     else:
         hours = tab.number("beam_hours_per_year", facility.beam_hours_per_year, positive=True)
         pot = C.protons_on_target_from_power(power, energy, hours * tab.number(kind, positive=True))
+    if not np.isfinite(pot):
+        raise tab.error(kind, f"gives {pot:g} protons on target (overflow); use a physical exposure")
     r = tab.number("nu_per_proton", facility.nu_per_proton, positive=True)
-    mean = tab.number("pulse_mean_us", facility.pulse_mean_ns / 1e3)
-    sigma = tab.number("pulse_sigma_us", facility.pulse_sigma_ns / 1e3, positive=True)
+    period_us = 1e6 / facility.repetition_rate_Hz
+    mean = tab.number("pulse_mean_us", facility.pulse_mean_ns / 1e3, minimum=-period_us, maximum=period_us,
+                      why=f" in magnitude (the {facility.name} beam period, μs)")
+    sigma = tab.number("pulse_sigma_us", facility.pulse_sigma_ns / 1e3, positive=True, maximum=period_us / 2,
+                       why=f" (half the {facility.name} beam period, μs)")
     tab.check_unused()
     src = make_source(facility, pot, nu_per_proton=r, pulse_mean_ns=mean * 1e3, pulse_sigma_ns=sigma * 1e3)
     beam_GWh = pot * energy * 1e9 * C.ELEMENTARY_CHARGE_C / C.JOULE_PER_GWH
@@ -135,9 +141,10 @@ def _source(tab: Table) -> tuple[Source, str, _Exposure]:
 def _quenching(tab: Table, target: Target, base: Path):
     model = tab.text("model", choices=("constant", "linear", "polynomial", "lindhard"))
     if model == "constant":
-        q = resp.ConstantQuenching(factor=_f(_per_isotope(tab, "factor", target)))
+        q = resp.ConstantQuenching(factor=_f(_per_isotope(tab, "factor", target, maximum=1.0, why=" (E_ee <= T)")))
     elif model == "linear":
-        q = resp.LinearQuenching(a=_f(tab.number("a", positive=True)), b_per_keVnr=_f(tab.number("b_per_keVnr")))
+        a = tab.number("a", positive=True, maximum=1.0, why=" (E_ee <= T)")
+        q = resp.LinearQuenching(a=_f(a), b_per_keVnr=_f(tab.number("b_per_keVnr")))
     elif model == "polynomial":
         if tab.has("file"):
             rows = read_table(_path(tab, "file", base), 4)
@@ -152,23 +159,24 @@ def _quenching(tab: Table, target: Target, base: Path):
         q = resp.PolynomialQuenching(coefficients=_f(coeffs), shifts=_f(shifts), pulls=_f(np.zeros(shifts.shape[0])))
     else:
         Z, A = np.asarray(target.Z), np.asarray(target.Z + target.N)
-        k = tab.number("k", None, positive=True) if tab.has("k") else None
+        k = tab.number("k", positive=True, maximum=LINDHARD_K_MAX, why=" (Ge measures 0.16-0.18; see cevns_jax.domain)") \
+            if tab.has("k") else None
         q = resp.LindhardQuenching(k=_f(np.full(Z.shape, k) if k is not None else 0.133 * Z ** (2 / 3) / np.sqrt(A)))
     tab.check_unused()
     return q
 
 
-def _per_isotope(tab: Table, key: str, target: Target) -> np.ndarray | float:
+def _per_isotope(tab: Table, key: str, target: Target, **bounds) -> np.ndarray | float:
     """A number, or a table {element: number} expanded to one value per isotope of the target."""
     value = tab.get(key)
     if not isinstance(value, dict):
-        return tab.number(key, positive=True)
+        return tab.number(key, positive=True, **bounds)
     elements = [sym.lstrip("0123456789") for sym in target.isotopes]
     missing = sorted(set(elements) - set(value))
     if missing:
         raise tab.error(key, f"needs a value for every element of the target; missing {', '.join(missing)}")
     sub = Table(value, f"{tab.where}.{key}")
-    out = np.array([sub.number(el, positive=True) for el in elements])
+    out = np.array([sub.number(el, positive=True, **bounds) for el in elements])
     sub.check_unused()
     return out
 
@@ -205,10 +213,10 @@ def _smearing(tab: Table):
 def _efficiency(tab: Table, base: Path):
     model = tab.text("model", "flat", choices=("flat", "logistic", "table", "coherent2017", "coherent2021"))
     if model == "flat":
-        e = resp.FlatEfficiency(value=_f(tab.number("value", 1.0, positive=True)))
+        e = resp.FlatEfficiency(value=_f(tab.number("value", 1.0, positive=True, maximum=1.0)))
     elif model == "logistic":
         e = resp.LogisticEfficiency(
-            maximum=_f(tab.number("maximum", 1.0, positive=True)),
+            maximum=_f(tab.number("maximum", 1.0, positive=True, maximum=1.0)),
             threshold=_f(tab.number("threshold", nonnegative=True)),
             width=_f(tab.number("width", positive=True)),
         )
@@ -226,11 +234,12 @@ def _efficiency(tab: Table, base: Path):
         if x.shape != y.shape or x.size < 2 or not np.all(np.diff(x) > 0):
             raise CevnsInputError(f"{tab.where}: efficiency table needs increasing x with one value each")
         if np.any((y < 0) | (y > 1)):
-            raise CevnsInputError(f"{tab.where}: efficiency values must lie in [0, 1]")
+            field = f"file ({_path(tab, 'file', base)}, column {cy})" if tab.has("file") else "values"
+            raise tab.error(field, f"efficiency values must lie in [0, 1], found {y.min():g} to {y.max():g}")
         e = resp.TabulatedEfficiency(x=_f(x), values=_f(y))
     elif model == "coherent2017":
         e = resp.Coherent2017Efficiency(
-            a=_f(tab.number("a", positive=True)),
+            a=_f(tab.number("a", positive=True, maximum=1.0)),
             k=_f(tab.number("k", positive=True)),
             x0=_f(tab.number("x0")),
             step_width=_f(tab.number("step_width", 0.25, positive=True)),
@@ -401,7 +410,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     except CevnsInputError as exc:
         raise CevnsInputError(f"{det.where}.target: {exc}") from None
     mass = det.number("mass_kg", positive=True)
-    baseline = det.number("baseline_m", positive=True)
+    baseline = det.number("baseline_m", minimum=MIN_BASELINE_M, why=" (point-source flux; see cevns_jax.domain)")
     response = det.text("response", "detector", choices=("detector", "none"))
     if response == "none":  # ideal detector: bins in true recoil energy [keVnr]
         present = [k for k in ("quenching", "smearing", "efficiency") if det.has(k)]
@@ -417,7 +426,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     det.check_unused()
 
     bins = root.table("bins")
-    energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable)
+    energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable, nonnegative=True)
     time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
     n_sub_e = bins.whole("energy_subdivisions", 1)
     n_sub_t = bins.whole("time_subdivisions", _time_subdivisions(timing, time_edges_us))
@@ -453,6 +462,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, info=info)
+    check_experiment(exp, label)
     _check_reachable(exp, bins, energy_edges)
     from .nuisances import check_nuisances
 
@@ -479,7 +489,9 @@ def read_toml(path: str | Path, what: str) -> dict:
     if not path.is_file():
         raise CevnsInputError(f"{what} file not found: {path}")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CevnsInputError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise CevnsInputError(f"{path}: malformed TOML: {exc}") from None
 

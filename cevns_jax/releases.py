@@ -1,12 +1,18 @@
 """Readers for COHERENT's public data releases shipped in ``cevns_jax/data`` (see its README).
 
 Every reader checks the number of columns and that values are finite (and non-negative where they are
-counts), and names the file and line of any problem. Readers return NumPy arrays: the releases are
-fixed inputs, turned into pytree leaves by the experiment compiler.
+counts), and names the file and line of any problem. Files must be UTF-8 text. Readers return NumPy
+arrays: the releases are fixed inputs, turned into pytree leaves by the experiment compiler.
+
+Shipped files (anything under ``cevns_jax/data``) carry a SHA-256 in ``cevns_jax/data/SHA256SUMS``
+(``sha256sum`` format); a shipped file that is modified, truncated or unlisted is refused, naming it,
+when read — a release cut at a row boundary still parses and would silently change the prediction.
+User files (elsewhere) are not checksummed; they get the structural checks only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from importlib import resources
 from pathlib import Path
@@ -17,6 +23,8 @@ from .errors import DataFileError
 
 DATA_DIR = Path(str(resources.files("cevns_jax") / "data"))
 _SPLIT = re.compile(r"[,\s]+")
+MANIFEST = "SHA256SUMS"
+"""Name of the checksum manifest of the shipped data files, inside :data:`DATA_DIR`."""
 
 
 def data_path(relative: str | Path) -> Path:
@@ -31,27 +39,24 @@ def read_table(path: str | Path, n_columns: int, *, nonnegative_columns: tuple[i
     number of columns, a non-numeric or non-finite entry, or a negative value in a count column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"data file not found: {path}")
     rows = []
-    with path.open() as handle:
-        for lineno, line in enumerate(handle, start=1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            fields = [f for f in _SPLIT.split(text) if f]
-            if len(fields) != n_columns:
-                raise DataFileError(f"{path}:{lineno}: expected {n_columns} columns, found {len(fields)}: {line.strip()!r}")
-            try:
-                values = [float(f) for f in fields]
-            except ValueError:
-                raise DataFileError(f"{path}:{lineno}: non-numeric entry in {line.strip()!r}") from None
-            if not all(np.isfinite(values)):
-                raise DataFileError(f"{path}:{lineno}: non-finite value in {line.strip()!r}")
-            for col in nonnegative_columns:
-                if values[col] < 0:
-                    raise DataFileError(f"{path}:{lineno}: negative count {values[col]} in column {col + 1}")
-            rows.append(values)
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        fields = [f for f in _SPLIT.split(text) if f]
+        if len(fields) != n_columns:
+            raise DataFileError(f"{path}:{lineno}: expected {n_columns} columns, found {len(fields)}: {line.strip()!r}")
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            raise DataFileError(f"{path}:{lineno}: non-numeric entry in {line.strip()!r}") from None
+        if not all(np.isfinite(values)):
+            raise DataFileError(f"{path}:{lineno}: non-finite value in {line.strip()!r}")
+        for col in nonnegative_columns:
+            if values[col] < 0:
+                raise DataFileError(f"{path}:{lineno}: negative count {values[col]} in column {col + 1}")
+        rows.append(values)
     if not rows:
         raise DataFileError(f"{path}: no data rows")
     return np.asarray(rows, dtype=np.float64)
@@ -103,14 +108,63 @@ def grid_histogram(path: str | Path, value_columns: int = 1) -> tuple[list[np.nd
 
 
 def _first_row(path: Path) -> list[str]:
+    for line in read_text(path).splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text:
+            return [f for f in _SPLIT.split(text) if f]
+    raise DataFileError(f"{path}: no data rows")
+
+
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of a data file; a shipped file is first checked against :data:`MANIFEST`.
+
+    Raises :class:`DataFileError` naming the file if it is missing, not UTF-8, or a shipped file whose
+    SHA-256 differs from the manifest (modified or truncated) or that the manifest does not list.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataFileError(f"data file not found: {path}")
-    with path.open() as handle:
-        for line in handle:
-            text = line.split("#", 1)[0].strip()
-            if text:
-                return [f for f in _SPLIT.split(text) if f]
-    raise DataFileError(f"{path}: no data rows")
+    raw = path.read_bytes()
+    verify_shipped(path, raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataFileError(f"{path}:{line}: not a UTF-8 text file (byte {exc.start}: {exc.reason})") from None
+
+
+def shipped_checksums() -> dict[str, str]:
+    """{path relative to :data:`DATA_DIR`: SHA-256 hex digest} from the manifest."""
+    manifest = DATA_DIR / MANIFEST
+    if not manifest.is_file():
+        raise DataFileError(f"checksum manifest of the shipped data not found: {manifest}; reinstall cevns_jax")
+    sums = {}
+    for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name:
+            raise DataFileError(f"{manifest}:{lineno}: expected '<sha256>  <path>', got {line!r}")
+        sums[name.strip()] = digest.lower()
+    return sums
+
+
+def verify_shipped(path: str | Path, content: bytes | None = None) -> None:
+    """Refuse a file under :data:`DATA_DIR` whose SHA-256 is not the one in :data:`MANIFEST` (others pass)."""
+    path = Path(path)
+    try:
+        rel = path.resolve().relative_to(DATA_DIR.resolve()).as_posix()
+    except ValueError:
+        return  # a user file: not checksummed
+    expected = shipped_checksums().get(rel)
+    if expected is None:
+        raise DataFileError(f"{path}: not a shipped data file (not listed in {DATA_DIR / MANIFEST})")
+    actual = hashlib.sha256(path.read_bytes() if content is None else content).hexdigest()
+    if actual != expected:
+        raise DataFileError(
+            f"{path}: shipped data file modified or truncated (SHA-256 {actual[:16]}… differs from {expected[:16]}… "
+            f"in {MANIFEST}); reinstall cevns_jax or restore the file"
+        )
 
 
 def event_histogram(path: str | Path, energy_edges: np.ndarray, time_edges_us: np.ndarray) -> np.ndarray:

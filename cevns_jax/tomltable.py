@@ -42,7 +42,9 @@ class Table:
             return default
         return self.data[key]
 
-    def number(self, key: str, default: Any = ..., *, positive: bool = False, nonnegative: bool = False) -> float:
+    def number(self, key: str, default: Any = ..., *, positive: bool = False, nonnegative: bool = False,
+               minimum: float | None = None, maximum: float | None = None, why: str = "") -> float:
+        """A finite number; ``minimum``/``maximum`` are inclusive bounds, ``why`` explains them in the error."""
         value = self.get(key, default)
         if value is default and default is not ...:
             return value
@@ -55,6 +57,10 @@ class Table:
             raise self.error(key, f"must be > 0, got {value}")
         if nonnegative and value < 0:
             raise self.error(key, f"must be >= 0, got {value}")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be >= {minimum:g}{why}, got {value:g}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be <= {maximum:g}{why}, got {value:g}")
         return value
 
     def whole(self, key: str, default: Any = ..., minimum: int = 1) -> int:
@@ -119,7 +125,8 @@ def as_f64(x) -> jnp.ndarray:
     return jnp.asarray(np.asarray(x, dtype=np.float64))
 
 
-def edges(tab: Table, key: str, range_key: str, bins_key: str, unit: str) -> np.ndarray:
+def edges(tab: Table, key: str, range_key: str, bins_key: str, unit: str, *, nonnegative: bool = False) -> np.ndarray:
+    """Strictly increasing bin edges from ``key`` or from ``range_key`` and ``bins_key`` (≥ 0 if ``nonnegative``)."""
     if tab.has(key):
         edges = tab.numbers(key)
     else:
@@ -133,4 +140,6 @@ def edges(tab: Table, key: str, range_key: str, bins_key: str, unit: str) -> np.
         raise tab.error(key, f"needs at least two edges [{unit}], got {edges.tolist()}")
     if not np.all(np.diff(edges) > 0):
         raise tab.error(key, f"bin edges [{unit}] must increase strictly, got {edges.tolist()}")
+    if nonnegative and edges[0] < 0:
+        raise tab.error(key, f"bin edges [{unit}] must be >= 0 (an energy), got {edges.tolist()}")
     return edges

@@ -53,7 +53,11 @@ def standard_model(couplings: str = "rc", sin2_theta_w: float = C.SIN2_THETA_W_L
     """The Standard Model with PDG 2024 ŝ²(0) and the chosen coupling scheme."""
     if couplings not in COUPLING_SCHEMES:
         raise ValueError(f"unknown coupling scheme {couplings!r}; choose one of {COUPLING_SCHEMES}")
-    return StandardModel(sin2_theta_w=jnp.asarray(sin2_theta_w, dtype=jnp.float64), couplings=couplings)
+    # sin²θ_W ∈ (0, 1): an error if concrete, NaN if traced (policy in cevns_jax.errors)
+    from .errors import domain_checked
+
+    s2 = domain_checked(sin2_theta_w, lambda s: (s > 0) & (s < 1), "sin2_theta_w must lie in (0, 1)")
+    return StandardModel(sin2_theta_w=s2, couplings=couplings)
 
 
 def charge_radius_shift(lepton_mass_MeV):

@@ -9,6 +9,10 @@ at its null value, which reproduces the SM exactly). Each sub-model acts in one 
 * a factor on the flux per flavour: :mod:`.sterile` (3+1 oscillations);
 * an extra signal component with its own flux, cross section and timing: :mod:`.darkmatter`
   (with its thermal-relic targets in :mod:`.relic`).
+
+Parameter domains (masses > 0, 0 ≤ |U|² ≤ 1, Δm² ≥ 0, …) are enforced by the constructors: a concrete
+value outside raises :class:`~cevns_jax.errors.CevnsInputError`, a traced one (jit/vmap/grad, scans)
+becomes NaN — see :func:`cevns_jax.errors.domain_checked` and each module's docstring.
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ fields are errors naming the field.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CevnsInputError
-from ..experiment import _Table, read_toml
+from ..experiment import read_toml
+from ..tomltable import Table as _Table
 from ..xsec import COUPLING_SCHEMES, standard_model
 from . import NewPhysics, b_minus_l, general, lmu_minus_ltau, universal
 from .darkmatter import dark_matter, epsilon_from_Y
@@ -30,23 +32,36 @@ def _flavour(tab: _Table, key: str):
     return tab.number(key, 0.0, nonnegative=key != "charge_radius_cm2")
 
 
+@contextmanager
+def _named(t: _Table):
+    """Prefix a constructor's domain error (e.g. sin²θ_W ∉ (0, 1), m_V < 2m_χ) with the file and table."""
+    try:
+        yield
+    except CevnsInputError as exc:
+        if str(exc).startswith(t.where):
+            raise
+        raise CevnsInputError(f"{t.where}: {exc}") from None
+
+
 def model_from_dict(data: dict, label: str = "<model>"):
     """(StandardModel, NewPhysics) from a parsed model description."""
     root = _Table(data, label)
     smt = root.table("standard_model", {})
-    sm = standard_model(smt.text("couplings", "rc", choices=COUPLING_SCHEMES),
-                        smt.number("sin2_theta_w", 0.23857, positive=True))
+    with _named(smt):
+        sm = standard_model(smt.text("couplings", "rc", choices=COUPLING_SCHEMES),
+                            smt.number("sin2_theta_w", 0.23857, positive=True, maximum=1.0))
     smt.check_unused()
     parts = {}
     if root.has("zprime"):
         t = root.table("zprime")
         kind = t.text("kind", choices=("universal", "b_minus_l", "lmu_ltau", "general"))
         mass = t.number("mass_MeV", positive=True)
-        if kind == "general":
-            parts["zprime"] = general(mass, t.numbers("g_nu", length=3), t.number("g_u"), t.number("g_d"))
-        else:
-            build = {"universal": universal, "b_minus_l": b_minus_l, "lmu_ltau": lmu_minus_ltau}[kind]
-            parts["zprime"] = build(mass, t.number("g", nonnegative=True))
+        with _named(t):
+            if kind == "general":
+                parts["zprime"] = general(mass, t.numbers("g_nu", length=3), t.number("g_u"), t.number("g_d"))
+            else:
+                build = {"universal": universal, "b_minus_l": b_minus_l, "lmu_ltau": lmu_minus_ltau}[kind]
+                parts["zprime"] = build(mass, t.number("g", nonnegative=True))
         t.check_unused()
     if root.has("nsi"):
         t = root.table("nsi")
@@ -61,11 +76,12 @@ def model_from_dict(data: dict, label: str = "<model>"):
         t.check_unused()
     if root.has("sterile"):
         t = root.table("sterile")
-        U = [t.number(k, 0.0, nonnegative=True) for k in ("Ue4_sq", "Umu4_sq", "Utau4_sq")]
+        U = [t.number(k, 0.0, nonnegative=True, maximum=1.0) for k in ("Ue4_sq", "Umu4_sq", "Utau4_sq")]
         if sum(U) >= 1:
             raise CevnsInputError(f"{t.where}: |U_e4|² + |U_μ4|² + |U_τ4|² must be < 1, got {sum(U):g}")
-        parts["sterile"] = mixing(t.number("dm2_eV2", nonnegative=True), *U,
-                                  baseline_spread_m=t.number("baseline_spread_m", 0.5, nonnegative=True))
+        with _named(t):
+            parts["sterile"] = mixing(t.number("dm2_eV2", nonnegative=True), *U,
+                                      baseline_spread_m=t.number("baseline_spread_m", 0.5, nonnegative=True))
         t.check_unused()
     if root.has("dark_matter"):
         t = root.table("dark_matter")
@@ -77,19 +93,22 @@ def model_from_dict(data: dict, label: str = "<model>"):
             raise CevnsInputError(f"{t.where}: give exactly one of epsilon, Y or alpha_B")
         kw = dict(particle=t.text("particle", "scalar", choices=("scalar", "dirac")),
                   pi0_per_proton=t.number("pi0_per_proton", 0.106, positive=True))
-        if given[0] == "alpha_B":
-            parts["dark_matter"] = dark_matter(m_chi, m_V, alpha_D=alpha_D, alpha_B=t.number("alpha_B", nonnegative=True), **kw)
-        else:
-            eps = t.number("epsilon", nonnegative=True) if given[0] == "epsilon" else float(
-                epsilon_from_Y(t.number("Y", nonnegative=True), m_chi, m_V, alpha_D))
-            parts["dark_matter"] = dark_matter(m_chi, m_V, eps, alpha_D, **kw)
+        with _named(t):
+            if given[0] == "alpha_B":
+                parts["dark_matter"] = dark_matter(m_chi, m_V, alpha_D=alpha_D,
+                                                   alpha_B=t.number("alpha_B", nonnegative=True), **kw)
+            else:
+                eps = t.number("epsilon", nonnegative=True) if given[0] == "epsilon" else float(
+                    epsilon_from_Y(t.number("Y", nonnegative=True), m_chi, m_V, alpha_D))
+                parts["dark_matter"] = dark_matter(m_chi, m_V, eps, alpha_D, **kw)
         t.check_unused()
     if root.has("scalar"):
         from .scalar import scalar_mediator
 
         t = root.table("scalar")
         g = t.number("g", nonnegative=True)
-        parts["scalar"] = scalar_mediator(t.number("mass_MeV", positive=True), g, t.number("g_q", g))
+        with _named(t):
+            parts["scalar"] = scalar_mediator(t.number("mass_MeV", positive=True), g, t.number("g_q", g))
         t.check_unused()
     root.check_unused()
     return sm, NewPhysics(**parts)

@@ -15,6 +15,11 @@ arXiv:1505.07805 (scalar) and pyCEvNS ``DMNucleusElasticVector`` (Dirac):
 
 The signal is prompt: the proton pulse delayed by the χ time of flight L(1/β − 1)/c per energy.
 At fixed α_D and m_V/m_χ, N ∝ ε⁴ ∝ Y² with Y = ε² α_D (m_χ/m_V)⁴.
+
+Domain: 0 < 2m_χ < m_V < m_π0 (on-shell production; masses enter squared, so a negative mass would
+silently act as |m|), α_D > 0, α_B ≥ 0, π⁰ yield > 0, Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
+either sign (only ε² enters). Concrete values outside the domain raise
+:class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 from .. import constants as C
 from .._pytree import pytree_dataclass, static_field
-from ..errors import CevnsInputError
+from ..errors import CevnsInputError, domain_checked
 
 PI0_PER_PROTON = 0.106
 """π⁰ per proton on target at the SNS (GEANT-based value used by pyCEvNS, 52935/500000); 15% prior."""
@@ -65,14 +70,18 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     if (epsilon is None) == (alpha_B is None):
         raise CevnsInputError("give exactly one of epsilon (dark photon) or alpha_B (leptophobic mediator)")
     m_V = 3.0 * m_chi_MeV if m_V_MeV is None else m_V_MeV
-    try:
-        mc, mv = float(m_chi_MeV), float(m_V)
-        if not (0 < 2 * mc < mv < C.M_PION_NEUTRAL):
-            raise CevnsInputError(
-                f"on-shell π⁰ → γV, V → χχ̄ needs 0 < 2 m_χ < m_V < m_π0 = {C.M_PION_NEUTRAL} MeV; got m_χ = {mc}, m_V = {mv}"
-            )
-    except TypeError:  # traced values: no check
-        pass
+    masses = jnp.stack([jnp.asarray(m_chi_MeV, dtype=jnp.float64), jnp.asarray(m_V, dtype=jnp.float64)])
+    masses = domain_checked(
+        masses, lambda m: jnp.broadcast_to((0 < 2 * m[0]) & (2 * m[0] < m[1]) & (m[1] < C.M_PION_NEUTRAL), m.shape),
+        f"on-shell π⁰ → γV, V → χχ̄ needs 0 < 2 m_χ < m_V < m_π0 = {C.M_PION_NEUTRAL} MeV; (m_χ, m_V)",
+    )
+    m_chi_MeV, m_V = masses[0], masses[1]
+    alpha_D = domain_checked(alpha_D, lambda a: (a > 0) & jnp.isfinite(a), "dark-matter alpha_D must be > 0 and finite")
+    pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p > 0) & jnp.isfinite(p),
+                                    "dark-matter pi0_per_proton must be > 0 and finite")
+    if alpha_B is not None:
+        alpha_B = domain_checked(alpha_B, lambda a: (a >= 0) & jnp.isfinite(a),
+                                 "leptophobic alpha_B must be >= 0 and finite (the branching ratio is linear in it)")
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     mediator = "dark_photon" if alpha_B is None else "leptophobic"
     table = (None, None, None)
@@ -95,6 +104,7 @@ def benchmark_Y(epsilon, m_chi_MeV, m_V_MeV, alpha_D=0.5):
 def epsilon_from_Y(Y, m_chi_MeV, m_V_MeV=None, alpha_D=0.5):
     """ε giving Y at the benchmark (α_D = 0.5, m_V = 3 m_χ by default)."""
     m_V = 3.0 * m_chi_MeV if m_V_MeV is None else m_V_MeV
+    Y = domain_checked(Y, lambda y: (y >= 0) & jnp.isfinite(y), "dark-matter Y must be >= 0 and finite")
     # floor inside the root: ε(0) ≈ 1e-150 (zero counts) with a finite gradient at Y = 0
     return jnp.sqrt(jnp.maximum(Y, 1e-300) / (alpha_D * (m_chi_MeV / m_V) ** 4))
 

@@ -6,6 +6,10 @@
 (2018) 066). Q_φ is the scalar charge of the nucleus; for a universal quark coupling g_q the nucleon
 scalar form factors give Q_φ ≈ (15.1 Z + 14 N) g_q (Cerdeño et al.; the same 14 A + 1.1 Z in
 bradkav/CEvNS). The folding over the π-DAR flux uses the moment J₂ = ∫ f(E)/E² dE.
+
+Domain: m_φ > 0 and finite (it enters as m_φ², so a negative mass would silently act as |m_φ|);
+couplings take either sign. :func:`scalar_mediator` raises :class:`~cevns_jax.errors.CevnsInputError`
+for a concrete mass outside the domain and turns a traced one into NaN (policy in :mod:`cevns_jax.errors`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import jax.numpy as jnp
 
 from .. import constants as C
 from .._pytree import pytree_dataclass
+from ..errors import domain_checked
 
 SCALAR_CHARGE_PER_PROTON = 15.1
 SCALAR_CHARGE_PER_NEUTRON = 14.0
@@ -32,7 +37,8 @@ def scalar_mediator(mass_MeV, g_nu, g_q=None) -> Scalar:
     """Scalar mediator; ``g_q`` defaults to ``g_nu`` (universal coupling g)."""
     g_nu = jnp.broadcast_to(jnp.asarray(g_nu, dtype=jnp.float64), (3,))
     g_q = g_nu[1] if g_q is None else jnp.asarray(g_q, dtype=jnp.float64)
-    return Scalar(jnp.asarray(mass_MeV, dtype=jnp.float64), g_nu, g_q)
+    mass = domain_checked(mass_MeV, lambda m: (m > 0) & jnp.isfinite(m), "scalar mass_MeV must be a positive finite number of MeV")
+    return Scalar(mass, g_nu, g_q)
 
 
 def prefactor(model: Scalar, Z, N, Fp, T_MeV, M_MeV):

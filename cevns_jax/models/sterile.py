@@ -10,6 +10,11 @@ each quadrature node is an analytic low-pass filter (GLoBES-style):
     ⟨sin²Δ⟩ = ½[1 − D_L D_E cos 2Δ],   D_L = sinc(Δ d/L),   D_E = sinc(Δ ΔE/E)
 
 so large Δm² averages smoothly and small Δm² is exact (Anderson et al., PRD 86, 013004 (2012)).
+
+Domain: Δm²₄₁ ≥ 0 (the probabilities are even in Δm², so a negative value would silently act as
+|Δm²|), each |U_α4|² in [0, 1] with Σ_α |U_α4|² ≤ 1 (unitarity: |U_s4|² = 1 − Σ ≥ 0), baseline
+spread d ≥ 0. :func:`mixing` raises :class:`~cevns_jax.errors.CevnsInputError` for concrete values
+outside the domain and turns traced ones into NaN (policy in :mod:`cevns_jax.errors`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import jax.numpy as jnp
 
 from .. import constants as C
 from .._pytree import pytree_dataclass
+from ..errors import domain_checked
 
 
 @pytree_dataclass
@@ -31,8 +37,14 @@ class Sterile:
 
 def mixing(dm2_eV2, Ue4_sq=0.0, Umu4_sq=0.0, Utau4_sq=0.0, baseline_spread_m=0.5) -> Sterile:
     """3+1 mixing parameters (baseline spread d = 0.5 m by default: source plus detector extent, an assumption)."""
-    f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    return Sterile(f(dm2_eV2), jnp.stack([f(Ue4_sq), f(Umu4_sq), f(Utau4_sq)]), f(baseline_spread_m))
+    finite = jnp.isfinite
+    dm2 = domain_checked(dm2_eV2, lambda x: (x >= 0) & finite(x), "sterile dm2_eV2 must be >= 0 eV² and finite")
+    U = jnp.stack([jnp.asarray(u, dtype=jnp.float64) for u in (Ue4_sq, Umu4_sq, Utau4_sq)])
+    U = domain_checked(U, lambda u: (u >= 0) & (u <= 1), "sterile |U_e4|², |U_μ4|², |U_τ4|² must each lie in [0, 1]")
+    U = domain_checked(U, lambda u: jnp.broadcast_to(jnp.sum(u) <= 1, u.shape),
+                       "sterile mixing: |U_e4|² + |U_μ4|² + |U_τ4|² must be <= 1 (unitarity)")
+    d = domain_checked(baseline_spread_m, lambda x: (x >= 0) & finite(x), "sterile baseline_spread_m must be >= 0 m and finite")
+    return Sterile(dm2, U, d)
 
 
 def _sinc(x):

@@ -18,6 +18,10 @@ with the photon, so the Z′ couples to electric charge (protons only, F_p):
 i.e. ε(0) = e g′ ln(m_τ²/m_μ²)/(12π²) = g′/69.29 (the standard QED β-function coefficient; Amaral et
 al., arXiv:2006.11225; Bauer, Foldenauer & Jaeckel, arXiv:1803.05466 normalise the quark couplings
 3/2 larger). The sign (same as a universal Z′, destructive for ν_μ) is derived in PHYSICS.md §4.2.3.
+
+Domain: the mass M > 0 and finite (it enters only as M², so a negative mass would silently act as |M|);
+couplings take either sign. Constructors raise :class:`~cevns_jax.errors.CevnsInputError` for a concrete
+mass outside the domain and turn a traced one into NaN (policy in :mod:`cevns_jax.errors`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from .. import constants as C
 from .._pytree import pytree_dataclass, static_field
-from ..errors import CevnsInputError
+from ..errors import domain_checked
 
 _X, _W = np.polynomial.legendre.leggauss(16)
 _X = 0.5 * (_X + 1.0)
@@ -54,19 +58,14 @@ def _f(x):
     return jnp.asarray(x, dtype=jnp.float64)
 
 
-def _check_mass(mass_MeV):
-    try:
-        bad = float(mass_MeV) <= 0 or not np.isfinite(float(mass_MeV))
-    except (TypeError, ValueError):  # traced value: no check
-        return
-    if bad:
-        raise CevnsInputError(f"Z′ mass must be a positive finite number of MeV, got {mass_MeV}")
+def _checked_mass(mass_MeV):
+    """M [MeV] > 0 and finite: an error if concrete, NaN if traced (never |M|)."""
+    return domain_checked(mass_MeV, lambda m: (m > 0) & jnp.isfinite(m), "Z′ mass must be a positive finite number of MeV (mass_MeV)")
 
 
 def general(mass_MeV, g_nu, g_u, g_d) -> ZPrime:
     """Z′ with arbitrary couplings g_νℓ (e, μ, τ), g_u, g_d."""
-    _check_mass(mass_MeV)
-    return ZPrime(_f(mass_MeV), jnp.broadcast_to(_f(g_nu), (3,)), _f(g_u), _f(g_d))
+    return ZPrime(_checked_mass(mass_MeV), jnp.broadcast_to(_f(g_nu), (3,)), _f(g_u), _f(g_d))
 
 
 def universal(mass_MeV, g) -> ZPrime:
@@ -81,8 +80,7 @@ def b_minus_l(mass_MeV, g) -> ZPrime:
 
 def lmu_minus_ltau(mass_MeV, g) -> ZPrime:
     """Gauged L_μ−L_τ with coupling g′ (loop-induced coupling to the proton charge)."""
-    _check_mass(mass_MeV)
-    return ZPrime(_f(mass_MeV), jnp.stack([_f(0.0), _f(g), -_f(g)]), _f(0.0), _f(0.0), kind="lmu_ltau")
+    return ZPrime(_checked_mass(mass_MeV), jnp.stack([_f(0.0), _f(g), -_f(g)]), _f(0.0), _f(0.0), kind="lmu_ltau")
 
 
 def vacuum_polarisation_integral(m_MeV, q2_MeV2):
@@ -118,5 +116,6 @@ def charge_shift(zp: ZPrime, Z, N, Fp, Fn, q2_MeV2):
 def muon_g2_shift(mass_MeV, g):
     """One-loop Δa_μ of a vector coupled to muons with g: (g²/4π²)∫₀¹ m_μ²x²(1−x)/(m_μ²x² + M²(1−x)) dx."""
     x = _X
-    integrand = C.M_MUON**2 * x**2 * (1 - x) / (C.M_MUON**2 * x**2 + jnp.asarray(mass_MeV)[..., None] ** 2 * (1 - x))
+    mass_MeV = _checked_mass(mass_MeV)
+    integrand = C.M_MUON**2 * x**2 * (1 - x) / (C.M_MUON**2 * x**2 + mass_MeV[..., None] ** 2 * (1 - x))
     return jnp.asarray(g) ** 2 / (4 * jnp.pi**2) * jnp.sum(_W * integrand, axis=-1)
