@@ -981,9 +981,10 @@ class ExpectedLimit:
                 term["R"], term["tau"] = R, tau
             else:
                 from .models import dark_matter, epsilon_from_Y
+                from .models.darkmatter import at_source
 
                 eps = epsilon_from_Y(_f(_DM_Y_REF), self.mass_MeV)
-                term["dm"] = dark_matter_counts(exp, dark_matter(self.mass_MeV, 3.0 * self.mass_MeV, eps, 0.5))
+                term["dm"] = dark_matter_counts(exp, at_source(dark_matter(self.mass_MeV, 3.0 * self.mass_MeV, eps, 0.5), exp.source))
             out.append(term)
         return out
 
