@@ -63,8 +63,9 @@ def _pi0_scaled(nu_per_proton: float, why: str) -> dict:
     return dict(
         pi0_per_proton=round(PI0_TO_NU_AT_1GEV * nu_per_proton, 4),
         pi0_rel_uncertainty=0.25,
-        pi0_source=f"Assumption: π⁰/p = {PI0_TO_NU_AT_1GEV:.3f} × ν/p (the SNS ratio near 1 GeV, 0.106/0.0875) "
-        f"× {nu_per_proton} ν/flavour/proton = {PI0_TO_NU_AT_1GEV * nu_per_proton:.4f}; {why} ±25% (ratio and ν yield).",
+        pi0_source=f"Assumption: π⁰/p = {PI0_TO_NU_AT_1GEV:.3f} × ν/p (the SNS ratio near 1 GeV, 0.106/0.0875) × "
+        f"{nu_per_proton} ν/flavour/proton = {PI0_TO_NU_AT_1GEV * nu_per_proton:.4f}; {why} "
+        "±25% (ratio and ν yield).",
     )
 
 
@@ -131,7 +132,7 @@ FACILITIES: dict[str, Facility] = {
             "Lujan", 0.8, 0.1, 20.0, 0.055, 0.30, 123.0, 0.0,
             sources="LANSCE Lujan Center (CCM): 800 MeV, ~100 kW, 20 Hz, 290 ns FWHM pulse (σ = 123 ns).",
             assumptions="Yield 0.055 ν/flavour/proton (power-law interpolation; tungsten target at 0.8 GeV), 30% prior.",
-            **_pi0_scaled(0.055, "CCM's GEANT4 π⁰ yield of the Lujan target is not re-read here."),
+            **_pi0_scaled(0.055, "CCM's own π⁰ yield of the Lujan target is not re-read here."),
         ),
         Facility(
             "J-PARC-MLF", 3.0, 1.0, 25.0, 0.48, 0.25, 40.0, 0.0, (0.0, 540.0),

@@ -326,19 +326,19 @@ def test_pi0_yield_follows_the_facility(presets):
 
     for f in FACILITIES.values():
         assert f.pi0_per_proton > 0 and 0 < f.pi0_rel_uncertainty < 1 and len(f.pi0_source) > 40, f.name
-    exp = presets["COH-Ge-mini"]  # SNS-PPU
+    exp = presets["COH-Ar-750"]  # SNS-PPU, as in the test above (its compiled pieces are reused)
     ppu, ess = FACILITIES["SNS-PPU"].pi0_per_proton, FACILITIES["ESS"].pi0_per_proton
     assert ppu != 0.106 and ess != ppu  # otherwise the ratios below could not fail
     follow = NewPhysics(dark_matter=dark_matter(10.0, epsilon=1e-4))
-    fixed = NewPhysics(dark_matter=dark_matter(10.0, epsilon=1e-4, pi0_per_proton=0.106))
-    total = lambda e, m: float(predicted_counts(e, {}, model=m)["dark_matter"].sum())  # noqa: E731
-    a, b = total(exp, follow), total(exp, fixed)
-    assert a == pytest.approx(b * ppu / 0.106, rel=1e-12)
+    fixed = dark_matter(10.0, epsilon=1e-4, pi0_per_proton=0.106)
+    a = float(predicted_counts(exp, {}, model=follow)["dark_matter"].sum())
+    assert a == pytest.approx(float(rates.dark_matter_counts(exp, fixed).sum()) * ppu / 0.106, rel=1e-12)
     assert float(experiment_signal(exp, follow)[1].sum()) == pytest.approx(a, rel=1e-12)
-    # the same detector and exposure at another facility: counts scale with the π⁰ yields
-    at_ess = replace(exp, source=replace(exp.source, name="ESS"))
-    assert total(at_ess, follow) == pytest.approx(a * ess / ppu, rel=1e-12)
-    # a model's own yield is kept; resolving twice changes nothing
-    assert at_source(fixed.dark_matter, exp.source) is fixed.dark_matter
-    once = at_source(follow.dark_matter, exp.source)
-    assert float(at_source(once, exp.source).pi0_per_proton) == ppu
+    # another facility: the fluence (hence every count) scales with its yield; own yields are kept
+    at_ess = replace(exp.source, name="ESS")
+    ratio = dmod.fluence(at_source(follow.dark_matter, at_ess), 1.0, 20.0) / dmod.fluence(
+        at_source(follow.dark_matter, exp.source), 1.0, 20.0)
+    assert float(ratio) == pytest.approx(ess / ppu, rel=1e-14)
+    assert at_source(fixed, at_ess) is fixed
+    once = at_source(follow.dark_matter, at_ess)
+    assert float(at_source(once, at_ess).pi0_per_proton) == ess
