@@ -983,9 +983,11 @@ class ExpectedLimit:
                 term["R"], term["tau"] = R, tau
             else:
                 from .models import dark_matter, epsilon_from_Y
+                from .models.darkmatter import at_source
 
                 eps = epsilon_from_Y(_f(_DM_Y_REF), self.mass_MeV)
-                term["dm"] = dark_matter_counts(exp, dark_matter(self.mass_MeV, 3.0 * self.mass_MeV, eps, 0.5))
+                dm = at_source(dark_matter(self.mass_MeV, 3.0 * self.mass_MeV, eps, 0.5), exp.source)
+                term["dm"] = dark_matter_counts(exp, dm)
             out.append(term)
         return out
 

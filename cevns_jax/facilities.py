@@ -1,8 +1,14 @@
-"""Stopped-pion facilities: beam parameters and neutrino yields, each cited or marked as an assumption.
+"""Stopped-pion facilities: beam parameters, neutrino and π⁰ yields, each cited or marked as an assumption.
 
 The neutrino yield per proton (per flavour) depends on the proton energy and target, so each SNS
 preset is tied to the era in which it was measured; no value is reused silently for another era.
 Times are in the time coordinate of the corresponding data release where one exists.
+
+The π⁰ yield per proton (production of accelerator dark matter, :mod:`cevns_jax.models.darkmatter`)
+is a GEANT value for the SNS mercury target near 1 GeV; elsewhere it is scaled with the facility's
+own π⁺ (decay-at-rest ν) yield, π⁰/p = R · ν/p with R = 0.106/0.0875 fixed at the SNS near 1 GeV
+(:data:`PI0_TO_NU_AT_1GEV`): isospin ties π⁰ to the charged-pion production of the same beam and
+target, so the ν yield carries the energy and target dependence. Each facility states which it is.
 """
 
 from __future__ import annotations
@@ -32,10 +38,35 @@ class Facility:
     beam_hours_per_year: float = 5000.0
     sources: str = ""
     assumptions: str = ""
+    pi0_per_proton: float = 0.0
+    pi0_rel_uncertainty: float = 0.0
+    pi0_source: str = ""
 
     def protons_per_year(self) -> float:
         """Protons on target in one year of ``beam_hours_per_year`` at the nominal power."""
         return C.protons_on_target_from_power(self.beam_power_MW, self.proton_energy_GeV, self.beam_hours_per_year)
+
+
+PI0_SNS_1GEV = 0.106
+"""π⁰ per proton on the SNS mercury target near 1 GeV: GEANT (52935 π⁰ in 500000 protons, pyCEvNS); ±15%."""
+NU_SNS_1GEV = 0.0875
+"""ν per flavour per proton near 1 GeV: the middle of the release values 0.08–0.09 (SNS-2017/2020/2021)."""
+PI0_TO_NU_AT_1GEV = PI0_SNS_1GEV / NU_SNS_1GEV
+"""π⁰ per decay-at-rest π⁺ at the SNS near 1 GeV (≈ 1.21), used to scale π⁰ yields to other beams."""
+
+_PI0_GEANT = ("GEANT π⁰ yield of the SNS mercury target near 1 GeV: 52935 π⁰ per 500000 protons = 0.106 "
+              "(pyCEvNS); COHERENT's own GEANT4 yields (arXiv:1911.06422, arXiv:2110.11453) not re-read here. ±15%.")
+
+
+def _pi0_scaled(nu_per_proton: float, why: str) -> dict:
+    """π⁰ fields of a facility whose π⁰ yield is scaled with its ν yield (an assumption, stated)."""
+    return dict(
+        pi0_per_proton=round(PI0_TO_NU_AT_1GEV * nu_per_proton, 4),
+        pi0_rel_uncertainty=0.25,
+        pi0_source=f"Assumption: π⁰/p = {PI0_TO_NU_AT_1GEV:.3f} × ν/p (the SNS ratio near 1 GeV, 0.106/0.0875) × "
+        f"{nu_per_proton} ν/flavour/proton = {PI0_TO_NU_AT_1GEV * nu_per_proton:.4f}; {why} "
+        "±25% (ratio and ν yield).",
+    )
 
 
 _SNS_PULSE = "SNS proton pulse: Gaussian σ = 150 ns (COHERENT CENNS-10 release, LArParametersAnlA.yaml)."
@@ -49,17 +80,22 @@ FACILITIES: dict[str, Facility] = {
             "proton, 7.47594 GWh; E_p = 0.957 GeV (dukecevns csicheck.json). " + _SNS_PULSE,
             assumptions="Pulse mean 0.70 μs in the 2017 release's time coordinate, from the release's tabulated prompt "
             "arrival-time PDF (pyCEvNS uses 0.7 μs).",
+            pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
+            pi0_source=_PI0_GEANT + " Taken at 0.957 GeV (4% below 1 GeV, inside the 15%).",
         ),
         Facility(
             "SNS-2020", 0.9965, 1.4, 60.0, 0.09, 0.10, 150.0, 440.0,
             sources="COHERENT CENNS-10 release (arXiv:2006.12659, LArParametersAnlA.yaml): 0.09 ± 0.009 ν/flavour/proton, "
             "13.8e22 POT = 6.12 GWh (⇒ E_p = 0.9965 GeV), pulse mean 440 ± 200 ns, σ = 150 ns.",
+            pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15, pi0_source=_PI0_GEANT,
         ),
         Facility(
             "SNS-2021", 0.983, 1.4, 60.0, 0.0848, 0.10, 150.0, 0.0,
             sources="COHERENT CsI 2021 (PRL 129, 081801; arXiv:2110.07730): 0.0848 ± 10% ν/flavour/proton, 3.198e23 POT "
             "= 13.99 GWh (⇒ E_p = 0.983 GeV). " + _SNS_PULSE,
             assumptions="Pulse mean set per experiment (the 2021 release's time origin).",
+            pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
+            pi0_source=_PI0_GEANT + " Taken at 0.983 GeV (2% below 1 GeV, inside the 15%).",
         ),
         Facility(
             "SNS-PPU", 1.3, 2.0, 60.0, 0.13, 0.15, 150.0, 0.0,
@@ -68,11 +104,13 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Yield 0.13 ν/flavour/proton at 1.3 GeV: the yield grows with proton energy (COHERENT, "
             "arXiv:2109.11049); 0.12–0.13 is the commonly quoted range and a power law through 0.0875 at 1 GeV and "
             "0.3 at 2 GeV gives 0.14. Prior widened to 15%.",
+            **_pi0_scaled(0.13, "no published π⁰ yield at 1.3 GeV."),
         ),
         Facility(
             "SNS-STS", 1.3, 0.7, 15.0, 0.13, 0.15, 150.0, 0.0,
             sources="SNS Second Target Station: 1.3 GeV, 700 kW, 15 Hz (one pulse in four), tungsten target.",
             assumptions="Yield taken equal to the FTS value at 1.3 GeV (tungsten vs mercury target not modelled).",
+            **_pi0_scaled(0.13, "no published π⁰ yield for the STS tungsten target."),
         ),
         Facility(
             "ESS", 2.0, 5.0, 14.0, 0.3, 0.15, 826.0e3, 1430.0e3,
@@ -80,6 +118,7 @@ FACILITIES: dict[str, Facility] = {
             "al., arXiv:1911.00762).",
             assumptions="The 2.86 ms flat pulse is represented by a Gaussian of the same rms (826 μs); timing gives "
             "no flavour separation at the ESS either way. 5000 beam hours per year.",
+            **_pi0_scaled(0.3, "no published π⁰ yield for the ESS tungsten target at 2 GeV."),
         ),
         Facility(
             "CSNS", 1.6, 0.1, 25.0, 0.2, 0.25, 30.0, 0.0, (0.0, 410.0),
@@ -87,17 +126,20 @@ FACILITIES: dict[str, Facility] = {
             "target, two bunches per pulse.",
             assumptions="Yield 0.2 ν/flavour/proton from a power-law interpolation of SNS and ESS simulations; bunch "
             "spacing 410 ns and width σ = 30 ns.",
+            **_pi0_scaled(0.2, "no published π⁰ yield at 1.6 GeV."),
         ),
         Facility(
             "Lujan", 0.8, 0.1, 20.0, 0.055, 0.30, 123.0, 0.0,
             sources="LANSCE Lujan Center (CCM): 800 MeV, ~100 kW, 20 Hz, 290 ns FWHM pulse (σ = 123 ns).",
             assumptions="Yield 0.055 ν/flavour/proton (power-law interpolation; tungsten target at 0.8 GeV), 30% prior.",
+            **_pi0_scaled(0.055, "CCM's own π⁰ yield of the Lujan target is not re-read here."),
         ),
         Facility(
             "J-PARC-MLF", 3.0, 1.0, 25.0, 0.48, 0.25, 40.0, 0.0, (0.0, 540.0),
             sources="J-PARC MLF (JSNS²): 3 GeV, 1 MW, 25 Hz, two ~100 ns bunches 540 ns apart, mercury target "
             "(JSNS² TDR arXiv:1705.08629).",
             assumptions="Yield 0.48 ν/flavour/proton from a public code benchmark, 25% prior; bunch σ = 40 ns.",
+            **_pi0_scaled(0.48, "no published π⁰ yield of the MLF mercury target at 3 GeV."),
         ),
     )
 }
@@ -109,6 +151,11 @@ def get_facility(name: str) -> Facility:
         return FACILITIES[name]
     except KeyError:
         raise CevnsInputError(f"unknown facility {name!r}; available: {', '.join(FACILITIES)}") from None
+
+
+def pi0_per_proton(name: str) -> float:
+    """π⁰ per proton on target of the facility preset ``name`` (see the facility's ``pi0_source``)."""
+    return get_facility(name).pi0_per_proton
 
 
 def make_source(

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from .likelihood import poisson_deviance, profiled_chi2
+from .models.darkmatter import at_source
 from .nuisances import neutrino_induced, nuisance_priors, predicted_counts
 from .rates import cevns_counts, dark_matter_counts
 from .source import COMPONENTS
@@ -30,7 +31,7 @@ def experiment_signal(exp, model) -> tuple:
     signal = jnp.ravel(jnp.sum(cevns_counts(exp, model=model), axis=0))
     dm = None
     if model is not None and model.dark_matter is not None:
-        dm = jnp.ravel(dark_matter_counts(exp, model.dark_matter))
+        dm = jnp.ravel(dark_matter_counts(exp, at_source(model.dark_matter, exp.source)))  # facility's π⁰ yield
     return signal, dm
 
 

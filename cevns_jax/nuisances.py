@@ -116,6 +116,7 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     Neutrino-induced backgrounds (time profile ``prompt``/``delayed`` or named ``nin``) also scale with
     the flux nuisance.
     """
+    from .models.darkmatter import at_source
     from .rates import background_counts, cevns_counts, dark_matter_counts
 
     exp, signal_factor, bkg_factors = apply_nuisances(experiment, values)
@@ -123,7 +124,8 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
     if model is not None and model.dark_matter is not None:
         pi0 = 1.0 + values.get("pi0", 0.0)  # production normalisation (π⁰ yield or tabulated yield)
-        out["dark_matter"] = dark_matter_counts(exp, model.dark_matter) * signal_factor * pi0
+        dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
+        out["dark_matter"] = dark_matter_counts(exp, dm) * signal_factor * pi0
     flux = 1.0 + values.get("flux", 0.0)
     for name, counts in background_counts(exp).items():
         out[name] = counts * bkg_factors[name] * (flux if neutrino_induced(experiment, name) else 1.0)

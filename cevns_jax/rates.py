@@ -166,6 +166,7 @@ def dark_matter_counts(experiment, dm):
 
     require_x64()
     target, det, src = experiment.target, experiment.detector, experiment.source
+    dm = D.at_source(dm, src)
     M = target.mass_MeV
     E_lo, E_hi = D.energy_box(dm)
     T, wT = experiment_panels(experiment, D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))

@@ -31,6 +31,23 @@ def test_all_presets_ship_with_citations():
             assert meta["assumptions"], f"{name}: planned presets must list their assumptions"
 
 
+def test_naivete_threshold_is_the_stated_13_keVnr_on_sodium():
+    """NaIvETe: the efficiency's 50% point is COHERENT's 13 keVnr Na threshold (arXiv:2204.04575) through the
+    preset's own light yield and Na quenching, the description quotes that model, and no analysis bin lies
+    below it (nothing enters through the turn-on's lower tail)."""
+    exp = load_experiment("NaIvETe")
+    det = exp.detector
+    ly, q = float(det.smearing.light_yield_PE_per_keV), np.asarray(det.quenching.factor)
+    na, iodine = (list(np.asarray(exp.target.Z)).index(z) for z in (11.0, 53.0))
+    threshold_PE = float(det.efficiency.threshold)
+    assert threshold_PE / (ly * q[na]) == pytest.approx(13.0, abs=0.05)
+    assert float(det.binning.energy_edges[0]) >= threshold_PE
+    iodine_keVnr = threshold_PE / (ly * q[iodine])
+    for text in (f"{threshold_PE / (ly * q[na]):.0f} keVnr", f"{threshold_PE:.1f} PE", f"{threshold_PE / ly:.2f} keVee",
+                 f"above {iodine_keVnr:.0f} keVnr"):
+        assert text in exp.info.description, text
+
+
 def test_unknown_preset_lists_the_available_ones():
     with pytest.raises(CevnsInputError, match="available presets: .*COHERENT-CsI-2021"):
         load_experiment("COHERENT-CsI-2099")

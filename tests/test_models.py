@@ -313,3 +313,32 @@ def test_pi0_nuisance_scales_dark_matter(presets):
     base = float(predicted_counts(exp, {}, model=model)["dark_matter"].sum())
     up = float(predicted_counts(exp, {"pi0": jnp.asarray(0.15)}, model=model)["dark_matter"].sum())
     assert up == pytest.approx(1.15 * base, rel=1e-12)
+
+
+def test_pi0_yield_follows_the_facility(presets):
+    """Every facility carries its own π⁰ yield with a source; dark-matter counts scale with the yield of the
+    experiment's facility (fluence ∝ f_π0, PHYSICS.md §4.3) on both routes (predicted_counts, forecasts)."""
+    from cevns_jax._pytree import replace
+    from cevns_jax.facilities import FACILITIES
+    from cevns_jax.forecast import experiment_signal
+    from cevns_jax.models import at_source
+    from cevns_jax.nuisances import predicted_counts
+
+    for f in FACILITIES.values():
+        assert f.pi0_per_proton > 0 and 0 < f.pi0_rel_uncertainty < 1 and len(f.pi0_source) > 40, f.name
+    exp = presets["COH-Ar-750"]  # SNS-PPU, as in the test above (its compiled pieces are reused)
+    ppu, ess = FACILITIES["SNS-PPU"].pi0_per_proton, FACILITIES["ESS"].pi0_per_proton
+    assert ppu != 0.106 and ess != ppu  # otherwise the ratios below could not fail
+    follow = NewPhysics(dark_matter=dark_matter(10.0, epsilon=1e-4))
+    fixed = dark_matter(10.0, epsilon=1e-4, pi0_per_proton=0.106)
+    a = float(predicted_counts(exp, {}, model=follow)["dark_matter"].sum())
+    assert a == pytest.approx(float(rates.dark_matter_counts(exp, fixed).sum()) * ppu / 0.106, rel=1e-12)
+    assert float(experiment_signal(exp, follow)[1].sum()) == pytest.approx(a, rel=1e-12)
+    # another facility: the fluence (hence every count) scales with its yield; own yields are kept
+    at_ess = replace(exp.source, name="ESS")
+    ratio = dmod.fluence(at_source(follow.dark_matter, at_ess), 1.0, 20.0) / dmod.fluence(
+        at_source(follow.dark_matter, exp.source), 1.0, 20.0)
+    assert float(ratio) == pytest.approx(ess / ppu, rel=1e-14)
+    assert at_source(fixed, at_ess) is fixed
+    once = at_source(follow.dark_matter, at_ess)
+    assert float(at_source(once, at_ess).pi0_per_proton) == ess

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._pytree import pytree_dataclass
-from .darkmatter import DarkMatter, benchmark_Y, dark_matter, epsilon_from_Y
+from .darkmatter import DarkMatter, at_source, benchmark_Y, dark_matter, epsilon_from_Y
 from .em import Electromagnetic
 from .em import properties as em_properties
 from .scalar import Scalar, scalar_mediator
@@ -32,7 +32,7 @@ from .sterile import mixing as sterile_mixing
 from .zprime import ZPrime, b_minus_l, general, lmu_minus_ltau, universal
 
 __all__ = [
-    "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile", "DarkMatter", "dark_matter", "benchmark_Y",
+    "NewPhysics", "ZPrime", "NSI", "Electromagnetic", "Sterile", "DarkMatter", "dark_matter", "at_source", "benchmark_Y",
     "epsilon_from_Y", "relic_Y", "Scalar", "scalar_mediator",
     "universal", "b_minus_l", "lmu_minus_ltau", "general", "nsi_couplings", "em_properties", "sterile_mixing",
 ]

@@ -5,8 +5,8 @@ universal | b_minus_l | lmu_ltau | general, mass_MeV, g — or g_nu, g_u, g_d fo
 ``[nsi]`` (entries such as ee_u = 0.1, emu_d = 0.02), ``[em]`` (magnetic_moment_muB,
 charge_radius_cm2: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
 baseline_spread_m), ``[dark_matter]`` (m_chi_MeV, m_V_MeV (default 3 m_χ), epsilon or Y or alpha_B,
-alpha_D (0.5), particle, pi0_per_proton), ``[scalar]`` (mass_MeV, g, optional g_q). Unknown tables or
-fields are errors naming the field.
+alpha_D (0.5), particle, pi0_per_proton (default: the facility's yield)), ``[scalar]`` (mass_MeV, g,
+optional g_q). Unknown tables or fields are errors naming the field.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def model_from_dict(data: dict, label: str = "<model>"):
         given = [k for k in ("epsilon", "Y", "alpha_B") if t.has(k)]
         if len(given) != 1:
             raise CevnsInputError(f"{t.where}: give exactly one of epsilon, Y or alpha_B")
-        kw = dict(particle=t.text("particle", "scalar", choices=("scalar", "dirac")),
-                  pi0_per_proton=t.number("pi0_per_proton", 0.106, positive=True))
+        pi0 = t.number("pi0_per_proton", positive=True) if t.has("pi0_per_proton") else None  # None: the facility's
+        kw = dict(particle=t.text("particle", "scalar", choices=("scalar", "dirac")), pi0_per_proton=pi0)
         with _named(t):
             if given[0] == "alpha_B":
                 parts["dark_matter"] = dark_matter(m_chi, m_V, alpha_D=alpha_D,

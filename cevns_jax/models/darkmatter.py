@@ -28,11 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import constants as C
-from .._pytree import pytree_dataclass, static_field
+from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError, domain_checked
+from ..facilities import FACILITIES, PI0_SNS_1GEV
 
-PI0_PER_PROTON = 0.106
-"""π⁰ per proton on target at the SNS (GEANT-based value used by pyCEvNS, 52935/500000); 15% prior."""
+PI0_PER_PROTON = PI0_SNS_1GEV
+"""π⁰ per proton of a model not yet tied to a source (the SNS near 1 GeV, ``facilities.PI0_SNS_1GEV``);
+:func:`at_source` replaces it with the yield of the experiment's facility."""
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
 
 
@@ -42,6 +44,8 @@ class DarkMatter:
 
     ``coupling`` is the kinetic mixing ε (``mediator="dark_photon"``) or α_B (``"leptophobic"``);
     ``alpha_D`` the dark coupling; ``pi0_per_proton`` the π⁰ yield; ``particle`` ``"scalar"`` or ``"dirac"``.
+    ``pi0_from_facility`` (static): the yield follows the facility of the experiment (:func:`at_source`)
+    instead of being the user's own number.
     Optionally a tabulated χ spectrum replaces the at-rest π⁰ model: energies ``spectrum_E_MeV``, a
     density ``spectrum_pdf`` (any normalisation; linearly interpolated) and ``spectrum_yield`` χ per
     proton per unit coupling² (ε², or α_B) — e.g. from a Monte Carlo with π⁰ decays in flight.
@@ -57,12 +61,15 @@ class DarkMatter:
     spectrum_yield: jnp.ndarray | None = None
     particle: str = static_field(default="scalar")
     mediator: str = static_field(default="dark_photon")
+    pi0_from_facility: bool = static_field(default=False)
 
 
 def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=None, particle="scalar",
-                pi0_per_proton=PI0_PER_PROTON, spectrum=None) -> DarkMatter:
+                pi0_per_proton=None, spectrum=None) -> DarkMatter:
     """Dark photon (``epsilon``) or leptophobic (``alpha_B``) dark matter; m_V defaults to 3 m_χ.
 
+    ``pi0_per_proton``: None (default) takes the π⁰ yield of each experiment's facility
+    (``facilities.FACILITIES[…].pi0_per_proton``, through :func:`at_source`); a number fixes it.
     ``spectrum = (E_MeV, pdf, yield_per_proton_per_coupling2)`` replaces the at-rest π⁰ production.
     """
     if particle not in ("scalar", "dirac"):
@@ -77,8 +84,9 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     )
     m_chi_MeV, m_V = masses[0], masses[1]
     alpha_D = domain_checked(alpha_D, lambda a: (a > 0) & jnp.isfinite(a), "dark-matter alpha_D must be > 0 and finite")
-    pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p > 0) & jnp.isfinite(p),
-                                    "dark-matter pi0_per_proton must be > 0 and finite")
+    if pi0_per_proton is not None:
+        pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p > 0) & jnp.isfinite(p),
+                                        "dark-matter pi0_per_proton must be > 0 and finite")
     if alpha_B is not None:
         alpha_B = domain_checked(alpha_B, lambda a: (a >= 0) & jnp.isfinite(a),
                                  "leptophobic alpha_B must be >= 0 and finite (the branching ratio is linear in it)")
@@ -92,8 +100,22 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
         if np.any(E <= float(m_chi_MeV)):
             raise CevnsInputError("tabulated χ spectrum: every total energy must exceed m_χ")
         table = (f(E), f(pdf / np.trapezoid(pdf, E)), f(yield_))
-    return DarkMatter(f(m_chi_MeV), f(m_V), f(epsilon if alpha_B is None else alpha_B), f(alpha_D), f(pi0_per_proton),
-                      *table, particle=particle, mediator=mediator)
+    follow = pi0_per_proton is None and spectrum is None
+    pi0 = PI0_PER_PROTON if pi0_per_proton is None else pi0_per_proton
+    return DarkMatter(f(m_chi_MeV), f(m_V), f(epsilon if alpha_B is None else alpha_B), f(alpha_D), f(pi0),
+                      *table, particle=particle, mediator=mediator, pi0_from_facility=follow)
+
+
+def at_source(dm: DarkMatter, source) -> DarkMatter:
+    """``dm`` with the π⁰ yield of the facility that ``source`` comes from (its ``name``).
+
+    Only for a model built without its own ``pi0_per_proton`` (``dm.pi0_from_facility``); a source that
+    is no facility preset (``name`` not in ``FACILITIES``) keeps the model's yield. Idempotent.
+    """
+    facility = FACILITIES.get(source.name)
+    if not dm.pi0_from_facility or facility is None:
+        return dm
+    return replace(dm, pi0_per_proton=jnp.asarray(facility.pi0_per_proton, dtype=jnp.float64))
 
 
 def benchmark_Y(epsilon, m_chi_MeV, m_V_MeV, alpha_D=0.5):
