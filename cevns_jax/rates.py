@@ -172,7 +172,7 @@ def dark_matter_counts(experiment, dm):
     T, wT = experiment_panels(experiment, D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))
     Mc = M[:, None]
     Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T, Mc))
-    E, wE = D.energy_nodes(dm, T, Mc)
+    E, wE = D.energy_nodes(dm, T, Mc, D.ENERGY_NODES * det.binning.refine)
     sig = D.dsigma_dT(dm, E, T[..., None], Mc[..., None], target.Z[:, None, None], target.N[:, None, None],
                       Fp[..., None], Fn[..., None])
     scale = D.fluence(dm, src.protons_on_target, det.baseline_m) * units_per_kg(target) * det.mass_kg

@@ -202,3 +202,15 @@ def test_doubling_every_quadrature_changes_no_preset_bin(name):
 )
 def test_doubling_every_quadrature_at_model_points(model):
     _assert_converged(load(preset("COHERENT-CsI-2021")), model=model)
+
+
+@pytest.mark.slow
+def test_doubling_every_quadrature_for_dark_matter():
+    from cevns_jax.models import dark_matter
+
+    exp = load(preset("COHERENT-CsI-2021"))
+    dm = jax.jit(rates.dark_matter_counts)
+    model = dark_matter(20.0, 60.0, 1e-4, 0.5)
+    base, fine = np.asarray(dm(exp, model)), np.asarray(dm(_refined(exp), model))
+    big = fine > 1.0
+    assert big.any() and np.max(np.abs(base[big] / fine[big] - 1.0)) < 1e-4

@@ -35,7 +35,8 @@ from ..facilities import FACILITIES, PI0_SNS_1GEV
 PI0_PER_PROTON = PI0_SNS_1GEV
 """π⁰ per proton of a model not yet tied to a source (the SNS near 1 GeV, ``facilities.PI0_SNS_1GEV``);
 :func:`at_source` replaces it with the yield of the experiment's facility."""
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
+ENERGY_NODES = 32
+"""Gauss–Legendre nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests)."""
 
 
 @pytree_dataclass
@@ -185,15 +186,16 @@ def fluence(dm: DarkMatter, protons_on_target, baseline_m):
     return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)
 
 
-def energy_nodes(dm: DarkMatter, T_MeV, M_MeV):
-    """χ energies and weights (box spectrum × GL) on [max(E₋, E_min(T)), E₊]: shapes (…, 32)."""
+def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES):
+    """χ energies and weights (box spectrum × ``nodes``-point GL) on [max(E₋, E_min(T)), E₊]: shapes (…, nodes)."""
+    gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
     Em, Ep = energy_box(dm)
     lo = jnp.minimum(jnp.maximum(Em, min_energy(T_MeV, dm.m_chi_MeV, M_MeV)), Ep)[..., None]
     half = 0.5 * (Ep - lo)
-    E = lo + half * (_GL_X + 1.0)
+    E = lo + half * (gl_x + 1.0)
     if dm.spectrum_E_MeV is not None:
-        return E, half * _GL_W * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
-    return E, half * _GL_W / (Ep - Em)
+        return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
+    return E, half * gl_w / (Ep - Em)
 
 
 def time_of_flight_delay_ns(dm: DarkMatter, E_MeV, baseline_m):
