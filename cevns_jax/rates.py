@@ -20,7 +20,7 @@ from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
 from .response import binned_with_efficiency, energy_response
 from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
-from .xsec import component_rates, standard_model
+from .xsec import component_rates, resolve_standard_model
 
 RECOIL_LOG_PANELS = 24
 RECOIL_LINEAR_PANELS = 8
@@ -65,7 +65,7 @@ def events_per_recoil_node(experiment, sm=None, model=None):
     require_x64()
     target, det = experiment.target, experiment.detector
     T, w = recoil_grid(target)
-    sm = sm if sm is not None else standard_model()
+    sm = resolve_standard_model(experiment, sm)
     dRdT = component_rates(sm, model, target, T, det.baseline_m)
     scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg
     return T, scale * target.atoms_per_unit[:, None] * w * dRdT
