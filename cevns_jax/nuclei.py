@@ -309,7 +309,7 @@ def nuclear_overrides(symbols, Z, A, form_factor, masses, r_p, r_n, skin, *, mas
         raise CevnsInputError(f"skin_fm: used only by the Helm form factors ({', '.join(helm_models)}), not {form_factor!r}")
     if skin < 0:
         raise CevnsInputError(f"skin_fm: must be >= 0, got {skin}")
-    R0 = np.asarray(lewin_smith_radius_fm(np.asarray(A), 0.9))
+    R0 = np.array(lewin_smith_radius_fm(np.asarray(A), HELM_SKIN_FM), dtype=np.float64)
     if form_factor == "helm" and not np.all(np.isfinite(np.asarray(lewin_smith_radius_fm(np.asarray(A), skin)))):
         raise CevnsInputError(f"skin_fm: {skin} fm is too large for the Lewin–Smith radius of A = {A.min():.0f}")
     given_R0 = _per_isotope("helm_radius_fm", helm_radius_fm, symbols, elements_ok=True)

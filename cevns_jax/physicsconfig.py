@@ -102,7 +102,7 @@ def target_from_tables(spec, form_factor: str, nuclear: Table, where: str) -> Ta
     if form_factor not in FORM_FACTOR_MODELS:
         raise CevnsInputError(f"{where}.form_factor: unknown value {form_factor!r}; choose one of {', '.join(FORM_FACTOR_MODELS)}")
     try:
-        make_target(spec, form_factor=form_factor)
+        make_target(spec)  # the composition alone, so its errors name detector.target
     except CevnsInputError as exc:
         raise CevnsInputError(f"{where}.target: {exc}") from None
     try:
