@@ -697,12 +697,12 @@ PHYSICS_DEFAULTS = {"sin2_theta_w": C.SIN2_THETA_W_LOW_ENERGY, "delta_rn_fm": 0.
 """Physics parameters a Fisher FoM can take, with the point (the SM) at which F is evaluated."""
 
 
-def _physics_point(exp, name: str) -> float:
-    """Value of a physics parameter at the experiment's SM point: ŝ² from its own electroweak
-    configuration (``[physics]``), the rest from :data:`PHYSICS_DEFAULTS`."""
+def _physics_point(exp, name: str):
+    """Value of a physics parameter at the experiment's SM point (float64 array; traceable): ŝ² from
+    its own electroweak configuration (``[physics]``), the rest from :data:`PHYSICS_DEFAULTS`."""
     if name == "sin2_theta_w":
-        return float(resolve_standard_model(exp).sin2_theta_w)
-    return PHYSICS_DEFAULTS[name]
+        return jnp.asarray(resolve_standard_model(exp).sin2_theta_w, dtype=jnp.float64)
+    return _f(PHYSICS_DEFAULTS[name])
 
 
 def _check_parameters(parameters) -> tuple[str, ...]:
@@ -773,7 +773,7 @@ def fisher_blocks(experiments, parameters, *, include=None, shared=("flux",)):
     index = {lab: i for i, lab in enumerate(labels)}
     blocks = []
     for exp, names in zip(experiments, local):
-        p0 = {**{p: _f(_physics_point(exp, p)) for p in parameters}, **{n: _f(0.0) for n in names}}
+        p0 = {**{p: _physics_point(exp, p) for p in parameters}, **{n: _f(0.0) for n in names}}
         flat0, unravel = ravel_pytree(p0)
 
         def mu(x, exp=exp, names=names):
