@@ -89,7 +89,7 @@ from .rates import background_counts, cevns_counts, dark_matter_counts, electron
 from .rates import events_per_recoil_node, neutrino_time_fractions
 from .response import energy_response, subdivide, sum_sub_bins
 from .source import component_time_cdfs, pulse_cdf
-from .xsec import StandardModel
+from .xsec import resolve_standard_model
 
 
 def _f(x):
@@ -699,6 +699,14 @@ PHYSICS_DEFAULTS = {"sin2_theta_w": C.SIN2_THETA_W_LOW_ENERGY, "delta_rn_fm": 0.
 """Physics parameters a Fisher FoM can take, with the point (the SM) at which F is evaluated."""
 
 
+def _physics_point(exp, name: str):
+    """Value of a physics parameter at the experiment's SM point (float64 array; traceable): ŝ² from
+    its own electroweak configuration (``[physics]``), the rest from :data:`PHYSICS_DEFAULTS`."""
+    if name == "sin2_theta_w":
+        return jnp.asarray(resolve_standard_model(exp).sin2_theta_w, dtype=jnp.float64)
+    return _f(PHYSICS_DEFAULTS[name])
+
+
 def _check_parameters(parameters) -> tuple[str, ...]:
     parameters = tuple(parameters)
     unknown = [p for p in parameters if p not in PHYSICS_DEFAULTS]
@@ -714,7 +722,9 @@ def _model_counts(exp, theta: dict, nuisances: dict):
     from .models import NewPhysics
     from .models.nsi import couplings as nsi_couplings
 
-    sm = StandardModel(sin2_theta_w=theta.get("sin2_theta_w", _f(C.SIN2_THETA_W_LOW_ENERGY)), couplings="rc")
+    sm = resolve_standard_model(exp)  # the experiment's own electroweak configuration (TOML [physics])
+    if "sin2_theta_w" in theta:
+        sm = replace(sm, sin2_theta_w=theta["sin2_theta_w"])
     # names eps_<quark>_<flavours> → nsi_couplings(<flavours>_<quark>=…)
     eps = {f"{k[6:]}_{k[4]}": v for k, v in theta.items() if k.startswith("eps_")}
     model = NewPhysics(nsi=nsi_couplings(**eps)) if eps else None
@@ -765,7 +775,7 @@ def fisher_blocks(experiments, parameters, *, include=None, shared=("flux",)):
     index = {lab: i for i, lab in enumerate(labels)}
     blocks = []
     for exp, names in zip(experiments, local):
-        p0 = {**{p: _f(PHYSICS_DEFAULTS[p]) for p in parameters}, **{n: _f(0.0) for n in names}}
+        p0 = {**{p: _physics_point(exp, p) for p in parameters}, **{n: _f(0.0) for n in names}}
         flat0, unravel = ravel_pytree(p0)
 
         def mu(x, exp=exp, names=names):

@@ -25,10 +25,11 @@ from .domain import LINDHARD_K_MAX, MIN_BASELINE_M, check_experiment
 from .errors import CevnsInputError, DataFileError
 from .facilities import get_facility, make_source
 from .kinematics import max_recoil_energy
-from .nuclei import FORM_FACTOR_MODELS, Target, make_target
+from .nuclei import FORM_FACTOR_MODELS, Target
+from .physicsconfig import electroweak_from_table, target_from_tables
 from .quadrature import sharp_response_satellites
 from .releases import read_table, template
-from .source import Source
+from .source import Source, protons_for_fluence
 from .tomltable import Table, as_f64 as _f, edges, strings
 
 PRESET_DIR = Path(str(resources.files("cevns_jax") / "presets"))
@@ -87,6 +88,9 @@ class Experiment:
     target: Target
     detector: Detector
     backgrounds: dict
+    electroweak: Any = None
+    """The experiment's own electroweak configuration (:class:`cevns_jax.xsec.StandardModel`, from its
+    ``[physics]`` table) or ``None`` (the default SM); every consumer uses it unless given ``sm``."""
     info: ExperimentInfo = static_field(default=ExperimentInfo("custom"))
 
     @property
@@ -106,13 +110,18 @@ class _Exposure:
     repetition_rate_Hz: float
 
 
-def _source(tab: Table) -> tuple[Source, str, _Exposure]:
+EXPOSURES = ("protons_on_target", "exposure_GWh", "years", "fluence_per_flavour_cm2")
+
+
+def _source(tab: Table, baseline_m: float) -> tuple[Source, str, _Exposure]:
+    """The ``[source]`` table. A ``fluence_per_flavour_cm2`` exposure (the time-integrated fluence of each
+    flavour at the detector) is converted to the equivalent protons on target, N_POT = 4πL²Φ/r, with the
+    facility's (or the given) ν per proton r and the detector baseline L, so that everything scaled by
+    N_POT (dark-matter fluence, backgrounds per GWh or per beam day) stays consistent with that fluence."""
     facility = get_facility(tab.text("facility"))
-    exposures = [k for k in ("protons_on_target", "exposure_GWh", "years") if tab.has(k)]
+    exposures = [k for k in EXPOSURES if tab.has(k)]
     if len(exposures) != 1:
-        raise CevnsInputError(
-            f"{tab.where}: give exactly one of protons_on_target, exposure_GWh or years (found {exposures or 'none'})"
-        )
+        raise CevnsInputError(f"{tab.where}: give exactly one of {', '.join(EXPOSURES)} (found {exposures or 'none'})")
     energy = tab.number("proton_energy_GeV", facility.proton_energy_GeV, positive=True)
     power = tab.number("beam_power_MW", facility.beam_power_MW, positive=True)
     kind = exposures[0]
@@ -120,12 +129,14 @@ def _source(tab: Table) -> tuple[Source, str, _Exposure]:
         pot = tab.number(kind, positive=True)
     elif kind == "exposure_GWh":
         pot = C.protons_on_target(tab.number(kind, positive=True), energy)
-    else:
+    elif kind == "years":
         hours = tab.number("beam_hours_per_year", facility.beam_hours_per_year, positive=True)
         pot = C.protons_on_target_from_power(power, energy, hours * tab.number(kind, positive=True))
     if not np.isfinite(pot):
         raise tab.error(kind, f"gives {pot:g} protons on target (overflow); use a physical exposure")
     r = tab.number("nu_per_proton", facility.nu_per_proton, positive=True)
+    if kind == "fluence_per_flavour_cm2":
+        pot = float(protons_for_fluence(tab.number(kind, positive=True), r, baseline_m))
     period_us = 1e6 / facility.repetition_rate_Hz
     mean = tab.number("pulse_mean_us", facility.pulse_mean_ns / 1e3, minimum=-period_us, maximum=period_us,
                       why=f" in magnitude (the {facility.name} beam period, μs)")
@@ -398,19 +409,17 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     info_kwargs["reference"] = tuple((k, reference.number(k)) for k in reference.data)
     meta.check_unused()
 
-    source, facility, exposure = _source(root.table("source"))
-
     det = root.table("detector")
+    mass = det.number("mass_kg", positive=True)
+    baseline = det.number("baseline_m", minimum=MIN_BASELINE_M, why=" (point-source flux; see cevns_jax.domain)")
+    source, facility, exposure = _source(root.table("source"), baseline)
+    electroweak = electroweak_from_table(root.table("physics")) if root.has("physics") else None
+
     target_spec = det.get("target")
     form_factor = det.text("form_factor", "helm", choices=FORM_FACTOR_MODELS)
     if not isinstance(target_spec, (str, dict)):
         raise det.error("target", f"must be a material name or a formula table, got {target_spec!r}")
-    try:
-        target = make_target(target_spec, form_factor=form_factor)
-    except CevnsInputError as exc:
-        raise CevnsInputError(f"{det.where}.target: {exc}") from None
-    mass = det.number("mass_kg", positive=True)
-    baseline = det.number("baseline_m", minimum=MIN_BASELINE_M, why=" (point-source flux; see cevns_jax.domain)")
+    target = target_from_tables(target_spec, form_factor, det.table("nuclear", {}), det.where)
     response = det.text("response", "detector", choices=("detector", "none"))
     if response == "none":  # ideal detector: bins in true recoil energy [keVnr]
         present = [k for k in ("quenching", "smearing", "efficiency") if det.has(k)]
@@ -461,7 +470,8 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
-    exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, info=info)
+    exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
+                     info=info)
     check_experiment(exp, label)
     _check_reachable(exp, bins, energy_edges)
     from .nuisances import check_nuisances

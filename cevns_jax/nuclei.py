@@ -8,7 +8,9 @@ Sources:
   and Cs the values cross-checked with dukecevns ``isomaps.h`` (PHYSICS.md §2.5).
 * Isotopic abundances: IUPAC 2009 (Berglund & Wieser, Pure Appl. Chem. 83, 397 (2011)).
 * Charge radii: Angeli & Marinova, At. Data Nucl. Data Tables 99, 69 (2013).
-* Nuclear mass M = A·u − Z·m_e + Δ (electron binding, ≲ 0.2 MeV, neglected).
+* Nuclear mass M = A·u − Z·m_e + Δ (electron binding, ≲ 0.2 MeV, neglected). A user may give the
+  nuclear masses instead (``make_target(mass_MeV=...)``); the molar mass is always derived from the
+  masses in the target, Σ_iso x_iso (M_iso + Z m_e)/u g/mol, so it and the number of nuclei per kg follow.
 * Point-proton radius R_p² = R_ch² − r_p² − (N/Z) r_n² with r_p² = 0.7071 fm² (CODATA 2018 r_p = 0.8409 fm)
   and r_n² = −0.1161 fm² (PDG).
 * Default neutron skins ΔR_np = R_n − R_p: 0.2 fm (Cs, I, Xe), 0.1 fm (Ar, Ge), 0.05 fm (Na), 0 (O):
@@ -25,6 +27,7 @@ import numpy as np
 from . import constants as C
 from ._pytree import pytree_dataclass, static_field
 from .errors import CevnsInputError
+from .form_factors import HELM_SKIN_FM
 
 PROTON_RADIUS_SQ_FM2 = 0.8409**2
 NEUTRON_RADIUS_SQ_FM2 = -0.1161
@@ -116,7 +119,10 @@ MATERIALS: dict[str, dict[str, int]] = {
 }
 """Named materials: formula units as {element or isotope: atoms per unit}."""
 
-FORM_FACTOR_MODELS = ("helm", "helm_rms", "klein_nystrand")
+FORM_FACTOR_MODELS = ("helm", "helm_r0", "helm_rms", "klein_nystrand")
+MASS_TOLERANCE_MEV_PER_NUCLEON = 10.0
+"""A given nuclear mass must lie within this × A of A·u: covers every convention in use (AME masses,
+A·u, Z m_p + N m_n ≈ A·u + 7.5 MeV·A) and catches unit slips (GeV, amu)."""
 
 
 @pytree_dataclass
@@ -125,15 +131,17 @@ class Target:
 
     Attributes:
         Z, N: proton and neutron numbers (float arrays).
-        mass_MeV: nuclear masses [MeV].
+        mass_MeV: nuclear masses [MeV]; the molar mass (:attr:`molar_mass_g_per_mol`) follows from them.
         atoms_per_unit: atoms of each isotope per formula unit (stoichiometry × abundance).
-        molar_mass_g_per_mol: molar mass of one formula unit [g/mol].
         proton_radius_fm, neutron_radius_fm: point-proton / point-neutron rms radii [fm]
             (used by the ``helm_rms`` form factor).
+        helm_radius_fm: Helm box radius R₀ per isotope [fm] (used by ``helm_r0``; Lewin–Smith values
+            otherwise, for reference).
+        skin_fm: Helm skin thickness s [fm] of every Helm model (0.9 fm by default), scalar.
         radius_scale: common factor on every nuclear radius of every form-factor model (1 by default;
             the ``form_factor_radius`` nuisance moves it).
         form_factor: ``"helm"`` (Lewin–Smith radius, one shape for protons and neutrons; default),
-            ``"helm_rms"`` (Helm with R₀ from the rms radii, separate F_p and F_n) or
+            ``"helm_r0"`` (given box radii R₀), ``"helm_rms"`` (Helm with R₀ from the rms radii, separate F_p and F_n) or
             ``"klein_nystrand"``.
         name: material name.
         isotopes: isotope symbols (static, for labels).
@@ -143,13 +151,19 @@ class Target:
     N: jnp.ndarray
     mass_MeV: jnp.ndarray
     atoms_per_unit: jnp.ndarray
-    molar_mass_g_per_mol: jnp.ndarray
     proton_radius_fm: jnp.ndarray
     neutron_radius_fm: jnp.ndarray
     radius_scale: jnp.ndarray
+    helm_radius_fm: jnp.ndarray
+    skin_fm: jnp.ndarray
     form_factor: str = static_field(default="helm")
     name: str = static_field(default="custom")
     isotopes: tuple = static_field(default=())
+
+    @property
+    def molar_mass_g_per_mol(self):
+        """Molar mass of one formula unit [g/mol], Σ x_iso (M_iso + Z m_e)/u (follows ``mass_MeV``)."""
+        return jnp.sum(self.atoms_per_unit * (self.mass_MeV + self.Z * C.M_ELECTRON)) / C.AMU_MEV
 
 
 def make_target(
@@ -158,10 +172,21 @@ def make_target(
     form_factor: str = "helm",
     neutron_skin_fm: dict[str, float] | None = None,
     name: str | None = None,
+    mass_MeV: dict[str, float] | None = None,
+    helm_radius_fm: float | dict[str, float] | None = None,
+    proton_radius_fm: float | dict[str, float] | None = None,
+    neutron_radius_fm: float | dict[str, float] | None = None,
+    skin_fm: float | None = None,
 ) -> Target:
     """Build a :class:`Target` from a material name (``"CsI"``) or a formula ``{"Cs": 1, "I": 1}``.
 
     Keys of a formula are elements (natural abundances) or single isotopes (``"40Ar"``).
+
+    Nuclear inputs (to reproduce another code's configuration; see :func:`nuclear_overrides` for the
+    rules): ``mass_MeV`` {isotope or single-isotope element: nuclear mass [MeV]}; ``helm_radius_fm``
+    (box radius R₀ [fm], one number for every isotope or a table; needs ``form_factor="helm_r0"``);
+    ``proton_radius_fm`` / ``neutron_radius_fm`` (point rms radii [fm], number or table; need
+    ``"helm_rms"``); ``skin_fm`` (Helm skin thickness s [fm], default 0.9; any Helm model).
     """
     if isinstance(composition, str):
         if composition not in MATERIALS:
@@ -197,21 +222,123 @@ def make_target(
     isos = [r[0] for r in rows]
     per_unit = np.array([r[1] for r in rows])
     r_p = np.array([iso.point_proton_radius_fm for iso in isos])
-    molar = float(sum(n * iso.atomic_mass_g_per_mol for iso, n, _ in rows))
+    r_n = r_p + np.array([r[2] for r in rows])
+    masses = np.array([iso.nuclear_mass_MeV for iso in isos])
+    symbols = tuple(iso.symbol for iso in isos)
+    Z = np.array([iso.Z for iso in isos], dtype=np.float64)
+    A = np.array([iso.A for iso in isos], dtype=np.float64)
+    s = HELM_SKIN_FM if skin_fm is None else skin_fm
+    masses, R0, r_p, r_n, s = nuclear_overrides(
+        symbols, Z, A, form_factor, masses, r_p, r_n, s, mass_MeV=mass_MeV, helm_radius_fm=helm_radius_fm,
+        proton_radius_fm=proton_radius_fm, neutron_radius_fm=neutron_radius_fm,
+        skin_given=skin_fm is not None, neutron_skin_given=bool(neutron_skin_fm),
+    )
     f = lambda xs: jnp.asarray(np.asarray(xs, dtype=np.float64))  # noqa: E731
     return Target(
-        Z=f([iso.Z for iso in isos]),
+        Z=f(Z),
         N=f([iso.N for iso in isos]),
-        mass_MeV=f([iso.nuclear_mass_MeV for iso in isos]),
+        mass_MeV=f(masses),
         atoms_per_unit=f(per_unit),
-        molar_mass_g_per_mol=f(molar),
         proton_radius_fm=f(r_p),
-        neutron_radius_fm=f(r_p + np.array([r[2] for r in rows])),
+        neutron_radius_fm=f(r_n),
         radius_scale=f(1.0),
+        helm_radius_fm=f(R0),
+        skin_fm=f(s),
         form_factor=form_factor,
         name=label,
-        isotopes=tuple(iso.symbol for iso in isos),
+        isotopes=symbols,
     )
+
+
+def _per_isotope(field: str, value, symbols: tuple[str, ...], *, elements_ok: bool) -> dict[int, float]:
+    """{isotope index: number} from one number (every isotope) or a table keyed by isotope or element."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return {k: _finite(field, value) for k in range(len(symbols))}
+    out = {}
+    for key, v in value.items():
+        hits = [k for k, sym in enumerate(symbols) if sym == key or sym.lstrip("0123456789") == key]
+        if not hits:
+            raise CevnsInputError(f"{field}[{key!r}]: not an isotope or element of this target ({', '.join(symbols)})")
+        if key not in symbols and len(hits) > 1 and not elements_ok:
+            raise CevnsInputError(
+                f"{field}[{key!r}]: the element has {len(hits)} isotopes in this target; key the value by isotope "
+                f"({', '.join(symbols[k] for k in hits)})"
+            )
+        for k in hits:
+            if k in out:
+                raise CevnsInputError(f"{field}[{key!r}]: {symbols[k]} is given twice (by element and by isotope)")
+            out[k] = _finite(f"{field}[{key!r}]", v)
+    return out
+
+
+def _finite(field: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise CevnsInputError(f"{field}: must be a finite number, got {value!r}")
+    return float(value)
+
+
+def nuclear_overrides(symbols, Z, A, form_factor, masses, r_p, r_n, skin, *, mass_MeV=None, helm_radius_fm=None,
+                      proton_radius_fm=None, neutron_radius_fm=None, skin_given=False, neutron_skin_given=False):
+    """Apply user nuclear inputs to the default per-isotope arrays, checking every value.
+
+    Returns (masses [MeV], Helm R₀ [fm], r_p [fm], r_n [fm], s [fm]). Rules (each violation raises
+    :class:`CevnsInputError` naming the field and isotope):
+
+    * masses > 0 and within ``MASS_TOLERANCE_MEV_PER_NUCLEON`` × A of A·u; an element key only for an
+      element with one isotope in the target;
+    * ``skin_fm`` ≥ 0, and only with a Helm model; with ``"helm"`` the Lewin–Smith R₀² must stay > 0;
+    * ``helm_radius_fm`` > 0, required by and only with ``"helm_r0"``;
+    * ``proton_radius_fm``/``neutron_radius_fm`` > √3 s (so that R₀² = 5/3 (r² − 3s²) > 0), only with
+      ``"helm_rms"``; ``neutron_radius_fm`` replaces the default neutron skins (not both).
+    """
+    from .form_factors import lewin_smith_radius_fm
+
+    masses, r_p, r_n = np.array(masses, dtype=np.float64), np.array(r_p, dtype=np.float64), np.array(r_n, dtype=np.float64)
+    for k, M in _per_isotope("mass_MeV", mass_MeV, symbols, elements_ok=False).items():
+        if not M > 0 or abs(M - A[k] * C.AMU_MEV) > MASS_TOLERANCE_MEV_PER_NUCLEON * A[k]:
+            raise CevnsInputError(
+                f"mass_MeV[{symbols[k]!r}]: {M!r} MeV is not a nuclear mass of A = {A[k]:.0f} (expected within "
+                f"{MASS_TOLERANCE_MEV_PER_NUCLEON:g} MeV × A of A·u = {A[k] * C.AMU_MEV:.1f} MeV)"
+            )
+        masses[k] = M
+    helm_models = ("helm", "helm_r0", "helm_rms")
+    skin = _finite("skin_fm", skin)
+    if skin_given and form_factor not in helm_models:
+        raise CevnsInputError(f"skin_fm: used only by the Helm form factors ({', '.join(helm_models)}), not {form_factor!r}")
+    if skin < 0:
+        raise CevnsInputError(f"skin_fm: must be >= 0, got {skin}")
+    R0 = np.array(lewin_smith_radius_fm(np.asarray(A), HELM_SKIN_FM), dtype=np.float64)
+    if form_factor == "helm" and not np.all(np.isfinite(np.asarray(lewin_smith_radius_fm(np.asarray(A), skin)))):
+        raise CevnsInputError(f"skin_fm: {skin} fm is too large for the Lewin–Smith radius of A = {A.min():.0f}")
+    given_R0 = _per_isotope("helm_radius_fm", helm_radius_fm, symbols, elements_ok=True)
+    if (form_factor == "helm_r0") != (helm_radius_fm is not None):
+        raise CevnsInputError("helm_radius_fm: required by, and used only by, form_factor = 'helm_r0'")
+    if form_factor == "helm_r0" and len(given_R0) != len(symbols):
+        missing = [symbols[k] for k in range(len(symbols)) if k not in given_R0]
+        raise CevnsInputError(f"helm_radius_fm: missing a value for {', '.join(missing)}")
+    for k, R in given_R0.items():
+        if not R > 0:
+            raise CevnsInputError(f"helm_radius_fm[{symbols[k]!r}]: must be > 0 fm, got {R}")
+        R0[k] = R
+    for field, value, arr in (("proton_radius_fm", proton_radius_fm, r_p), ("neutron_radius_fm", neutron_radius_fm, r_n)):
+        if value is not None and form_factor != "helm_rms":
+            raise CevnsInputError(f"{field}: used only by form_factor = 'helm_rms', not {form_factor!r}")
+        for k, r in _per_isotope(field, value, symbols, elements_ok=True).items():
+            arr[k] = r
+    if neutron_radius_fm is not None and neutron_skin_given:
+        raise CevnsInputError("neutron_radius_fm: give either neutron radii or neutron skins, not both")
+    if form_factor == "helm_rms":
+        for field, arr in (("proton_radius_fm", r_p), ("neutron_radius_fm", r_n)):
+            bad = [k for k in range(len(symbols)) if not arr[k] > np.sqrt(3.0) * skin]
+            if bad:
+                k = bad[0]
+                raise CevnsInputError(
+                    f"{field}[{symbols[k]!r}]: {arr[k]:.4g} fm must exceed √3·s = {np.sqrt(3.0) * skin:.4g} fm "
+                    "(Helm R₀² = 5/3 (r² − 3s²) > 0)"
+                )
+    return masses, R0, r_p, r_n, skin
 
 
 def units_per_kg(target: Target):

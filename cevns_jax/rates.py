@@ -22,7 +22,7 @@ from .nuclei import units_per_kg
 from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints
 from .response import binned_with_efficiency, energy_response
 from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
-from .xsec import component_rates, flavour_charges, standard_model
+from .xsec import component_rates, flavour_charges, resolve_standard_model
 
 ROOT_ITERATIONS = 64
 """Bisection steps for the recoil where a Z′ weak charge changes sign (relative accuracy 2⁻⁶⁴ in log T)."""
@@ -90,7 +90,7 @@ def events_per_recoil_node(experiment, sm=None, model=None):
     """
     require_x64()
     target, det = experiment.target, experiment.detector
-    sm = sm if sm is not None else standard_model()
+    sm = resolve_standard_model(experiment, sm)
     T, w = neutrino_recoil_grid(experiment, sm, model)
     dRdT = component_rates(sm, model, target, T, det.baseline_m)
     scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg

@@ -144,3 +144,10 @@ def fluence_per_flavour(source: Source, baseline_m):
     """Time-integrated fluence per flavour [cm⁻²] at ``baseline_m``: r·N_POT/(4πL²)."""
     L_cm = baseline_m * C.M_TO_CM
     return source.nu_per_proton * source.protons_on_target / (4.0 * jnp.pi * L_cm**2)
+
+
+def protons_for_fluence(fluence_cm2, nu_per_proton, baseline_m):
+    """Protons on target that give a fluence per flavour Φ [cm⁻²] at ``baseline_m``: 4πL²Φ/r
+    (the inverse of :func:`fluence_per_flavour`)."""
+    L_cm = baseline_m * C.M_TO_CM
+    return fluence_cm2 * 4.0 * jnp.pi * L_cm**2 / nu_per_proton

@@ -39,9 +39,8 @@ from cevns_jax.forecast import AsimovForecast, dark_matter_coupling_scan, shared
 from cevns_jax.fisher import Fisher, fisher_matrix  # noqa: E402
 from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau, nsi_couplings,  # noqa: E402
                               relic_Y, sterile_mixing, universal)
-from cevns_jax.nuclei import make_target  # noqa: E402
 from cevns_jax.nuisances import nuisance_priors, predicted_counts  # noqa: E402
-from cevns_jax.xsec import StandardModel  # noqa: E402
+from cevns_jax.xsec import resolve_standard_model  # noqa: E402
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
 
@@ -118,16 +117,17 @@ def fisher_for(exp) -> Fisher:
     """Data Fisher matrix in (sin²θ_W, δR_n [fm], nuisances) at the SM and the diagonal prior term.
 
     δR_n shifts every neutron radius of the target (Helm form factors from rms radii)."""
-    exp = replace(exp, target=make_target(exp.target.name, form_factor="helm_rms"))
+    exp = replace(exp, target=replace(exp.target, form_factor="helm_rms"))  # keeps any [detector.nuclear] inputs
     priors = nuisance_priors(exp)
+    sm0 = resolve_standard_model(exp)  # the experiment's own electroweak configuration ([physics])
 
     def mu(p):
         tgt = replace(exp.target, neutron_radius_fm=exp.target.neutron_radius_fm + p["delta_rn"])
         nus = {k: v for k, v in p.items() if k not in ("sin2_theta_w", "delta_rn")}
-        sm = StandardModel(sin2_theta_w=p["sin2_theta_w"], couplings="rc")
+        sm = replace(sm0, sin2_theta_w=p["sin2_theta_w"])
         return jnp.ravel(sum(predicted_counts(replace(exp, target=tgt), nus, sm=sm).values()))
 
-    p0 = {"sin2_theta_w": jnp.asarray(0.23857), "delta_rn": jnp.asarray(0.0),
+    p0 = {"sin2_theta_w": jnp.asarray(sm0.sin2_theta_w), "delta_rn": jnp.asarray(0.0),
           **{k: jnp.asarray(0.0) for k in priors}}
     data = fisher_matrix(mu, p0)  # the data term: proportional to exposure
     prior = np.array([1.0 / priors[lab] ** 2 if lab in priors else 0.0 for lab in data.labels])

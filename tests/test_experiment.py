@@ -64,7 +64,7 @@ def test_unknown_preset_lists_the_available_ones():
         (lambda d: d["detector"].update(target="Unobtainium"), r"unknown target material 'Unobtainium'"),
         (lambda d: d["detector"]["quenching"].update(model="magic"), r"quenching\.model: unknown value 'magic'"),
         (lambda d: d["source"].update(facility="SNS-3000"), r"unknown facility 'SNS-3000'"),
-        (lambda d: d["source"].update(exposure_GWh=3.0), r"give exactly one of protons_on_target, exposure_GWh or years"),
+        (lambda d: d["source"].update(exposure_GWh=3.0), r"give exactly one of protons_on_target, exposure_GWh, years, fluence_per_flavour_cm2"),
         (lambda d: d["bins"].update(energy_edges=[3.0, 2.0, 4.0]), r"bins\.energy_edges: bin edges .* must increase"),
         (lambda d: d["bins"].update(energy_edges=[]), r"bins\.energy_edges: (must be a list|needs at least two)"),
         (lambda d: d["bins"].update(energy_edges=[40.0, 60.0, 80.0]), r"threshold 40 keVee is above the largest CEvNS signal"),

@@ -1,6 +1,8 @@
 """New-physics points as TOML files (``cevns predict EXPERIMENT --model FILE.toml``).
 
-Tables (each optional): ``[standard_model]`` (sin2_theta_w, couplings), ``[zprime]`` (kind =
+Tables (each optional): ``[standard_model]`` (the fields of an experiment's ``[physics]`` table:
+couplings, sin2_theta_w, ρ/κ/λ, gvp/gvn, t2_term; see :mod:`cevns_jax.physicsconfig`; without it the
+experiment's own electroweak configuration is used), ``[zprime]`` (kind =
 universal | b_minus_l | lmu_ltau | general, mass_MeV, g — or g_nu, g_u, g_d for general),
 ``[nsi]`` (entries such as ee_u = 0.1, emu_d = 0.02), ``[em]`` (magnetic_moment_muB,
 charge_radius_cm2: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
@@ -16,8 +18,8 @@ from pathlib import Path
 
 from ..errors import CevnsInputError
 from ..experiment import read_toml
+from ..physicsconfig import electroweak_from_table
 from ..tomltable import Table as _Table
-from ..xsec import COUPLING_SCHEMES, standard_model
 from . import NewPhysics, b_minus_l, general, lmu_minus_ltau, universal
 from .darkmatter import dark_matter, epsilon_from_Y
 from .em import properties
@@ -44,13 +46,10 @@ def _named(t: _Table):
 
 
 def model_from_dict(data: dict, label: str = "<model>"):
-    """(StandardModel, NewPhysics) from a parsed model description."""
+    """(StandardModel or ``None``, NewPhysics) from a parsed model description (``None``: no
+    ``[standard_model]`` table, so the experiment's own electroweak configuration applies)."""
     root = _Table(data, label)
-    smt = root.table("standard_model", {})
-    with _named(smt):
-        sm = standard_model(smt.text("couplings", "rc", choices=COUPLING_SCHEMES),
-                            smt.number("sin2_theta_w", 0.23857, positive=True, maximum=1.0))
-    smt.check_unused()
+    sm = electroweak_from_table(root.table("standard_model")) if root.has("standard_model") else None
     parts = {}
     if root.has("zprime"):
         t = root.table("zprime")
