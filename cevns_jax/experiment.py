@@ -132,11 +132,11 @@ def _source(tab: Table, baseline_m: float) -> tuple[Source, str, _Exposure]:
     elif kind == "years":
         hours = tab.number("beam_hours_per_year", facility.beam_hours_per_year, positive=True)
         pot = C.protons_on_target_from_power(power, energy, hours * tab.number(kind, positive=True))
-    if not np.isfinite(pot):
-        raise tab.error(kind, f"gives {pot:g} protons on target (overflow); use a physical exposure")
     r = tab.number("nu_per_proton", facility.nu_per_proton, positive=True)
     if kind == "fluence_per_flavour_cm2":
         pot = float(protons_for_fluence(tab.number(kind, positive=True), r, baseline_m))
+    if not np.isfinite(pot):
+        raise tab.error(kind, f"gives {pot:g} protons on target (overflow); use a physical exposure")
     period_us = 1e6 / facility.repetition_rate_Hz
     mean = tab.number("pulse_mean_us", facility.pulse_mean_ns / 1e3, minimum=-period_us, maximum=period_us,
                       why=f" in magnitude (the {facility.name} beam period, μs)")

@@ -139,7 +139,7 @@ def test_presets_are_inside_the_domain(presets):
 # --- model files ------------------------------------------------------------------------------------
 MODEL_PROBES = {
     "sin²θ_W = 2": ({"standard_model": {"sin2_theta_w": 2.0}}, "m.toml.standard_model.sin2_theta_w"),
-    "sin²θ_W = 1": ({"standard_model": {"sin2_theta_w": 1.0}}, "m.toml.standard_model: sin2_theta_w"),
+    "sin²θ_W = 1": ({"standard_model": {"sin2_theta_w": 1.0}}, "m.toml.standard_model.sin2_theta_w"),
     "negative Z′ mass": ({"zprime": {"kind": "universal", "mass_MeV": -10.0, "g": 1e-4}}, "m.toml.zprime.mass_MeV"),
     "|U_e4|² > 1": ({"sterile": {"dm2_eV2": 1.0, "Ue4_sq": 1.5}}, "m.toml.sterile.Ue4_sq"),
     "m_V < 2 m_χ": ({"dark_matter": {"m_chi_MeV": 20.0, "m_V_MeV": 30.0, "epsilon": 1e-4}}, "m.toml.dark_matter: on-shell"),
