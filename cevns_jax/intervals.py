@@ -1,11 +1,11 @@
 """Profile-likelihood intervals: the crossings Δχ²(x) = level, by bracketing and Brent's method.
 
-For one parameter of interest x with the nuisances profiled, the interval at ``level`` (1 for 68.3%,
-2.71 for 90% CL, Wilks; PHYSICS.md §5.2) is {x : Δχ²(x) ≤ level}. Each end is found on its own side
-of the best fit x̂:
+For one parameter of interest x with the nuisances profiled, Δχ²(x) = min_ν χ²(x, ν) − min χ²
+(PHYSICS.md §5.3), the interval at ``level`` (1 for 68.3%, 2.706 for 90% CL two-sided; Wilks,
+PHYSICS.md §5.4) is {x : Δχ²(x) ≤ level}. Each end is found on its own side of the best fit x̂:
 
-1. Bracketing: trial points x̂ ± s·2^k (k = 0, 1, …, ``max_expansions`` − 1; s ≈ the expected 1σ, e.g.
-   the Fisher error) until Δχ² > level. The last trial below the level and the first above it
+1. Bracketing: trial points x̂ ± s·2^k (k = 0, 1, …, ``max_expansions`` − 1; s ≈ the expected 1σ,
+   e.g. the Fisher error) until Δχ² > level. The last trial below the level and the first above it
    bracket the crossing. A trial beyond a physical ``bound`` (e.g. a CEvNS count ≥ 0) is replaced by
    the bound; if Δχ²(bound) ≤ level the interval is one-sided there and the end is the bound,
    reported with ``kind = "boundary"`` (never NaN).
@@ -13,14 +13,15 @@ of the best fit x̂:
 
 Why Brent on the host rather than a jitted bisection: every evaluation is one profiled fit (a
 compiled program, reused), so the cost is the number of evaluations. Brent converges superlinearly
-with a guaranteed bracket (≈ 6–10 evaluations to 1e-4 of the width here), where bisection needs
-log₂(1/1e-4) ≈ 14 after bracketing; and the bracketing loop is data-dependent control flow anyway.
-The ends are not differentiated through here (no gradient path).
+inside a guaranteed bracket (5–6 evaluations per end, bracketing included, on the CsI-2021 fits),
+where bisection needs log₂(1/1e-4) ≈ 14 after bracketing; the bracketing loop is data-dependent
+control flow anyway. The ends are not differentiated through here (no gradient path).
 
-Accuracy: ``xtol`` is absolute in x; :func:`find_crossing` callers pass ``XTOL_FRACTION`` × s, so an
-end is located to 1e-4 of the 1σ width, i.e. far below the 1e-3 relative agreement the tests ask
-for. The profiled Δχ² itself must be converged well below the level change this implies
-(δΔχ² ≈ 2 · 1e-4 at 1σ); ``tests/test_fits.py`` doubles the profiling steps and halves ``xtol``.
+Accuracy: ``xtol`` is absolute in x; the default is :data:`XTOL_FRACTION` × s, so an end is located
+to 1e-4 of the 1σ width (≲ 1e-4 relative to the end itself for the release fits), far below the
+1e-3 agreement the tests ask for. The profiled Δχ² must be converged well below the level change
+this implies (δΔχ² ≈ 2e-4 at 1σ); ``tests/test_fits.py`` doubles the profiling steps and halves
+``xtol``.
 """
 
 from __future__ import annotations
