@@ -13,7 +13,9 @@ steady-state background (same window length, so μ_SS,C = μ_SS,AC bin by bin).
   templates, the release's quenching and efficiency with their pulls.
 
 Parameters of interest: ``cevns_count`` (CEvNS events in the analysis region; nuisances move only the
-shape) or ``sin2_theta_w`` (the SM prediction at ŝ², flux prior 10%).
+shape) or ``sin2_theta_w`` (the SM prediction at ŝ², flux prior 10%). Intervals are the crossings
+Δχ² = level of the profile likelihood, found by bracketing and root finding
+(:func:`profile_interval`, :mod:`cevns_jax.intervals`); the Δχ² curve on a grid is only for plots.
 
 New physics: :func:`model_counts` takes a :class:`cevns_jax.models.NewPhysics` point (its CEvNS
 replaces the SM signal; dark matter is added with a ``pi0`` nuisance), and :class:`DataLimit` gives
@@ -485,8 +487,7 @@ def _profiled_chi2_at(objective: Objective, value, nu0: dict, n_steps: int):
 
 @partial(jax.jit, static_argnames="n_steps")
 def _profiled_chi2_many(objective: Objective, values, nu0: dict, n_steps: int):
-    one = lambda v: profiled_chi2(objective.mu, objective.observed(), {objective.poi: v}, nu0, objective.priors, n_steps)  # noqa: E731
-    return jax.vmap(one)(values)
+    return jax.vmap(lambda v: _profiled_chi2_at(objective, v, nu0, n_steps))(values)
 
 
 def best_fit(objective: Objective, n_steps: int = 30):
