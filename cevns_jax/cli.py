@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--template", default="model", choices=("model", "factorised"),
                    help="CEvNS template: the model's energy-time correlation, or factorised as in the CENNS-10 release")
     f.add_argument("--exact", action="store_true", help="full forward model at every step (no template morphing)")
-    f.add_argument("--scan-points", type=int, default=41, help="points in each profile-likelihood scan")
+    f.add_argument("--scan-points", default="41", metavar="N",
+                   help="points of each profile Δχ² curve in the --json output (whole number, 3 to 1001); "
+                        "the intervals are found by root finding and do not depend on it")
     f.add_argument("--model", help="TOML file with a new-physics point: print its Δχ² against the SM instead of the fit")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -181,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result, indent=2)) if args.json else _print_model_test(result)
             return 0
         if args.command == "fit":
-            from .fits import fit
+            from .fits import check_scan_points, fit
 
-            result = fit(args.release, signal_template=args.template, n_scan=args.scan_points,
+            n_scan = check_scan_points(args.scan_points, "--scan-points")
+            result = fit(args.release, signal_template=args.template, n_scan=n_scan,
                          morphing="exact" if args.exact else "linear")
             print(json.dumps(result, indent=2)) if args.json else _print_fit(result)
             return 0

@@ -13,7 +13,9 @@ steady-state background (same window length, so μ_SS,C = μ_SS,AC bin by bin).
   templates, the release's quenching and efficiency with their pulls.
 
 Parameters of interest: ``cevns_count`` (CEvNS events in the analysis region; nuisances move only the
-shape) or ``sin2_theta_w`` (the SM prediction at ŝ², flux prior 10%).
+shape) or ``sin2_theta_w`` (the SM prediction at ŝ², flux prior 10%). Intervals are the crossings
+Δχ² = level of the profile likelihood, found by bracketing and root finding
+(:func:`profile_interval`, :mod:`cevns_jax.intervals`); the Δχ² curve on a grid is only for plots.
 
 New physics: :func:`model_counts` takes a :class:`cevns_jax.models.NewPhysics` point (its CEvNS
 replaces the SM signal; dark matter is added with a ``pi0`` nuisance), and :class:`DataLimit` gives
@@ -23,17 +25,19 @@ the profiled Δχ²(θ) of a model family against the SM fitted to the data (lim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from . import releases
 from ._pytree import pytree_dataclass, replace, static_field
 from .errors import CevnsInputError
 from .experiment import load_experiment
-from .fisher import fisher_matrix
+from .intervals import find_crossing
 from .likelihood import chi2, profile_nuisances, profiled_chi2
 from .nuisances import nuisance_priors, predicted_counts
 from .source import COMPONENTS
@@ -141,6 +145,13 @@ def _dark_matter_template(analysis: BinnedAnalysis, dm):
     return D0, logd
 
 
+@jax.jit
+def _signal_and_jacobian(analysis: BinnedAnalysis, zero: dict):
+    """CEvNS signal at ν and its forward-mode Jacobian in ν, compiled once per release (op by op the
+    derivatives of a release's model take tens of seconds)."""
+    return _exact_signal(analysis, {}, zero, None), jax.jacfwd(lambda v: _exact_signal(analysis, {}, v, None))(zero)
+
+
 def with_linear_morphing(analysis: BinnedAnalysis) -> BinnedAnalysis:
     """Precompute the CEvNS template and its logarithmic derivatives in the detector nuisances.
 
@@ -150,9 +161,7 @@ def with_linear_morphing(analysis: BinnedAnalysis) -> BinnedAnalysis:
     """
     names = tuple(k for k in analysis.nuisances if not k.startswith("background:")) + ("flux",)
     zero = {k: jnp.zeros((), dtype=jnp.float64) for k in names}
-    # compiled: op-by-op forward-mode derivatives of the release's model take tens of seconds
-    S0, J = jax.jit(lambda a, nu: (_exact_signal(a, {}, nu, None),
-                                   jax.jacfwd(lambda v: _exact_signal(a, {}, v, None))(nu)))(analysis, zero)
+    S0, J = _signal_and_jacobian(analysis, zero)
     safe = jnp.where(S0 > 0, S0, 1.0)
     logd = jnp.stack([jnp.where(S0 > 0, J[k] / safe, 0.0) for k in names])
     return replace(analysis, signal_nominal=S0, signal_log_derivatives=logd, morphed=names)
@@ -419,6 +428,22 @@ class Objective:
         return {k: jnp.zeros((), dtype=jnp.float64) for k in self.priors}
 
 
+def _objective_flatten(obj: Objective):
+    return (obj.analyses, obj.model), (obj.poi, tuple(obj.priors.items()))
+
+
+def _objective_unflatten(aux, children) -> Objective:
+    obj = object.__new__(Objective)
+    obj.analyses, obj.model = list(children[0]), children[1]
+    obj.poi, obj.priors = aux[0], dict(aux[1])
+    return obj
+
+
+# An Objective is a pytree (analyses and model: leaves; POI name and prior widths: static), so the
+# module-level jitted functions below take it as an argument and compile once per release and POI.
+jax.tree_util.register_pytree_node(Objective, _objective_flatten, _objective_unflatten)
+
+
 def _initial_poi(objective: Objective) -> float:
     if objective.poi == "sin2_theta_w":
         return float(standard_model().sin2_theta_w)
@@ -426,80 +451,153 @@ def _initial_poi(objective: Objective) -> float:
     return float(jnp.sum(model_counts(a, {}, {})["cevns"]))
 
 
-def best_fit(objective: Objective, n_steps: int = 30):
-    """Joint minimum over (θ, ν): the POI is profiled like an unconstrained nuisance."""
-    n = objective.observed()
-    start = {objective.poi: jnp.asarray(_initial_poi(objective)), **objective.zero()}
-    priors = {objective.poi: None, **objective.priors}
-
-    def mu_all(_, p):
+def _joint_mu(objective: Objective):
+    """μ(_, p) with the POI as one more entry of ``p`` (for the joint fit and its Fisher matrix)."""
+    def mu(_, p):
         return objective.mu({objective.poi: p[objective.poi]}, {k: v for k, v in p.items() if k != objective.poi})
 
-    p_hat = jax.jit(lambda s: profile_nuisances(mu_all, n, None, s, priors, n_steps))(start)
-    value = chi2(mu_all, n, None, p_hat, priors)
+    return mu
+
+
+@partial(jax.jit, static_argnames="n_steps")
+def _joint_fit(objective: Objective, start: dict, n_steps: int):
+    n = objective.observed()
+    priors = {objective.poi: None, **objective.priors}
+    p_hat = profile_nuisances(_joint_mu(objective), n, None, start, priors, n_steps)
+    return p_hat, chi2(_joint_mu(objective), n, None, p_hat, priors)
+
+
+@jax.jit
+def _fisher_errors(objective: Objective, p_hat: dict) -> dict:
+    """Marginalised Fisher errors √(F⁻¹)_ii at ``p_hat`` (as :func:`cevns_jax.fisher.fisher_matrix`)."""
+    flat, unravel = ravel_pytree(p_hat)
+    mu_flat = lambda x: _joint_mu(objective)(None, unravel(x))  # noqa: E731
+    J = jax.jacfwd(mu_flat)(flat)
+    inv_var = ravel_pytree({k: jnp.asarray(0.0 if objective.priors.get(k) is None else 1.0 / objective.priors[k] ** 2)
+                            for k in p_hat})[0]
+    F = (J.T / jnp.maximum(mu_flat(flat), 1e-300)) @ J + jnp.diag(inv_var)
+    return unravel(jnp.sqrt(jnp.diag(jnp.linalg.inv(F))))
+
+
+@partial(jax.jit, static_argnames="n_steps")
+def _profiled_chi2_at(objective: Objective, value, nu0: dict, n_steps: int):
+    """min_ν χ²(POI = value, ν) from ``nu0`` (one compiled program per objective structure and ``n_steps``)."""
+    return profiled_chi2(objective.mu, objective.observed(), {objective.poi: value}, nu0, objective.priors, n_steps)
+
+
+@partial(jax.jit, static_argnames="n_steps")
+def _profiled_chi2_many(objective: Objective, values, nu0: dict, n_steps: int):
+    return jax.vmap(lambda v: _profiled_chi2_at(objective, v, nu0, n_steps))(values)
+
+
+def best_fit(objective: Objective, n_steps: int = 30):
+    """Joint minimum over (θ, ν): the POI is profiled like an unconstrained nuisance."""
+    start = {objective.poi: jnp.asarray(_initial_poi(objective)), **objective.zero()}
+    p_hat, value = _joint_fit(objective, start, n_steps)
     return p_hat, float(value)
 
 
 def profile_scan(objective: Objective, values, n_steps: int = 12, start: dict | None = None):
-    """Profiled χ² at each POI value (vmapped)."""
-    n = objective.observed()
+    """Profiled χ² at each POI value (vmapped; ``start``: initial nuisances, default 0)."""
     nu0 = start if start is not None else objective.zero()
-
-    def one(v):
-        return profiled_chi2(objective.mu, n, {objective.poi: v}, nu0, objective.priors, n_steps)
-
-    return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(values)))
+    return np.asarray(_profiled_chi2_many(objective, jnp.asarray(values, dtype=jnp.float64), nu0, n_steps))
 
 
-def _interval(grid, delta, level=1.0):
-    """Crossings of Δχ² = level on both sides of the minimum (linear interpolation)."""
-    i = int(np.argmin(delta))
-    lo = hi = np.nan
-    for k in range(i, 0, -1):
-        if delta[k - 1] >= level > delta[k] or delta[k - 1] > level >= delta[k]:
-            lo = np.interp(level, [delta[k], delta[k - 1]], [grid[k], grid[k - 1]])
-            break
-    for k in range(i, len(grid) - 1):
-        if delta[k + 1] >= level > delta[k] or delta[k + 1] > level >= delta[k]:
-            hi = np.interp(level, [delta[k], delta[k + 1]], [grid[k], grid[k + 1]])
-            break
-    return lo, hi
+def profiled_chi2_at(objective: Objective, value: float, start: dict | None = None, n_steps: int = 12) -> float:
+    """Profiled χ² at one POI value (host float; one compiled program reused for every value)."""
+    nu0 = start if start is not None else objective.zero()
+    return float(_profiled_chi2_at(objective, jnp.asarray(value, dtype=jnp.float64), nu0, n_steps))
+
+
+POI_BOUNDS = {"cevns_count": (0.0, None), "sin2_theta_w": (None, None)}
+"""Physical (lower, upper) limits of each POI: a CEvNS count is ≥ 0; an interval may end there (one-sided)."""
+INTERVAL_STEPS = 20
+"""Fisher-scoring steps of each profiled fit at a fixed POI (warm-started at the best-fit nuisances).
+Measured on CsI 2021 (both POIs): 10 steps give the same ends, 40 steps with half the root-finder
+tolerance move them by ≤ 3e-6 relative (``tests/test_fits.py`` asserts < 1e-3)."""
+BEST_FIT_STEPS = 30
+"""Fisher-scoring steps of the joint best fit (POI free)."""
+MIN_SCAN_POINTS, MAX_SCAN_POINTS = 3, 1001
+"""Profile-curve points: at least the best fit and one point on each side; at most 1001 (each is a fit)."""
+
+
+def check_scan_points(n_scan, what: str = "n_scan") -> int:
+    """``n_scan`` as an int if it is a whole number in [3, 1001], else :class:`CevnsInputError` naming ``what``."""
+    try:
+        ok = not isinstance(n_scan, bool) and float(n_scan).is_integer()
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not MIN_SCAN_POINTS <= int(float(n_scan)) <= MAX_SCAN_POINTS:
+        raise CevnsInputError(f"{what}: expected a whole number of profile-curve points from {MIN_SCAN_POINTS} to "
+                              f"{MAX_SCAN_POINTS} (the best fit and both sides of it), got {n_scan!r}")
+    return int(float(n_scan))
+
+
+def profile_interval(objective: Objective, best: float, chi2_min: float, nuisances: dict, step: float, *,
+                     level: float = 1.0, n_steps: int = INTERVAL_STEPS, xtol: float | None = None):
+    """The ends (lower, upper) :class:`cevns_jax.intervals.IntervalEnd` of {POI : Δχ² ≤ level}.
+
+    Δχ²(x) = min_ν χ²(x, ν) − ``chi2_min``, each a profiled fit of ``n_steps`` steps warm-started at
+    the best-fit ``nuisances``; bracketing from ``best`` in steps of ``step`` (≈ 1σ) doubling, then
+    Brent to ``xtol`` (default :data:`cevns_jax.intervals.XTOL_FRACTION` × step). An end at the
+    POI's physical bound (:data:`POI_BOUNDS`) is reported with ``kind="boundary"``.
+    """
+    lower, upper = POI_BOUNDS.get(objective.poi, (None, None))
+
+    def delta(x):
+        return profiled_chi2_at(objective, x, nuisances, n_steps) - chi2_min
+
+    ends = [find_crossing(delta, best, step, d, level=level, bound=b, xtol=xtol, what=objective.poi)
+            for d, b in ((-1, lower), (1, upper))]
+    return ends[0], ends[1]
 
 
 def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_template: str = "model",
-                morphing: str = "linear") -> dict:
-    """Fit one release (or a list of releases jointly): best POI, profile-likelihood 1σ interval,
-    significance against no CEvNS, Δχ² profile."""
+                morphing: str = "linear", level: float = 1.0, n_steps: int = INTERVAL_STEPS,
+                best_fit_steps: int = BEST_FIT_STEPS, xtol: float | None = None) -> dict:
+    """Fit one release (or a list of releases jointly): best POI, profile-likelihood interval at
+    Δχ² = ``level`` (root finding, :func:`profile_interval`), significance against no CEvNS.
+
+    ``n_scan`` (whole number, 3–1001) only sets the points of the Δχ² curve returned under ``scan``
+    (best − 3(best − lo) … best + 3(hi − best), clipped at the POI's bound), for plots; no quoted
+    number depends on it. ``lo_kind``/``hi_kind``: ``"crossing"`` or ``"boundary"`` (one-sided).
+    """
+    n_scan = check_scan_points(n_scan)
     names = [name] if isinstance(name, str) else list(name)
     if poi == "cevns_count" and len(names) > 1:
         raise CevnsInputError("a joint fit of several releases takes poi='sin2_theta_w' (CEvNS counts differ per detector)")
+    if poi not in POI_BOUNDS:
+        raise CevnsInputError(f"unknown parameter of interest {poi!r}; choose one of {', '.join(POI_BOUNDS)}")
     analyses = [load_analysis(n, signal_template, morphing) for n in names]
     objective = Objective(analyses, poi)
-    p_hat, chi2_min = best_fit(objective)
+    p_hat, chi2_min = best_fit(objective, best_fit_steps)
     best = float(p_hat[poi])
     nuis_hat = {k: v for k, v in p_hat.items() if k != poi}
-    F = fisher_matrix(lambda p: objective.mu({poi: p[poi]}, {k: v for k, v in p.items() if k != poi}),
-                      {poi: jnp.asarray(best), **nuis_hat}, objective.priors)
-    sigma = F.marginalised_errors()[poi]
-    grid = np.linspace(best - 3.5 * sigma, best + 3.5 * sigma, n_scan)
-    if poi == "cevns_count":
-        grid = grid[grid > 0]
-    delta = profile_scan(objective, grid, start=nuis_hat) - chi2_min
-    lo, hi = _interval(grid, delta)
+    sigma = float(_fisher_errors(objective, p_hat)[poi])
+    lo_end, hi_end = profile_interval(objective, best, chi2_min, nuis_hat, sigma, level=level, n_steps=n_steps, xtol=xtol)
+    lo, hi = lo_end.value, hi_end.value
+    lower = POI_BOUNDS[poi][0]
+    first = max(best - 3 * (best - lo), -np.inf if lower is None else lower)
+    left = n_scan // 2  # points below the best fit; the grid contains the best fit itself
+    grid = np.concatenate([np.linspace(first, best, left + 1), np.linspace(best, best + 3 * (hi - best), n_scan - left)[1:]])
+    delta = np.array([profiled_chi2_at(objective, v, nuis_hat, n_steps) for v in grid]) - chi2_min
     out = {
         "release": name if isinstance(name, str) else "+".join(name),
         "poi": poi,
         "best": best,
-        "lo": float(lo),
-        "hi": float(hi),
-        "fisher_sigma": float(sigma),
+        "lo": lo,
+        "hi": hi,
+        "lo_kind": lo_end.kind,
+        "hi_kind": hi_end.kind,
+        "level": float(level),
+        "fisher_sigma": sigma,
         "chi2_min": chi2_min,
         "n_bins": int(objective.observed().size),
         "nuisances": {k: float(v) for k, v in nuis_hat.items()},
         "scan": {"values": grid.tolist(), "delta_chi2": delta.tolist()},
     }
     if poi == "cevns_count":
-        null = profile_scan(objective, np.array([0.0]), n_steps=20, start=nuis_hat)[0] - chi2_min
+        null = profiled_chi2_at(objective, 0.0, nuis_hat, n_steps) - chi2_min
         out["significance_sigma"] = float(np.sqrt(max(null, 0.0)))
         a = analyses[0]
         predicted = float(jnp.sum(model_counts(a, {}, {})["cevns"]))
@@ -522,7 +620,12 @@ def flux_averaged_cross_section(experiment, sm=None) -> float:
 
 
 def fit(name: str, signal_template: str = "model", n_scan: int = 41, morphing: str = "linear") -> dict:
-    """The command-line fit: CEvNS count (interval, significance, cross section) and sin²θ_W."""
+    """The command-line fit: CEvNS count (interval, significance, cross section) and sin²θ_W.
+
+    Intervals are Δχ² = 1 crossings found by root finding; ``n_scan`` sets only the points of the
+    profile curves under ``profile`` (see :func:`fit_release`).
+    """
+    n_scan = check_scan_points(n_scan)
     count = fit_release(name, poi="cevns_count", signal_template=signal_template, n_scan=n_scan, morphing=morphing)
     weak = fit_release(name, poi="sin2_theta_w", signal_template=signal_template, n_scan=n_scan, morphing=morphing)
     return {
@@ -533,6 +636,8 @@ def fit(name: str, signal_template: str = "model", n_scan: int = 41, morphing: s
         "significance_sigma": count["significance_sigma"],
         "cross_section_cm2": count["cross_section_cm2"],
         "sin2_theta_w": {k: weak[k] for k in ("best", "lo", "hi")},
+        "interval_ends": {"cevns": [count["lo_kind"], count["hi_kind"]], "sin2_theta_w": [weak["lo_kind"], weak["hi_kind"]]},
+        "profile": {"cevns": count["scan"], "sin2_theta_w": weak["scan"]},
         "published": PUBLISHED.get(name, {}),
         "nuisances": count["nuisances"],
     }

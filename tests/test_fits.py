@@ -10,6 +10,7 @@ import pytest
 from cevns_jax import cli, fits, rates
 from cevns_jax.constants import SIN2_THETA_W_LOW_ENERGY
 from cevns_jax.errors import CevnsInputError
+from cevns_jax.intervals import XTOL_FRACTION, NoCrossingError, find_crossing
 from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau
 from cevns_jax.models.zprime import muon_g2_shift
 from cevns_jax.scan import raster_crossings
@@ -37,17 +38,71 @@ def test_cenns10_fit_reproduces_published_result(cenns10_factorised):
     assert delta.min() == pytest.approx(0.0, abs=0.05)
 
 
+def test_cenns10_five_sigma_interval_is_one_sided_at_zero(cenns10_factorised):
+    """At Δχ² = 25 (5σ) the CENNS-10 count interval reaches the physical bound 0 (the data give
+    ≈ 4σ against no CEvNS): reported as a boundary end, not NaN; the upper end is still a crossing."""
+    assert cenns10_factorised["significance_sigma"] ** 2 < 25.0
+    r = fits.fit_release("COHERENT-CENNS10-2020", signal_template="factorised", n_scan=3, level=25.0)
+    assert (r["lo_kind"], r["lo"]) == ("boundary", 0.0)
+    assert r["hi_kind"] == "crossing" and r["hi"] > cenns10_factorised["hi"]
+    assert r["scan"]["values"][0] == 0.0 and r["scan"]["delta_chi2"][-1] > 25.0  # the curve stops at the bound
+
+
 def test_csi2017_fit_against_published_result():
     """Science 357, 1123: 134 ± 22 CEvNS events, 6.7σ. We fit 147 (see README: why it differs)."""
     r = fits.fit_release("COHERENT-CsI-2017", n_scan=15)
     assert r["best"] == pytest.approx(134.0, abs=22.0)
     assert r["significance_sigma"] > 5.0
+    assert (r["lo_kind"], r["hi_kind"]) == ("crossing", "crossing")
 
 
 @pytest.fixture(scope="module")
 def csi2021():
     """CsI 2021 with linear morphing, built once for the module (the template derivatives are the slow part)."""
     return fits.load_analysis("COHERENT-CsI-2021")
+
+
+@pytest.fixture(scope="module")
+def csi2021_count():
+    """The CsI-2021 CEvNS-count fit with the fewest curve points (the intervals do not use the curve)."""
+    return fits.fit_release("COHERENT-CsI-2021", n_scan=3)
+
+
+def test_csi2021_interval_does_not_depend_on_scan_points(csi2021_count):
+    """The interval ends are root-finder crossings: 3 or 41 curve points give the same numbers (the
+    old raster read +19.2/−17.5 at 5 points and +33.1/−32.2 at 41)."""
+    r41 = fits.fit_release("COHERENT-CsI-2021", n_scan=41)
+    for key in ("lo", "hi", "best", "significance_sigma"):
+        assert r41[key] == pytest.approx(csi2021_count[key], rel=1e-3)
+    assert len(r41["scan"]["values"]) == 41 and len(csi2021_count["scan"]["values"]) == 3
+    assert csi2021_count["best"] in csi2021_count["scan"]["values"]  # the curve passes through the best fit
+
+
+def test_csi2021_interval_ends_are_delta_chi2_crossings(csi2021, csi2021_count):
+    """Independent check: the vmapped profile (another program, 40 steps from the best-fit nuisances)
+    at the returned ends gives Δχ² = 1; just inside/outside the ends it is below/above 1."""
+    r = csi2021_count
+    obj = fits.Objective([csi2021], "cevns_count")
+    lo, hi, width = r["lo"], r["hi"], r["hi"] - r["lo"]
+    values = np.array([lo, hi, lo + 0.01 * width, hi - 0.01 * width, lo - 0.01 * width, hi + 0.01 * width])
+    delta = fits.profile_scan(obj, values, n_steps=40, start=r["nuisances"]) - r["chi2_min"]
+    np.testing.assert_allclose(delta[:2], 1.0, atol=2e-3)
+    assert np.all(delta[2:4] < 1.0) and np.all(delta[4:] > 1.0)
+    assert lo < r["best"] < hi and (r["lo_kind"], r["hi_kind"]) == ("crossing", "crossing")
+
+
+def test_csi2021_interval_converged_in_tolerance_and_profiling_steps(csi2021, csi2021_count):
+    """Halving the root-finder tolerance and doubling the profiling steps (best fit and each fixed-POI
+    fit) moves the interval ends by < 1e-3 relative (they are set to 1e-4 σ)."""
+    obj = fits.Objective([csi2021], "cevns_count")
+    p_hat, chi2_min = fits.best_fit(obj, 2 * fits.BEST_FIT_STEPS)
+    nu = {k: v for k, v in p_hat.items() if k != "cevns_count"}
+    sigma = csi2021_count["fisher_sigma"]
+    lo, hi = fits.profile_interval(obj, float(p_hat["cevns_count"]), chi2_min, nu, sigma,
+                                   n_steps=2 * fits.INTERVAL_STEPS, xtol=0.5 * XTOL_FRACTION * sigma)
+    assert lo.value == pytest.approx(csi2021_count["lo"], rel=1e-3)
+    assert hi.value == pytest.approx(csi2021_count["hi"], rel=1e-3)
+    assert abs(lo.delta_chi2 - 1.0) < 1e-3 and abs(hi.delta_chi2 - 1.0) < 1e-3
 
 
 def test_csi2021_fit_and_linear_morphing_against_exact(csi2021):
@@ -76,12 +131,48 @@ def test_profiled_chi2_of_a_release_is_jit_vmap_consistent():
     assert g == pytest.approx((float(f(150.0 + h)) - float(f(150.0 - h))) / (2 * h), rel=1e-5)
 
 
+def _all_finite(tree) -> bool:
+    if isinstance(tree, dict):
+        return all(_all_finite(v) for v in tree.values())
+    if isinstance(tree, list):
+        return all(_all_finite(v) for v in tree)
+    return not isinstance(tree, float) or np.isfinite(tree)
+
+
 def test_cli_fit_json(capsys):
-    assert cli.main(["fit", "COHERENT-CsI-2017", "--json", "--scan-points", "11"]) == 0
+    assert cli.main(["fit", "COHERENT-CsI-2017", "--json", "--scan-points", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["cevns"]) == {"best", "lo", "hi"} and set(out["sin2_theta_w"]) == {"best", "lo", "hi"}
     assert out["cevns"]["lo"] < out["cevns"]["best"] < out["cevns"]["hi"]
+    assert out["sin2_theta_w"]["lo"] < out["sin2_theta_w"]["best"] < out["sin2_theta_w"]["hi"]
     assert 0.1 < out["sin2_theta_w"]["best"] < 0.4 and out["significance_sigma"] > 5
+    assert out["interval_ends"] == {"cevns": ["crossing", "crossing"], "sin2_theta_w": ["crossing", "crossing"]}
+    assert len(out["profile"]["cevns"]["values"]) == 3 and _all_finite(out)
+
+
+@pytest.mark.parametrize("value", ["0", "2", "-3", "1.5", "abc", "nan", "1e9"])
+def test_cli_fit_bad_scan_points(value, capsys):
+    """Checked before any compute: one line naming the option, exit 2, no traceback."""
+    assert cli.main(["fit", "COHERENT-CsI-2021", "--scan-points", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cevns: error: --scan-points: expected a whole number") and repr(value) in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_find_crossing_against_analytic_parabolas():
+    """Δχ² = ((x − 3)/2)² crosses 1 at 1 and 5, 4 at −1 and 7; a bound at 2 makes it one-sided there;
+    a flat side (no bound) is an error, not NaN."""
+    parabola = lambda x: ((x - 3.0) / 2.0) ** 2  # noqa: E731
+    for level, (lo, hi) in ((1.0, (1.0, 5.0)), (4.0, (-1.0, 7.0))):
+        ends = [find_crossing(parabola, 3.0, 0.7, d, level=level) for d in (-1, 1)]
+        assert [e.kind for e in ends] == ["crossing", "crossing"]
+        assert ends[0].value == pytest.approx(lo, abs=1e-4 * 0.7) and ends[1].value == pytest.approx(hi, abs=1e-4 * 0.7)
+    end = find_crossing(parabola, 3.0, 0.7, -1, bound=2.0)
+    assert (end.kind, end.value, end.delta_chi2) == ("boundary", 2.0, 0.25)
+    with pytest.raises(NoCrossingError, match="stays below 1 above the best fit"):
+        find_crossing(lambda x: 1e-9 * x, 3.0, 0.7, 1)
+    with pytest.raises(NoCrossingError, match="not finite|nan"):
+        find_crossing(lambda x: float("nan"), 3.0, 0.7, 1)
 
 
 def test_unknown_release():
