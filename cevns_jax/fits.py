@@ -41,7 +41,7 @@ from .intervals import find_crossing
 from .likelihood import chi2, profile_nuisances, profiled_chi2
 from .nuisances import nuisance_priors, predicted_counts
 from .source import COMPONENTS
-from .xsec import StandardModel, standard_model
+from .xsec import StandardModel, resolve_standard_model, standard_model
 
 RELEASES = ("COHERENT-CsI-2017", "COHERENT-CENNS10-2020", "COHERENT-CsI-2021")
 PUBLISHED = {
@@ -108,7 +108,7 @@ def _exact_parts(analysis: BinnedAnalysis, theta: dict, nuisances: dict, sm: Sta
     Dark matter (nuclear recoils) takes the CEvNS F90 shape of each energy bin on CENNS-10.
     """
     if "sin2_theta_w" in theta:
-        sm = replace(sm or standard_model(), sin2_theta_w=theta["sin2_theta_w"])
+        sm = replace(resolve_standard_model(analysis.experiment, sm), sin2_theta_w=theta["sin2_theta_w"])
     exp_values = {k: v for k, v in nuisances.items() if not k.startswith("background:")}
     counts = predicted_counts(analysis.experiment, exp_values, sm=sm, model=model)
     dm = _with_f90(analysis, counts["dark_matter"]) if "dark_matter" in counts else None
@@ -446,7 +446,7 @@ jax.tree_util.register_pytree_node(Objective, _objective_flatten, _objective_unf
 
 def _initial_poi(objective: Objective) -> float:
     if objective.poi == "sin2_theta_w":
-        return float(standard_model().sin2_theta_w)
+        return float(resolve_standard_model(objective.analyses[0].experiment).sin2_theta_w)
     a = objective.analyses[0]
     return float(jnp.sum(model_counts(a, {}, {})["cevns"]))
 
