@@ -41,7 +41,7 @@ from .intervals import find_crossing
 from .likelihood import chi2, profile_nuisances, profiled_chi2
 from .nuisances import nuisance_priors, predicted_counts
 from .source import COMPONENTS
-from .xsec import StandardModel, resolve_standard_model, standard_model
+from .xsec import StandardModel, resolve_standard_model
 
 RELEASES = ("COHERENT-CsI-2017", "COHERENT-CENNS10-2020", "COHERENT-CsI-2021")
 PUBLISHED = {
