@@ -86,7 +86,7 @@ from .kinematics import max_recoil_energy
 from .likelihood import chi2, profile_nuisances
 from .nuisances import apply_nuisances, neutrino_induced, nuisance_priors, predicted_counts
 from .rates import background_counts, cevns_counts, dark_matter_counts, electron_equivalent_keV
-from .rates import events_per_recoil_node, neutrino_time_fractions
+from .rates import events_per_recoil_node, neutrino_recoil_grid, neutrino_time_fractions
 from .response import energy_response, subdivide, sum_sub_bins
 from .source import component_time_cdfs, pulse_cdf
 from .xsec import resolve_standard_model
@@ -512,6 +512,12 @@ def _window_probability(exp, profile, edges_ns):
     return p[1] - p[0]
 
 
+_BACKGROUND_SUB_BINS = 32
+"""Fixed, equal sub-bins per energy bin on which designed backgrounds are re-weighted by the efficiency
+(midpoint rule). Fixed nodes keep the backgrounds smooth in the threshold: nodes that moved with the
+turn-on would cross the preset bin edges, where the assumed background density jumps."""
+
+
 def designed_backgrounds(exp, nominal, policy: str = "efficiency"):
     """``exp`` with its backgrounds moved from ``nominal`` to the design (the module docstring says how).
 
@@ -529,7 +535,7 @@ def designed_backgrounds(exp, nominal, policy: str = "efficiency"):
     bins, bins0 = det.binning, det0.binning
 
     def mean_efficiency(efficiency, binning):
-        fine, segments = subdivide(binning.energy_edges, binning.n_sub_energy, efficiency.points(), binning.point_bins)
+        fine, segments = subdivide(binning.energy_edges, _BACKGROUND_SUB_BINS)
         width = fine[1:] - fine[:-1]
         eff = efficiency(0.5 * (fine[1:] + fine[:-1]))
         n = binning.energy_edges.shape[0] - 1
@@ -541,7 +547,7 @@ def designed_backgrounds(exp, nominal, policy: str = "efficiency"):
             raw = energy_counts / jnp.maximum(mean_efficiency(det0.efficiency, bins0), _EFFICIENCY_FLOOR)
         else:
             raw = energy_counts
-        fine, segments = subdivide(bins.energy_edges, bins.n_sub_energy, det.efficiency.points(), bins.point_bins)
+        fine, segments = subdivide(bins.energy_edges, _BACKGROUND_SUB_BINS)
         cdf = _piecewise_cdf(bins0.energy_edges, raw)
         sub = cdf(fine[1:]) - cdf(fine[:-1])
         if policy == "efficiency":
@@ -981,16 +987,16 @@ class ExpectedLimit:
                 R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(shifted, T))
                 tau = neutrino_time_fractions(shifted)
                 S = _fold(events, R, tau) * factor
-                return S, (S, R, tau)
+                return S, (S, R, tau, T)
 
             nu0 = {n: _f(0.0) for n in detector_names}
-            J, (S0, R, tau) = jax.jacfwd(signal_of, has_aux=True)(nu0) if nu0 else ({}, signal_of({})[1])
+            J, (S0, R, tau, T) = jax.jacfwd(signal_of, has_aux=True)(nu0) if nu0 else ({}, signal_of({})[1])
             positive = S0 > 0
             safe = jnp.where(positive, S0, 1.0)
             logd = {n: jnp.where(positive, J[n] / safe, 0.0) for n in detector_names}
             term = dict(S0=S0, logd=logd, bkg=background_counts(exp))
-            if self.signal == "lmu_ltau":
-                term["R"], term["tau"] = R, tau
+            if self.signal == "lmu_ltau":  # the model's events go on the nodes of the cached response R
+                term["R"], term["tau"], term["grid"] = R, tau, neutrino_recoil_grid(exp, resolve_standard_model(exp))
             else:
                 from .models import dark_matter, epsilon_from_Y
                 from .models.darkmatter import at_source
@@ -1015,7 +1021,7 @@ class ExpectedLimit:
 
             model = NewPhysics(zprime=lmu_minus_ltau(self.mass_MeV, jnp.exp(t)))
             for exp, term in zip(experiments, terms):
-                _, events = events_per_recoil_node(exp, model=model)
+                _, events = events_per_recoil_node(exp, model=model, grid=term["grid"])
                 out.append((_fold(events, term["R"], term["tau"]), None))
         else:
             for term in terms:

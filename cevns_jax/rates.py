@@ -82,16 +82,18 @@ def neutrino_recoil_grid(experiment, sm, model=None):
     return experiment_panels(experiment, T_break, T_end, extra)
 
 
-def events_per_recoil_node(experiment, sm=None, model=None):
+def events_per_recoil_node(experiment, sm=None, model=None, grid=None):
     """Expected events of each component carried by each recoil node, before detector response.
 
     Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (3, n_iso, n_T).
-    ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM).
+    ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM). ``grid``
+    = (T, w) evaluates on given nodes (e.g. those of a cached response matrix) instead of the model's
+    own (:func:`neutrino_recoil_grid`, which adds panel edges where a Z′ charge changes sign).
     """
     require_x64()
     target, det = experiment.target, experiment.detector
     sm = resolve_standard_model(experiment, sm)
-    T, w = neutrino_recoil_grid(experiment, sm, model)
+    T, w = neutrino_recoil_grid(experiment, sm, model) if grid is None else grid
     dRdT = component_rates(sm, model, target, T, det.baseline_m)
     scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg
     return T, scale * target.atoms_per_unit[:, None] * w * dRdT
