@@ -4,15 +4,13 @@
 
 * (T_k, w_k): per-isotope Gauss–Legendre panels (``quadrature.py``) on [T_lo, T_max(E_νμ)] (log-spaced)
   and [T_max(E_νμ), T_max(m_μ/2)] (linear), split where the integrand has edges: the recoil images of
-  bin edges and efficiency turn-ons for sharp resolutions, and the recoils where a Z′ model's weak
-  charge changes sign. Accuracy measured in ``tests/test_accuracy.py`` (docs/physics.md §3.4.1).
+  bin edges and efficiency turn-ons for sharp resolutions. Accuracy measured in ``tests/test_accuracy.py`` (docs/physics.md §3.4.1).
 * R_i: detector response (``response.py``); τ_{c,j}: time-bin probabilities of each component with
   the timing efficiency (``source.py``).
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from . import constants as C
@@ -22,11 +20,7 @@ from .nuclei import units_per_kg
 from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints
 from .response import binned_with_efficiency, energy_response
 from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
-from .xsec import component_rates, flavour_charges, resolve_standard_model
-
-ROOT_ITERATIONS = 64
-"""Bisection steps for the recoil where a Z′ weak charge changes sign (relative accuracy 2⁻⁶⁴ in log T)."""
-
+from .xsec import component_rates, resolve_standard_model
 
 def recoil_grid(target, refine: int = 1):
     """Base recoil quadrature nodes and weights [MeV] of a target, each of shape (n_iso, n_T)."""
@@ -49,37 +43,17 @@ def experiment_panels(experiment, T_break, T_end, extra=None):
     return panel_nodes(T_break, T_end, merged, refine=det.binning.refine)
 
 
-def charge_sign_changes(sm, model, target, T_lo, T_hi):
-    """Recoils [MeV] (n_iso, 2) where the ν_e and ν_μ weak charges change sign in [T_lo, T_hi] (a Z′
-    interfering destructively), found by bisection in log T; T_hi where the sign does not change."""
-    def charges(T):
-        return flavour_charges(sm, model, target, T)[0][:2]  # (2, n_iso, k)
+def neutrino_recoil_grid(experiment, sm=None, model=None):
+    """Recoil nodes and weights [MeV] (n_iso, n_T) of the neutrino signal of ``experiment``.
 
-    lo = jnp.broadcast_to(jnp.log(T_lo)[:, None], (target.Z.shape[0], 2))
-    hi = jnp.broadcast_to(jnp.log(T_hi)[:, None], lo.shape)
-    sign_lo = jnp.sign(charges(jnp.exp(lo)).transpose(1, 0, 2).diagonal(axis1=1, axis2=2))
-    sign_hi = jnp.sign(charges(jnp.exp(hi)).transpose(1, 0, 2).diagonal(axis1=1, axis2=2))
-
-    def step(_, bounds):
-        a, b = bounds
-        mid = 0.5 * (a + b)
-        s = jnp.sign(charges(jnp.exp(mid)).transpose(1, 0, 2).diagonal(axis1=1, axis2=2))
-        same = s == sign_lo
-        return jnp.where(same, mid, a), jnp.where(same, b, mid)
-
-    a, b = jax.lax.fori_loop(0, ROOT_ITERATIONS, step, (lo, hi))
-    root = jnp.exp(0.5 * (a + b))
-    return jax.lax.stop_gradient(jnp.where(sign_lo != sign_hi, root, jnp.exp(hi)))
-
-
-def neutrino_recoil_grid(experiment, sm, model=None):
-    """Recoil nodes and weights [MeV] (n_iso, n_T) of the neutrino signal of ``experiment``."""
+    The same for every model point (``sm`` and ``model`` are accepted for symmetry): a Z′ whose weak
+    charge changes sign inside a bin makes Q_V² pass smoothly through a double zero, which the base
+    panels integrate to 1e-5 (measured against ``scipy`` in ``tests/test_accuracy.py``), so the grid
+    needs no model-dependent edges and a response matrix can be shared by every point of a scan.
+    """
     M = experiment.target.mass_MeV
     T_break, T_end = max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M)
-    extra = None
-    if model is not None and model.zprime is not None:
-        extra = charge_sign_changes(sm, model, experiment.target, LOWEST_FRACTION * T_break, T_end)
-    return experiment_panels(experiment, T_break, T_end, extra)
+    return experiment_panels(experiment, T_break, T_end)
 
 
 def events_per_recoil_node(experiment, sm=None, model=None, grid=None):
@@ -88,7 +62,7 @@ def events_per_recoil_node(experiment, sm=None, model=None, grid=None):
     Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (3, n_iso, n_T).
     ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM). ``grid``
     = (T, w) evaluates on given nodes (e.g. those of a cached response matrix) instead of the model's
-    own (:func:`neutrino_recoil_grid`, which adds panel edges where a Z′ charge changes sign).
+    own (:func:`neutrino_recoil_grid`).
     """
     require_x64()
     target, det = experiment.target, experiment.detector
