@@ -1,6 +1,6 @@
 """Physical constants and unit conversions, in one place, with sources.
 
-Internal units (see PHYSICS.md §0.1): energies, masses and momenta in **MeV**, times in **ns**,
+Internal units (see docs/physics.md §0.1): energies, masses and momenta in **MeV**, times in **ns**,
 lengths in **cm** when forming fluences (baselines are given in m at the interface), nuclear radii
 in **fm**, cross sections in MeV⁻² inside kernels and **cm²** at the boundary. ħ = c = 1 in kernels.
 
@@ -42,7 +42,7 @@ SPEED_OF_LIGHT_M_PER_NS = 0.299792458
 M_ELECTRON = 0.51099895
 M_MUON = 105.6583755
 M_TAU = 1776.86
-"""τ mass [MeV]; PDG 2022 value (PDG 2024: 1776.93 ± 0.09). Kept at 1776.86 because PHYSICS.md §6's
+"""τ mass [MeV]; PDG 2022 value (PDG 2024: 1776.93 ± 0.09). Kept at 1776.86 because docs/physics.md §6's
 L_μ−L_τ reference values were derived with it; the shift is 1.4e-5 relative."""
 M_PION_CHARGED = 139.57039
 M_PION_NEUTRAL = 134.9768
@@ -85,7 +85,7 @@ US_TO_NS = 1e3
 def protons_on_target(energy_GWh: float, proton_energy_GeV: float) -> float:
     """Protons on target delivered by an integrated beam energy [GWh] at a proton kinetic energy [GeV].
 
-    N_POT = E_beam / (E_p · e); 1 GWh at 1 GeV is 2.2469e22 POT (PHYSICS.md §1.1).
+    N_POT = E_beam / (E_p · e); 1 GWh at 1 GeV is 2.2469e22 POT (docs/physics.md §1.1).
     """
     return energy_GWh * JOULE_PER_GWH / (proton_energy_GeV * 1e9 * ELEMENTARY_CHARGE_C)
 

@@ -1,4 +1,4 @@
-"""Fisher matrices by automatic differentiation, with labelled parameters (PHYSICS.md §5.4).
+"""Fisher matrices by automatic differentiation, with labelled parameters (docs/physics.md §5.4).
 
     F = Jᵀ diag(1/μ) J + diag(1/σ²)   (prior terms for nuisances only),   J = ∂μ/∂p by ``jax.jacfwd``
 

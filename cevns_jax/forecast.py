@@ -1,4 +1,4 @@
-"""Expected sensitivities: profiled Asimov Δχ² of a new-physics point against the SM (PHYSICS.md §5.3).
+"""Expected sensitivities: profiled Asimov Δχ² of a new-physics point against the SM (docs/physics.md §5.3).
 
     Δχ²(θ) = min_ν χ²(θ, ν; n = μ_SM),    χ² = Poisson deviance + Σ (ν/σ)²
 

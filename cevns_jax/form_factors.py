@@ -1,4 +1,4 @@
-"""Nuclear form factors (PHYSICS.md §2.4), differentiable in the momentum transfer and radii.
+"""Nuclear form factors (docs/physics.md §2.4), differentiable in the momentum transfer and radii.
 
 * Helm: F(q) = 3 j₁(qR₀)/(qR₀) · exp(−q²s²/2), spherical Bessel j₁, skin thickness s (the target's
   ``skin_fm`` leaf, 0.9 fm by default: Lewin & Smith's value).

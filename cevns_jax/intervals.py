@@ -1,8 +1,8 @@
 """Profile-likelihood intervals: the crossings Δχ²(x) = level, by bracketing and Brent's method.
 
 For one parameter of interest x with the nuisances profiled, Δχ²(x) = min_ν χ²(x, ν) − min χ²
-(PHYSICS.md §5.3), the interval at ``level`` (1 for 68.3%, 2.706 for 90% CL two-sided; Wilks,
-PHYSICS.md §5.4) is {x : Δχ²(x) ≤ level}. Each end is found on its own side of the best fit x̂:
+(docs/physics.md §5.3), the interval at ``level`` (1 for 68.3%, 2.706 for 90% CL two-sided; Wilks,
+docs/physics.md §5.4) is {x : Δχ²(x) ≤ level}. Each end is found on its own side of the best fit x̂:
 
 1. Bracketing: trial points x̂ ± s·2^k (k = 0, 1, …, ``max_expansions`` − 1; s ≈ the expected 1σ,
    e.g. the Fisher error) until Δχ² > level. The last trial below the level and the first above it

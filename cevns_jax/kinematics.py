@@ -1,4 +1,4 @@
-"""Elastic neutrino-nucleus kinematics (nucleus at rest; PHYSICS.md §2.1).
+"""Elastic neutrino-nucleus kinematics (nucleus at rest; docs/physics.md §2.1).
 
 All energies in MeV: E the neutrino energy, T the nuclear recoil kinetic energy, M the nuclear mass.
 """

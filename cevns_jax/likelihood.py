@@ -1,6 +1,6 @@
 """Binned Poisson likelihood with Gaussian-constrained nuisances, Asimov data and profiling.
 
-    χ²(θ, ν) = 2 Σ_b [μ_b − n_b + n_b ln(n_b/μ_b)] + Σ_k (ν_k/σ_k)²          (PHYSICS.md §5.2)
+    χ²(θ, ν) = 2 Σ_b [μ_b − n_b + n_b ln(n_b/μ_b)] + Σ_k (ν_k/σ_k)²          (docs/physics.md §5.2)
 
 (−2 ln L up to a constant; n ln(n/μ) ≡ 0 for n = 0, μ clipped at 1e-12 inside logs.) A nuisance with
 σ = ∞ (``None``) is unconstrained by a prior, e.g. a steady-state normalisation fixed by its own

@@ -1,11 +1,11 @@
-"""Nuclear data and target materials (PHYSICS.md §2.5).
+"""Nuclear data and target materials (docs/physics.md §2.5).
 
 A :class:`Target` holds every isotope of a material as arrays of shape ``(n_iso,)``, so that a
 compound (CsI, NaI) or a natural element (Ge, Xe) is a vectorised sum over isotopes.
 
 Sources:
 * Z, N, mass excesses Δ: AME2020 (Wang et al., Chin. Phys. C 45, 030003 (2021)); for Na, Ar, Ge, I
-  and Cs the values cross-checked with dukecevns ``isomaps.h`` (PHYSICS.md §2.5).
+  and Cs the values cross-checked with dukecevns ``isomaps.h`` (docs/physics.md §2.5).
 * Isotopic abundances: IUPAC 2009 (Berglund & Wieser, Pure Appl. Chem. 83, 397 (2011)).
 * Charge radii: Angeli & Marinova, At. Data Nucl. Data Tables 99, 69 (2013).
 * Nuclear mass M = A·u − Z·m_e + Δ (electron binding, ≲ 0.2 MeV, neglected). A user may give the

@@ -1,7 +1,7 @@
 """Nuisance parameters: named scalars with Gaussian priors that move leaves of an experiment.
 
 Each experiment's ``[systematics]`` table (and each background's ``prior``) declares which nuisances
-it has and their prior widths σ (PHYSICS.md §5.1). Values are a plain dict ``{name: scalar}`` (a
+it has and their prior widths σ (docs/physics.md §5.1). Values are a plain dict ``{name: scalar}`` (a
 pytree), zero at the nominal point. Conventions:
 
 * relative nuisances (prediction × (1 + ν)): ``flux`` (neutrino yield per proton; shared by every

@@ -1,6 +1,6 @@
 """TOML tables for user-set physics: ``[physics]`` (electroweak configuration) and
 ``[detector.nuclear]`` (nuclear masses, radii, Helm skin). Every field is validated on load and every
-error names the file, table and field (PHYSICS.md §2.3–§2.5).
+error names the file, table and field (docs/physics.md §2.3–§2.5).
 
 ``[physics]`` (also accepted as a model file's ``[standard_model]`` table)::
 

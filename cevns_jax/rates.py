@@ -1,4 +1,4 @@
-"""Expected counts per (observed energy × time) bin: the forward model (PHYSICS.md §3.4).
+"""Expected counts per (observed energy × time) bin: the forward model (docs/physics.md §3.4).
 
     μ_{c,i,j} = N_units Σ_iso x_iso Φ Σ_k w_k dR_{iso,c}/dT(T_k) R_i(T_k; iso) · τ_{c,j}
 

@@ -1,4 +1,4 @@
-"""Detector response as differentiable, fixed-grid linear algebra (PHYSICS.md §3).
+"""Detector response as differentiable, fixed-grid linear algebra (docs/physics.md §3).
 
 Chain: nuclear recoil T [keVnr] → quenching → E_ee [keVee] → smearing into the observed variable
 x (keVee or photoelectrons, PE) → efficiency ε(x) applied in the observed variable → analysis bins.
@@ -68,7 +68,7 @@ class PolynomialQuenching:
     """E_ee[MeVee] = Σ_n c_n T[MeVnr]^n, n = 1…len(c), clipped at 0 (COHERENT CsI[Na] 2021 release).
 
     The coefficients move with Gaussian pulls z_k along systematic directions Δ_k:
-    c = c_nominal + Σ_k z_k Δ_k (the release's two ±1σ models, PHYSICS.md §3.1).
+    c = c_nominal + Σ_k z_k Δ_k (the release's two ±1σ models, docs/physics.md §3.1).
     """
 
     coefficients: jnp.ndarray
@@ -200,7 +200,7 @@ class NoSmearing:
 
 @pytree_dataclass
 class GammaPESmearing:
-    """Gamma-distributed photoelectrons (COHERENT CsI[Na] 2021; PHYSICS.md §3.2).
+    """Gamma-distributed photoelectrons (COHERENT CsI[Na] 2021; docs/physics.md §3.2).
 
     With E in keVee: mean = LY·E, shape k = 1 + b·E, scale θ = LY·E/(1 + b·E); relative width
     1/√(1 + bE). Release values LY = 13.35 PE/keVee, b = 9.56 /keVee.
@@ -245,7 +245,7 @@ class GammaPESmearing:
 @pytree_dataclass
 class PoissonPESmearing:
     """Poisson photoelectron statistics, λ = LY·E_ee, each n-PE signal read out with a Gaussian
-    single-photoelectron width σ_spe·√max(n, 1) (PHYSICS.md §3.2). ``n_max`` terms are summed.
+    single-photoelectron width σ_spe·√max(n, 1) (docs/physics.md §3.2). ``n_max`` terms are summed.
 
     CDF(x | E) = Σ_n P(n; λ(E)) · Φ((x − n)/(σ_spe √max(n, 1))), n = 0 … n_max. The first factor depends
     only on E and the second only on x, so the sum is a contraction over n (``einsum`` → one matrix
@@ -332,7 +332,7 @@ class LogisticEfficiency:
 class Coherent2021Efficiency:
     """COHERENT CsI[Na] 2021: ε(x) = a/(1 + exp(−b(x − c))) + d, clipped at 0, x in PE.
 
-    Coefficients move as nominal + z·Δ (release ±1σ model, PHYSICS.md §3.3).
+    Coefficients move as nominal + z·Δ (release ±1σ model, docs/physics.md §3.3).
     """
 
     coefficients: jnp.ndarray

@@ -1,10 +1,10 @@
 """Pion decay-at-rest (π-DAR) neutrino source: energy spectra, timing PDFs/CDFs and fluence.
 
 Each stopped π⁺ gives one prompt ν_μ (π⁺ → μ⁺ν_μ, a line at 29.79 MeV) and, after the muon decays,
-one ν_e and one ν̄_μ with Michel spectra (PHYSICS.md §1). Flux components are indexed by
+one ν_e and one ν̄_μ with Michel spectra (docs/physics.md §1). Flux components are indexed by
 :data:`COMPONENTS` throughout the package.
 
-Timing (PHYSICS.md §1.3): the proton pulse is a Gaussian N(μ_p, σ_p) (a sum of Gaussian bunches for
+Timing (docs/physics.md §1.3): the proton pulse is a Gaussian N(μ_p, σ_p) (a sum of Gaussian bunches for
 multi-bunch sources); the prompt PDF is the pulse convolved with the pion lifetime, the delayed PDF
 additionally with the muon lifetime. Closed forms are exponentially modified Gaussians, evaluated
 through ``log_ndtr`` so that they stay finite (with finite gradients) microseconds before the pulse.
@@ -23,7 +23,7 @@ COMPONENTS = ("prompt_numu", "delayed_nue", "delayed_numubar")
 COMPONENT_FLAVOUR = (1, 0, 1)
 """Flavour index (0 = e, 1 = μ, 2 = τ) of each component: ν̄_μ scatters with the ν_μ couplings."""
 
-# Michel spectra as f(E) = a E² + b E³ on [0, m_μ/2] (PHYSICS.md §1.2), per MeV, unit normalised.
+# Michel spectra as f(E) = a E² + b E³ on [0, m_μ/2] (docs/physics.md §1.2), per MeV, unit normalised.
 MICHEL_NUE = (96.0 / C.M_MUON**3, -192.0 / C.M_MUON**4)
 MICHEL_NUMUBAR = (48.0 / C.M_MUON**3, -64.0 / C.M_MUON**4)
 
@@ -52,7 +52,7 @@ def _exgauss_log_tail(t, mu, sigma, tau):
 
 
 def exgauss_pdf(t, mu, sigma, tau):
-    """PDF of N(μ, σ) ⊗ exponential(τ) [1/ns]; numerically stable form (PHYSICS.md §1.3)."""
+    """PDF of N(μ, σ) ⊗ exponential(τ) [1/ns]; numerically stable form (docs/physics.md §1.3)."""
     return jnp.exp(_exgauss_log_tail(t, mu, sigma, tau)) / tau
 
 

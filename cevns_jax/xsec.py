@@ -1,6 +1,6 @@
 """Standard-Model CEvNS cross section and its analytic folding with the π-DAR flux.
 
-Conventions (PHYSICS.md §0.3, §2.2): the nuclear vector charge is
+Conventions (docs/physics.md §0.3, §2.2): the nuclear vector charge is
 Q_V(ν_ℓ; q) = Z g_V^p(ν_ℓ) F_p(q) + N g_V^n F_n(q) (negative in the SM), and
 
     dσ/dT = (G_F² M/π) [1 − T/E − MT/(2E²) (+ T²/(2E²))] Q_V²,
@@ -9,18 +9,18 @@ which is (G_F² M/4π) Q_W² [...] with the COHERENT weak charge Q_W = −2 Q_V.
 (≤ 2E²/M² relative: 4e-7 on CsI, 3e-5 on ¹⁶O at m_μ/2) is off by default and on with ``StandardModel.t2_term`` (codes such as
 pyCEvNS keep it: its ``NeutrinoNucleusElasticVector.rates`` folds 2 − 2T/E + T²/E² − MT/E²).
 
-Couplings (PHYSICS.md §2.3):
+Couplings (docs/physics.md §2.3):
 * ``"rc"`` (default): g_V^p(ν_ℓ) = (½ − 2ŝ²) + Δ_RC + δ_ℓ with Δ_RC = 0.01836 − (½ − 2·0.23857) held
   fixed (Erler & Su, arXiv:1303.5522, with the ν_μ charge-radius term removed) and the SM neutrino
   charge-radius shift δ_ℓ = (α/6π)[3 − 2 ln(m_ℓ²/m_W²)] (Bernabéu et al.; Cadeddu et al.,
   arXiv:1810.05606); g_V^n = −0.5117. Same couplings for antineutrinos.
 * ``"tree"``: g_V^p = ½ − 2ŝ², g_V^n = −½.
 * ``"radiative"``: the PDG parametrisation with explicit ρ, κ̂, λ (Erler & Su arXiv:1303.5522; PDG
-  "Electroweak model and constraints on new physics"; PHYSICS.md §2.3):
+  "Electroweak model and constraints on new physics"; docs/physics.md §2.3):
   g_V^p = ρ(½ − 2κ̂ ŝ²) + 2λ_uL + 2λ_uR + λ_dL + λ_dR,  g_V^n = −½ρ + λ_uL + λ_uR + 2λ_dL + 2λ_dR
   (the same combinations as pyCEvNS ``events.py``, athompson-tamu/pyCEvNS). κ̂ may be one number or one
   per flavour (e, μ, τ). The ŝ² in this formula is the one the parameters belong to: the PDG-2004 values
-  (:data:`PDG2004_RADIATIVE`) go with ŝ²(M_Z) = 0.2312, not with the low-energy ŝ²(0) (PHYSICS.md §7.4).
+  (:data:`PDG2004_RADIATIVE`) go with ŝ²(M_Z) = 0.2312, not with the low-energy ŝ²(0) (docs/physics.md §7.4).
 * ``"explicit"``: g_V^p and g_V^n given per flavour (e, μ, τ); ŝ² is then unused.
 """
 
@@ -50,7 +50,7 @@ PDG2004_RADIATIVE = dict(rho=1.0086, kappa=0.9978, lambda_uL=-0.0031, lambda_dL=
                          lambda_uR=3.75e-5, lambda_dR=7.5e-5, sin2_theta_w=0.2312)
 """PDG-2004 ν-nucleon parameters with ŝ²(M_Z) = 0.2312 (λ_dR = 2λ_uR = 7.5e-5), as used by Barranco,
 Miranda & Rashba, JHEP 0512, 021 (2005) and pyCEvNS ``events.py``/``constants.py``; they give
-g_V^p = 0.0304, g_V^n = −0.5122 (PHYSICS.md §2.3). Their κ̂ contains the ν_μ charge radius."""
+g_V^p = 0.0304, g_V^n = −0.5122 (docs/physics.md §2.3). Their κ̂ contains the ν_μ charge radius."""
 
 
 @pytree_dataclass
@@ -219,7 +219,7 @@ def dsigma_dT(E_MeV, T_MeV, M_MeV, Q_V, t2_term: bool = False):
 
 
 def michel_moments(T_MeV, M_MeV, spectrum):
-    """J_k = ∫_{E_min(T)}^{m_μ/2} f(E) E^{−k} dE, k = 0, 1, 2, for f = a E² + b E³ (PHYSICS.md §2.6).
+    """J_k = ∫_{E_min(T)}^{m_μ/2} f(E) E^{−k} dE, k = 0, 1, 2, for f = a E² + b E³ (docs/physics.md §2.6).
 
     Zero when E_min(T) ≥ m_μ/2 (the lower limit is clipped to the endpoint, so gradients stay finite).
     """

@@ -1,4 +1,4 @@
-"""New physics: PHYSICS.md §6 sanity values, null and physical limits, gradients."""
+"""New physics: docs/physics.md §6 sanity values, null and physical limits, gradients."""
 
 import math
 
@@ -318,7 +318,7 @@ def test_pi0_nuisance_scales_dark_matter(presets):
 
 def test_pi0_yield_follows_the_facility(presets):
     """Every facility carries its own π⁰ yield with a source; dark-matter counts scale with the yield of the
-    experiment's facility (fluence ∝ f_π0, PHYSICS.md §4.3) on both routes (predicted_counts, forecasts)."""
+    experiment's facility (fluence ∝ f_π0, docs/physics.md §4.3) on both routes (predicted_counts, forecasts)."""
     from cevns_jax._pytree import replace
     from cevns_jax.facilities import FACILITIES
     from cevns_jax.forecast import experiment_signal

@@ -49,7 +49,7 @@ def test_molar_mass_follows_given_nuclear_masses():
     molar = (123800.0 + 55 * M_E) / U + (118210.0 + 53 * M_E) / U
     assert float(t.molar_mass_g_per_mol) == pytest.approx(molar, rel=1e-14)
     assert float(units_per_kg(t)) == pytest.approx(6.02214076e26 / molar, rel=1e-14)
-    # the default (AME2020) CsI formula unit: 259.81 g/mol (PHYSICS.md §2.5, IUPAC atomic weights)
+    # the default (AME2020) CsI formula unit: 259.81 g/mol (docs/physics.md §2.5, IUPAC atomic weights)
     assert float(make_target("CsI").molar_mass_g_per_mol) == pytest.approx(259.81, abs=0.01)
     # replace() of the masses cannot leave the molar mass stale: it is derived
     moved = replace(t, mass_MeV=t.mass_MeV + 931.49410242)
@@ -129,7 +129,7 @@ def test_t2_term_honoured_by_the_oscillation_path():
 # ----------------------------------------------------------------------------------------------
 def test_radiative_pdg_parameters_reproduce_published_couplings():
     """PDG-2004 ρ, κ̂, λ with ŝ²(M_Z) = 0.2312 give g_V^p = 0.0304, g_V^n = −0.5122 (Barranco, Miranda &
-    Rashba, JHEP 0512, 021 (2005); PHYSICS.md §2.3). They agree with the default "rc" ν_μ couplings
+    Rashba, JHEP 0512, 021 (2005); docs/physics.md §2.3). They agree with the default "rc" ν_μ couplings
     (Erler & Su, arXiv:1303.5522: 0.0298 with the ν_μ charge radius, −0.5117) to the rounding of the
     older parameters; "rc" differs between flavours by the charge-radius term δ_ℓ − δ_μ only."""
     sm = standard_model("radiative", **PDG2004_RADIATIVE)
@@ -138,7 +138,7 @@ def test_radiative_pdg_parameters_reproduce_published_couplings():
     assert float(gvn) == pytest.approx(-0.5122, abs=5e-5)
     rc_p, rc_n = nucleon_couplings(standard_model("rc"))
     assert abs(float(gvp[1] - rc_p[1])) < 1e-3 and abs(float(gvn - rc_n)) < 1e-3
-    # the charge-radius shifts, SM values δ_e, δ_μ, δ_τ = 0.019691, 0.011435, 0.007064 (PHYSICS.md §2.3)
+    # the charge-radius shifts, SM values δ_e, δ_μ, δ_τ = 0.019691, 0.011435, 0.007064 (docs/physics.md §2.3)
     np.testing.assert_allclose(np.asarray(rc_p - rc_p[1]), np.array([0.019691, 0.011435, 0.007064]) - 0.011435, atol=2e-6)
     # a per-flavour κ̂ carrying those shifts reproduces the rc flavour structure
     kappa = 0.9978 - (np.array([0.019691, 0.011435, 0.007064]) - 0.011435) / (2 * 1.0086 * 0.2312)

@@ -1,4 +1,4 @@
-"""Preset-level predictions: sanity values (PHYSICS.md §6) and validation against COHERENT releases."""
+"""Preset-level predictions: sanity values (docs/physics.md §6) and validation against COHERENT releases."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Detector response: quenching, smearing, efficiency and the binned response (PHYSICS.md §3, §6)."""
+"""Detector response: quenching, smearing, efficiency and the binned response (docs/physics.md §3, §6)."""
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +52,7 @@ def test_csi2021_efficiency_values():
     rows = read_table(data_path("csi2021/effCoefficients.txt"), 4)
     eff = R.Coherent2021Efficiency(jnp.asarray(rows[0]), jnp.asarray(rows[1] - rows[0]), jnp.asarray(0.0))
     np.testing.assert_allclose(eff(jnp.array([11.77, 19.6, 27.7])), [0.412, 0.887, 0.976], atol=1e-3)
-    # PHYSICS.md §3.3 quotes Δc = −1.01862; the release's rows give 9.84596 − 10.8646 = −1.01864
+    # the original specification rounded Δc to −1.01862 (docs/physics.md §8); the release gives 9.84596 − 10.8646 = −1.01864
     np.testing.assert_allclose(eff.shift, [0.02345, -0.000613, -1.01864, -0.023042], atol=1e-6)
     assert float(eff(jnp.asarray(0.0))) == 0.0  # clipped at zero
 

@@ -1,4 +1,4 @@
-"""π-DAR source: spectra, timing PDFs/CDFs, exposure and fluence (PHYSICS.md §1 and §6)."""
+"""π-DAR source: spectra, timing PDFs/CDFs, exposure and fluence (docs/physics.md §1 and §6)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""SM cross section, nuclear data, form factors and flux folding (PHYSICS.md §2 and §6)."""
+"""SM cross section, nuclear data, form factors and flux folding (docs/physics.md §2 and §6)."""
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,7 @@ def test_total_cross_sections_30MeV():
 
 
 def test_large_mass_limit_of_total_cross_section():
-    """σ → G_F² E² Q_V²/π for M → ∞ with F = 1 (analytic limit, PHYSICS.md §2.2)."""
+    """σ → G_F² E² Q_V²/π for M → ∞ with F = 1 (analytic limit, docs/physics.md §2.2)."""
     E, M, Q = 30.0, 1e9, -10.0
     Tm = max_recoil_energy(E, M)
     T = 0.5 * Tm * (GL_X + 1)

@@ -1,4 +1,4 @@
-"""New physics as pure functions of parameter pytrees (PHYSICS.md §4).
+"""New physics as pure functions of parameter pytrees (docs/physics.md §4).
 
 A :class:`NewPhysics` bundles optional sub-models; the SM is every field ``None`` (or every coupling
 at its null value, which reproduces the SM exactly). Each sub-model acts in one of three ways:

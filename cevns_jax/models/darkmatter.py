@@ -1,4 +1,4 @@
-"""Accelerator-produced light dark matter through a vector portal (PHYSICS.md §4.3).
+"""Accelerator-produced light dark matter through a vector portal (docs/physics.md §4.3).
 
 Production (at rest): π⁰ → γV, V → χχ̄ on shell (m_V < m_π0, m_V > 2m_χ), with
 BR(π⁰→γV) = 2ε²(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a dark photon (kinetic mixing ε) and

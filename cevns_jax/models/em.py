@@ -1,8 +1,8 @@
-"""Electromagnetic neutrino properties: magnetic moments and charge radii (PHYSICS.md §4.4).
+"""Electromagnetic neutrino properties: magnetic moments and charge radii (docs/physics.md §4.4).
 
 * Magnetic moment μ_νℓ (in Bohr magnetons), incoherent with the weak amplitude:
   dσ/dT = (πα²/m_e²) (μ_ν/μ_B)² Z² F_p² [1/T − 1/E + T/(4E²)] (Vogel & Engel 1989; bradkav/CEvNS
-  ``xsec_magneticNS``). Its flux folding is J₀/T − J₁ + (T/4)J₂ with the moments of PHYSICS.md §2.6.
+  ``xsec_magneticNS``). Its flux folding is J₀/T − J₁ + (T/4)J₂ with the moments of docs/physics.md §2.6.
 * Charge radius ⟨r²_νℓ⟩ beyond the SM value: shifts g_V^p by −(√2πα/3G_F)⟨r²⟩ (same for ν̄).
 """
 

@@ -1,4 +1,4 @@
-"""Vector non-standard interactions (PHYSICS.md §4.4).
+"""Vector non-standard interactions (docs/physics.md §4.4).
 
 L_NSI = −2√2 G_F Σ ε^{fP}_{αβ} (ν̄_α γ^μ P_L ν_β)(f̄ γ_μ P f), ε^{fV} = ε^{fL} + ε^{fR}, normalised like
 g_V^p = ½ − 2s² (as bradkav/CEvNS, pyCEvNS and dukecevns). For an incoming ν_α:

@@ -1,4 +1,4 @@
-"""Thermal-relic targets for vector-portal light dark matter (PHYSICS.md §4.3, §5 LDM figure).
+"""Thermal-relic targets for vector-portal light dark matter (docs/physics.md §4.3, §5.7).
 
 The relic target is the Y = ε² α_D (m_χ/m_V)⁴ for which χ freezes out with Ω_χ h² = 0.120 (Planck 2018),
 through χχ̄ → V* → e⁺e⁻, μ⁺μ⁻, hadrons (m_V > 2m_χ, so χχ̄ → VV is closed). Everything here is computed,

@@ -1,4 +1,4 @@
-"""3+1 sterile neutrinos at short baseline (PHYSICS.md §4.1).
+"""3+1 sterile neutrinos at short baseline (docs/physics.md §4.1).
 
     Δ = 1.26693 Δm²₄₁[eV²] L[m]/E[MeV],   P(ν_α → ν_β) = δ_αβ − 4|U_α4|²(δ_αβ − |U_β4|²) ⟨sin²Δ⟩
 

@@ -1,4 +1,4 @@
-"""Light vector mediators Z′ (PHYSICS.md §4.2): general couplings, universal, B−L and gauged L_μ−L_τ.
+"""Light vector mediators Z′ (docs/physics.md §4.2): general couplings, universal, B−L and gauged L_μ−L_τ.
 
 Convention (library-wide, §0.3): the weak charge is Q_V = Z g_V^p F_p + N g_V^n F_n < 0 in the SM and
 the Z′ adds, for ν_ℓ (and ν̄_ℓ alike),
@@ -17,7 +17,7 @@ with the photon, so the Z′ couples to electric charge (protons only, F_p):
 
 i.e. ε(0) = e g′ ln(m_τ²/m_μ²)/(12π²) = g′/69.29 (the standard QED β-function coefficient; Amaral et
 al., arXiv:2006.11225; Bauer, Foldenauer & Jaeckel, arXiv:1803.05466 normalise the quark couplings
-3/2 larger). The sign (same as a universal Z′, destructive for ν_μ) is derived in PHYSICS.md §4.2.3.
+3/2 larger). The sign (same as a universal Z′, destructive for ν_μ) is derived in docs/physics.md §4.2.3.
 
 Domain: the mass M > 0 and finite (it enters only as M², so a negative mass would silently act as |M|);
 couplings take either sign. Constructors raise :class:`~cevns_jax.errors.CevnsInputError` for a concrete
