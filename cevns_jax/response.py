@@ -117,9 +117,10 @@ def lindhard_k(Z, A):
 _E_FLOOR_KEV = 1e-6
 
 
-TURN_ON_HALF_WIDTH = 8.0
-"""Efficiency turn-ons are refined over ±8 scale lengths (a logistic is within e^{−8} ≈ 3e-4 of 0 or 1; beyond,
-the quadratic rule on the remaining sub-bin holds the tail to far better than that)."""
+TURN_ON_HALF_WIDTH = 10.0
+"""Efficiency turn-ons are refined over ±10 scale lengths (a logistic is within e^{−10} ≈ 5e-5 of 0 or 1).
+(±8 is as accurate in value but lets the threshold-width gradient kink at the 2e-4 level where the outer
+points cross a bin edge: measured in tests/test_design.py.)"""
 TURN_ON_STEP = 0.25
 """Sub-bin edge spacing across a turn-on, in scale lengths. The sub-bin rule is exact for a quadratic
 efficiency, so its error is O(h⁴ ε⁽⁴⁾) (≈ h⁴/1920 relative in a logistic's exponential tail, 2e-6 here);
@@ -127,7 +128,7 @@ measured on the presets: doubling the point density changes no bin by more than 
 
 
 def turn_on_grid(step: float = TURN_ON_STEP) -> np.ndarray:
-    """Offsets across a turn-on in scale lengths: −8 … 8 in steps of ``step``."""
+    """Offsets across a turn-on in scale lengths: −10 … 10 in steps of ``step``."""
     return np.linspace(-TURN_ON_HALF_WIDTH, TURN_ON_HALF_WIDTH, int(round(2 * TURN_ON_HALF_WIDTH / step)) + 1)
 
 
