@@ -124,10 +124,6 @@ def test_raster_crossings_report_every_crossing():
     assert crossings[1][0] == pytest.approx(1e-4 * np.sqrt(2.706 / 3), rel=1e-3)
 
 
-@pytest.mark.xfail(strict=False, reason="found at the end of session 3: flavour_charges of an L_μ−L_τ Z′ on "
-                   "COH-Ge-mini's recoil grid differ by up to 0.014 in Q_V between a jitted-with-traced-model and an "
-                   "eager/other-program evaluation (0.17% in events), so shared_delta_chi2 and delta_chi2 disagree; "
-                   "under investigation (issue 10 note)")
 def test_asimov_forecast_properties(presets):
     from cevns_jax.forecast import AsimovForecast, shared_delta_chi2
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
