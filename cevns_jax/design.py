@@ -86,7 +86,7 @@ from .kinematics import max_recoil_energy
 from .likelihood import chi2, profile_nuisances
 from .nuisances import apply_nuisances, neutrino_induced, nuisance_priors, predicted_counts
 from .rates import background_counts, cevns_counts, dark_matter_counts, electron_equivalent_keV
-from .rates import events_per_recoil_node, neutrino_recoil_grid, neutrino_time_fractions
+from .rates import events_per_recoil_node, neutrino_time_fractions
 from .response import energy_response, subdivide, sum_sub_bins
 from .source import component_time_cdfs, pulse_cdf
 from .xsec import resolve_standard_model
@@ -987,16 +987,16 @@ class ExpectedLimit:
                 R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(shifted, T))
                 tau = neutrino_time_fractions(shifted)
                 S = _fold(events, R, tau) * factor
-                return S, (S, R, tau, T)
+                return S, (S, R, tau)
 
             nu0 = {n: _f(0.0) for n in detector_names}
-            J, (S0, R, tau, T) = jax.jacfwd(signal_of, has_aux=True)(nu0) if nu0 else ({}, signal_of({})[1])
+            J, (S0, R, tau) = jax.jacfwd(signal_of, has_aux=True)(nu0) if nu0 else ({}, signal_of({})[1])
             positive = S0 > 0
             safe = jnp.where(positive, S0, 1.0)
             logd = {n: jnp.where(positive, J[n] / safe, 0.0) for n in detector_names}
             term = dict(S0=S0, logd=logd, bkg=background_counts(exp))
-            if self.signal == "lmu_ltau":  # the model's events go on the nodes of the cached response R
-                term["R"], term["tau"], term["grid"] = R, tau, neutrino_recoil_grid(exp, resolve_standard_model(exp))
+            if self.signal == "lmu_ltau":  # the recoil grid does not depend on the model: R serves every coupling
+                term["R"], term["tau"] = R, tau
             else:
                 from .models import dark_matter, epsilon_from_Y
                 from .models.darkmatter import at_source
@@ -1021,7 +1021,7 @@ class ExpectedLimit:
 
             model = NewPhysics(zprime=lmu_minus_ltau(self.mass_MeV, jnp.exp(t)))
             for exp, term in zip(experiments, terms):
-                _, events = events_per_recoil_node(exp, model=model, grid=term["grid"])
+                _, events = events_per_recoil_node(exp, model=model)
                 out.append((_fold(events, term["R"], term["tau"]), None))
         else:
             for term in terms:

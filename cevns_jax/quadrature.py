@@ -11,7 +11,6 @@ every feature of the integrand:
   detector resolution is sharper than a panel (high-resolution germanium, an ideal detector): the
   response then steps in T at those images (for an ideal detector the image *is* the integration limit);
   a sharp Gaussian step of width σ_T gets satellites at ±1.5, ±3, ±6 σ_T;
-* caller-supplied points (``extra``), e.g. the kinks of a dark-matter box spectrum.
 
 Panel edges are sorted as traced values, so the program has a fixed shape (``jit``/``vmap``/``grad``
 work) and the edges move with the parameters that place them. Nodes per panel and panel counts have a

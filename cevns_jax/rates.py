@@ -32,21 +32,19 @@ def _isotope_columns(target):
     return target.Z[:, None], (target.Z + target.N)[:, None]
 
 
-def experiment_panels(experiment, T_break, T_end, extra=None):
+def experiment_panels(experiment, T_break, T_end):
     """Recoil nodes and weights [MeV] for ``experiment``: base panels on [10⁻⁵ T_break, T_end] split at
-    the response's breakpoints (sharp resolutions) and at ``extra`` (n_iso, k)."""
+    the response's breakpoints (sharp resolutions only)."""
     det = experiment.detector
     Z, A = _isotope_columns(experiment.target)
     T_lo = LOWEST_FRACTION * T_break[:, None]
-    points = [p for p in (response_breakpoints(det, Z, A, T_lo, T_end[:, None]), extra) if p is not None]
-    merged = jnp.concatenate(points, axis=1) if points else None
-    return panel_nodes(T_break, T_end, merged, refine=det.binning.refine)
+    return panel_nodes(T_break, T_end, response_breakpoints(det, Z, A, T_lo, T_end[:, None]), refine=det.binning.refine)
 
 
-def neutrino_recoil_grid(experiment, sm=None, model=None):
+def neutrino_recoil_grid(experiment):
     """Recoil nodes and weights [MeV] (n_iso, n_T) of the neutrino signal of ``experiment``.
 
-    The same for every model point (``sm`` and ``model`` are accepted for symmetry): a Z′ whose weak
+    The same for every model point: a Z′ whose weak
     charge changes sign inside a bin makes Q_V² pass smoothly through a double zero, which the base
     panels integrate to 1e-5 (measured against ``scipy`` in ``tests/test_accuracy.py``), so the grid
     needs no model-dependent edges and a response matrix can be shared by every point of a scan.
@@ -56,18 +54,18 @@ def neutrino_recoil_grid(experiment, sm=None, model=None):
     return experiment_panels(experiment, T_break, T_end)
 
 
-def events_per_recoil_node(experiment, sm=None, model=None, grid=None):
+def events_per_recoil_node(experiment, sm=None, model=None):
     """Expected events of each component carried by each recoil node, before detector response.
 
     Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (3, n_iso, n_T).
-    ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM). ``grid``
-    = (T, w) evaluates on given nodes (e.g. those of a cached response matrix) instead of the model's
-    own (:func:`neutrino_recoil_grid`).
+    ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM). The nodes
+    do not depend on the model (:func:`neutrino_recoil_grid`), so a response matrix built on them
+    serves every model point.
     """
     require_x64()
     target, det = experiment.target, experiment.detector
     sm = resolve_standard_model(experiment, sm)
-    T, w = neutrino_recoil_grid(experiment, sm, model) if grid is None else grid
+    T, w = neutrino_recoil_grid(experiment)
     dRdT = component_rates(sm, model, target, T, det.baseline_m)
     scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg
     return T, scale * target.atoms_per_unit[:, None] * w * dRdT
