@@ -29,7 +29,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammainc, gammaln, ndtr
+from jax.scipy.special import gammainc, gammaln
 
 from ._pytree import pytree_dataclass, static_field
 
@@ -132,16 +132,49 @@ def turn_on_grid(step: float = TURN_ON_STEP) -> np.ndarray:
     return np.linspace(-TURN_ON_HALF_WIDTH, TURN_ON_HALF_WIDTH, int(round(2 * TURN_ON_HALF_WIDTH / step)) + 1)
 
 
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
 def _phi(z):
     """Standard normal density."""
-    return jnp.exp(-0.5 * z**2) / math.sqrt(2.0 * math.pi)
+    return jnp.exp(-0.5 * z**2) * _INV_SQRT2PI
 
 
+def normal_cdf(z):
+    """Standard normal CDF Φ(z) = ½ erfc(−z/√2).
+
+    Same values as ``jax.scipy.special.ndtr`` (which evaluates both erf and erfc and selects) to 1 ulp
+    absolute, with one erfc: on the CPU backend 5–10 times cheaper. ½ erfc(−z/√2) keeps the relative
+    accuracy of the lower tail, and the upper tail 1 − Φ is as accurate in absolute terms as ndtr's.
+    """
+    return 0.5 * jax.lax.erfc(-_INV_SQRT2 * z)
+
+
+@jax.custom_jvp
 def _gaussian_antiderivatives(d, sigma):
-    """(Φ(z), dΦ + σφ, ½[(d² + σ²)Φ + dσφ]) with z = d/σ: a Gaussian CDF and its two antiderivatives."""
+    """(Φ(z), dΦ + σφ, ½[(d² + σ²)Φ + dσφ]) with z = d/σ: a Gaussian CDF and its two antiderivatives.
+
+    These are E[1{X < x}], E[(x − X)₊] and E[½(x − X)₊²] for X ~ N(E, σ²), d = x − E. Their derivatives
+    are closed forms of the same values (heat equation ∂/∂σ = σ ∂²/∂d²): ∂_d(F, G, H) = (φ/σ, F, G),
+    ∂_σ(F, G, H) = (−zφ/σ, φ, σF); the custom JVP uses them, so the backward pass re-evaluates no
+    transcendental function and stores only F, G, φ.
+    """
     z = d / sigma
-    Phi, phi = ndtr(z), _phi(z)
+    Phi, phi = normal_cdf(z), _phi(z)
     return Phi, d * Phi + sigma * phi, 0.5 * ((d**2 + sigma**2) * Phi + d * sigma * phi)
+
+
+@_gaussian_antiderivatives.defjvp
+def _gaussian_antiderivatives_jvp(primals, tangents):
+    d, sigma = primals
+    dd, dsigma = tangents
+    z = d / sigma
+    Phi, phi = normal_cdf(z), _phi(z)
+    G = d * Phi + sigma * phi
+    H = 0.5 * ((d**2 + sigma**2) * Phi + d * sigma * phi)
+    pdf = phi / sigma
+    return (Phi, G, H), (pdf * (dd - z * dsigma), Phi * dd + phi * dsigma, G * dd + sigma * Phi * dsigma)
 
 
 @pytree_dataclass
@@ -168,7 +201,7 @@ class GaussianSmearing:
         return self.sigma_keV(E_keV)
 
     def cdf(self, x, E_keV):
-        return ndtr((x - E_keV) / self.sigma_keV(E_keV))
+        return normal_cdf((x - E_keV) / self.sigma_keV(E_keV))
 
     def antiderivatives(self, x, E_keV):
         """(F, G, H): the CDF and its first two antiderivatives in x (G' = F, H' = G), with d = x − E:
@@ -274,7 +307,7 @@ class PoissonPESmearing:
 
     def cdf(self, x, E_keV):
         n, width, poisson = self._terms(E_keV)
-        readout = ndtr((jnp.asarray(x)[..., None] - n) / width)  # x.shape + (n,)
+        readout = normal_cdf((jnp.asarray(x)[..., None] - n) / width)  # x.shape + (n,)
         return jnp.einsum("...n,...n->...", readout, poisson, precision=jax.lax.Precision.HIGHEST)
 
     def antiderivatives(self, x, E_keV):
@@ -282,6 +315,13 @@ class PoissonPESmearing:
         n, width, poisson = self._terms(E_keV)
         parts = _gaussian_antiderivatives(jnp.asarray(x)[..., None] - n, width)  # x.shape + (n,) each
         return tuple(jnp.einsum("...n,...n->...", f, poisson, precision=jax.lax.Precision.HIGHEST) for f in parts)
+
+    def mixture(self, E_keV):
+        """p(x | E) = Σ_n w_n(E) N(x; n, σ_n²): component means [PE] (n,), widths [PE] (n,) and weights
+        E.shape + (n,). The components do not depend on E, so a binned response is the product of a
+        (bins × n) matrix of per-component integrals and the weights (:func:`energy_response`)."""
+        n, width, poisson = self._terms(E_keV)
+        return n, width, poisson
 
 
 def poisson_pe_terms(top_PE: float, spe_width: float) -> int:
@@ -533,7 +573,20 @@ def binned_with_efficiency(cdf_at, efficiency, edges, n_sub, *, antiderivatives_
 
 
 def energy_response(smearing, efficiency, binning: Binning, E_ee_keV):
-    """Response R[i, ...] = ∫_{bin i} p(x | E_ee) ε(x) dx; E_ee of any shape."""
+    """Response R[i, ...] = ∫_{bin i} p(x | E_ee) ε(x) dx; E_ee of any shape.
+
+    A smearing that is a mixture of E-independent Gaussians (``smearing.mixture``: Poisson photoelectrons)
+    is integrated per component, R[i, …] = Σ_n r[i, n] w_n(E), where r[i, n] is the sub-bin rule applied
+    to component n alone: the rule's work no longer scales with the number of E values, and each
+    narrow component is integrated at least as accurately as the mixture (same error bound, docs/physics.md §3.4.1).
+    """
+    if hasattr(smearing, "mixture"):
+        means, widths, weights = smearing.mixture(E_ee_keV)
+        per_component = binned_with_efficiency(
+            None, efficiency, binning.energy_edges, binning.n_sub_energy,
+            antiderivatives_at=lambda x: _gaussian_antiderivatives(x[:, None] - means, widths),
+            points=efficiency.points(), point_bins=binning.point_bins, refine=binning.refine)
+        return jnp.einsum("in,...n->i...", per_component, weights, precision=jax.lax.Precision.HIGHEST)
     shape = (-1,) + (1,) * E_ee_keV.ndim
 
     def cdf_at(x):
