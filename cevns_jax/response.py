@@ -32,6 +32,7 @@ import numpy as np
 from jax.scipy.special import gammainc, gammaln
 
 from ._pytree import pytree_dataclass, static_field
+from .subbin_rule import conditional_mean_rule, is_piecewise_linear, linear_rule
 
 # ----------------------------------------------------------------------------------------------
 # Quenching: T [keVnr] → E_ee [keVee]
@@ -345,6 +346,7 @@ class FlatEfficiency:
     """ε(x) = constant."""
 
     value: jnp.ndarray
+    piecewise_linear = True
 
     def __call__(self, x):
         return jnp.full_like(x, self.value)
@@ -420,6 +422,7 @@ class TabulatedEfficiency:
 
     x: jnp.ndarray
     values: jnp.ndarray
+    piecewise_linear = True
 
     def __call__(self, x):
         return jnp.interp(x, self.x, self.values)
@@ -562,14 +565,10 @@ def binned_with_efficiency(cdf_at, efficiency, edges, n_sub, *, antiderivatives_
     lo = fine[:-1].reshape((-1,) + batch)
     w = (fine[1:] - fine[:-1]).reshape((-1,) + batch)
     m1 = w * F[1:] - (G[1:] - G[:-1])  # ∫ (x − lo) dF over the sub-bin
+    if is_piecewise_linear(efficiency):  # linear on every sub-bin: exact with the first moment alone
+        return sum_sub_bins(linear_rule(efficiency(fine), prob, m1, w), segments, edges.shape[0] - 1)
     m2 = w**2 * F[1:] - 2.0 * (w * G[1:] - (H[1:] - H[:-1]))  # ∫ (x − lo)² dF
-    ok = prob > 1e-12
-    safe = jnp.where(ok, prob, 1.0)
-    offset = jnp.where(ok, jnp.clip(m1 / safe, 0.0, w), 0.5 * w)
-    var = jnp.where(ok, jnp.clip(m2 / safe - offset**2, 0.0, 0.25 * w**2), w**2 / 12.0)
-    x = lo + offset
-    value = efficiency(x) + 0.5 * _second_derivative(efficiency, x) * var
-    return sum_sub_bins(prob * value, segments, edges.shape[0] - 1)
+    return sum_sub_bins(conditional_mean_rule(efficiency, prob, m1, m2, lo, w), segments, edges.shape[0] - 1)
 
 
 def energy_response(smearing, efficiency, binning: Binning, E_ee_keV):
