@@ -21,7 +21,7 @@ import json as _json
 import math
 import sys
 
-from . import enable_x64
+from . import enable_compilation_cache, enable_x64
 from .errors import CevnsInputError
 from .source import COMPONENTS
 
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     enable_x64()
+    enable_compilation_cache()
     try:
         if args.command == "list":
             from .experiment import preset_summaries
