@@ -6,9 +6,11 @@
 * ``point_fn(params: dict[str, scalar]) -> pytree of arrays`` is evaluated with ``jit(vmap(...))``
   over chunks of grid points. The chunk size comes from a memory budget: the compiled program's own
   memory analysis at a trial batch size (XLA's ``memory_analysis``), scaled linearly.
-* Each chunk is split over all local devices (a 1-D ``Mesh`` over ``jax.devices()``, the chunk's
-  point axis sharded), so the same code runs on one CPU, one GPU or several. On a cluster, call
-  ``jax.distributed.initialize()`` first: each process then takes every ``process_count``-th chunk.
+* Each chunk is split over this process's devices (a 1-D ``Mesh`` over ``jax.local_devices()``, the
+  chunk's point axis sharded), so the same code runs on one CPU, one GPU or several. On a cluster,
+  call ``jax.distributed.initialize()`` first (under SLURM it reads the job's environment): each
+  process then takes every ``process_count``-th chunk of one shared results folder, and all wait for
+  each other before assembling.
 * Every finished chunk is written atomically (``.npz`` written to a temporary name, then renamed)
   with its index, its grid coordinates, the scan's identity and a checksum; a rerun with the same
   output folder verifies the chunks on disk, recomputes any that is truncated, corrupt or misplaced
@@ -161,7 +163,7 @@ def run_scan(
     out.mkdir(parents=True, exist_ok=True)
     points = grid_points(axes)
     n_points = next(iter(points.values())).size
-    devices = jax.devices()
+    devices = jax.local_devices()  # this process's devices; other processes take other chunks
     n_dev = len(devices)
     example = {k: float(v[0]) for k, v in points.items()}
     meta_path = out / "meta.json"
@@ -218,6 +220,10 @@ def run_scan(
                   f"≈{left / rate:,.0f} s left", file=sys.stderr)
         if on_chunk is not None:
             on_chunk(c)
+    if jax.process_count() > 1:  # every process's chunks are on disk before anyone assembles
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"cevns_jax scan {ident['scan']}")
     return ScanResult(axes, assemble(out), meta, computed)
 
 

@@ -72,3 +72,41 @@ def test_damaged_chunk_is_named_and_recomputed_alone(tmp_path, capsys, damage):
     assert {p.name: p.stat().st_mtime_ns for p in chunks if p != victim} == stamps
     for k in ("f", "g"):
         np.testing.assert_array_equal(res.values[k], fresh.values[k])
+
+
+def test_two_processes_share_one_results_folder_bit_for_bit(tmp_path):
+    """jax.distributed on localhost (CPU, two processes): each computes every other chunk into one
+    folder, both wait, and the assembled result equals a single-process run exactly."""
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    code = textwrap.dedent(f"""
+        import sys, jax
+        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address="localhost:{port}", num_processes=2,
+                                   process_id=int(sys.argv[1]))
+        import jax.numpy as jnp
+        from cevns_jax.scan import Axis, run_scan
+        def toy(p):
+            return {{"f": jnp.sin(p["x"]) * jnp.log(p["y"]), "g": jnp.stack([p["x"], p["y"] ** 2])}}
+        AXES = [Axis("x", 0.0, 3.0, 7), Axis("y", 1.0, 100.0, 5, "log")]
+        r = run_scan(toy, AXES, {str(tmp_path / "two")!r}, chunk_size=6, progress=False)
+        print("computed", jax.process_index(), jax.process_count(), r.computed_chunks)
+    """)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    lines = sorted(next(line for line in o[0].splitlines() if line.startswith("computed")) for o in outs)
+    assert lines == ["computed 0 2 [0, 2, 4]", "computed 1 2 [1, 3, 5]"]
+    single = run_scan(toy, AXES, tmp_path / "one", chunk_size=6, progress=False)
+    both = assemble(tmp_path / "two")
+    for k in ("f", "g"):
+        np.testing.assert_array_equal(both[k], single.values[k])
