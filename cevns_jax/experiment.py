@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -356,6 +357,17 @@ def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float
     return value * mass_kg * exposure.beam_seconds / 86400.0 * duty
 
 
+@jax.jit
+def _largest_signal(exp: Experiment, thresholds):
+    """Largest mean CEvNS signal [keVee] (quenched T_max at E_ν = m_μ/2, lightest isotope) and the
+    probability that the smearing puts it above each of ``thresholds`` (one compiled program)."""
+    from .rates import electron_equivalent_keV
+
+    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
+    E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
+    return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: exp.detector.smearing.cdf(x, E_max))(thresholds)
+
+
 def _check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     """Reject thresholds that no CEvNS recoil can reach.
 
@@ -363,24 +375,19 @@ def _check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     bin edge, or a logistic efficiency's 50% point) is unreachable when the detector's smearing puts
     less than 1e-9 of that largest signal above it.
     """
-    from .rates import electron_equivalent_keV
-
-    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
-    E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
+    eff = exp.detector.efficiency
+    thresholds = [float(edges[0])] + ([float(eff.threshold)] if isinstance(eff, resp.LogisticEfficiency) else [])
+    E_max, T_end_MeV, above = _largest_signal(exp, jnp.asarray(thresholds))
     smear = exp.detector.smearing
     unit = exp.detector.observable
     x_mean = float(E_max) * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
-    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(jnp.max(T_end)):.3g} keVnr at E_ν = m_μ/2"
-
-    def unreachable(x: float) -> bool:
-        return float(1.0 - smear.cdf(jnp.asarray(x), E_max)) < 1e-9
-
-    if unreachable(float(edges[0])):
+    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at E_ν = m_μ/2"
+    unreachable = [float(p) < 1e-9 for p in above]
+    if unreachable[0]:
         raise CevnsInputError(
             f"{tab.where}: the analysis threshold {edges[0]:g} {unit} is above the largest CEvNS signal ({detail})"
         )
-    eff = exp.detector.efficiency
-    if isinstance(eff, resp.LogisticEfficiency) and unreachable(float(eff.threshold)):
+    if len(unreachable) > 1 and unreachable[1]:
         raise CevnsInputError(
             f"{tab.where.rsplit('.', 1)[0]}.detector.efficiency.threshold: {float(eff.threshold):g} {unit} is above "
             f"the largest CEvNS signal ({detail})"
