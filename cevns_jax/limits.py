@@ -1,5 +1,5 @@
 """Converged exclusion limits: crossings of Δχ² with its level solved by root finding, curves refined
-along the mass axis until they no longer change (docs/physics.md §5.4).
+along the mass axis until they no longer change (docs/physics.md §5.9).
 
 A raster of Δχ² over (mass, coupling) only brackets the limits: near a limit Δχ² grows like g⁴ (or
 faster), so reading the crossing off a raster by linear interpolation biases it by percent, and a
