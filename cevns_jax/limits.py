@@ -121,6 +121,8 @@ class LimitCurves:
 
     masses: np.ndarray
     crossings: dict
+    converged: bool = True
+    """False when :func:`refine_masses` stopped at ``max_rounds`` with intervals still failing."""
 
     def limit(self, label: str) -> np.ndarray:
         return np.array([c[0] if c else np.nan for c in self.crossings[label]])
@@ -191,4 +193,4 @@ def refine_masses(fn: Callable, curves: LimitCurves, couplings, level: float, *,
         for n, i in enumerate(inserted):
             pos = i + n  # earlier insertions shift later indices
             todo += [pos, pos + 1]
-    return LimitCurves(np.array(masses), cross)
+    return LimitCurves(np.array(masses), cross, converged=not todo)

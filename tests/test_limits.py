@@ -44,7 +44,8 @@ def test_every_crossing_is_solved_to_the_stated_tolerance():
 def test_mass_refinement_converges_the_curve_between_its_points():
     coarse = solve_crossings(toy, np.geomspace(0.1, 10.0, 5), COUPLINGS, LEVEL)
     fine = refine_masses(toy, coarse, COUPLINGS, LEVEL, rtol=2e-3, max_rounds=10)
-    assert np.all(np.diff(fine.masses) > 0) and fine.masses.size > 20
+    assert np.all(np.diff(fine.masses) > 0) and fine.masses.size > 20 and fine.converged
+    assert not refine_masses(toy, coarse, COUPLINGS, LEVEL, rtol=2e-3, max_rounds=1).converged
     test_m = np.geomspace(0.11, 9.0, 57)
     lim = np.interp(np.log(test_m), np.log(fine.masses), np.log(fine.limit("steep")))
     exact = np.array([float(roots_ln(m)[0]) for m in test_m])
