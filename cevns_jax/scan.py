@@ -20,7 +20,8 @@
   version, device kind and float precision; a rerun of another identity is refused, naming what
   changed, so results are never reused for other inputs. A finished scan rerun compiles nothing
   (the chunking is read back from ``meta.json``).
-* Progress (points done, rate, time left) is printed after each chunk.
+* Progress: the compile phase is announced, then a ``tqdm`` bar (points, rate and time left measured
+  after compilation) names the scan.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
 
 from .errors import CevnsInputError
 from .provenance import content_hash, source_hash
@@ -144,6 +146,7 @@ def run_scan(
     chunk_size: int | None = None,
     description: dict | None = None,
     identity=None,
+    label: str | None = None,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
 ) -> ScanResult:
@@ -156,7 +159,9 @@ def run_scan(
     grid's and the package's source hash, identifies the scan (:func:`scan_identity`). A folder
     holding a scan of another identity is refused with an error naming what differs; chunks that are
     truncated, corrupt, or hold other points or another scan are named on stderr and recomputed
-    alone. ``on_chunk`` is called with each finished chunk's index (used by tests to interrupt a scan).
+    alone. ``label`` names the scan in progress output (default: the folder's name): the compile phase
+    is announced, then a progress bar counts points with a rate and ETA measured after compilation.
+    ``on_chunk`` is called with each finished chunk's index (used by tests to interrupt a scan).
     """
     validate_axes(axes)
     out = Path(out_dir)
@@ -203,8 +208,13 @@ def run_scan(
                                       check_vma=False))
     mine = [c for c in range(n_chunks) if c % jax.process_count() == jax.process_index()]
     todo = [c for c in mine if not _chunk_ok(out, c, points, chunk_size, ident["scan"])]
-    start, done_points = time.perf_counter(), 0
-    computed = []
+    computed, bar = [], None
+    n_todo = sum(min((c + 1) * chunk_size, n_points) - c * chunk_size for c in todo)
+    name = label or out.name
+    if progress and todo:
+        print(f"[scan] {name}: compiling ({n_todo:,} points to compute in {len(todo)} chunks of {chunk_size})",
+              file=sys.stderr, flush=True)
+    start = time.perf_counter()
     for c in todo:
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n_points)
         chunk = {k: np.pad(v[lo:hi], (0, chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
@@ -212,14 +222,18 @@ def run_scan(
         arrays = {k: np.asarray(v)[: hi - lo] for k, v in result.items()}
         _atomic_savez(_chunk_path(out, c), _stamped(arrays, c, {k: v[lo:hi] for k, v in points.items()}, ident["scan"]))
         computed.append(c)
-        done_points += hi - lo
-        if progress:
-            rate = done_points / (time.perf_counter() - start)
-            left = sum(min((k + 1) * chunk_size, n_points) - k * chunk_size for k in todo if k not in computed)
-            print(f"[scan] chunk {c + 1}/{n_chunks}: {done_points} points in this run, {rate:,.0f} points/s, "
-                  f"≈{left / rate:,.0f} s left", file=sys.stderr)
+        if progress and bar is None:  # the first chunk includes compilation: the bar's rate starts after it
+            print(f"[scan] {name}: compiled and ran the first chunk in {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr, flush=True)
+            if len(todo) > 1:
+                bar = tqdm(total=n_todo, initial=hi - lo, desc=f"[scan] {name}", unit="pt", file=sys.stderr,
+                           dynamic_ncols=True, mininterval=1.0)
+        elif bar is not None:
+            bar.update(hi - lo)
         if on_chunk is not None:
             on_chunk(c)
+    if bar is not None:
+        bar.close()
     if jax.process_count() > 1:  # every process's chunks are on disk before anyone assembles
         from jax.experimental import multihost_utils
 

@@ -110,3 +110,12 @@ def test_two_processes_share_one_results_folder_bit_for_bit(tmp_path):
     both = assemble(tmp_path / "two")
     for k in ("f", "g"):
         np.testing.assert_array_equal(both[k], single.values[k])
+
+
+def test_progress_names_the_scan_and_announces_compilation(tmp_path, capsys):
+    run_scan(toy, AXES, tmp_path / "p", chunk_size=6, progress=True, label="toy study: set A")
+    err = capsys.readouterr().err
+    assert "[scan] toy study: set A: compiling (35 points to compute in 6 chunks of 6)" in err
+    assert "compiled and ran the first chunk" in err and "35/35" in err
+    run_scan(toy, AXES, tmp_path / "p", chunk_size=6, progress=True, label="again")
+    assert capsys.readouterr().err == ""  # nothing to compute, nothing printed
