@@ -20,6 +20,7 @@ import numpy as np
 
 from . import constants as C
 from . import response as resp
+from .binning import Binning, assign_points
 from ._pytree import pytree_dataclass, replace, require_x64, static_field
 from .domain import LINDHARD_K_MAX, MIN_BASELINE_M, check_experiment
 from .errors import CevnsInputError, DataFileError
@@ -46,7 +47,7 @@ class Detector:
     smearing: Any
     efficiency: Any
     timing_efficiency: Any
-    binning: resp.Binning
+    binning: Binning
     observable: str = static_field(default="keVee")
 
 
@@ -440,9 +441,9 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     n_sub_e = bins.whole("energy_subdivisions", 1)
     n_sub_t = bins.whole("time_subdivisions", _time_subdivisions(timing, time_edges_us))
     bins.check_unused()
-    binning = resp.Binning(
+    binning = Binning(
         _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
-        point_bins=resp.assign_points(efficiency.points(), energy_edges),
+        point_bins=assign_points(efficiency.points(), energy_edges),
         recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
     )
     if isinstance(smearing, resp.PoissonPESmearing):

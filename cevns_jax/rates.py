@@ -18,7 +18,8 @@ from ._pytree import require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
 from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints
-from .response import binned_with_efficiency, energy_response
+from .binning import binned_with_efficiency
+from .response import energy_response
 from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
 from .xsec import component_rates, resolve_standard_model
 
