@@ -38,7 +38,6 @@ def gaussian_antiderivatives(d, sigma):
     return Phi, d * Phi + sigma * phi, 0.5 * ((d**2 + sigma**2) * Phi + d * sigma * phi)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Bins and sub-bins
 # ----------------------------------------------------------------------------------------------
@@ -48,41 +47,33 @@ def gaussian_antiderivatives(d, sigma):
 class Binning:
     """Analysis bins: edges in the observed variable and in time [ns], and their sub-binning.
 
-    * ``n_sub_energy``: equal sub-bins per energy bin (an int, or one int per bin);
-    * ``point_bins``: for each of the efficiency's feature points (``efficiency.points()``), the energy bin
-      it refines (−1: outside the analysis range), fixed when the experiment is built
-      (:func:`assign_points`); the points themselves stay traced, clipped into their bin;
-    * ``n_sub_time``: equal sub-bins per time bin (the timing efficiency is sampled at their midpoints);
+    * ``n_sub_energy``, ``n_sub_time``: equal sub-bins per energy / time bin (an int, or one int per bin);
+    * ``point_bins``, ``time_point_bins``: for each feature point of the efficiency (``efficiency.points()``)
+      and of the timing efficiency, the bin it refines (−1: outside the analysis range), fixed when the
+      experiment is built (:func:`assign_points`); the points themselves stay traced, clipped into their bin;
     * ``recoil_satellites``: offsets (in resolution widths) of the recoil-panel edges placed around the
       true-recoil image of every bin edge; empty when the resolution is broader than a recoil panel
       (``quadrature.response_breakpoints``);
-    * ``refine``: a global refinement factor (2 doubles every quadrature of the forward model: sub-bins,
-      the turn-on grid density, recoil panels, energy folding), used by the convergence tests.
+    * ``refine``: a global refinement factor (2 doubles every quadrature of the forward model: every
+      energy and time sub-bin is halved, recoil panels and energy folding doubled), used by the
+      convergence tests.
     """
 
     energy_edges: jnp.ndarray
     time_edges_ns: jnp.ndarray
     n_sub_energy: int | tuple = static_field(default=1)
-    n_sub_time: int = static_field(default=1)
+    n_sub_time: int | tuple = static_field(default=1)
     point_bins: tuple = static_field(default=())
     recoil_satellites: tuple = static_field(default=())
     refine: int = static_field(default=1)
+    time_point_bins: tuple = static_field(default=())
 
 
-def _sub_counts(n_sub, n_bins: int, refine: int = 1) -> np.ndarray:
-    counts = np.broadcast_to(np.asarray(n_sub, dtype=int), (n_bins,)) * refine
+def _sub_counts(n_sub, n_bins: int) -> np.ndarray:
+    counts = np.broadcast_to(np.asarray(n_sub, dtype=int), (n_bins,))
     if np.any(counts < 1):
         raise ValueError(f"sub-bins per bin must be >= 1, got {n_sub}")
     return counts
-
-
-def _refined_points(points, refine: int):
-    """Feature points with ``refine − 1`` extra points between consecutive ones (same static layout)."""
-    if refine == 1 or points.shape[0] < 2:
-        return points
-    frac = jnp.arange(refine) / refine
-    inner = (points[:-1, None] + (points[1:] - points[:-1])[:, None] * frac).reshape(-1)
-    return jnp.concatenate([inner, points[-1:]])
 
 
 def assign_points(points, edges) -> tuple[int, ...]:
@@ -95,28 +86,31 @@ def assign_points(points, edges) -> tuple[int, ...]:
 def subdivide(edges, n_sub, points=None, point_bins: tuple = (), refine: int = 1):
     """Sub-bin edges and the static bin index of every sub-bin.
 
-    Each bin [lo, hi] is split into ``n_sub`` equal parts and at every feature point assigned to it
-    (clipped into the bin). Returns ``(fine, segments)``: sorted edges of shape (n_fine + 1,) and a
-    NumPy array (n_fine,) with the bin of each sub-bin (bins are contiguous in ``fine``).
+    Each bin [lo, hi] is split into ``n_sub`` equal parts and at every feature point assigned to it by
+    ``point_bins`` (clipped into the bin); then every sub-bin is split into ``refine`` equal parts.
+    Returns ``(fine, segments)``: sorted edges of shape (n_fine + 1,) and a NumPy array (n_fine,) with the
+    bin of each sub-bin (bins are contiguous in ``fine``).
     """
     n_bins = edges.shape[0] - 1
-    counts = _sub_counts(n_sub, n_bins, refine)
+    counts = _sub_counts(n_sub, n_bins)
     lo, hi = edges[:-1], edges[1:]
     owner = np.repeat(np.arange(n_bins), counts - 1)
     frac = np.concatenate([np.arange(1, c) / c for c in counts]) if owner.size else np.zeros(0)
     parts = [edges, lo[owner] + (hi - lo)[owner] * frac]
-    extra = np.zeros(n_bins, dtype=int)
-    if points is not None and point_bins:
-        pb = np.repeat(np.asarray(point_bins), refine)[: (len(point_bins) - 1) * refine + 1] if refine > 1 else np.asarray(point_bins)
-        pts = _refined_points(points, refine)
-        keep = np.flatnonzero(pb >= 0)
-        if keep.size:
-            b = pb[keep]
-            parts.append(jnp.clip(pts[keep], lo[b], hi[b]))
-            extra = np.bincount(b, minlength=n_bins)
+    if point_bins:
+        if points is None or points.shape[0] != len(point_bins):
+            n = "no" if points is None else points.shape[0]
+            raise ValueError(f"{n} feature points but {len(point_bins)} point bins: rebuild the Binning "
+                             "(assign_points) after changing the efficiency model")
+        bins = np.asarray(point_bins)
+        keep = np.flatnonzero(bins >= 0)
+        parts.append(jnp.clip(points[keep], lo[bins[keep]], hi[bins[keep]]))
+        counts = counts + np.bincount(bins[keep], minlength=n_bins)
     fine = jnp.sort(jnp.concatenate(parts))
-    segments = np.repeat(np.arange(n_bins), counts + extra)
-    return fine, segments
+    if refine > 1:
+        split = np.arange(refine) / refine
+        fine = jnp.concatenate([(fine[:-1, None] + (fine[1:] - fine[:-1])[:, None] * split).reshape(-1), fine[-1:]])
+    return fine, np.repeat(np.arange(n_bins), counts * refine)
 
 
 def sum_sub_bins(values, segments: np.ndarray, n_bins: int):
@@ -130,23 +124,20 @@ def _second_derivative(f, x):
     return jax.jvp(first, (x,), (jnp.ones_like(x),))[1]
 
 
-def binned_with_efficiency(cdf_at, efficiency, edges, n_sub, *, antiderivatives_at=None, points=None,
-                           point_bins: tuple = (), refine: int = 1):
+def binned_with_efficiency(antiderivatives_at, efficiency, edges, n_sub, *, points=None, point_bins: tuple = (),
+                           refine: int = 1):
     """∫_bin dx p(x) ε(x) for every bin, summed over sub-bins; shape (n_bins, ...).
 
-    ``cdf_at(x)`` returns the CDF at points x of shape (n,) with any trailing batch shape (n, ...).
-    With ``antiderivatives_at`` (returning F, G, H with G' = F, H' = G) each sub-bin contributes
-    ΔF·[ε(x̄) + ½ε''(x̄)·v] with x̄ and v the mean and variance of x within the sub-bin under p
-    (exact moments from F, G, H): exact for a quadratic ε whatever p; the error is O(h⁴ ε⁽⁴⁾) for a
-    broad p and O(σ⁴ ε⁽⁴⁾) for a sharp one. Without it, ε at the sub-bin midpoint (smooth time profiles).
+    ``antiderivatives_at(x)`` returns (F, G, H) at the sub-bin edges x (shape (n,)), each of shape (n, ...)
+    with any trailing batch shape: the CDF of p and its antiderivatives G' = F, H' = G (constants of
+    integration are free). Each sub-bin contributes ΔF·[ε(x̄) + ½ε''(x̄)·v], with x̄ and v the exact mean
+    and variance of x within the sub-bin under p. The rule is exact for an ε quadratic on every sub-bin
+    whatever p. Otherwise the error of a sub-bin of width h, relative to its probability, is
+    ε'''·E[(x − x̄)³]/6 + O(h⁴ε⁗), at most sup|ε'''|·h³/40 (E|x − x̄|³ ≤ 4h³/27 on an interval of width h):
+    third order where p is skewed across the sub-bin (a steep tail, a sharp resolution), fourth order where
+    p is nearly uniform on it (docs/physics.md §3.4.1).
     """
     fine, segments = subdivide(edges, n_sub, points, point_bins, refine)
-    if antiderivatives_at is None:
-        cdf = cdf_at(fine)
-        prob = cdf[1:] - cdf[:-1]
-        mid = 0.5 * (fine[1:] + fine[:-1])
-        weighted = prob * efficiency(mid).reshape((-1,) + (1,) * (prob.ndim - 1))
-        return sum_sub_bins(weighted, segments, edges.shape[0] - 1)
     F, G, H = antiderivatives_at(fine)
     prob = F[1:] - F[:-1]
     batch = (1,) * (prob.ndim - 1)

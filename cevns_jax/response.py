@@ -382,6 +382,10 @@ class NoTimingEfficiency:
     def __call__(self, t_ns):
         return jnp.ones_like(t_ns)
 
+    def points(self, step: float = TURN_ON_STEP):
+        """Feature points [ns]: none."""
+        return jnp.zeros((0,))
+
 
 @pytree_dataclass
 class ExponentialTimingEfficiency:
@@ -393,17 +397,17 @@ class ExponentialTimingEfficiency:
     def __call__(self, t_ns):
         return jnp.exp(-self.decay_per_ns * jnp.maximum(t_ns - self.start_ns, 0.0))
 
+    def points(self, step: float = TURN_ON_STEP):
+        """Feature points [ns]: the kink at t₀, a sub-bin edge so that ε_T is smooth on every sub-bin."""
+        return jnp.reshape(self.start_ns, (1,))
+
 
 def energy_response(smearing, efficiency, binning: Binning, E_ee_keV):
     """Response R[i, ...] = ∫_{bin i} p(x | E_ee) ε(x) dx; E_ee of any shape."""
     shape = (-1,) + (1,) * E_ee_keV.ndim
 
-    def cdf_at(x):
-        return smearing.cdf(x.reshape(shape), E_ee_keV[None])
-
     def antiderivatives_at(x):
         return smearing.antiderivatives(x.reshape(shape), E_ee_keV[None])
 
-    return binned_with_efficiency(cdf_at, efficiency, binning.energy_edges, binning.n_sub_energy,
-                                  antiderivatives_at=antiderivatives_at, points=efficiency.points(),
-                                  point_bins=binning.point_bins, refine=binning.refine)
+    return binned_with_efficiency(antiderivatives_at, efficiency, binning.energy_edges, binning.n_sub_energy,
+                                  points=efficiency.points(), point_bins=binning.point_bins, refine=binning.refine)
