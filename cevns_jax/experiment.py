@@ -21,6 +21,7 @@ import numpy as np
 
 from . import constants as C
 from . import response as resp
+from .binning import Binning, assign_points
 from ._pytree import pytree_dataclass, replace, require_x64, static_field
 from .domain import LINDHARD_K_MAX, MIN_BASELINE_M, check_experiment
 from .errors import CevnsInputError, DataFileError
@@ -47,7 +48,7 @@ class Detector:
     smearing: Any
     efficiency: Any
     timing_efficiency: Any
-    binning: resp.Binning
+    binning: Binning
     observable: str = static_field(default="keVee")
 
 
@@ -265,17 +266,18 @@ def _efficiency(tab: Table, base: Path):
     return e
 
 
-TIMING_STEP = 0.004
-"""Time sub-bins are sized so that the timing efficiency changes by ≲ 0.4% across one: λ·h ≤ 0.004 for an
-exponential, so the midpoint rule is accurate to ~(λh)²/24 ≈ 7e-7 (and its kink to ≈ λh/8 of one sub-bin)."""
+TIMING_STEP = 0.03
+"""Largest λ·h of a time sub-bin of width h under an exponential timing efficiency of rate λ. The time folding
+is exact for an efficiency quadratic on each sub-bin (its kink t₀ is a sub-bin edge), so a sub-bin's error is
+at most sup|ε_T'''|·h³/40 = (λh)³/40 ≈ 7e-7 of its probability (docs/physics.md §3.4.1)."""
 
 
-def _time_subdivisions(timing, time_edges_us) -> int:
-    """Equal sub-bins per time bin for the timing efficiency (1 when there is none)."""
+def _time_subdivisions(timing, time_edges_us) -> tuple[int, ...] | int:
+    """Equal sub-bins of each time bin for the timing efficiency (1 when there is none)."""
     if isinstance(timing, resp.NoTimingEfficiency):
         return 1
-    width_ns = float(np.max(np.diff(time_edges_us))) * 1e3
-    return max(1, int(math.ceil(width_ns * float(timing.decay_per_ns) / TIMING_STEP)))
+    widths_ns = np.diff(np.asarray(time_edges_us, dtype=float)) * 1e3
+    return tuple(max(1, int(math.ceil(w * float(timing.decay_per_ns) / TIMING_STEP))) for w in widths_ns)
 
 
 def _timing_efficiency(tab: Table):
@@ -445,11 +447,12 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable, nonnegative=True)
     time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
     n_sub_e = bins.whole("energy_subdivisions", 1)
-    n_sub_t = bins.whole("time_subdivisions", _time_subdivisions(timing, time_edges_us))
+    n_sub_t = bins.whole("time_subdivisions") if bins.has("time_subdivisions") else _time_subdivisions(timing, time_edges_us)
     bins.check_unused()
-    binning = resp.Binning(
+    binning = Binning(
         _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
-        point_bins=resp.assign_points(efficiency.points(), energy_edges),
+        point_bins=assign_points(efficiency.points(), energy_edges),
+        time_point_bins=assign_points(timing.points(), time_edges_us * 1e3),
         recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
     )
     if isinstance(smearing, resp.PoissonPESmearing):
