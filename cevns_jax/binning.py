@@ -32,7 +32,9 @@ def _phi(z):
 
 
 def gaussian_antiderivatives(d, sigma):
-    """(Φ(z), dΦ + σφ, ½[(d² + σ²)Φ + dσφ]) with z = d/σ: a Gaussian CDF and its two antiderivatives."""
+    """(Φ(z), dΦ + σφ, ½[(d² + σ²)Φ + dσφ]) with d = x − mean, z = d/σ: a Gaussian CDF and its two
+    antiderivatives in x (units 1, [x], [x]²), shared by the Gaussian and Poisson-PE smearings and by the
+    arrival-time profiles of :mod:`cevns_jax.source`."""
     z = d / sigma
     Phi, phi = ndtr(z), _phi(z)
     return Phi, d * Phi + sigma * phi, 0.5 * ((d**2 + sigma**2) * Phi + d * sigma * phi)
