@@ -8,8 +8,8 @@ from scipy import optimize, stats
 
 from cevns_jax import rates
 from cevns_jax._pytree import replace
-from cevns_jax.fisher import Fisher, fisher_matrix
-from cevns_jax.likelihood import chi2, poisson_deviance, profile_nuisances, profiled_chi2
+from cevns_jax.stats.fisher import Fisher, fisher_matrix
+from cevns_jax.stats.likelihood import chi2, poisson_deviance, profile_nuisances, profiled_chi2
 
 # A toy binned model: signal strength θ on a fixed signal, two background normalisations (priors 10%, 30%)
 SIG = jnp.array([5.0, 20.0, 40.0, 20.0, 5.0, 1.0])

@@ -125,7 +125,7 @@ def test_raster_crossings_report_every_crossing():
 
 
 def test_asimov_forecast_properties(presets):
-    from cevns_jax.forecast import AsimovForecast, shared_delta_chi2
+    from cevns_jax.stats.forecast import AsimovForecast, shared_delta_chi2
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
 
     model_of = lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"]))  # noqa: E731
@@ -158,17 +158,18 @@ def test_asimov_profiling_matches_bfgs_on_the_full_model(presets):
     from jax.flatten_util import ravel_pytree
     from jax.scipy.optimize import minimize
 
-    from cevns_jax.forecast import AsimovForecast
-    from cevns_jax.likelihood import chi2, profile_nuisances
+    from cevns_jax.nuisances import zero_nuisances
+    from cevns_jax.stats.forecast import AsimovForecast
+    from cevns_jax.stats.likelihood import chi2, profile_nuisances
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
 
     fc = AsimovForecast([presets["COH-Ar-750"]], lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"])))
     th = {"M": 30.0, "g": 6e-4}
     fast = float(fc.delta_chi2(th))
-    nu = profile_nuisances(fc.expected, fc.data, th, fc._zero, fc.priors, 30)
+    nu = profile_nuisances(fc.expected, fc.data, th, zero_nuisances(fc.priors), fc.priors, 30)
     assert fast == pytest.approx(float(chi2(fc.expected, fc.data, th, nu, fc.priors)), rel=1e-9)
-    x0, unravel = ravel_pytree(fc._zero)
-    sigma = ravel_pytree({k: jnp.asarray(fc.priors[k]) for k in fc._zero})[0]
+    x0, unravel = ravel_pytree(zero_nuisances(fc.priors))
+    sigma = ravel_pytree({k: jnp.asarray(fc.priors[k]) for k in zero_nuisances(fc.priors)})[0]
     res = minimize(lambda z: chi2(fc.expected, fc.data, th, unravel(z * sigma), fc.priors), x0, method="BFGS",
                    options={"gtol": 1e-9, "maxiter": 500})
     assert fast < 0.5 * float(fc.unprofiled_delta_chi2(th))  # a point where profiling matters
@@ -177,7 +178,7 @@ def test_asimov_profiling_matches_bfgs_on_the_full_model(presets):
 
 def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     """Counts ∝ Y² at fixed masses: the rescaled raster equals evaluating every (m_χ, Y) point directly."""
-    from cevns_jax.forecast import AsimovForecast, dark_matter_coupling_scan
+    from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan
     from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y
 
     def model_of(th):
