@@ -14,7 +14,7 @@ from pathlib import Path
 import jax
 
 from . import constants as constants
-from . import cost as cost
+from .design import cost as cost
 from . import design as design
 from ._pytree import replace as replace
 from .errors import CevnsInputError as CevnsInputError

@@ -4,10 +4,10 @@
                              [--out figures] [--results results/snowmass]
 
 For COH-Ar-750, COH-CryoCsI-10kg, COH-CryoCsI-700kg, COH-Ge-mini, NaIvETe and their combination (one
-shared flux normalisation): expected (Asimov, median) 90% CL sensitivities from the profiled Δχ²
+flux and one π⁰ normalisation per SNS target station, shared as :mod:`cevns_jax.nuisances` says): expected (Asimov, median) 90% CL sensitivities from the profiled Δχ²
 (raster in the coupling at each mass, Δχ² = 2.71; all crossings kept; NSI planes at Δχ² = 4.61), with
 every preset's nuisance priors. The current limit is computed here from the released CsI-2021 data
-(shaded; :class:`cevns_jax.fits.DataLimit`), and CsI-2021's expected sensitivity at its released
+(shaded; :class:`cevns_jax.stats.limits.DataLimit`), and CsI-2021's expected sensitivity at its released
 exposure is drawn dotted. Studies (``--only`` names): lmutau (with the (g−2)_μ band), universal_zprime
 (with its sign-flipped allowed island, resolved on a fine grid around it), dark_matter and
 dark_matter_dirac (α_D = 0.5, m_V = 3 m_χ, with thermal-relic lines), leptophobic (α_B against m_V),
@@ -33,23 +33,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cevns_jax  # noqa: E402
-from cevns_jax._pytree import replace  # noqa: E402
-from cevns_jax.fits import DataLimit, load_analysis  # noqa: E402
-from cevns_jax.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
-from cevns_jax.fisher import Fisher, fisher_matrix  # noqa: E402
+from cevns_jax import constants as C  # noqa: E402
+from cevns_jax import replace  # noqa: E402
 from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau, nsi_couplings,  # noqa: E402
                               relic_Y, sterile_mixing, universal)
-from cevns_jax.nuisances import nuisance_priors, predicted_counts  # noqa: E402
-from cevns_jax.xsec import resolve_standard_model  # noqa: E402
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
+from cevns_jax.stats.analyses import load_analysis  # noqa: E402
+from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
+from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
+from cevns_jax.stats.limits import DataLimit  # noqa: E402
 
 cevns_jax.enable_x64()
 
 PLANNED = ["COH-Ar-750", "COH-CryoCsI-10kg", "COH-CryoCsI-700kg", "COH-Ge-mini", "NaIvETe"]
 REFERENCE = "COHERENT-CsI-2021"
-LEVEL = 2.706  # 90% CL, one parameter at fixed mass (raster)
-LEVEL_2D = 4.605  # 90% CL, two parameters (NSI planes)
+LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
+LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
 COLOURS = {"COH-Ar-750": "#1f77b4", "COH-CryoCsI-10kg": "#ff7f0e", "COH-CryoCsI-700kg": "#d62728",
            "COH-Ge-mini": "#2ca02c", "NaIvETe": "#9467bd", "combined": "k", REFERENCE: "0.5"}
 
@@ -70,9 +70,9 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
     """Profiled Δχ² of every detector set on the grid, in one resumable scan: {label: grid}.
 
     ``data``: the CsI-2021 release analysis; its *observed* counts give the current limit (label
-    :data:`DATA`, Δχ² against the SM best fit, :class:`cevns_jax.fits.DataLimit`). ``power``: for dark
+    :data:`DATA`, Δχ² against the SM best fit, :class:`cevns_jax.stats.limits.DataLimit`). ``power``: for dark
     matter, counts ∝ coupling^power, so only the mass axis is scanned and every coupling comes from
-    one forward evaluation (:func:`cevns_jax.forecast.dark_matter_coupling_scan`).
+    one forward evaluation (:func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`).
     """
     evaluators = {label: AsimovForecast(experiments, model_of, dark_matter=dark) for label, experiments in sets.items()}
     priors = {k: fc.priors for k, fc in evaluators.items()}
@@ -113,46 +113,25 @@ def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
     ax.grid(alpha=0.3, which="both")
 
 
-def fisher_for(exp) -> Fisher:
-    """Data Fisher matrix in (sin²θ_W, δR_n [fm], nuisances) at the SM and the diagonal prior term.
-
-    δR_n shifts every neutron radius of the target (Helm form factors from rms radii)."""
-    exp = replace(exp, target=replace(exp.target, form_factor="helm_rms"))  # keeps any [detector.nuclear] inputs
-    priors = nuisance_priors(exp)
-    sm0 = resolve_standard_model(exp)  # the experiment's own electroweak configuration ([physics])
-
-    def mu(p):
-        tgt = replace(exp.target, neutron_radius_fm=exp.target.neutron_radius_fm + p["delta_rn"])
-        nus = {k: v for k, v in p.items() if k not in ("sin2_theta_w", "delta_rn")}
-        sm = replace(sm0, sin2_theta_w=p["sin2_theta_w"])
-        return jnp.ravel(sum(predicted_counts(replace(exp, target=tgt), nus, sm=sm).values()))
-
-    p0 = {"sin2_theta_w": jnp.asarray(sm0.sin2_theta_w), "delta_rn": jnp.asarray(0.0),
-          **{k: jnp.asarray(0.0) for k in priors}}
-    data = fisher_matrix(mu, p0)  # the data term: proportional to exposure
-    prior = np.array([1.0 / priors[lab] ** 2 if lab in priors else 0.0 for lab in data.labels])
-    shared = ("sin2_theta_w", "flux")
-    labels = tuple(lab if lab in shared else f"{exp.name}/{lab}" for lab in data.labels)
-    return Fisher(labels, data.matrix), np.diag(prior)
-
-
 def fisher_forecasts(exps: dict, out: Path) -> list[str]:
     """σ(sin²θ_W) and σ(R_n) against exposure (1–5 SNS years), per detector and combined; ellipse figure."""
     years = [1.0, 2.0, 3.0, 4.0, 5.0]
     table = {}
-    one_year = {n: fisher_for(exps[n]) for n in PLANNED}  # exps hold one SNS year here
+    # one data block per detector on joint labels (ŝ² shared, δR_n per nucleus, flux per target station);
+    # exps hold one SNS year here, and every count scales with exposure, so the data blocks do too
+    blocks = fisher_blocks(tuple(exps[n] for n in PLANNED), ("sin2_theta_w", "delta_rn_fm"))
     for y in years:
-        # every count scales with exposure, so the data term does too; priors stay
-        fishers = {n: Fisher(F.labels, y * F.matrix + prior) for n, (F, prior) in one_year.items()}
+        weights = np.full(len(PLANNED), y)
+        fishers = {n: blocks.fisher(weights, k) for k, n in enumerate(PLANNED)}
+        rn = {n: next(lab for lab in F.labels if lab.endswith("delta_rn_fm")) for n, F in fishers.items()}
         for n, F in fishers.items():
             err = F.marginalised_errors()
-            table[(n, y)] = (err["sin2_theta_w"], err[f"{n}/delta_rn"])
-        combined = sum(list(fishers.values())[1:], list(fishers.values())[0])
-        table[("combined", y)] = (combined.marginalised_errors()["sin2_theta_w"], float("nan"))
+            table[(n, y)] = (err["sin2_theta_w"], err[rn[n]])
+        table[("combined", y)] = (blocks.fisher(weights).marginalised_errors()["sin2_theta_w"], float("nan"))
         if y == 3.0:
             fig, ax = plt.subplots(figsize=(6.4, 5))
             for n, F in fishers.items():
-                pts = F.ellipse("sin2_theta_w", f"{n}/delta_rn", centre=(0.23857, 0.0))
+                pts = F.ellipse("sin2_theta_w", rn[n], centre=(C.SIN2_THETA_W_LOW_ENERGY, 0.0))
                 ax.plot(pts[0], pts[1], color=COLOURS[n], label=n)
             ax.set_xlabel("sin²θ_W")
             ax.set_ylabel("δR_n [fm] (shift of every neutron radius)")
@@ -166,7 +145,8 @@ def fisher_forecasts(exps: dict, out: Path) -> list[str]:
     ax.set_xlabel("exposure [SNS years per detector]")
     ax.set_ylabel("σ(sin²θ_W), marginalised")
     ax.set_yscale("log")
-    ax.set_title("Fisher forecast of sin²θ_W (R_n and all preset nuisances marginalised; flux shared)", fontsize=9)
+    ax.set_title("Fisher forecast of sin²θ_W (R_n per nucleus and all preset nuisances marginalised; flux per "
+                 "target station)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     finish(fig, out, "snowmass_sin2w_vs_exposure")
