@@ -29,7 +29,6 @@ from jax.scipy.special import gammainc, gammaln, ndtr
 
 from ._pytree import pytree_dataclass, static_field
 from .binning import Binning, binned_with_efficiency, gaussian_antiderivatives
-from .binning import subdivide, sum_sub_bins  # noqa: F401  (re-exported: design.py imports them from here)
 
 # ----------------------------------------------------------------------------------------------
 # Quenching: T [keVnr] → E_ee [keVee]

@@ -291,7 +291,7 @@ def raster_crossings(couplings: np.ndarray, delta_chi2: np.ndarray, level: float
     Returns one list per mass (ascending couplings). On a positive axis the crossing is interpolated
     linearly in (ln g, ln Δχ²), exact for Δχ² ∝ gⁿ (linear interpolation of Δχ² itself is biased by
     percent where Δχ² ∝ g⁴); still a raster estimate: quoted limits are solved with
-    :func:`cevns_jax.limits.solve_crossings`. More crossings appear where Δχ² is not monotonic (e.g.
+    :func:`cevns_jax.stats.crossings.solve_crossings`. More crossings appear where Δχ² is not monotonic (e.g.
     the universal Z′'s allowed island).
     """
     positive = bool(np.all(np.asarray(couplings) > 0))

@@ -16,7 +16,7 @@ ABOVE = {
     "scan": ("design", "cli"),
     "design": ("cli",),
 }
-STATS_ORDER = ("likelihood", "intervals", "morphing", "fisher", "forecast", "analyses", "fits", "limits")
+STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "fisher", "forecast", "analyses", "fits", "limits")
 
 
 def imported_modules(path: Path) -> set[str]:

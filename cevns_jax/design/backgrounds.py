@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .._pytree import replace
-from ..response import subdivide, sum_sub_bins
+from ..binning import subdivide, sum_sub_bins
 from ..source import component_time_cdfs, pulse_cdf
 
 __all__ = ["designed_backgrounds"]

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import CevnsInputError
+from ..errors import CevnsInputError
 
 __all__ = ["XTOL", "MAX_ITERATIONS", "MIN_BATCH", "LimitCurves", "evaluate", "brackets_from_raster", "solve_brackets", "solve_crossings",
            "refine_masses"]

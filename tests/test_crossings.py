@@ -6,7 +6,7 @@ import pytest
 from scipy.optimize import brentq
 
 from cevns_jax.errors import CevnsInputError
-from cevns_jax.limits import LimitCurves, brackets_from_raster, evaluate, refine_masses, solve_crossings
+from cevns_jax.stats.crossings import LimitCurves, brackets_from_raster, evaluate, refine_masses, solve_crossings
 
 LEVEL = 2.706
 
@@ -53,7 +53,7 @@ def test_mass_refinement_converges_the_curve_between_its_points():
 
 
 def test_limit_of_a_physics_forecast_equals_a_second_root_finder(presets):
-    from cevns_jax.forecast import AsimovForecast
+    from cevns_jax.stats import AsimovForecast
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
 
     fc = AsimovForecast([presets["COH-Ar-750"]], lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"])))
