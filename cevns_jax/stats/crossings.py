@@ -33,15 +33,15 @@ import numpy as np
 
 from ..errors import CevnsInputError
 
-__all__ = ["XTOL", "MAX_ITERATIONS", "MIN_BATCH", "LimitCurves", "evaluate", "brackets_from_raster", "solve_brackets", "solve_crossings",
+__all__ = ["XTOL", "MAX_ITERATIONS", "BATCH", "LimitCurves", "evaluate", "brackets_from_raster", "solve_brackets", "solve_crossings",
            "refine_masses"]
 
 XTOL = 1e-7
 """Root-finding tolerance on ln(coupling) (relative 1e-7 in the coupling)."""
 MAX_ITERATIONS = 60
 """Illinois iterations at most (typically 5–10 reach :data:`XTOL`)."""
-MIN_BATCH = 8
-"""Smallest batch of one evaluation (the last iterations solve few brackets; one program serves them)."""
+BATCH = 32
+"""Points per compiled evaluation (rasters are split into batches of this size, the last padded)."""
 _FLOOR = 1e-30  # Δχ²/level below this is clipped for the logarithm (Δχ² ≈ 0 far below a limit)
 
 
@@ -53,16 +53,19 @@ def _evaluate(fn: Callable, masses, couplings):
 
 
 def evaluate(fn: Callable, masses, couplings) -> dict:
-    """Evaluate in padded batches (powers of two, at least :data:`MIN_BATCH`) so repeated calls reuse
-    compiled programs: {label: (n,) NumPy array} for ``fn(mass, coupling)`` at each pair."""
+    """``fn(mass, coupling)`` at each pair: {label: (n,) NumPy array}. Evaluated in batches of exactly
+    :data:`BATCH` points (the last one padded), so every call reuses one compiled program per ``fn``."""
     masses, couplings = np.atleast_1d(np.asarray(masses, dtype=float)), np.atleast_1d(np.asarray(couplings, dtype=float))
     n = masses.size
-    size = max(MIN_BATCH, 1 << int(np.ceil(np.log2(max(n, 1)))))
-    pad = size - n
-    m = np.concatenate([masses, np.full(pad, masses[0] if n else 1.0)])
-    g = np.concatenate([couplings, np.full(pad, couplings[0] if n else 1.0)])
-    out = _evaluate(fn, jnp.asarray(m, dtype=jnp.float64), jnp.asarray(g, dtype=jnp.float64))
-    return {k: np.asarray(v)[:n] for k, v in out.items()}
+    parts = []
+    for lo in range(0, max(n, 1), BATCH):
+        m, g = masses[lo:lo + BATCH], couplings[lo:lo + BATCH]
+        pad = BATCH - m.size
+        m = np.concatenate([m, np.full(pad, m[0] if m.size else 1.0)])
+        g = np.concatenate([g, np.full(pad, g[0] if g.size else 1.0)])
+        out = _evaluate(fn, jnp.asarray(m, dtype=jnp.float64), jnp.asarray(g, dtype=jnp.float64))
+        parts.append({k: np.asarray(v)[: BATCH - pad] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
 
 
 def _h(delta_chi2, level):
