@@ -235,17 +235,19 @@ def test_fisher_figures_of_merit_match_the_fisher_module(program, fisher_check):
     nucleus, the rest per detector) gives the same four FoMs at the start design."""
     design, exps, u0, flat0, unravel, run, labels, dirs = fisher_check
     value, _, _, _ = run.at_start()
-    priors = {}
-    for exp in program:
-        for name, sigma in nuisance_priors(exp).items():
-            priors[name if name == "flux" else f"{exp.name}/{name}"] = sigma
+    both = set(nuisance_priors(program[0])) & set(nuisance_priors(program[1]))
+
+    def label(exp, name):  # a nuisance of one detector only needs no qualifier
+        return f"{exp.name}/{name}" if name in both and name != "flux" else name
+
+    priors = {label(exp, name): sigma for exp in program for name, sigma in nuisance_priors(exp).items()}
 
     def mu(p):
         parts = []
         for exp in program:
             rn = p[f"{exp.target.name}/delta_rn_fm"]
             target = replace(exp.target, form_factor="helm_rms", neutron_radius_fm=exp.target.neutron_radius_fm + rn)
-            nus = {name: p[name if name == "flux" else f"{exp.name}/{name}"] for name in nuisance_priors(exp)}
+            nus = {name: p[label(exp, name)] for name in nuisance_priors(exp)}
             model = NewPhysics(nsi=nsi_couplings(ee_u=p["eps_u_ee"], ee_d=p["eps_d_ee"]))
             sm = StandardModel(sin2_theta_w=p["sin2_theta_w"], couplings="rc")
             parts.append(jnp.ravel(sum(predicted_counts(replace(exp, target=target), nus, sm=sm, model=model).values())))
