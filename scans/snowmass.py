@@ -39,6 +39,7 @@ from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, lmu_minus
                               relic_Y, sterile_mixing, universal)
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
+from cevns_jax.stats.crossings import LimitCurves, refine_masses, solve_crossings  # noqa: E402
 from cevns_jax.stats.analyses import load_analysis  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
 from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
@@ -50,6 +51,8 @@ PLANNED = ["COH-Ar-750", "COH-CryoCsI-10kg", "COH-CryoCsI-700kg", "COH-Ge-mini",
 REFERENCE = "COHERENT-CsI-2021"
 LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
 LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
+REFINE_RTOL = 5e-3  # solved curves: bisect mass intervals until limits change < 0.5% between points
+REFINE_ROUNDS = 5
 COLOURS = {"COH-Ar-750": "#1f77b4", "COH-CryoCsI-10kg": "#ff7f0e", "COH-CryoCsI-700kg": "#d62728",
            "COH-Ge-mini": "#2ca02c", "NaIvETe": "#9467bd", "combined": "k", REFERENCE: "0.5"}
 
@@ -86,17 +89,62 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
     result = run_scan(point, grid_axes, out / name, memory_budget_bytes=4e8,
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
                                    "priors": priors, "data": DATA if data is not None else None,
-                                   "couplings": None if power is None else axes[1].values().tolist()})
-    return result.values
+                                   "couplings": None if power is None else axes[1].values().tolist()},
+                      identity={"sets": sets, "data": data, "couplings": axes[1].values()}, label=f"{name}")
+    if power is None:
+        solve_point = point
+    else:
+        solve_point = shared_delta_chi2(evaluators, model_of)  # direct evaluation at any coupling
+    mass_name, coupling_name = axes[0].name, axes[1].name
+    pair_fn = _PairFunction(solve_point, mass_name, coupling_name)
+    return result.values, pair_fn
+
+
+class _PairFunction:
+    """``fn(mass, coupling)`` for :mod:`cevns_jax.stats.crossings` from a point function of a dict
+    (hashable by identity, so its compiled program is reused by every solve of one study)."""
+
+    def __init__(self, point, mass_name: str, coupling_name: str):
+        self.point, self.mass_name, self.coupling_name = point, mass_name, coupling_name
+
+    def __call__(self, m, g):
+        return self.point({self.mass_name: m, self.coupling_name: g})
+
+
+def solved_curves(fn, masses, couplings, grids: dict, refine: bool = True) -> LimitCurves:
+    """Every crossing solved by root finding from the raster's brackets; the mass axis refined until the
+    limits change by < REFINE_RTOL between points (docs/physics.md §5.9)."""
+    curves = solve_crossings(fn, masses, couplings, LEVEL, raster=grids)
+    if refine:
+        curves = refine_masses(fn, curves, couplings, LEVEL, rtol=REFINE_RTOL, max_rounds=REFINE_ROUNDS)
+        if not curves.converged:
+            print(f"  note: mass refinement stopped after {REFINE_ROUNDS} rounds", flush=True)
+    return curves
+
+
+def excluded_bands(crossings: list, top: float) -> list:
+    """Excluded coupling bands from the solved crossings at each mass: [(lower, upper) arrays, …], NaN where a
+    band does not exist. Δχ² < level at the smallest coupling, so the 1st–2nd crossings bound an excluded
+    band, the 2nd–3rd an allowed island, the 3rd–(4th or the top of the axis) the next excluded band."""
+    bands = []
+    for k in range(max((len(c) for c in crossings), default=0) // 2 + 1):
+        lo, hi = np.full(len(crossings), np.nan), np.full(len(crossings), np.nan)
+        for i, c in enumerate(crossings):
+            ends = list(c) + [top]
+            if 2 * k + 1 < len(ends):
+                lo[i], hi[i] = ends[2 * k], ends[2 * k + 1]
+        if np.any(np.isfinite(lo)):
+            bands.append((lo, hi))
+    return bands
 
 
 def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
-    """One curve per detector set. ``data`` = (couplings, Δχ² grid) of the CsI-2021 data: the region it
-    excludes (Δχ² ≥ 2.71, so allowed islands stay white) is shaded. ``swap``: coupling on x."""
+    """One curve per detector set. ``data`` = (solved crossings per mass, excluded at the smallest coupling,
+    top of the coupling axis) of the CsI-2021 data: the region it excludes (Δχ² ≥ 2.71, so allowed
+    islands stay white) is shaded from the solved crossings. ``swap``: coupling on x."""
     if data is not None:
-        couplings, grid = data
-        xy = (couplings, masses, grid) if swap else (masses, couplings, grid.T)
-        ax.contourf(*xy, levels=[LEVEL, np.inf], colors=["0.82"], zorder=0)
+        for lo, hi in excluded_bands(*data):
+            (ax.fill_betweenx if swap else ax.fill_between)(masses, lo, hi, color="0.82", zorder=0, lw=0)
         ax.fill_between([], [], color="0.82", label="excluded by the CsI-2021 data, 90% CL (this package)")
     for label, curve in curves.items():
         xy = (curve, masses) if swap else (masses, curve)
@@ -167,11 +215,6 @@ def finish(fig, out: Path, name: str, tight: bool = True) -> None:
     plt.close(fig)
 
 
-def benchmark_rows(observable: str, curves: dict, masses, at: tuple[float, float]) -> list[tuple]:
-    """Limits of every curve interpolated (in log mass) at two benchmark masses."""
-    return [(observable, label, *(np.interp(np.log(m), np.log(masses), curve) for m in at)) for label, curve in curves.items()]
-
-
 @dataclass
 class RasterStudy:
     """One Snowmass raster figure: a mass-like axis, a coupling axis scanned at each mass, a model map."""
@@ -218,7 +261,7 @@ def universal_islands(sets: dict, labels, mass: Axis, n: int, tag: str, results:
     ratio = Axis("g_over_island", 0.7, 1.45, n, "log")
     model_of = lambda th: NewPhysics(zprime=universal(  # noqa: E731
         th["mass_MeV"], th["g_over_island"] * universal_island_coupling(th["mass_MeV"])))
-    grids = scan_sets(f"universal_island_{tag}", {k: sets[k] for k in labels}, model_of, [mass, ratio], results, LEVEL)
+    grids, _ = scan_sets(f"universal_island_{tag}", {k: sets[k] for k in labels}, model_of, [mass, ratio], results, LEVEL)
     out = {}
     for label, grid in grids.items():
         island = []
@@ -274,12 +317,12 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
     """Scan every detector set of a study, draw the figure, return the benchmark rows."""
     labels = list(sets) if study.labels == ("all",) else list(study.labels)
     masses, couplings = study.mass.values(), study.coupling.values()
-    grids = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
-                      [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data, power=study.power)
-    curves = {}
-    for label in grids:
-        crossings = raster_crossings(couplings, grids[label], LEVEL)
-        curves[label] = np.array([c[0] if c else np.nan for c in crossings])
+    grids, fn = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
+                          [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data, power=study.power)
+    solved = solved_curves(fn, masses, couplings, grids)
+    masses = solved.masses
+    curves = {label: solved.limit(label) for label in grids}
+    at = solve_crossings(fn, np.asarray(study.benchmarks, dtype=float), couplings, LEVEL)  # exactly at the benchmarks
     print(f"{study.name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
     fig, ax = plt.subplots(figsize=(7, 5.2))
     if study.islands:
@@ -298,11 +341,11 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
                             "median, Δχ² = 2.71 raster in the coupling), every preset nuisance prior profiled; shaded: "
                             "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
     plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
-         data=(couplings, grids[DATA]) if DATA in grids else None)
+         data=(solved.crossings[DATA], study.coupling.stop) if DATA in grids else None)
     (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
     ax.legend(fontsize=7, loc=study.legend)
     finish(fig, out, f"snowmass_{study.name}")
-    return benchmark_rows(study.name, curves, masses, study.benchmarks)
+    return [(study.name, label, *at.limit(label)) for label in curves]
 
 
 def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
@@ -313,7 +356,7 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
         axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
         model_of = lambda th, f=flavour: NewPhysics(nsi=nsi_couplings(**{f"{f}_u": th["eps_u"], f"{f}_d": th["eps_d"]}))  # noqa: E731
         u, d = axes[0].values(), axes[1].values()
-        grids = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
+        grids, _ = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
         for label, grid in grids.items():
             style = dict(colors=[COLOURS.get(label, "k")], linewidths=2.2 if label == "combined" else 1.2,
                          linestyles="--" if label == "combined" else (":" if label == REFERENCE else "-"))
@@ -341,17 +384,25 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
 
 
 def main() -> None:
+    studies = [s.name for s in raster_studies(2, 2)] + ["nsi", "fisher"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full-resolution grids (for a GPU)")
-    parser.add_argument("--years", type=float, default=3.0, help="exposure of the planned detectors [SNS years]")
+    parser.add_argument("--years", type=float, default=3.0, help="exposure of the planned detectors [SNS years, > 0]")
     parser.add_argument("--grid", type=int, nargs=3, metavar=("N_MASS", "N_COUPLING", "N_NSI"), default=None,
-                        help="grid sizes (default 12 30 101; --full 60 120 241)")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these studies (names as in the figures)")
+                        help="grid sizes, each at least 3 (default 12 30 101; --full 60 120 241); limits are "
+                             "solved and the mass axis refined, so the grid sets the starting raster only")
+    parser.add_argument("--only", nargs="+", default=None, choices=studies, metavar="STUDY",
+                        help=f"run only these studies: {', '.join(studies)}")
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--results", type=Path, default=Path("results/snowmass"))
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not (np.isfinite(args.years) and args.years > 0):
+        parser.error(f"--years must be a positive number of SNS years, got {args.years}")
     n_mass, n_coupling, n_nsi = args.grid or ((60, 120, 241) if args.full else (12, 30, 101))
+    if min(n_mass, n_coupling, n_nsi) < 3:
+        parser.error(f"--grid sizes must each be at least 3, got {n_mass} {n_coupling} {n_nsi}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    cevns_jax.enable_compilation_cache()
     exps = {n: scale_exposure(cevns_jax.load_experiment(n), args.years) for n in PLANNED + [REFERENCE]}
     sets = {n: [exps[n]] for n in PLANNED + [REFERENCE]}
     sets["combined"] = [exps[n] for n in PLANNED]
@@ -372,15 +423,20 @@ def main() -> None:
         table.append(f"| {obs} | {label} | {cell(a)} | {cell(b)} |")
     benchmarks = "; ".join(f"{s.name}: {s.benchmarks[0]:g}, {s.benchmarks[1]:g} ({s.mass.name})"
                            for s in raster_studies(n_mass, n_coupling))
-    summary = (f"# Expected 90% CL sensitivities ({args.years:g} SNS years per planned detector; grid {n_mass}×{n_coupling})\n\n"
-               f"Raster limits on the coupling at two benchmark masses each ({benchmarks}). NSI rows: area "
+    summary = (f"# Expected 90% CL sensitivities ({args.years:g} SNS years per planned detector; starting grid "
+               f"{n_mass}×{n_coupling})\n\n"
+               f"Limits on the coupling solved by root finding exactly at two benchmark masses each ({benchmarks}). NSI rows: area "
                "of the 90% CL allowed region in the plotted ε square (fraction × 1.44). —: no limit inside the scanned "
                "coupling range.\n\n" + "\n".join(table) + "\n")
     if wanted("fisher"):
         fisher_lines = fisher_forecasts({n: cevns_jax.load_experiment(n) for n in PLANNED}, args.out)
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
                     + "\n".join(fisher_lines) + "\n")
-    (args.out / "snowmass_summary.md").write_text(summary)
+    if args.only is not None and set(args.only) != set(studies):  # a partial run never overwrites the full summary
+        path = args.out / f"snowmass_summary_{'_'.join(args.only)}.md"
+    else:
+        path = args.out / "snowmass_summary.md"
+    path.write_text(summary)
     print(summary)
     print(f"total {time.perf_counter() - start:.0f} s")
 
