@@ -237,8 +237,10 @@ def test_fisher_figures_of_merit_match_the_fisher_module(program, fisher_check):
     value, _, _, _ = run.at_start()
     both = set(nuisance_priors(program[0])) & set(nuisance_priors(program[1]))
 
-    def label(exp, name):  # a nuisance of one detector only needs no qualifier
-        return f"{exp.name}/{name}" if name in both and name != "flux" else name
+    def label(exp, name):  # one SNS station: flux shared; form factors per nucleus; one detector's: unqualified
+        if name not in both or name == "flux":
+            return name
+        return f"{exp.target.name}/{name}" if name == "form_factor_radius" else f"{exp.name}/{name}"
 
     priors = {label(exp, name): sigma for exp in program for name, sigma in nuisance_priors(exp).items()}
 
