@@ -21,7 +21,7 @@ import json as _json
 import math
 import sys
 
-from . import enable_x64
+from . import enable_compilation_cache, enable_x64
 from .errors import CevnsInputError
 from .source import COMPONENTS
 
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     enable_x64()
+    enable_compilation_cache()
     try:
         if args.command == "list":
             from .experiment import preset_summaries
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<24s} [{status}] {citation}")
             return 0
         if args.command == "fit" and args.model is not None:
-            from .fits import model_test
+            from .stats.limits import model_test
             from .models.config import load_model
 
             sm, model = load_model(args.model)
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result, indent=2)) if args.json else _print_model_test(result)
             return 0
         if args.command == "fit":
-            from .fits import check_scan_points, fit
+            from .stats.fits import check_scan_points, fit
 
             n_scan = check_scan_points(args.scan_points, "--scan-points")
             result = fit(args.release, signal_template=args.template, n_scan=n_scan,

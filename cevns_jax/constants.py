@@ -113,3 +113,15 @@ SPEED_OF_LIGHT_CM_PER_S = 2.99792458e10
 """Speed of light [cm/s], exact."""
 SIGMA_V_MEV2_TO_CM3_PER_S = MEV2_TO_CM2 * SPEED_OF_LIGHT_CM_PER_S
 """Converts σv from MeV⁻² (v in units of c) to cm³/s (1.16733e-11)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Statistics (Wilks' theorem: Δχ² of a profile likelihood follows χ²_k for k parameters of interest)
+# ----------------------------------------------------------------------------------------------
+DELTA_CHI2_90CL = 2.706
+"""Δχ² of a 90% CL one-parameter interval or raster limit: the 0.90 quantile of χ²₁ (2.7055, e.g.
+``scipy.stats.chi2.ppf(0.9, 1)``; PDG Statistics review, Table 40.2), rounded to 2.706."""
+DELTA_CHI2_90CL_2D = 4.605
+"""Δχ² of a 90% CL two-parameter region: the 0.90 quantile of χ²₂ = −2 ln 0.1 = 4.6052 (PDG Table 40.2)."""
+DELTA_CHI2_2D = {0.683: 2.296, 0.90: DELTA_CHI2_90CL_2D, 0.95: 5.991}
+"""Δχ² of two-parameter joint regions by confidence level (χ²₂ quantiles −2 ln(1 − CL); PDG Table 40.2)."""

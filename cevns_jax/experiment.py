@@ -15,11 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import constants as C
 from . import response as resp
+from .binning import Binning, assign_points
 from ._pytree import pytree_dataclass, replace, require_x64, static_field
 from .domain import LINDHARD_K_MAX, MIN_BASELINE_M, check_experiment
 from .errors import CevnsInputError, DataFileError
@@ -46,7 +48,7 @@ class Detector:
     smearing: Any
     efficiency: Any
     timing_efficiency: Any
-    binning: resp.Binning
+    binning: Binning
     observable: str = static_field(default="keVee")
 
 
@@ -264,17 +266,18 @@ def _efficiency(tab: Table, base: Path):
     return e
 
 
-TIMING_STEP = 0.004
-"""Time sub-bins are sized so that the timing efficiency changes by ≲ 0.4% across one: λ·h ≤ 0.004 for an
-exponential, so the midpoint rule is accurate to ~(λh)²/24 ≈ 7e-7 (and its kink to ≈ λh/8 of one sub-bin)."""
+TIMING_STEP = 0.03
+"""Largest λ·h of a time sub-bin of width h under an exponential timing efficiency of rate λ. The time folding
+is exact for an efficiency quadratic on each sub-bin (its kink t₀ is a sub-bin edge), so a sub-bin's error is
+at most sup|ε_T'''|·h³/40 = (λh)³/40 ≈ 7e-7 of its probability (docs/physics.md §3.4.1)."""
 
 
-def _time_subdivisions(timing, time_edges_us) -> int:
-    """Equal sub-bins per time bin for the timing efficiency (1 when there is none)."""
+def _time_subdivisions(timing, time_edges_us) -> tuple[int, ...] | int:
+    """Equal sub-bins of each time bin for the timing efficiency (1 when there is none)."""
     if isinstance(timing, resp.NoTimingEfficiency):
         return 1
-    width_ns = float(np.max(np.diff(time_edges_us))) * 1e3
-    return max(1, int(math.ceil(width_ns * float(timing.decay_per_ns) / TIMING_STEP)))
+    widths_ns = np.diff(np.asarray(time_edges_us, dtype=float)) * 1e3
+    return tuple(max(1, int(math.ceil(w * float(timing.decay_per_ns) / TIMING_STEP))) for w in widths_ns)
 
 
 def _timing_efficiency(tab: Table):
@@ -356,6 +359,17 @@ def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float
     return value * mass_kg * exposure.beam_seconds / 86400.0 * duty
 
 
+@jax.jit
+def _largest_signal(exp: Experiment, thresholds):
+    """Largest mean CEvNS signal [keVee] (quenched T_max at E_ν = m_μ/2, lightest isotope) and the
+    probability that the smearing puts it above each of ``thresholds`` (one compiled program)."""
+    from .rates import electron_equivalent_keV
+
+    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
+    E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
+    return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: exp.detector.smearing.cdf(x, E_max))(thresholds)
+
+
 def _check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     """Reject thresholds that no CEvNS recoil can reach.
 
@@ -363,24 +377,19 @@ def _check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     bin edge, or a logistic efficiency's 50% point) is unreachable when the detector's smearing puts
     less than 1e-9 of that largest signal above it.
     """
-    from .rates import electron_equivalent_keV
-
-    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
-    E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
+    eff = exp.detector.efficiency
+    thresholds = [float(edges[0])] + ([float(eff.threshold)] if isinstance(eff, resp.LogisticEfficiency) else [])
+    E_max, T_end_MeV, above = _largest_signal(exp, jnp.asarray(thresholds))
     smear = exp.detector.smearing
     unit = exp.detector.observable
     x_mean = float(E_max) * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
-    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(jnp.max(T_end)):.3g} keVnr at E_ν = m_μ/2"
-
-    def unreachable(x: float) -> bool:
-        return float(1.0 - smear.cdf(jnp.asarray(x), E_max)) < 1e-9
-
-    if unreachable(float(edges[0])):
+    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at E_ν = m_μ/2"
+    unreachable = [float(p) < 1e-9 for p in above]
+    if unreachable[0]:
         raise CevnsInputError(
             f"{tab.where}: the analysis threshold {edges[0]:g} {unit} is above the largest CEvNS signal ({detail})"
         )
-    eff = exp.detector.efficiency
-    if isinstance(eff, resp.LogisticEfficiency) and unreachable(float(eff.threshold)):
+    if len(unreachable) > 1 and unreachable[1]:
         raise CevnsInputError(
             f"{tab.where.rsplit('.', 1)[0]}.detector.efficiency.threshold: {float(eff.threshold):g} {unit} is above "
             f"the largest CEvNS signal ({detail})"
@@ -438,11 +447,12 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable, nonnegative=True)
     time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
     n_sub_e = bins.whole("energy_subdivisions", 1)
-    n_sub_t = bins.whole("time_subdivisions", _time_subdivisions(timing, time_edges_us))
+    n_sub_t = bins.whole("time_subdivisions") if bins.has("time_subdivisions") else _time_subdivisions(timing, time_edges_us)
     bins.check_unused()
-    binning = resp.Binning(
+    binning = Binning(
         _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
-        point_bins=resp.assign_points(efficiency.points(), energy_edges),
+        point_bins=assign_points(efficiency.points(), energy_edges),
+        time_point_bins=assign_points(timing.points(), time_edges_us * 1e3),
         recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
     )
     if isinstance(smearing, resp.PoissonPESmearing):

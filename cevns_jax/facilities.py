@@ -41,6 +41,9 @@ class Facility:
     pi0_per_proton: float = 0.0
     pi0_rel_uncertainty: float = 0.0
     pi0_source: str = ""
+    target_station: str = ""
+    """The target (and its station) the neutrinos and π⁰ come from; facilities that share it share their
+    flux and π⁰ normalisation nuisances (:mod:`cevns_jax.nuisances`). Empty: the facility's own name."""
 
     def protons_per_year(self) -> float:
         """Protons on target in one year of ``beam_hours_per_year`` at the nominal power."""
@@ -69,6 +72,9 @@ def _pi0_scaled(nu_per_proton: float, why: str) -> dict:
     )
 
 
+SNS_FIRST_TARGET_STATION = "SNS-FTS"
+"""The SNS First Target Station (mercury): the 2017–2021 COHERENT eras and the Proton Power Upgrade."""
+
 _SNS_PULSE = "SNS proton pulse: Gaussian σ = 150 ns (COHERENT CENNS-10 release, LArParametersAnlA.yaml)."
 
 FACILITIES: dict[str, Facility] = {
@@ -82,12 +88,14 @@ FACILITIES: dict[str, Facility] = {
             "arrival-time PDF (pyCEvNS uses 0.7 μs).",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
             pi0_source=_PI0_GEANT + " Taken at 0.957 GeV (4% below 1 GeV, inside the 15%).",
+            target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
             "SNS-2020", 0.9965, 1.4, 60.0, 0.09, 0.10, 150.0, 440.0,
             sources="COHERENT CENNS-10 release (arXiv:2006.12659, LArParametersAnlA.yaml): 0.09 ± 0.009 ν/flavour/proton, "
             "13.8e22 POT = 6.12 GWh (⇒ E_p = 0.9965 GeV), pulse mean 440 ± 200 ns, σ = 150 ns.",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15, pi0_source=_PI0_GEANT,
+            target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
             "SNS-2021", 0.983, 1.4, 60.0, 0.0848, 0.10, 150.0, 0.0,
@@ -96,6 +104,7 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Pulse mean set per experiment (the 2021 release's time origin).",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
             pi0_source=_PI0_GEANT + " Taken at 0.983 GeV (2% below 1 GeV, inside the 15%).",
+            target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
             "SNS-PPU", 1.3, 2.0, 60.0, 0.13, 0.15, 150.0, 0.0,
@@ -105,12 +114,14 @@ FACILITIES: dict[str, Facility] = {
             "arXiv:2109.11049); 0.12–0.13 is the commonly quoted range and a power law through 0.0875 at 1 GeV and "
             "0.3 at 2 GeV gives 0.14. Prior widened to 15%.",
             **_pi0_scaled(0.13, "no published π⁰ yield at 1.3 GeV."),
+            target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
             "SNS-STS", 1.3, 0.7, 15.0, 0.13, 0.15, 150.0, 0.0,
             sources="SNS Second Target Station: 1.3 GeV, 700 kW, 15 Hz (one pulse in four), tungsten target.",
             assumptions="Yield taken equal to the FTS value at 1.3 GeV (tungsten vs mercury target not modelled).",
             **_pi0_scaled(0.13, "no published π⁰ yield for the STS tungsten target."),
+            target_station="SNS-STS",
         ),
         Facility(
             "ESS", 2.0, 5.0, 14.0, 0.3, 0.15, 826.0e3, 1430.0e3,
@@ -143,6 +154,12 @@ FACILITIES: dict[str, Facility] = {
         ),
     )
 }
+
+
+def target_station(name: str) -> str:
+    """The target station of facility preset ``name`` (its own name if it states none or is unknown)."""
+    facility = FACILITIES.get(name)
+    return (facility.target_station or facility.name) if facility is not None else name
 
 
 def get_facility(name: str) -> Facility:

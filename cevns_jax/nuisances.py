@@ -1,36 +1,156 @@
-"""Nuisance parameters: named scalars with Gaussian priors that move leaves of an experiment.
+"""The nuisance registry: every nuisance declared once — its form, what it acts on, how it is shared.
 
 Each experiment's ``[systematics]`` table (and each background's ``prior``) declares which nuisances
 it has and their prior widths σ (docs/physics.md §5.1). Values are a plain dict ``{name: scalar}`` (a
-pytree), zero at the nominal point. Conventions:
+pytree), zero at the nominal point, each with a Gaussian prior (ν/σ)². :data:`REGISTRY` says for
+every name
 
-* relative nuisances (prediction × (1 + ν)): ``flux`` (neutrino yield per proton; shared by every
-  detector at a source in joint fits), ``mass``, ``efficiency``, ``background:<name>``;
-  ``form_factor_radius`` scales every nuclear radius by (1 + ν); ``pi0`` scales the π⁰ yield of a
-  dark-matter model (shared by all dark-matter channels at a source);
-* absolute shifts: ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF), ``quenching_factor``
-  (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse mean, μs);
-* standard-normal pulls along release systematic directions: ``quenching_pca_0``,
-  ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
+* its **form**: ``"lognormal"`` — a normalisation factor e^ν (positive for every ν, so a signal can
+  never be profiled away: Δχ² keeps rising with the signal; to first order 1 + ν, so Fisher matrices
+  at ν = 0 are those of a relative nuisance); ``"relative"`` — a factor 1 + ν; ``"shift"`` — an
+  absolute shift of a leaf of the experiment (quenching, pulse timing, nuclear radii), a *shape*
+  nuisance; ``"pull"`` — a standard-normal pull along a release's systematic direction (a shape
+  nuisance too);
+* what it **acts on**: the CEvNS signal, the dark-matter signal, neutrino-induced backgrounds
+  (:func:`neutrino_induced`), or one background;
+* its **scope**, i.e. which experiments of a joint analysis share one value: ``"detector"`` (each its
+  own), ``"nucleus"`` (every detector with the same target material, e.g. both CsI detectors),
+  ``"station"`` (every detector fed by the same target station: the SNS First Target Station eras
+  and the Proton Power Upgrade share one flux and one π⁰ yield, the Second Target Station has its own,
+  :func:`cevns_jax.facilities.target_station`) or ``"global"``.
+
+Decisions (issue 11): the dark-matter signal gets the detector nuisances (efficiency, quenching,
+timing, mass) exactly like CEvNS, in forecasts as in data fits; it does not scale with the neutrino
+flux but with the π⁰ yield (``pi0``); flux and π⁰ are log-normal and shared per target station;
+parameters of Fisher studies such as δR_n are shared per nucleus. :func:`program_nuisances` is the
+one labelling function: a nuisance is labelled by its bare name when every experiment that has it
+shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target material or station).
+
+Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (ν yield per
+proton), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
+``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse
+mean, μs), ``form_factor_radius`` (relative scale of every nuclear radius: radius × (1 + ν)); pulls
+``quenching_pca_0``, ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import jax.numpy as jnp
 
 from ._pytree import replace
 from .errors import CevnsInputError
+from .facilities import target_station
 from .source import COMPONENTS
 
+__all__ = [
+    "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "declaration", "scope_key", "program_nuisances",
+    "nuisance_priors", "check_nuisances", "zero_nuisances", "apply_nuisances", "neutrino_induced",
+    "normalisation", "shape_names", "predicted_counts",
+]
+
+FORMS = ("lognormal", "relative", "shift", "pull")
+SCOPES = ("detector", "nucleus", "station", "global")
+SIGNALS = ("cevns", "dark_matter")
+
+
+@dataclass(frozen=True)
+class Nuisance:
+    """One nuisance declaration (see the module docstring)."""
+
+    name: str
+    form: str
+    acts_on: tuple[str, ...]
+    scope: str
+    description: str = ""
+
+    @property
+    def shape(self) -> bool:
+        """A shape nuisance moves a leaf of the experiment (linear template morphing in fits)."""
+        return self.form in ("shift", "pull")
+
+
+_DETECTOR = ("cevns", "dark_matter")
+REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
+    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced"), "station", "ν yield per proton on target"),
+    Nuisance("pi0", "lognormal", ("dark_matter",), "station", "π⁰ yield per proton (dark-matter production)"),
+    Nuisance("mass", "relative", _DETECTOR, "detector", "target mass"),
+    Nuisance("efficiency", "relative", _DETECTOR, "detector", "detection efficiency normalisation"),
+    Nuisance("quenching_a", "shift", _DETECTOR, "detector", "LAr linear quenching: constant term"),
+    Nuisance("quenching_b_per_keVnr", "shift", _DETECTOR, "detector", "LAr linear quenching: slope [1/keVnr]"),
+    Nuisance("quenching_factor", "shift", _DETECTOR, "detector", "constant quenching factor"),
+    Nuisance("quenching_k", "shift", _DETECTOR, "detector", "Lindhard k"),
+    Nuisance("quenching_pca_0", "pull", _DETECTOR, "detector", "CsI 2021 quenching, first PCA direction"),
+    Nuisance("quenching_pca_1", "pull", _DETECTOR, "detector", "CsI 2021 quenching, second PCA direction"),
+    Nuisance("efficiency_pca", "pull", _DETECTOR, "detector", "CsI 2021 efficiency, PCA direction"),
+    Nuisance("pulse_mean_us", "shift", _DETECTOR + ("beam_backgrounds",), "detector",
+             "proton-pulse mean in the experiment's time coordinate [μs]"),
+    Nuisance("form_factor_radius", "shift", _DETECTOR, "nucleus", "relative scale of every nuclear radius"),
+    # parameters of Fisher studies (no prior): shared like nuisances
+    Nuisance("sin2_theta_w", "shift", ("cevns",), "global", "weak mixing angle ŝ²"),
+    Nuisance("delta_rn_fm", "shift", ("cevns",), "nucleus", "shift of every neutron rms radius [fm]"),
+)}
+KNOWN = tuple(k for k in REGISTRY if k not in ("sin2_theta_w", "delta_rn_fm"))
+"""Names an experiment may declare in ``[systematics]`` (plus ``background:<name>``)."""
+PI0_PRIOR = 0.15
+"""Prior on the π⁰ yield when the experiment declares none: the ±15% of the GEANT SNS yield
+(:data:`cevns_jax.facilities.PI0_SNS_1GEV`)."""
 _EXPANDED = {"quenching_pca": ("quenching_pca_0", "quenching_pca_1")}
-KNOWN = (
-    "flux", "mass", "efficiency", "quenching_a", "quenching_b_per_keVnr", "quenching_factor", "quenching_k",
-    "pulse_mean_us", "quenching_pca_0", "quenching_pca_1", "efficiency_pca", "form_factor_radius", "pi0",
-)
 
 
-def nuisance_priors(experiment) -> dict[str, float]:
-    """Prior widths σ of the experiment's nuisances, {name: σ} (PCA entries expanded)."""
+def declaration(name: str) -> Nuisance:
+    """The registry entry of ``name`` (``background:<x>``: relative, acts on background x, per detector)."""
+    if name.startswith("background:"):
+        return Nuisance(name, "relative", (name,), "detector", f"normalisation of background {name[11:]!r}")
+    if name.startswith("eps_"):
+        return Nuisance(name, "shift", ("cevns",), "global", "NSI coupling")
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise CevnsInputError(f"unknown nuisance {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def scope_key(name: str, experiment, detector_key: str | None = None) -> str:
+    """Which value of nuisance ``name`` the experiment uses: its name (``detector_key`` if given), its
+    target material, its target station, or ``""`` (global)."""
+    scope = declaration(name).scope
+    if scope == "detector":
+        return detector_key or experiment.name
+    if scope == "nucleus":
+        return experiment.target.name
+    if scope == "station":
+        return target_station(experiment.info.facility or experiment.source.name)
+    return ""
+
+
+def program_nuisances(experiments, declared: list[dict]) -> tuple[list[dict], dict]:
+    """Labels of a joint analysis: per experiment {name: label} and the joint {label: σ} (first wins).
+
+    ``declared[k]`` = {name: σ (None: no prior)} of experiment k. A name is labelled bare when every
+    experiment declaring it has the same :func:`scope_key`, else ``"<key>/<name>"``; experiments with
+    the same name are told apart as ``"<name>#<k>"``.
+    """
+    names = [e.name for e in experiments]
+    det = [n if names.count(n) == 1 else f"{n}#{k}" for k, n in enumerate(names)]
+    keys = {}
+    for k, (exp, decl) in enumerate(zip(experiments, declared)):
+        for name in decl:
+            keys.setdefault(name, set()).add(scope_key(name, exp, det[k]))
+    local, priors = [], {}
+    for k, (exp, decl) in enumerate(zip(experiments, declared)):
+        labels = {}
+        for name, sigma in decl.items():
+            label = name if len(keys[name]) == 1 else f"{scope_key(name, exp, det[k])}/{name}"
+            labels[name] = label
+            priors.setdefault(label, sigma)
+        local.append(labels)
+    return local, priors
+
+
+def nuisance_priors(experiment, include=None, dark_matter: bool = False) -> dict[str, float]:
+    """Prior widths σ of the experiment's nuisances, {name: σ} (PCA entries expanded; ``include``
+    keeps only those names; ``dark_matter`` adds ``pi0`` with :data:`PI0_PRIOR` unless declared)."""
     out = {}
     for name, sigma in experiment.info.priors:
         for n in _EXPANDED.get(name, (name,)):
@@ -39,6 +159,10 @@ def nuisance_priors(experiment) -> dict[str, float]:
             if n.startswith("background:") and n.split(":", 1)[1] not in experiment.backgrounds:
                 raise CevnsInputError(f"{experiment.name}: prior for unknown background {n!r}")
             out[n] = float(sigma)
+    if include is not None:
+        out = {k: v for k, v in out.items() if k in include}
+    if dark_matter and "pi0" not in out:
+        out["pi0"] = PI0_PRIOR
     return out
 
 
@@ -66,20 +190,47 @@ def check_nuisances(experiment) -> None:
                 raise CevnsInputError(f"{experiment.name}: systematic {name!r} needs two PCA shift rows")
 
 
-def zero_nuisances(priors: dict[str, float]) -> dict:
+def zero_nuisances(priors: dict) -> dict:
     """The nominal point: every nuisance at 0 (float64 scalars)."""
     return {k: jnp.zeros((), dtype=jnp.float64) for k in priors}
 
 
-def apply_nuisances(experiment, values: dict):
-    """Experiment with the nuisance ``values`` applied to its leaves, plus multiplicative factors.
+def shape_names(names) -> tuple[str, ...]:
+    """The shape nuisances among ``names`` (those morphed linearly in template fits)."""
+    return tuple(n for n in names if declaration(n).shape)
 
-    Returns ``(experiment', signal_factor, background_factors)`` where the factors multiply the CEvNS
-    counts and each background's counts (relative normalisation nuisances).
-    """
+
+def neutrino_induced(experiment, name: str) -> bool:
+    """Whether background ``name`` is made by the beam's neutrinos (named ``nin``, or with a ``prompt`` or
+    ``delayed`` time profile), so that it scales with the ``flux`` nuisance."""
+    bkg = experiment.backgrounds.get(name)
+    return name == "nin" or (bkg is not None and bkg.time_profile in ("prompt", "delayed"))
+
+
+def _factor(nuisance: Nuisance, value):
+    return jnp.exp(value) if nuisance.form == "lognormal" else 1.0 + value
+
+
+def normalisation(values: dict, component: str, induced: bool = False):
+    """Product of the normalisation factors (log-normal e^ν, relative 1 + ν) of ``values`` acting on
+    ``component`` (``"cevns"``, ``"dark_matter"`` or a background name; ``induced``: a neutrino-induced
+    background, which also follows ``flux``). The one place where normalisation nuisances act."""
+    factor = 1.0
+    for name, value in values.items():
+        decl = declaration(name)
+        if decl.shape:
+            continue
+        hit = component in decl.acts_on or f"background:{component}" in decl.acts_on
+        if hit or (induced and "neutrino_induced" in decl.acts_on):
+            factor = factor * _factor(decl, value)
+    return factor
+
+
+def apply_nuisances(experiment, values: dict):
+    """The experiment with the *shape* nuisances of ``values`` applied to its leaves (normalisation
+    nuisances are factors, :func:`normalisation`)."""
     v = lambda name: values.get(name, 0.0)  # noqa: E731
     src, det = experiment.source, experiment.detector
-    src = replace(src, nu_per_proton=src.nu_per_proton * (1.0 + v("flux")))
     if "pulse_mean_us" in values:
         src = replace(src, pulse=replace(src.pulse, mean_ns=src.pulse.mean_ns + 1e3 * v("pulse_mean_us")))
     q = det.quenching
@@ -89,44 +240,33 @@ def apply_nuisances(experiment, values: dict):
         q = replace(q, factor=q.factor + v("quenching_factor"))
     if "quenching_k" in values:
         q = replace(q, k=q.k + v("quenching_k"))
-    if "quenching_pca_0" in values:
+    if "quenching_pca_0" in values or "quenching_pca_1" in values:
         q = replace(q, pulls=q.pulls + jnp.stack([v("quenching_pca_0"), v("quenching_pca_1")]))
     eff = det.efficiency
     if "efficiency_pca" in values:
         eff = replace(eff, pull=eff.pull + v("efficiency_pca"))
-    det = replace(det, quenching=q, efficiency=eff, mass_kg=det.mass_kg * (1.0 + v("mass")))
+    det = replace(det, quenching=q, efficiency=eff)
     target = experiment.target
     if "form_factor_radius" in values:
         target = replace(target, radius_scale=target.radius_scale * (1.0 + v("form_factor_radius")))
-    exp = replace(experiment, source=src, detector=det, target=target)
-    signal_factor = 1.0 + v("efficiency")
-    background_factors = {name: 1.0 + v(f"background:{name}") for name in experiment.backgrounds}
-    return exp, signal_factor, background_factors
-
-
-def neutrino_induced(experiment, name: str) -> bool:
-    """Whether background ``name`` is made by the beam's neutrinos (named ``nin``, or with a ``prompt`` or
-    ``delayed`` time profile), so that it scales with the ``flux`` nuisance."""
-    return name == "nin" or experiment.backgrounds[name].time_profile in ("prompt", "delayed")
+    return replace(experiment, source=src, detector=det, target=target)
 
 
 def predicted_counts(experiment, values: dict, sm=None, model=None):
-    """Expected counts {component or background: (n_E, n_t)} at nuisance ``values``.
+    """Expected counts {component or background: (n_E, n_t)} at nuisance ``values`` (full model).
 
-    Neutrino-induced backgrounds (time profile ``prompt``/``delayed`` or named ``nin``) also scale with
-    the flux nuisance.
+    CEvNS components and dark matter follow the detector nuisances; dark matter the π⁰ yield of the
+    experiment's facility (× e^ν_π⁰), CEvNS and neutrino-induced backgrounds the flux (× e^ν_flux).
     """
     from .models.darkmatter import at_source
     from .rates import background_counts, cevns_counts, dark_matter_counts
 
-    exp, signal_factor, bkg_factors = apply_nuisances(experiment, values)
-    signal = cevns_counts(exp, sm=sm, model=model) * signal_factor
+    exp = apply_nuisances(experiment, values)
+    signal = cevns_counts(exp, sm=sm, model=model) * normalisation(values, "cevns")
     out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
     if model is not None and model.dark_matter is not None:
-        pi0 = 1.0 + values.get("pi0", 0.0)  # production normalisation (π⁰ yield or tabulated yield)
         dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
-        out["dark_matter"] = dark_matter_counts(exp, dm) * signal_factor * pi0
-    flux = 1.0 + values.get("flux", 0.0)
+        out["dark_matter"] = dark_matter_counts(exp, dm) * normalisation(values, "dark_matter")
     for name, counts in background_counts(exp).items():
-        out[name] = counts * bkg_factors[name] * (flux if neutrino_induced(experiment, name) else 1.0)
+        out[name] = counts * normalisation(values, name, neutrino_induced(experiment, name))
     return out

@@ -134,6 +134,27 @@ def response_breakpoints(detector, Z, A, T_lo_MeV, T_hi_MeV):
     return T_keV * 1e-3
 
 
+@jax.jit
+def _edge_recoils_and_widths(target, quenching, smearing, x_observed):
+    """For observed bin edges ``x_observed``: per isotope, the true recoils T [keVnr] whose quenched
+    energy they are, the resolution mapped to recoil σ_T [keVnr], T_break and T_end [keVnr], and the
+    smearing width at 1 keVee (0 for an ideal response). One compiled program per detector structure
+    (eagerly this was ~50 small compilations at every experiment load)."""
+    from . import constants as C
+    from .kinematics import max_recoil_energy
+
+    M = target.mass_MeV
+    T_break = max_recoil_energy(C.E_NU_MU_PROMPT, M)[:, None] * 1e3
+    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, M)[:, None] * 1e3
+    Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
+    per_keV = smearing.mean_observed(jnp.asarray(1.0))  # observed units per keVee
+    E_keV = jnp.maximum(x_observed, 1e-300)[None, :] / per_keV
+    T = recoil_of_quenched_keV(quenching, E_keV, Z, A, LOWEST_FRACTION * T_break, T_end)
+    _, dE_dT = jax.jvp(lambda t: quenching.electron_equivalent_keV(t, Z, A), (T,), (jnp.ones_like(T),))
+    sigma_T = smearing.width_observed(E_keV) / (per_keV * jnp.maximum(dE_dT, 1e-300))
+    return T, sigma_T, T_break, T_end, smearing.width_observed(jnp.asarray(1.0))
+
+
 def sharp_response_satellites(target, quenching, smearing, energy_edges) -> tuple[float, ...]:
     """Static choice of :attr:`Binning.recoil_satellites` from concrete detector values.
 
@@ -141,26 +162,15 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges) -> tupl
     edge, mapped to true recoil (σ_T = σ_x / (dx/dT)), is narrower than the base recoil panel there gets
     :data:`EDGE_SATELLITES`; a broader one needs no breakpoints ``()``.
     """
-    from .kinematics import max_recoil_energy
-    from . import constants as C
-
-    if smearing.width_observed(jnp.asarray(1.0)) == 0.0:
-        return (0.0,)
-    M = target.mass_MeV
-    T_break = np.asarray(max_recoil_energy(C.E_NU_MU_PROMPT, M)) * 1e3  # keVnr
-    T_end = np.asarray(max_recoil_energy(C.E_NU_MAX_MICHEL, M)) * 1e3
-    Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
-    per_keV = float(smearing.mean_observed(jnp.asarray(1.0)))
     x = np.asarray(energy_edges, dtype=float)
     x = x[x > 0]
+    T, sigma_T, T_break, T_end, width_1keV = (np.asarray(a) for a in _edge_recoils_and_widths(
+        target, quenching, smearing, jnp.asarray(x if x.size else np.ones(1))))
+    if width_1keV == 0.0:
+        return (0.0,)
     if x.size == 0:
         return ()
-    E = jnp.asarray(x / per_keV)[None, :]
-    T = recoil_of_quenched_keV(quenching, E, Z, A, LOWEST_FRACTION * T_break[:, None], T_end[:, None])
-    _, dE_dT = jax.jvp(lambda t: quenching.electron_equivalent_keV(t, Z, A), (T,), (jnp.ones_like(T),))
-    sigma_T = np.asarray(smearing.width_observed(E) / (per_keV * jnp.maximum(dE_dT, 1e-300)))
-    T = np.asarray(T)
     ratio = np.exp(-np.log(LOWEST_FRACTION) / LOG_PANELS) - 1.0
-    panel = np.where(T < T_break[:, None], T * ratio, (T_end - T_break)[:, None] / LINEAR_PANELS)
-    inside = (T > LOWEST_FRACTION * T_break[:, None]) & (T < T_end[:, None])
+    panel = np.where(T < T_break, T * ratio, (T_end - T_break) / LINEAR_PANELS)
+    inside = (T > LOWEST_FRACTION * T_break) & (T < T_end)
     return EDGE_SATELLITES if np.any(inside & (sigma_T < SHARPNESS * panel)) else ()

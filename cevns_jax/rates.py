@@ -6,7 +6,7 @@
   and [T_max(E_νμ), T_max(m_μ/2)] (linear), split where the integrand has edges: the recoil images of
   bin edges and efficiency turn-ons for sharp resolutions. Accuracy measured in ``tests/test_accuracy.py`` (docs/physics.md §3.4.1).
 * R_i: detector response (``response.py``); τ_{c,j}: time-bin probabilities of each component with
-  the timing efficiency (``source.py``).
+  the timing efficiency, by the sub-bin rule of ``binning.py`` on the time profiles of ``source.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from ._pytree import require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
 from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints
-from .response import binned_with_efficiency, energy_response
-from .source import COMPONENTS, component_time_cdfs, fluence_per_flavour, pulse_cdf
+from .binning import binned_with_efficiency
+from .response import energy_response
+from .source import COMPONENTS, component_time_antiderivatives, delayed_time_antiderivatives, fluence_per_flavour
+from .source import prompt_time_antiderivatives, pulse_antiderivatives
 from .xsec import component_rates, resolve_standard_model
 
 def recoil_grid(target, refine: int = 1):
@@ -79,18 +81,30 @@ def electron_equivalent_keV(experiment, T_MeV):
     )
 
 
-def time_bin_fractions(experiment, cdfs_at, timing_efficiency=None):
-    """∫_bin p(t) ε_T(t) dt for each time bin; ``cdfs_at(t)`` returns shape (n_t_points, k)."""
+def time_bin_fractions(experiment, antiderivatives_at, timing_efficiency=None):
+    """∫_bin p(t) ε_T(t) dt for each time bin [t in ns]; shape (n_t, ...).
+
+    ``antiderivatives_at(t)`` returns the (F, G, H) of the arrival-time profiles (their CDFs and the CDFs'
+    first two antiderivatives, ``source.*_antiderivatives``), each of shape (n_t_points, ...). Each time
+    sub-bin contributes its exact probability × ε_T at the sub-bin's mean arrival time, + ½ε_T'' × the
+    variance (:func:`cevns_jax.binning.binned_with_efficiency`): exact for a timing efficiency quadratic
+    on each sub-bin, with the efficiency's kink (``points()``) a sub-bin edge and the sub-bins sized by
+    ``experiment.TIMING_STEP`` (error ≤ 1e-6 of each bin, docs/physics.md §3.4.1). A
+    ``timing_efficiency`` given here replaces the detector's, without feature points.
+    """
     det = experiment.detector
-    eff = det.timing_efficiency if timing_efficiency is None else timing_efficiency
-    return binned_with_efficiency(cdfs_at, eff, det.binning.time_edges_ns, det.binning.n_sub_time,
-                                  refine=det.binning.refine)
+    if timing_efficiency is None:
+        eff, point_bins = det.timing_efficiency, det.binning.time_point_bins
+    else:
+        eff, point_bins = timing_efficiency, ()
+    return binned_with_efficiency(antiderivatives_at, eff, det.binning.time_edges_ns, det.binning.n_sub_time,
+                                  points=eff.points(), point_bins=point_bins, refine=det.binning.refine)
 
 
 def neutrino_time_fractions(experiment):
     """Time-bin probabilities (with timing efficiency) of the three components; shape (3, n_t)."""
     pulse = experiment.source.pulse
-    return time_bin_fractions(experiment, lambda t: component_time_cdfs(t, pulse).T).T
+    return time_bin_fractions(experiment, lambda t: tuple(f.T for f in component_time_antiderivatives(t, pulse))).T
 
 
 def cevns_counts(experiment, sm=None, model=None):
@@ -108,19 +122,25 @@ def background_counts(experiment):
 
     out = {}
     pulse = experiment.source.pulse
-    cdfs = {
-        "flat": lambda t: t[:, None],
-        "beam": lambda t: pulse_cdf(t, pulse)[:, None],
-        "prompt": lambda t: component_time_cdfs(t, pulse)[0][:, None],
-        "delayed": lambda t: component_time_cdfs(t, pulse)[1][:, None],
+    start = experiment.detector.binning.time_edges_ns[0]
+
+    def flat(t):  # uniform density 1/ns from the window's start (counts are normalised to the window)
+        u = (t - start)[:, None]
+        return u, 0.5 * u**2, u**3 / 6.0
+
+    profiles = {
+        "flat": flat,
+        "beam": lambda t: tuple(f[:, None] for f in pulse_antiderivatives(t, pulse)),
+        "prompt": lambda t: tuple(f[:, None] for f in prompt_time_antiderivatives(t, pulse)),
+        "delayed": lambda t: tuple(f[:, None] for f in delayed_time_antiderivatives(t, pulse)),
     }
     for name, bkg in experiment.backgrounds.items():
         if bkg.time_profile == "table":
             out[name] = bkg.counts * bkg.shape
             continue
         # ``counts`` is the number in the analysis window before the timing efficiency, which then applies
-        frac = time_bin_fractions(experiment, cdfs[bkg.time_profile])[:, 0]
-        window = time_bin_fractions(experiment, cdfs[bkg.time_profile], NoTimingEfficiency())[:, 0]
+        frac = time_bin_fractions(experiment, profiles[bkg.time_profile])[:, 0]
+        window = time_bin_fractions(experiment, profiles[bkg.time_profile], NoTimingEfficiency())[:, 0]
         out[name] = bkg.counts * bkg.shape[:, None] * (frac / jnp.sum(window))[None, :]
     return out
 
@@ -135,7 +155,6 @@ def dark_matter_counts(experiment, dm):
     from .models import darkmatter as D
     from .form_factors import nucleon_form_factors
     from .kinematics import momentum_transfer
-    from .source import pulse_cdf
     from .xsec import _column
 
     require_x64()
@@ -153,7 +172,7 @@ def dark_matter_counts(experiment, dm):
     events = scale * target.atoms_per_unit[:, None, None] * wT[..., None] * wE * sig  # (n_iso, n_T, n_E)
     R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(experiment, T))
     delay = D.time_of_flight_delay_ns(dm, E, det.baseline_m)
-    tau = time_bin_fractions(experiment, lambda t: pulse_cdf(t.reshape(-1, 1, 1, 1) - delay[None], src.pulse))
+    tau = time_bin_fractions(experiment, lambda t: pulse_antiderivatives(t.reshape(-1, 1, 1, 1) - delay[None], src.pulse))
     return jnp.einsum("eik,ikj,tikj->et", R, events, tau)
 
 

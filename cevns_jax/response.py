@@ -7,19 +7,15 @@ Each stage is a small immutable pytree with array leaves (so quenching, resoluti
 bin-edge parameters are all differentiable) and one job:
 
 * quenching models expose ``electron_equivalent_keV(T_keVnr, Z, A)``;
-* smearing models expose ``cdf(x, E_ee_keV)`` = P(observed < x | E_ee);
-* efficiency models expose ``__call__(x)``.
+* smearing models expose ``cdf(x, E_ee_keV)`` = P(observed < x | E_ee) and ``antiderivatives(x, E_ee_keV)``
+  (the CDF and its first two antiderivatives in x);
+* efficiency models expose ``__call__(x)`` and ``points(step)``, their feature points (a fine grid across
+  every turn-on, the nodes of a table, kinks), which become sub-bin edges.
 
-The response matrix R[i, …] = ∫_{bin i} dx p(x | E_ee(T)) ε(x) is a sum over sub-bins s of the
-exact smearing probability ΔF_s times ε at the *conditional mean* x̄_s of the observed variable in
-that sub-bin, plus ½ε''(x̄_s) times its conditional variance (both exact, from the smearing's CDF and
-its two antiderivatives, :meth:`antiderivatives`). This rule is exact for an efficiency quadratic on
-the sub-bin, whatever the resolution: for a sharp resolution x̄_s → E_ee, for a broad one x̄_s → the
-sub-bin centre. Sub-bin edges are the bin edges, ``n_sub`` equal divisions of each
-bin, and the efficiency's own feature points (:func:`efficiency_points`: a fine grid across every
-turn-on, the nodes of a table), so the sub-binning follows the efficiency whatever the bin widths
-(docs/physics.md §3.4.1). Every edge and feature point is a traced leaf, so thresholds, turn-ons and
-bin edges stay differentiable; only the number of sub-bins is static.
+:func:`energy_response` computes the response matrix R[i, …] = ∫_{bin i} dx p(x | E_ee(T)) ε(x) with the
+sub-bin rule of :mod:`cevns_jax.binning`, exact for an efficiency quadratic on each sub-bin whatever the
+resolution (docs/physics.md §3.4.1). Timing efficiencies ε_T(t) live here too; the arrival-time profiles they
+multiply are in :mod:`cevns_jax.source`.
 """
 
 from __future__ import annotations
@@ -32,7 +28,7 @@ import numpy as np
 from jax.scipy.special import gammainc, gammaln
 
 from ._pytree import pytree_dataclass, static_field
-from .subbin_rule import conditional_mean_rule, is_piecewise_linear, linear_rule
+from .binning import Binning, binned_with_efficiency, gaussian_antiderivatives, normal_cdf
 
 # ----------------------------------------------------------------------------------------------
 # Quenching: T [keVnr] → E_ee [keVee]
@@ -133,51 +129,6 @@ def turn_on_grid(step: float = TURN_ON_STEP) -> np.ndarray:
     return np.linspace(-TURN_ON_HALF_WIDTH, TURN_ON_HALF_WIDTH, int(round(2 * TURN_ON_HALF_WIDTH / step)) + 1)
 
 
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def _phi(z):
-    """Standard normal density."""
-    return jnp.exp(-0.5 * z**2) * _INV_SQRT2PI
-
-
-def normal_cdf(z):
-    """Standard normal CDF Φ(z) = ½ erfc(−z/√2).
-
-    Same values as ``jax.scipy.special.ndtr`` (which evaluates both erf and erfc and selects) to 1 ulp
-    absolute, with one erfc: on the CPU backend 5–10 times cheaper. ½ erfc(−z/√2) keeps the relative
-    accuracy of the lower tail, and the upper tail 1 − Φ is as accurate in absolute terms as ndtr's.
-    """
-    return 0.5 * jax.lax.erfc(-_INV_SQRT2 * z)
-
-
-@jax.custom_jvp
-def _gaussian_antiderivatives(d, sigma):
-    """(Φ(z), dΦ + σφ, ½[(d² + σ²)Φ + dσφ]) with z = d/σ: a Gaussian CDF and its two antiderivatives.
-
-    These are E[1{X < x}], E[(x − X)₊] and E[½(x − X)₊²] for X ~ N(E, σ²), d = x − E. Their derivatives
-    are closed forms of the same values (heat equation ∂/∂σ = σ ∂²/∂d²): ∂_d(F, G, H) = (φ/σ, F, G),
-    ∂_σ(F, G, H) = (−zφ/σ, φ, σF); the custom JVP uses them, so the backward pass re-evaluates no
-    transcendental function and stores only F, G, φ.
-    """
-    z = d / sigma
-    Phi, phi = normal_cdf(z), _phi(z)
-    return Phi, d * Phi + sigma * phi, 0.5 * ((d**2 + sigma**2) * Phi + d * sigma * phi)
-
-
-@_gaussian_antiderivatives.defjvp
-def _gaussian_antiderivatives_jvp(primals, tangents):
-    d, sigma = primals
-    dd, dsigma = tangents
-    z = d / sigma
-    Phi, phi = normal_cdf(z), _phi(z)
-    G = d * Phi + sigma * phi
-    H = 0.5 * ((d**2 + sigma**2) * Phi + d * sigma * phi)
-    pdf = phi / sigma
-    return (Phi, G, H), (pdf * (dd - z * dsigma), Phi * dd + phi * dsigma, G * dd + sigma * Phi * dsigma)
-
-
 @pytree_dataclass
 class GaussianSmearing:
     """Gaussian in keVee with σ² = σ₀² + a²E + b²E² (CENNS-10: a = 0.58 keV^½, σ₀ = b = 0).
@@ -207,7 +158,7 @@ class GaussianSmearing:
     def antiderivatives(self, x, E_keV):
         """(F, G, H): the CDF and its first two antiderivatives in x (G' = F, H' = G), with d = x − E:
         G = dΦ(z) + σφ(z), H = ½[(d² + σ²)Φ(z) + dσφ(z)], z = d/σ."""
-        return _gaussian_antiderivatives(x - E_keV, self.sigma_keV(E_keV))
+        return gaussian_antiderivatives(x - E_keV, self.sigma_keV(E_keV))
 
 
 @pytree_dataclass
@@ -314,15 +265,14 @@ class PoissonPESmearing:
     def antiderivatives(self, x, E_keV):
         """(F, G, H): the Gaussian forms of each n-PE term, contracted with the Poisson weights."""
         n, width, poisson = self._terms(E_keV)
-        parts = _gaussian_antiderivatives(jnp.asarray(x)[..., None] - n, width)  # x.shape + (n,) each
+        parts = gaussian_antiderivatives(jnp.asarray(x)[..., None] - n, width)  # x.shape + (n,) each
         return tuple(jnp.einsum("...n,...n->...", f, poisson, precision=jax.lax.Precision.HIGHEST) for f in parts)
 
     def mixture(self, E_keV):
         """p(x | E) = Σ_n w_n(E) N(x; n, σ_n²): component means [PE] (n,), widths [PE] (n,) and weights
         E.shape + (n,). The components do not depend on E, so a binned response is the product of a
         (bins × n) matrix of per-component integrals and the weights (:func:`energy_response`)."""
-        n, width, poisson = self._terms(E_keV)
-        return n, width, poisson
+        return self._terms(E_keV)
 
 
 def poisson_pe_terms(top_PE: float, spe_width: float) -> int:
@@ -346,7 +296,7 @@ class FlatEfficiency:
     """ε(x) = constant."""
 
     value: jnp.ndarray
-    piecewise_linear = True
+    piecewise_linear = True  # linear between its feature points (binning.linear_rule)
 
     def __call__(self, x):
         return jnp.full_like(x, self.value)
@@ -422,7 +372,7 @@ class TabulatedEfficiency:
 
     x: jnp.ndarray
     values: jnp.ndarray
-    piecewise_linear = True
+    piecewise_linear = True  # linear between its feature points (binning.linear_rule)
 
     def __call__(self, x):
         return jnp.interp(x, self.x, self.values)
@@ -439,6 +389,10 @@ class NoTimingEfficiency:
     def __call__(self, t_ns):
         return jnp.ones_like(t_ns)
 
+    def points(self, step: float = TURN_ON_STEP):
+        """Feature points [ns]: none."""
+        return jnp.zeros((0,))
+
 
 @pytree_dataclass
 class ExponentialTimingEfficiency:
@@ -450,150 +404,30 @@ class ExponentialTimingEfficiency:
     def __call__(self, t_ns):
         return jnp.exp(-self.decay_per_ns * jnp.maximum(t_ns - self.start_ns, 0.0))
 
-
-# ----------------------------------------------------------------------------------------------
-# Bins and response matrices
-# ----------------------------------------------------------------------------------------------
-
-
-@pytree_dataclass
-class Binning:
-    """Analysis bins: edges in the observed variable and in time [ns], and their sub-binning.
-
-    * ``n_sub_energy``: equal sub-bins per energy bin (an int, or one int per bin);
-    * ``point_bins``: for each of the efficiency's feature points (``efficiency.points()``), the energy bin
-      it refines (−1: outside the analysis range), fixed when the experiment is built
-      (:func:`assign_points`); the points themselves stay traced, clipped into their bin;
-    * ``n_sub_time``: equal sub-bins per time bin (the timing efficiency is sampled at their midpoints);
-    * ``recoil_satellites``: offsets (in resolution widths) of the recoil-panel edges placed around the
-      true-recoil image of every bin edge; empty when the resolution is broader than a recoil panel
-      (``quadrature.response_breakpoints``);
-    * ``refine``: a global refinement factor (2 doubles every quadrature of the forward model: sub-bins,
-      the turn-on grid density, recoil panels, energy folding), used by the convergence tests.
-    """
-
-    energy_edges: jnp.ndarray
-    time_edges_ns: jnp.ndarray
-    n_sub_energy: int | tuple = static_field(default=1)
-    n_sub_time: int = static_field(default=1)
-    point_bins: tuple = static_field(default=())
-    recoil_satellites: tuple = static_field(default=())
-    refine: int = static_field(default=1)
-
-
-def _sub_counts(n_sub, n_bins: int, refine: int = 1) -> np.ndarray:
-    counts = np.broadcast_to(np.asarray(n_sub, dtype=int), (n_bins,)) * refine
-    if np.any(counts < 1):
-        raise ValueError(f"sub-bins per bin must be >= 1, got {n_sub}")
-    return counts
-
-
-def _refined_points(points, refine: int):
-    """Feature points with ``refine − 1`` extra points between consecutive ones (same static layout)."""
-    if refine == 1 or points.shape[0] < 2:
-        return points
-    frac = jnp.arange(refine) / refine
-    inner = (points[:-1, None] + (points[1:] - points[:-1])[:, None] * frac).reshape(-1)
-    return jnp.concatenate([inner, points[-1:]])
-
-
-def assign_points(points, edges) -> tuple[int, ...]:
-    """Static bin of each feature point: the bin that contains it (concrete values), else −1."""
-    p, e = np.asarray(points, dtype=float), np.asarray(edges, dtype=float)
-    idx = np.searchsorted(e, p, side="right") - 1
-    return tuple(int(i) if 0 <= i < e.size - 1 else -1 for i in idx)
-
-
-def subdivide(edges, n_sub, points=None, point_bins: tuple = (), refine: int = 1):
-    """Sub-bin edges and the static bin index of every sub-bin.
-
-    Each bin [lo, hi] is split into ``n_sub`` equal parts and at every feature point assigned to it
-    (clipped into the bin). Returns ``(fine, segments)``: sorted edges of shape (n_fine + 1,) and a
-    NumPy array (n_fine,) with the bin of each sub-bin (bins are contiguous in ``fine``).
-    """
-    n_bins = edges.shape[0] - 1
-    counts = _sub_counts(n_sub, n_bins, refine)
-    lo, hi = edges[:-1], edges[1:]
-    owner = np.repeat(np.arange(n_bins), counts - 1)
-    frac = np.concatenate([np.arange(1, c) / c for c in counts]) if owner.size else np.zeros(0)
-    parts = [edges, lo[owner] + (hi - lo)[owner] * frac]
-    extra = np.zeros(n_bins, dtype=int)
-    if points is not None and point_bins:
-        pb = np.repeat(np.asarray(point_bins), refine)[: (len(point_bins) - 1) * refine + 1] if refine > 1 else np.asarray(point_bins)
-        pts = _refined_points(points, refine)
-        keep = np.flatnonzero(pb >= 0)
-        if keep.size:
-            b = pb[keep]
-            parts.append(jnp.clip(pts[keep], lo[b], hi[b]))
-            extra = np.bincount(b, minlength=n_bins)
-    fine = jnp.sort(jnp.concatenate(parts))
-    segments = np.repeat(np.arange(n_bins), counts + extra)
-    return fine, segments
-
-
-def sum_sub_bins(values, segments: np.ndarray, n_bins: int):
-    """Sum sub-bin values (leading axis) into their bins."""
-    return jax.ops.segment_sum(values, jnp.asarray(segments), num_segments=n_bins, indices_are_sorted=True)
-
-
-def _second_derivative(f, x):
-    """f''(x) of an elementwise function by nested forward-mode differentiation."""
-    first = lambda y: jax.jvp(f, (y,), (jnp.ones_like(y),))[1]  # noqa: E731
-    return jax.jvp(first, (x,), (jnp.ones_like(x),))[1]
-
-
-def binned_with_efficiency(cdf_at, efficiency, edges, n_sub, *, antiderivatives_at=None, points=None,
-                           point_bins: tuple = (), refine: int = 1):
-    """∫_bin dx p(x) ε(x) for every bin, summed over sub-bins; shape (n_bins, ...).
-
-    ``cdf_at(x)`` returns the CDF at points x of shape (n,) with any trailing batch shape (n, ...).
-    With ``antiderivatives_at`` (returning F, G, H with G' = F, H' = G) each sub-bin contributes
-    ΔF·[ε(x̄) + ½ε''(x̄)·v] with x̄ and v the mean and variance of x within the sub-bin under p
-    (exact moments from F, G, H): exact for a quadratic ε whatever p; the error is O(h⁴ ε⁽⁴⁾) for a
-    broad p and O(σ⁴ ε⁽⁴⁾) for a sharp one. Without it, ε at the sub-bin midpoint (smooth time profiles).
-    """
-    fine, segments = subdivide(edges, n_sub, points, point_bins, refine)
-    if antiderivatives_at is None:
-        cdf = cdf_at(fine)
-        prob = cdf[1:] - cdf[:-1]
-        mid = 0.5 * (fine[1:] + fine[:-1])
-        weighted = prob * efficiency(mid).reshape((-1,) + (1,) * (prob.ndim - 1))
-        return sum_sub_bins(weighted, segments, edges.shape[0] - 1)
-    F, G, H = antiderivatives_at(fine)
-    prob = F[1:] - F[:-1]
-    batch = (1,) * (prob.ndim - 1)
-    lo = fine[:-1].reshape((-1,) + batch)
-    w = (fine[1:] - fine[:-1]).reshape((-1,) + batch)
-    m1 = w * F[1:] - (G[1:] - G[:-1])  # ∫ (x − lo) dF over the sub-bin
-    if is_piecewise_linear(efficiency):  # linear on every sub-bin: exact with the first moment alone
-        return sum_sub_bins(linear_rule(efficiency(fine), prob, m1, w), segments, edges.shape[0] - 1)
-    m2 = w**2 * F[1:] - 2.0 * (w * G[1:] - (H[1:] - H[:-1]))  # ∫ (x − lo)² dF
-    return sum_sub_bins(conditional_mean_rule(efficiency, prob, m1, m2, lo, w), segments, edges.shape[0] - 1)
+    def points(self, step: float = TURN_ON_STEP):
+        """Feature points [ns]: the kink at t₀, a sub-bin edge so that ε_T is smooth on every sub-bin."""
+        return jnp.reshape(self.start_ns, (1,))
 
 
 def energy_response(smearing, efficiency, binning: Binning, E_ee_keV):
     """Response R[i, ...] = ∫_{bin i} p(x | E_ee) ε(x) dx; E_ee of any shape.
 
     A smearing that is a mixture of E-independent Gaussians (``smearing.mixture``: Poisson photoelectrons)
-    is integrated per component, R[i, …] = Σ_n r[i, n] w_n(E), where r[i, n] is the sub-bin rule applied
-    to component n alone: the rule's work no longer scales with the number of E values, and each
-    narrow component is integrated at least as accurately as the mixture (same error bound, docs/physics.md §3.4.1).
+    is integrated per component, R[i, …] = Σ_n r[i, n] w_n(E), with r[i, n] the sub-bin rule applied to
+    component n alone: the rule's work no longer grows with the number of recoil nodes, and the rule
+    (exact for a quadratic efficiency) applies to each narrow component instead of to their sum
+    (docs/physics.md §3.4.1).
     """
     if hasattr(smearing, "mixture"):
         means, widths, weights = smearing.mixture(E_ee_keV)
         per_component = binned_with_efficiency(
-            None, efficiency, binning.energy_edges, binning.n_sub_energy,
-            antiderivatives_at=lambda x: _gaussian_antiderivatives(x[:, None] - means, widths),
-            points=efficiency.points(), point_bins=binning.point_bins, refine=binning.refine)
+            lambda x: gaussian_antiderivatives(x[:, None] - means, widths), efficiency, binning.energy_edges,
+            binning.n_sub_energy, points=efficiency.points(), point_bins=binning.point_bins, refine=binning.refine)
         return jnp.einsum("in,...n->i...", per_component, weights, precision=jax.lax.Precision.HIGHEST)
     shape = (-1,) + (1,) * E_ee_keV.ndim
-
-    def cdf_at(x):
-        return smearing.cdf(x.reshape(shape), E_ee_keV[None])
 
     def antiderivatives_at(x):
         return smearing.antiderivatives(x.reshape(shape), E_ee_keV[None])
 
-    return binned_with_efficiency(cdf_at, efficiency, binning.energy_edges, binning.n_sub_energy,
-                                  antiderivatives_at=antiderivatives_at, points=efficiency.points(),
-                                  point_bins=binning.point_bins, refine=binning.refine)
+    return binned_with_efficiency(antiderivatives_at, efficiency, binning.energy_edges, binning.n_sub_energy,
+                                  points=efficiency.points(), point_bins=binning.point_bins, refine=binning.refine)

@@ -6,15 +6,22 @@
 * ``point_fn(params: dict[str, scalar]) -> pytree of arrays`` is evaluated with ``jit(vmap(...))``
   over chunks of grid points. The chunk size comes from a memory budget: the compiled program's own
   memory analysis at a trial batch size (XLA's ``memory_analysis``), scaled linearly.
-* Each chunk is split over all local devices (a 1-D ``Mesh`` over ``jax.devices()``, the chunk's
-  point axis sharded), so the same code runs on one CPU, one GPU or several. On a cluster, call
-  ``jax.distributed.initialize()`` first: each process then takes every ``process_count``-th chunk.
-* Every finished chunk is written atomically (``.npz`` written to a temporary name, then renamed);
-  a rerun with the same output folder skips the chunks on disk and computes only the rest, so an
-  interrupted scan loses nothing. ``meta.json`` records axes, description, package and JAX versions,
-  device kind and float precision, and a rerun with different axes or description is refused. A
-  finished scan rerun compiles nothing (the chunking is read back from ``meta.json``).
-* Progress (points done, rate, time left) is printed after each chunk.
+* Each chunk is split over this process's devices (a 1-D ``Mesh`` over ``jax.local_devices()``, the
+  chunk's point axis sharded), so the same code runs on one CPU, one GPU or several. On a cluster,
+  call ``jax.distributed.initialize()`` first (under SLURM it reads the job's environment): each
+  process then takes every ``process_count``-th chunk of one shared results folder, and all wait for
+  each other before assembling.
+* Every finished chunk is written atomically (``.npz`` written to a temporary name, then renamed)
+  with its index, its grid coordinates, the scan's identity and a checksum; a rerun with the same
+  output folder verifies the chunks on disk, recomputes any that is truncated, corrupt or misplaced
+  (named on stderr) and computes only the rest, so an interrupted scan loses nothing. ``meta.json``
+  records axes, description, the scan identity (hashes of the grid, the description, the inputs
+  the point function closes over, the package version and source: :func:`scan_identity`), JAX
+  version, device kind and float precision; a rerun of another identity is refused, naming what
+  changed, so results are never reused for other inputs. A finished scan rerun compiles nothing
+  (the chunking is read back from ``meta.json``).
+* Progress: the compile phase is announced, then a ``tqdm`` bar (points, rate and time left measured
+  after compilation) names the scan.
 """
 
 from __future__ import annotations
@@ -32,8 +39,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
 
 from .errors import CevnsInputError
+from .provenance import content_hash, source_hash
+
+__all__ = ["Axis", "ScanResult", "validate_axes", "grid_points", "chunk_size_for", "run_scan", "assemble",
+           "raster_crossings", "scan_identity", "CPU_MULTI_DEVICE_POINTS"]
 
 SCALES = ("linear", "log")
 CPU_MULTI_DEVICE_POINTS = 256
@@ -133,21 +145,30 @@ def run_scan(
     memory_budget_bytes: float = 1e9,
     chunk_size: int | None = None,
     description: dict | None = None,
+    identity=None,
+    label: str | None = None,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
 ) -> ScanResult:
     """Evaluate ``point_fn`` on every grid point, chunk by chunk, resuming from ``out_dir``.
 
     ``point_fn`` maps a dict of scalars (one per axis) to a dict of arrays. ``description`` (JSON
-    serialisable: model, experiments, nuisance settings…) is stored in ``meta.json``. ``on_chunk``
-    is called with each finished chunk's index (used by tests to interrupt a scan).
+    serialisable: model, experiments, nuisance settings…) is stored in ``meta.json``. ``identity`` is
+    any pytree the values depend on that ``point_fn`` closes over (experiments, fixed model
+    parameters, priors): its :func:`~cevns_jax.provenance.content_hash`, with the description's, the
+    grid's and the package's source hash, identifies the scan (:func:`scan_identity`). A folder
+    holding a scan of another identity is refused with an error naming what differs; chunks that are
+    truncated, corrupt, or hold other points or another scan are named on stderr and recomputed
+    alone. ``label`` names the scan in progress output (default: the folder's name): the compile phase
+    is announced, then a progress bar counts points with a rate and ETA measured after compilation.
+    ``on_chunk`` is called with each finished chunk's index (used by tests to interrupt a scan).
     """
     validate_axes(axes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     points = grid_points(axes)
     n_points = next(iter(points.values())).size
-    devices = jax.devices()
+    devices = jax.local_devices()  # this process's devices; other processes take other chunks
     n_dev = len(devices)
     example = {k: float(v[0]) for k, v in points.items()}
     meta_path = out / "meta.json"
@@ -164,14 +185,16 @@ def run_scan(
         # of ≳ 800 points per device never returned on 2 cores (≤ 400 ran), with or without shard_map.
         chunk_size = min(chunk_size, CPU_MULTI_DEVICE_POINTS * n_dev)
     n_chunks = math.ceil(n_points / chunk_size)
+    ident = scan_identity(axes, description, identity)
     meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,
-            "n_points": n_points, "description": description or {}, **_versions()}
+            "n_points": n_points, "description": description or {}, "identity": ident, **_versions()}
     if previous:
         if previous["axes"] != meta["axes"] or previous["chunk_size"] != chunk_size:
             raise CevnsInputError(f"{out}: holds a scan with other axes or chunking; use a new folder")
         if previous.get("description", {}) != json.loads(json.dumps(meta["description"])):
             raise CevnsInputError(f"{out}: holds a scan with another description (model, experiments or "
                                   "nuisances); use a new folder")
+        _check_identity(out, previous.get("identity"), ident)
     else:
         _atomic_write(meta_path, json.dumps(meta, indent=2).encode())
 
@@ -184,24 +207,37 @@ def run_scan(
     batched = jax.jit(jax.shard_map(jax.vmap(_as_dict(point_fn)), mesh=mesh, in_specs=spec, out_specs=spec,
                                       check_vma=False))
     mine = [c for c in range(n_chunks) if c % jax.process_count() == jax.process_index()]
-    todo = [c for c in mine if not _chunk_path(out, c).exists()]
-    start, done_points = time.perf_counter(), 0
-    computed = []
+    todo = [c for c in mine if not _chunk_ok(out, c, points, chunk_size, ident["scan"])]
+    computed, bar = [], None
+    n_todo = sum(min((c + 1) * chunk_size, n_points) - c * chunk_size for c in todo)
+    name = label or out.name
+    if progress and todo:
+        print(f"[scan] {name}: compiling ({n_todo:,} points to compute in {len(todo)} chunks of {chunk_size})",
+              file=sys.stderr, flush=True)
+    start = time.perf_counter()
     for c in todo:
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n_points)
         chunk = {k: np.pad(v[lo:hi], (0, chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
         result = batched({k: jax.device_put(jnp.asarray(v), sharding) for k, v in chunk.items()})
         arrays = {k: np.asarray(v)[: hi - lo] for k, v in result.items()}
-        _atomic_savez(_chunk_path(out, c), arrays)
+        _atomic_savez(_chunk_path(out, c), _stamped(arrays, c, {k: v[lo:hi] for k, v in points.items()}, ident["scan"]))
         computed.append(c)
-        done_points += hi - lo
-        if progress:
-            rate = done_points / (time.perf_counter() - start)
-            left = sum(min((k + 1) * chunk_size, n_points) - k * chunk_size for k in todo if k not in computed)
-            print(f"[scan] chunk {c + 1}/{n_chunks}: {done_points} points in this run, {rate:,.0f} points/s, "
-                  f"≈{left / rate:,.0f} s left", file=sys.stderr)
+        if progress and bar is None:  # the first chunk includes compilation: the bar's rate starts after it
+            print(f"[scan] {name}: compiled and ran the first chunk in {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr, flush=True)
+            if len(todo) > 1:
+                bar = tqdm(total=n_todo, initial=hi - lo, desc=f"[scan] {name}", unit="pt", file=sys.stderr,
+                           dynamic_ncols=True, mininterval=1.0)
+        elif bar is not None:
+            bar.update(hi - lo)
         if on_chunk is not None:
             on_chunk(c)
+    if bar is not None:
+        bar.close()
+    if jax.process_count() > 1:  # every process's chunks are on disk before anyone assembles
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"cevns_jax scan {ident['scan']}")
     return ScanResult(axes, assemble(out), meta, computed)
 
 
@@ -226,31 +262,46 @@ def _as_dict(fn):
 
 
 def assemble(out_dir: str | Path) -> dict:
-    """Read every chunk of a finished scan and reshape to the grid: {output name: array}."""
+    """Read every chunk of a finished scan and reshape to the grid: {output name: array}.
+
+    Every chunk is verified (checksum, grid coordinates, scan identity); a missing, truncated,
+    corrupt or misplaced chunk is an error naming the file (rerun the scan to recompute it)."""
     out = Path(out_dir)
-    meta = json.loads((out / "meta.json").read_text())
+    meta = _read_meta(out / "meta.json")
+    if meta is None:
+        raise CevnsInputError(f"{out}: no scan here (meta.json missing)")
     shape = tuple(a["num"] for a in meta["axes"])
     missing = [c for c in range(meta["n_chunks"]) if not _chunk_path(out, c).exists()]
     if missing:
         raise CevnsInputError(f"{out}: scan incomplete, {len(missing)} of {meta['n_chunks']} chunks missing")
-    parts = [np.load(_chunk_path(out, c)) for c in range(meta["n_chunks"])]
-    return {k: np.concatenate([p[k] for p in parts]).reshape(shape + parts[0][k].shape[1:]) for k in parts[0].files}
+    points = grid_points([Axis(**a) for a in meta["axes"]])
+    scan_id = (meta.get("identity") or {}).get("scan")
+    parts = []
+    for c in range(meta["n_chunks"]):
+        try:
+            parts.append(_read_chunk(out, c, points, meta["chunk_size"], scan_id))
+        except _BadChunk as err:
+            raise CevnsInputError(f"{_chunk_path(out, c)}: {err}; rerun the scan to recompute it") from None
+    return {k: np.concatenate([p[k] for p in parts]).reshape(shape + parts[0][k].shape[1:]) for k in parts[0]}
 
 
 def raster_crossings(couplings: np.ndarray, delta_chi2: np.ndarray, level: float = 2.706) -> list[list[float]]:
     """All crossings of Δχ² = level along the coupling axis, for each row (mass) of ``delta_chi2``.
 
-    Returns one list per mass (ascending couplings; interpolation in log coupling for positive axes).
-    The first crossing is the usual exclusion limit; more appear where Δχ² is not monotonic (e.g. the
-    universal Z′'s allowed island).
+    Returns one list per mass (ascending couplings). On a positive axis the crossing is interpolated
+    linearly in (ln g, ln Δχ²), exact for Δχ² ∝ gⁿ (linear interpolation of Δχ² itself is biased by
+    percent where Δχ² ∝ g⁴); still a raster estimate: quoted limits are solved with
+    :func:`cevns_jax.stats.crossings.solve_crossings`. More crossings appear where Δχ² is not monotonic (e.g.
+    the universal Z′'s allowed island).
     """
-    x = np.log(couplings) if np.all(couplings > 0) else np.asarray(couplings, dtype=float)
+    positive = bool(np.all(np.asarray(couplings) > 0))
+    x = np.log(couplings) if positive else np.asarray(couplings, dtype=float)
     out = []
     for row in np.atleast_2d(delta_chi2):
-        d = row - level
+        d = np.log(np.maximum(row, 1e-30 * level) / level) if positive else row - level
         idx = np.nonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)[0]
         cross = [x[i] + (x[i + 1] - x[i]) * (-d[i]) / (d[i + 1] - d[i]) for i in idx]
-        out.append([float(np.exp(c)) if np.all(couplings > 0) else float(c) for c in cross])
+        out.append([float(np.exp(c)) if positive else float(c) for c in cross])
     return out
 
 
@@ -268,3 +319,92 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- identity and chunk integrity
+
+STAMP = "__cevns__"
+"""Prefix of the bookkeeping arrays stored in every chunk (index, scan identity, coordinates, checksum)."""
+
+
+def scan_identity(axes: list[Axis], description: dict | None, identity=None) -> dict:
+    """What a scan's values are computed from, as hashes: ``{"scan": overall, "parts": {…}}``.
+
+    Parts: the grid (axes), the description, the ``identity`` pytree (experiments, model parameters,
+    priors…; :func:`~cevns_jax.provenance.content_hash`), the package version and its source hash.
+    Two runs share ``scan`` exactly when every part is equal."""
+    from . import __version__
+
+    parts = {"grid": content_hash([asdict(a) for a in axes]), "description": content_hash(description or {}),
+             "inputs": content_hash(identity), "version": __version__, "source": source_hash()}
+    return {"scan": content_hash(parts), "parts": parts}
+
+
+_PART_WORDS = {"grid": "the grid", "description": "the description", "inputs": "the inputs (experiments, model, "
+               "priors)", "version": "the package version", "source": "the package source code"}
+
+
+def _check_identity(out: Path, previous: dict | None, ident: dict) -> None:
+    """Refuse to resume a scan computed for other inputs, naming what differs."""
+    if not previous or "parts" not in previous:
+        raise CevnsInputError(f"{out}: holds a scan without an identity record (written by an older version); "
+                              "remove the folder or use a new one")
+    if previous["scan"] != ident["scan"]:
+        differ = [_PART_WORDS.get(k, k) for k in ident["parts"] if previous["parts"].get(k) != ident["parts"][k]]
+        raise CevnsInputError(f"{out}: holds a scan computed for other inputs ({', '.join(differ) or 'identity'} "
+                              "changed); its results cannot be reused: remove the folder or use a new one")
+
+
+class _BadChunk(Exception):
+    pass
+
+
+def _checksum(arrays: dict) -> str:
+    return content_hash({k: np.asarray(arrays[k]) for k in sorted(arrays)})
+
+
+def _stamped(arrays: dict, c: int, coords: dict, scan_id: str) -> dict:
+    """A chunk's outputs with its index, scan identity, grid coordinates and a checksum of all of them."""
+    stamped = {**arrays, f"{STAMP}chunk": np.asarray(c), f"{STAMP}scan": np.asarray(scan_id)}
+    stamped.update({f"{STAMP}point:{k}": np.asarray(v) for k, v in coords.items()})
+    stamped[f"{STAMP}sha256"] = np.asarray(_checksum(stamped))
+    return stamped
+
+
+def _read_chunk(out: Path, c: int, points: dict, chunk_size: int, scan_id: str | None) -> dict:
+    """Chunk ``c``'s outputs, verified; raises :class:`_BadChunk` with the reason."""
+    path = _chunk_path(out, c)
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any error
+            data = {k: z[k] for k in z.files}
+    except Exception as err:  # zero-byte, truncated, not a zip, bad member: all mean "recompute"
+        raise _BadChunk(f"unreadable chunk ({type(err).__name__}: {err})") from None
+    stored = data.pop(f"{STAMP}sha256", None)
+    if stored is None:
+        raise _BadChunk("chunk has no checksum (written by an older version)")
+    if str(stored) != _checksum(data):
+        raise _BadChunk("checksum mismatch (corrupt chunk)")
+    index, scan = data.get(f"{STAMP}chunk"), data.get(f"{STAMP}scan")
+    if index is None or scan is None or int(index) != c or (scan_id is not None and str(scan) != scan_id):
+        raise _BadChunk(f"holds chunk {index} of scan {str(scan)[:12]}…, not chunk {c} of this scan (misplaced)")
+    lo = c * chunk_size
+    for k, v in points.items():
+        mine = v[lo:lo + chunk_size]
+        got = data.get(f"{STAMP}point:{k}")
+        if got is None or got.shape != mine.shape or not np.array_equal(got, mine):
+            raise _BadChunk(f"grid coordinates of axis {k!r} differ from this scan's (misplaced)")
+    return {k: v for k, v in data.items() if not k.startswith(STAMP)}
+
+
+def _chunk_ok(out: Path, c: int, points: dict, chunk_size: int, scan_id: str) -> bool:
+    """Whether chunk ``c`` is on disk and valid; an invalid one is named on stderr and removed."""
+    path = _chunk_path(out, c)
+    if not path.exists():
+        return False
+    try:
+        _read_chunk(out, c, points, chunk_size, scan_id)
+        return True
+    except _BadChunk as err:
+        print(f"[scan] {path}: {err}; recomputing it", file=sys.stderr)
+        path.unlink()
+        return False

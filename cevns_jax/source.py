@@ -8,15 +8,20 @@ Timing (docs/physics.md §1.3): the proton pulse is a Gaussian N(μ_p, σ_p) (a 
 multi-bunch sources); the prompt PDF is the pulse convolved with the pion lifetime, the delayed PDF
 additionally with the muon lifetime. Closed forms are exponentially modified Gaussians, evaluated
 through ``log_ndtr`` so that they stay finite (with finite gradients) microseconds before the pulse.
+Every time profile also gives its CDF's first two antiderivatives (``*_antiderivatives``: F, G = ∫F dt,
+H = ∫G dt, in 1, ns, ns²), from which the time folding takes each sub-bin's exact mean arrival time and
+variance (:func:`cevns_jax.binning.binned_with_efficiency`, docs/physics.md §3.4.1).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr
 
 from . import constants as C
 from ._pytree import pytree_dataclass, static_field
+from .binning import gaussian_antiderivatives
 
 COMPONENTS = ("prompt_numu", "delayed_nue", "delayed_numubar")
 """Neutrino flux components of a π-DAR source, in the order used by every array axis ``c``."""
@@ -61,18 +66,33 @@ def exgauss_cdf(t, mu, sigma, tau):
     return ndtr((t - mu) / sigma) - jnp.exp(_exgauss_log_tail(t, mu, sigma, tau))
 
 
+def exgauss_antiderivatives(t, mu, sigma, tau):
+    """(F, G, H) of N(μ, σ) ⊗ exponential(τ): the CDF and its antiderivatives G' = F, H' = G [1, ns, ns²].
+
+    The density p = g ⊗ e_τ obeys τp' + p = g (g the Gaussian density), so integrating from −∞ once, twice
+    and three times: F = F_g − τp, G = G_g − τF, H = H_g − τG, with (F_g, G_g, H_g) the Gaussian's
+    (:func:`cevns_jax.binning.gaussian_antiderivatives`). For t → ∞: G → t − (μ + τ),
+    H → ½[(t − μ − τ)² + σ² + τ²], the mean and variance of the exGaussian.
+    """
+    Fg, Gg, Hg = gaussian_antiderivatives(t - mu, sigma)
+    F = Fg - jnp.exp(_exgauss_log_tail(t, mu, sigma, tau))
+    G = Gg - tau * F
+    return F, G, Hg - tau * G
+
+
 def _two_stage(fn, t, mu, sigma):
-    """Pulse ⊗ e_{τπ} ⊗ e_{τμ} as the partial-fraction combination of two exGaussians."""
+    """Pulse ⊗ e_{τπ} ⊗ e_{τμ} as the partial-fraction combination of two exGaussians (any of PDF, CDF or
+    antiderivatives: the combination is linear)."""
     tp, tm = C.TAU_PION_NS, C.TAU_MUON_NS
-    return (tm * fn(t, mu, sigma, tm) - tp * fn(t, mu, sigma, tp)) / (tm - tp)
+    return jax.tree.map(lambda a, b: (tm * a - tp * b) / (tm - tp), fn(t, mu, sigma, tm), fn(t, mu, sigma, tp))
 
 
 def _bunched(fn, t, pulse):
-    """Sum over the Gaussian bunches of a pulse (weights normalised to 1)."""
+    """Sum over the Gaussian bunches of a pulse (weights normalised to 1), of one array or a tuple of them."""
     t = jnp.asarray(t)[..., None]
     w = pulse.bunch_weights / jnp.sum(pulse.bunch_weights)
     mu = pulse.mean_ns + pulse.bunch_offsets_ns
-    return jnp.sum(w * fn(t, mu, pulse.sigma_ns), axis=-1)
+    return jax.tree.map(lambda v: jnp.sum(w * v, axis=-1), fn(t, mu, pulse.sigma_ns))
 
 
 def prompt_time_pdf(t_ns, pulse):
@@ -85,6 +105,11 @@ def prompt_time_cdf(t_ns, pulse):
     return _bunched(lambda t, m, s: exgauss_cdf(t, m, s, C.TAU_PION_NS), t_ns, pulse)
 
 
+def prompt_time_antiderivatives(t_ns, pulse):
+    """(F, G, H) of the prompt ν_μ arrival time [1, ns, ns²] (:func:`exgauss_antiderivatives` per bunch)."""
+    return _bunched(lambda t, m, s: exgauss_antiderivatives(t, m, s, C.TAU_PION_NS), t_ns, pulse)
+
+
 def delayed_time_pdf(t_ns, pulse):
     """Arrival-time PDF of delayed ν_e and ν̄_μ [1/ns]: pulse ⊗ pion ⊗ muon lifetimes."""
     return _bunched(lambda t, m, s: _two_stage(exgauss_pdf, t, m, s), t_ns, pulse)
@@ -95,9 +120,19 @@ def delayed_time_cdf(t_ns, pulse):
     return _bunched(lambda t, m, s: _two_stage(exgauss_cdf, t, m, s), t_ns, pulse)
 
 
+def delayed_time_antiderivatives(t_ns, pulse):
+    """(F, G, H) of the delayed ν_e and ν̄_μ arrival time [1, ns, ns²]."""
+    return _bunched(lambda t, m, s: _two_stage(exgauss_antiderivatives, t, m, s), t_ns, pulse)
+
+
 def pulse_cdf(t_ns, pulse):
     """CDF of the proton pulse itself (time profile of prompt-like beam-related backgrounds)."""
     return _bunched(lambda t, m, s: ndtr((t - m) / s), t_ns, pulse)
+
+
+def pulse_antiderivatives(t_ns, pulse):
+    """(F, G, H) of the proton pulse's time profile [1, ns, ns²]."""
+    return _bunched(lambda t, m, s: gaussian_antiderivatives(t - m, s), t_ns, pulse)
 
 
 def component_time_cdfs(t_ns, pulse):
@@ -105,6 +140,12 @@ def component_time_cdfs(t_ns, pulse):
     prompt = prompt_time_cdf(t_ns, pulse)
     delayed = delayed_time_cdf(t_ns, pulse)
     return jnp.stack([prompt, delayed, delayed])
+
+
+def component_time_antiderivatives(t_ns, pulse):
+    """(F, G, H) of the three neutrino components at times ``t_ns``, each of shape (3, *t.shape)."""
+    prompt, delayed = prompt_time_antiderivatives(t_ns, pulse), delayed_time_antiderivatives(t_ns, pulse)
+    return tuple(jnp.stack([p, d, d]) for p, d in zip(prompt, delayed))
 
 
 @pytree_dataclass

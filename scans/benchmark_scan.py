@@ -47,7 +47,7 @@ def main() -> None:
     import numpy as np
 
     import cevns_jax
-    from cevns_jax.forecast import AsimovForecast
+    from cevns_jax.stats.forecast import AsimovForecast
     from cevns_jax.models import NewPhysics, lmu_minus_ltau
     from cevns_jax.scan import Axis, grid_points, run_scan
 

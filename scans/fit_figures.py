@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cevns_jax  # noqa: E402
-from cevns_jax import fits  # noqa: E402
+from cevns_jax.stats import analyses, fits  # noqa: E402
 
 cevns_jax.enable_x64()
 
@@ -54,8 +54,8 @@ def _stacked(ax, edges, parts, data, xlabel):
 def figure(name: str, scan_points: int, out: Path) -> dict:
     template = "factorised" if name == "COHERENT-CENNS10-2020" else "model"
     result = fits.fit_release(name, signal_template=template, n_scan=scan_points)
-    analysis = fits.load_analysis(name, template)
-    parts = fits.model_counts(analysis, {"cevns_count": result["best"]}, result["nuisances"])
+    analysis = analyses.load_analysis(name, template)
+    parts = analyses.model_counts(analysis, {"cevns_count": result["best"]}, result["nuisances"])
     exp = analysis.experiment
     e_edges = np.asarray(exp.detector.binning.energy_edges)
     t_edges = np.asarray(exp.detector.binning.time_edges_ns) / 1e3
@@ -70,7 +70,7 @@ def figure(name: str, scan_points: int, out: Path) -> dict:
     ax = axes[2]
     ax.plot(*scan, color="#d62728", label="cevns_jax profile")
     ax.axhline(1.0, color="k", lw=0.7, ls=":")
-    pub = fits.PUBLISHED[name]
+    pub = analyses.PUBLISHED[name]
     ax.axvspan(pub["cevns"] - pub["error"], pub["cevns"] + pub["error"], color="0.85", label=f"published {pub['cevns']:g} ± {pub['error']:g}")
     ax.axvline(result["predicted"], color="#1f77b4", ls="--", label=f"SM prediction {result['predicted']:.0f}")
     ax.set_xlabel("CEvNS events in the analysis region")
@@ -89,7 +89,7 @@ def figure(name: str, scan_points: int, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--releases", nargs="*", default=list(fits.RELEASES))
+    parser.add_argument("--releases", nargs="*", default=list(analyses.RELEASES))
     parser.add_argument("--scan-points", type=int, default=41)
     parser.add_argument("--out", type=Path, default=Path("figures"))
     args = parser.parse_args()

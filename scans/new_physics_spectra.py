@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cevns_jax  # noqa: E402
-from cevns_jax import rates, response  # noqa: E402
+from cevns_jax import rates  # noqa: E402
+from cevns_jax.binning import Binning  # noqa: E402
 from cevns_jax.models import (NewPhysics, b_minus_l, dark_matter, em_properties, epsilon_from_Y,  # noqa: E402
                               lmu_minus_ltau, nsi_couplings, sterile_mixing, universal)
 from cevns_jax.source import COMPONENTS  # noqa: E402
@@ -46,7 +47,7 @@ def illustration_binning(exp):
     edges = jnp.linspace(0.0, hi, 41)
     times = jnp.linspace(float(det.binning.time_edges_ns[0]), float(det.binning.time_edges_ns[-1]), 61)
     # backgrounds are binned when a preset is loaded, so the re-binned illustration shows signals only
-    binning = response.Binning(edges, times, 4, 4)
+    binning = Binning(edges, times, 4, 4)
     return cevns_jax.replace(exp, detector=cevns_jax.replace(det, binning=binning), backgrounds={})
 
 

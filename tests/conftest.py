@@ -1,9 +1,12 @@
 """Test configuration: 64-bit floats for the whole session (never set in individual modules)."""
 
+import os
+
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+os.environ["CEVNS_JAX_COMPILATION_CACHE"] = "0"  # hermetic: CLI tests run in-process and must not write ~/.cache
 
 
 @pytest.fixture(scope="session")

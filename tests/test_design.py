@@ -12,12 +12,12 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from cevns_jax import design as D
-from cevns_jax.cost import ProgramCost, detector_cost_model
+from cevns_jax.design.cost import ProgramCost, detector_cost_model
 from cevns_jax._pytree import replace
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import PRESET_DIR, experiment_from_dict, read_toml
-from cevns_jax.fisher import fisher_matrix
-from cevns_jax.likelihood import poisson_deviance
+from cevns_jax.stats.fisher import fisher_matrix
+from cevns_jax.stats.likelihood import poisson_deviance
 from cevns_jax.models import NewPhysics, lmu_minus_ltau, nsi_couplings
 from cevns_jax.nuisances import nuisance_priors, predicted_counts
 from cevns_jax.rates import expected_counts
@@ -25,7 +25,7 @@ from cevns_jax.xsec import StandardModel
 
 V = D.Variable
 PARAMS = ("sin2_theta_w", "delta_rn_fm", "eps_u_ee", "eps_d_ee")
-REDUCTIONS = (D.FisherSigma("sin2_theta_w"), D.FisherSigma("delta_rn_fm"),
+REDUCTIONS = (D.FisherSigma("sin2_theta_w"), D.FisherSigma("CsI/delta_rn_fm"),  # δR_n: one per nucleus
               D.FisherSigma(("eps_u_ee", "eps_d_ee"), direction=(1.0, -1.0)), D.FisherArea())
 LIMITS = (D.ExpectedLimit("lmu_ltau", 10.0), D.ExpectedLimit("dark_matter", 10.0))
 
@@ -71,9 +71,8 @@ def checker(design, experiments, foms):
     def values(x):
         exps, _ = D.realise(design, unravel(x), experiments)
         if foms == "fisher":
-            labels, blocks, prior = D.fisher_blocks(exps, PARAMS)
-            F = D.scaled_fisher(blocks, prior, jnp.ones(len(exps)))
-            return jnp.stack([jnp.log(r.reduce(labels, F)) for r in REDUCTIONS]), (blocks, prior)
+            fb = D.fisher_blocks(tuple(exps), PARAMS)
+            return jnp.stack([jnp.log(r.reduce(fb.labels, fb.matrix())) for r in REDUCTIONS]), (fb.blocks, fb.prior)
         return jnp.stack([jnp.log(f(exps)) for f in foms]), ()
 
     @jax.jit
@@ -92,20 +91,20 @@ def checker(design, experiments, foms):
 
 
 def directions_per_variable(u0, unravel, rng):
-    """A random unit direction inside each variable's coordinates (flat), one row per variable."""
-    rows, labels = [], []
+    """One random direction through every variable at once (each variable's block a random unit vector,
+    so every kind moves by the same amount): one finite-difference stencil checks the gradient in all of
+    them together (a wrong gradient of any one kind changes the directional derivative)."""
+    d = {}
     for label in u0:
-        d = jax.tree_util.tree_map(jnp.zeros_like, u0)
-        d[label] = jnp.asarray(rng.standard_normal(np.shape(u0[label])))
-        flat, _ = ravel_pytree(d)
-        rows.append(flat / jnp.linalg.norm(flat))
-        labels.append(label)
-    return labels, jnp.stack(rows)
+        block = jnp.asarray(rng.standard_normal(np.shape(u0[label])))
+        d[label] = block / jnp.linalg.norm(jnp.ravel(block))
+    flat, _ = ravel_pytree(d)
+    return ["every variable"], (flat / jnp.linalg.norm(flat))[None, :]
 
 
 def with_directions(check):
     """(design, experiments, u0, flat0, unravel, run, labels, directions): every call of ``run`` then
-    uses the same direction array, so it compiles once; ``run.at_start`` caches the call at u0."""
+    uses the same direction array (one row), so it compiles once; ``run.at_start`` caches the call at u0."""
     design, exps, u0, flat0, unravel, run = check
     labels, dirs = directions_per_variable(u0, unravel, np.random.default_rng(7))
     cache = {}
@@ -232,25 +231,32 @@ def test_limit_without_nuisances_matches_the_forward_model(program):
 
 def test_fisher_figures_of_merit_match_the_fisher_module(program, fisher_check):
     """The joint Fisher matrix of the Ge + CsI program built independently here with fisher.fisher_matrix
-    (one parameter dict for both detectors, flux shared) gives the same four FoMs at the start design."""
+    (one parameter dict for both detectors: flux shared at the SNS First Target Station, δR_n one per
+    nucleus, the rest per detector) gives the same four FoMs at the start design."""
     design, exps, u0, flat0, unravel, run, labels, dirs = fisher_check
     value, _, _, _ = run.at_start()
-    priors = {}
-    for k, exp in enumerate(program):
-        for name, sigma in nuisance_priors(exp).items():
-            priors[name if name == "flux" else f"{k}/{name}"] = sigma
+    both = set(nuisance_priors(program[0])) & set(nuisance_priors(program[1]))
+
+    def label(exp, name):  # one SNS station: flux shared; form factors per nucleus; one detector's: unqualified
+        if name not in both or name == "flux":
+            return name
+        return f"{exp.target.name}/{name}" if name == "form_factor_radius" else f"{exp.name}/{name}"
+
+    priors = {label(exp, name): sigma for exp in program for name, sigma in nuisance_priors(exp).items()}
 
     def mu(p):
         parts = []
-        for k, exp in enumerate(program):
-            target = replace(exp.target, form_factor="helm_rms", neutron_radius_fm=exp.target.neutron_radius_fm + p["delta_rn_fm"])
-            nus = {name: p[name if name == "flux" else f"{k}/{name}"] for name in nuisance_priors(exp)}
+        for exp in program:
+            rn = p[f"{exp.target.name}/delta_rn_fm"]
+            target = replace(exp.target, form_factor="helm_rms", neutron_radius_fm=exp.target.neutron_radius_fm + rn)
+            nus = {name: p[label(exp, name)] for name in nuisance_priors(exp)}
             model = NewPhysics(nsi=nsi_couplings(ee_u=p["eps_u_ee"], ee_d=p["eps_d_ee"]))
             sm = StandardModel(sin2_theta_w=p["sin2_theta_w"], couplings="rc")
             parts.append(jnp.ravel(sum(predicted_counts(replace(exp, target=target), nus, sm=sm, model=model).values())))
         return jnp.concatenate(parts)
 
-    p0 = {"sin2_theta_w": jnp.asarray(0.23857), "delta_rn_fm": jnp.asarray(0.0), "eps_u_ee": jnp.asarray(0.0),
+    p0 = {"sin2_theta_w": jnp.asarray(0.23857), "Ge/delta_rn_fm": jnp.asarray(0.0), "CsI/delta_rn_fm": jnp.asarray(0.0),
+          "eps_u_ee": jnp.asarray(0.0),
           "eps_d_ee": jnp.asarray(0.0), **{k: jnp.asarray(0.0) for k in priors}}
     F = fisher_matrix(mu, p0, priors)
     order = [F.index(label) for label in D.fisher_labels(program, PARAMS)]

@@ -8,8 +8,8 @@ from scipy import optimize, stats
 
 from cevns_jax import rates
 from cevns_jax._pytree import replace
-from cevns_jax.fisher import Fisher, fisher_matrix
-from cevns_jax.likelihood import chi2, poisson_deviance, profile_nuisances, profiled_chi2
+from cevns_jax.stats.fisher import Fisher, fisher_matrix
+from cevns_jax.stats.likelihood import chi2, poisson_deviance, profile_nuisances, profiled_chi2
 
 # A toy binned model: signal strength θ on a fixed signal, two background normalisations (priors 10%, 30%)
 SIG = jnp.array([5.0, 20.0, 40.0, 20.0, 5.0, 1.0])
@@ -62,9 +62,13 @@ def test_profiled_chi2_jit_vmap_and_gradient():
 
 @pytest.fixture(scope="module")
 def ge():
-    from cevns_jax.experiment import load_experiment
+    """COH-Ge-mini on 3 energy × 2 time bins (the statements below hold for any binning; few bins keep
+    the Hessian and Jacobians of the full model cheap)."""
+    from cevns_jax.experiment import PRESET_DIR, experiment_from_dict, read_toml
 
-    return load_experiment("COH-Ge-mini")
+    data = read_toml(PRESET_DIR / "COH-Ge-mini.toml", "experiment")
+    data["bins"] = {"energy_edges": [1.0, 2.0, 4.0, 15.0], "time_edges_us": [0.0, 1.0, 6.0], "energy_subdivisions": 2}
+    return experiment_from_dict(data, label="COH-Ge-mini", base=PRESET_DIR)
 
 
 def counts_of(exp, flux_scale, s2):

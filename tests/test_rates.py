@@ -8,6 +8,7 @@ import pytest
 from cevns_jax import constants as C
 from cevns_jax import rates
 from cevns_jax import response as R
+from cevns_jax.binning import Binning
 from cevns_jax._pytree import replace
 from cevns_jax.kinematics import max_recoil_energy
 from cevns_jax.releases import data_path, grid_histogram
@@ -51,7 +52,7 @@ def test_csi2021_after_quenching_smearing_and_pe_efficiency(presets):
     """QF polynomial + Gamma PE smearing + PE efficiency, all PE, no timing efficiency: ≈402 / ≈410."""
     exp = presets["COHERENT-CsI-2021"]
     det = exp.detector
-    wide = R.Binning(jnp.array([0.0, 2000.0]), jnp.array([-1e4, 1e6]), n_sub_energy=400, n_sub_time=1)
+    wide = Binning(jnp.array([0.0, 2000.0]), jnp.array([-1e4, 1e6]), n_sub_energy=400, n_sub_time=1)
     exp = replace(exp, detector=replace(det, binning=wide, timing_efficiency=R.NoTimingEfficiency()))
     count = jax.jit(rates.total_cevns)
     assert float(count(exp, TREE)) == pytest.approx(402, rel=3e-2)

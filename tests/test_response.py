@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from cevns_jax import response as R
+from cevns_jax.binning import Binning, subdivide
 from cevns_jax.releases import data_path, read_table
 
 
@@ -101,7 +102,7 @@ def test_response_is_a_probability():
     s = R.GammaPESmearing(jnp.asarray(13.35), jnp.asarray(9.56))
     flat = R.FlatEfficiency(jnp.asarray(1.0))
     E = jnp.array([0.5, 1.0, 2.0, 4.0])
-    wide = R.Binning(jnp.array([0.0, 30.0, 1000.0]), jnp.array([0.0, 1.0]), n_sub_energy=4)
+    wide = Binning(jnp.array([0.0, 30.0, 1000.0]), jnp.array([0.0, 1.0]), n_sub_energy=4)
     np.testing.assert_allclose(R.energy_response(s, flat, wide, E).sum(axis=0), 1.0, rtol=1e-10)
 
 
@@ -112,8 +113,8 @@ def test_sub_bin_efficiency_sampling_converges():
     eff = R.Coherent2021Efficiency(jnp.asarray(rows[0]), jnp.asarray(rows[1] - rows[0]), jnp.asarray(0.0))
     edges = jnp.array([0.0, 8, 12, 16, 20, 24, 32, 40, 50, 60])
     E = jnp.linspace(0.3, 5.0, 20)
-    coarse = R.energy_response(s, eff, R.Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=8), E)
-    fine = R.energy_response(s, eff, R.Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=64), E)
+    coarse = R.energy_response(s, eff, Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=8), E)
+    fine = R.energy_response(s, eff, Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=64), E)
     np.testing.assert_allclose(coarse.sum(0), fine.sum(0), atol=5e-4)
     np.testing.assert_allclose(coarse, fine, atol=2e-3)
 
@@ -165,7 +166,7 @@ def test_poisson_pe_normalisation():
 def test_poisson_pe_gradients_match_finite_differences():
     """d/dLY, d/dE, d/dσ_spe of a binned response against central differences (step 1e-6 relative)."""
     edges = jnp.array([0.5, 3.0, 8.0, 20.0, 60.0, 150.0, 300.0])
-    x, _ = R.subdivide(edges, 4)
+    x, _ = subdivide(edges, 4)
     weights = jnp.sin(jnp.arange(x.size - 1.0)) + 1.5
     E = jnp.array([0.002, 0.05, 0.4, 3.0, 6.5])  # λ = 0.08 … 260 PE at 40 PE/keVee
 

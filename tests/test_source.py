@@ -95,3 +95,53 @@ def test_fluence_csi2021():
     # instantaneous flux at 20 m, 1.4 MW, 1 GeV, r = 0.09: 1.56e7 per flavour per cm² per s
     src = make_source(FACILITIES["SNS-2020"], C.protons_on_target_from_power(1.4, 1.0, 1 / 3600), nu_per_proton=0.09)
     assert float(S.fluence_per_flavour(src, 20.0)) == pytest.approx(1.56e7, rel=5e-3)  # quoted to 3 digits
+
+
+def _scipy_time_pdfs(P):
+    """Arrival-time densities [1/ns] built from scipy.stats (independent of the package's closed forms):
+    exGaussians per bunch, the delayed one by partial fractions of the two lifetimes."""
+    from scipy import stats
+
+    w = np.asarray(P.bunch_weights) / np.sum(np.asarray(P.bunch_weights))
+    mus = float(P.mean_ns) + np.asarray(P.bunch_offsets_ns)
+    s = float(P.sigma_ns)
+    tp, tm = C.TAU_PION_NS, C.TAU_MUON_NS
+
+    def exg(t, tau):
+        return sum(wb * stats.exponnorm.pdf(t, tau / s, loc=mu, scale=s) for wb, mu in zip(w, mus))
+
+    return {
+        "pulse": lambda t: sum(wb * stats.norm.pdf(t, loc=mu, scale=s) for wb, mu in zip(w, mus)),
+        "prompt": lambda t: exg(t, tp),
+        "delayed": lambda t: (tm * exg(t, tm) - tp * exg(t, tp)) / (tm - tp),
+    }
+
+
+def test_time_antiderivatives_against_quad_and_moments():
+    """(F, G, H) of every time profile: F = ∫p, G(t) = ∫(t − s)p(s)ds, H(t) = ½∫(t − s)²p(s)ds by
+    scipy.integrate.quad of scipy.stats densities (two bunches), and far after the pulse G → t − E[t],
+    H → ½[(t − E[t])² + Var t] with the mean μ̄ + Σ τ and variance σ² + Σ τ² + bunch spread."""
+    from scipy import integrate
+
+    P = S.ProtonPulse(jnp.asarray(440.0), jnp.asarray(150.0), jnp.asarray([0.0, 300.0]), jnp.asarray([1.0, 0.5]))
+    pdfs = _scipy_time_pdfs(P)
+    functions = {"pulse": S.pulse_antiderivatives, "prompt": S.prompt_time_antiderivatives,
+                 "delayed": S.delayed_time_antiderivatives}
+    lifetimes = {"pulse": (), "prompt": (C.TAU_PION_NS,), "delayed": (C.TAU_PION_NS, C.TAU_MUON_NS)}
+    w = np.array([1.0, 0.5]) / 1.5
+    mus = 440.0 + np.array([0.0, 300.0])
+    for name, fn in functions.items():
+        p = pdfs[name]
+        for t in (300.0, 600.0, 1500.0, 6000.0):
+            got = [float(v) for v in fn(jnp.asarray(t), P)]
+            want = [integrate.quad(lambda s, k=k: (t - s) ** k / (1.0 if k < 2 else 2.0) * p(s), -3000.0, t,
+                                   points=[440.0, 740.0] if t > 740.0 else None, epsabs=0.0, epsrel=1e-12,
+                                   limit=400)[0] for k in (0, 1, 2)]
+            np.testing.assert_allclose(got, want, rtol=1e-9, err_msg=f"{name} at {t} ns")
+        mean = w @ mus + sum(lifetimes[name])
+        var = 150.0**2 + sum(tau**2 for tau in lifetimes[name]) + w @ (mus - w @ mus) ** 2
+        t = 1e5  # e^{−t/τμ} ≈ 1e-20: the profile is complete; Var is 1e-3 of H there
+        F, G, H = (float(v) for v in fn(jnp.asarray(t), P))
+        assert F == pytest.approx(1.0, abs=1e-14)
+        assert G == pytest.approx(t - mean, rel=1e-12)
+        assert H == pytest.approx(0.5 * ((t - mean) ** 2 + var), rel=1e-12)

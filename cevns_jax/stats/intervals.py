@@ -32,7 +32,7 @@ from typing import Callable
 
 from scipy.optimize import brentq
 
-from .errors import CevnsInputError
+from ..errors import CevnsInputError
 
 __all__ = ["IntervalEnd", "NoCrossingError", "find_crossing", "XTOL_FRACTION", "MAX_EXPANSIONS"]
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from . import response as resp
-from ._pytree import pytree_dataclass, static_field
-from .errors import CevnsInputError
+from .. import response as resp
+from .._pytree import pytree_dataclass, static_field
+from ..errors import CevnsInputError
 
 
 @pytree_dataclass

@@ -21,6 +21,9 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import xlogy
 
+__all__ = ["MU_FLOOR", "STEP_LENGTHS", "poisson_deviance", "prior_penalty", "chi2", "profile_nuisances",
+           "profiled_chi2", "asimov_data"]
+
 MU_FLOOR = 1e-12
 
 
@@ -88,8 +91,10 @@ def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict,
 
 
 def profiled_chi2(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12):
-    """min_ν χ²(θ, ν), differentiable in θ (and in whatever ``mu_fn`` closes over) via the envelope theorem."""
-    nu_hat = jax.lax.stop_gradient(profile_nuisances(mu_fn, n, theta, nuisances0, priors, n_steps))
+    """min_ν χ²(θ, ν), differentiable in θ, ``n`` (and in whatever ``mu_fn`` closes over) via the envelope
+    theorem: ν̂ is found on constants (no tangent enters the profiling loop) and held fixed."""
+    stop = jax.lax.stop_gradient
+    nu_hat = stop(profile_nuisances(mu_fn, stop(n), stop(theta), stop(nuisances0), priors, n_steps))
     return chi2(mu_fn, n, theta, nu_hat, priors)
 
 

@@ -1,0 +1,257 @@
+"""Expected sensitivities: the profiled Asimov Δχ² of a new-physics point against the SM (docs/physics.md §5.3).
+
+    Δχ²(θ) = min_ν χ²(θ, ν; n = μ_SM),    χ² = Poisson deviance + Σ (ν/σ)²
+
+for one or several experiments (joint: χ² summed; nuisances labelled and shared by the registry,
+:func:`cevns_jax.nuisances.program_nuisances`). The pure core, usable under ``jit``, ``vmap`` and
+``grad`` (also with respect to the experiments, i.e. a design):
+
+* :func:`asimov_reference` — the θ-independent part (SM Asimov data, the SM CEvNS template and its
+  log-derivatives in the shape nuisances, the backgrounds, the labels); compiled once per
+  experiment structure and :class:`ForecastSpec`;
+* :func:`signals` — the θ-dependent templates of one experiment (CEvNS under the model; dark matter
+  with its own log-derivatives, so it follows quenching, efficiency and timing like CEvNS);
+* :func:`expected` — μ(θ, ν) = S(θ)·(1 + Σ ν_k r_k)·N_S(ν) + D(θ)·(1 + Σ ν_k d_k)·N_D(ν) + Σ_b B_b N_b(ν)
+  (linear morph of the shape nuisances, :mod:`cevns_jax.stats.morphing`; exact normalisation
+  factors N, :func:`cevns_jax.nuisances.normalisation`);
+* :func:`profiled_delta_chi2` and :func:`asimov_delta_chi2` — the profiled statistic.
+
+:class:`AsimovForecast` is a thin wrapper holding a reference and a model map θ → model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from .._pytree import pytree_dataclass, static_field
+from ..models.darkmatter import at_source
+from ..nuisances import (apply_nuisances, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
+                         shape_names, zero_nuisances)
+from ..rates import background_counts, cevns_counts, dark_matter_counts
+from .likelihood import poisson_deviance, profiled_chi2
+from .morphing import Morph, log_derivatives, pulls
+
+__all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "asimov_reference", "signals",
+           "dark_matter_template", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
+           "shared_delta_chi2", "dark_matter_coupling_scan"]
+
+
+@dataclass(frozen=True)
+class ForecastSpec:
+    """Static settings of a forecast (hashable): the nuisances kept (``include``: names, ``None`` for
+    every declared prior), whether the model has dark matter (adds ``pi0``), profiling steps."""
+
+    include: tuple | None = None
+    dark_matter: bool = False
+    n_steps: int = 6
+
+
+@pytree_dataclass
+class Signals:
+    """The θ-dependent templates of one experiment: CEvNS counts (n_E, n_t), all flux components
+    summed, and the dark-matter :class:`~cevns_jax.stats.morphing.Morph` (``None`` without dark matter)."""
+
+    cevns: jnp.ndarray
+    dark_matter: Morph | None = None
+
+    def scaled_dark_matter(self, factor) -> "Signals":
+        return Signals(self.cevns, None if self.dark_matter is None else self.dark_matter.scaled(factor))
+
+
+@pytree_dataclass
+class AsimovReference:
+    """The θ-independent part of an Asimov forecast (a pytree: arrays are leaves, labels static)."""
+
+    experiments: tuple
+    data: jnp.ndarray
+    cevns_shape: tuple
+    backgrounds: tuple
+    labels: tuple = static_field(default=())
+    priors: tuple = static_field(default=())
+    n_steps: int = static_field(default=6)
+
+    def prior_dict(self) -> dict:
+        return dict(self.priors)
+
+
+def program_labels(experiments, spec: ForecastSpec) -> tuple[list[dict], dict]:
+    """Per experiment {nuisance: label} and the joint {label: σ} of a forecast (the registry's labelling)."""
+    declared = [nuisance_priors(e, spec.include, spec.dark_matter) for e in experiments]
+    return program_nuisances(list(experiments), declared)
+
+
+def _cevns_template(exp, names, model=None) -> Morph:
+    return log_derivatives(lambda nu: jnp.sum(cevns_counts(apply_nuisances(exp, nu), model=model), axis=0), names)
+
+
+def dark_matter_template(exp, dm, names) -> Morph:
+    """Dark-matter counts of ``exp`` (the facility's π⁰ yield) and their log-derivatives in ``names``
+    (shape nuisances): a prompt signal with its own recoil spectrum responds differently to the
+    quenching and timing nuisances than CEvNS, so these are computed for every dark-matter point."""
+    dm = at_source(dm, exp.source)
+    return log_derivatives(lambda nu: dark_matter_counts(apply_nuisances(exp, nu), dm), names)
+
+
+@partial(jax.jit, static_argnames="spec")
+def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
+    """SM Asimov data, SM CEvNS templates with their log-derivatives and backgrounds of ``experiments``."""
+    experiments = tuple(experiments)
+    local, priors = program_labels(experiments, spec)
+    shapes, bkgs, data = [], [], []
+    for exp, names in zip(experiments, local):
+        shape = _cevns_template(exp, shape_names(names))
+        bkg = background_counts(exp)
+        shapes.append(shape)
+        bkgs.append(bkg)
+        data.append(jnp.ravel(shape.nominal + sum(bkg.values(), jnp.zeros_like(shape.nominal))))
+    labels = tuple(tuple(names.items()) for names in local)
+    return AsimovReference(experiments, jnp.concatenate(data), tuple(shapes), tuple(bkgs), labels,
+                           tuple(priors.items()), spec.n_steps)
+
+
+def signals(exp, model, names: tuple = ()) -> Signals:
+    """The templates of ``model`` in ``exp`` (dark matter morphed in the shape nuisances ``names``)."""
+    cevns = jnp.sum(cevns_counts(exp, model=model), axis=0)
+    dm = None
+    if model is not None and model.dark_matter is not None:
+        dm = dark_matter_template(exp, model.dark_matter, names)
+    return Signals(cevns, dm)
+
+
+def reference_signals(reference: AsimovReference, model) -> list:
+    """:func:`signals` of ``model`` for every experiment of ``reference``."""
+    return [signals(exp, model, shape_names(dict(labels)))
+            for exp, labels in zip(reference.experiments, reference.labels)]
+
+
+def expected(reference: AsimovReference, sigs: list, nu: dict):
+    """Flat expected counts of every experiment at signals ``sigs`` and nuisances ``nu`` (no physics)."""
+    parts = []
+    for exp, labels, shape, bkg, sig in zip(reference.experiments, reference.labels, reference.cevns_shape,
+                                            reference.backgrounds, sigs):
+        values = {name: nu[label] for name, label in labels}
+        total = sig.cevns * (1.0 + jnp.tensordot(pulls(values, shape.names), shape.logd, axes=1))
+        total = total * normalisation(values, "cevns")
+        if sig.dark_matter is not None:
+            total = total + sig.dark_matter.at(values) * normalisation(values, "dark_matter")
+        for name, counts in bkg.items():
+            total = total + counts * normalisation(values, name, neutrino_induced(exp, name))
+        parts.append(jnp.ravel(total))
+    return jnp.concatenate(parts)
+
+
+def _mu(args, nu):
+    return expected(args[0], args[1], nu)
+
+
+def profiled_delta_chi2(reference: AsimovReference, sigs: list, n_steps: int | None = None):
+    """min_ν χ²(signals, ν; SM Asimov data): differentiable in the signals and the reference (envelope theorem)."""
+    priors = reference.prior_dict()
+    steps = reference.n_steps if n_steps is None else n_steps
+    return profiled_chi2(_mu, reference.data, (reference, list(sigs)), zero_nuisances(priors), priors, steps)
+
+
+def asimov_delta_chi2(experiments, model, spec: ForecastSpec = ForecastSpec()):
+    """Profiled Asimov Δχ² of ``model`` against the SM for ``experiments`` (pure; jit/vmap/grad)."""
+    reference = asimov_reference(tuple(experiments), spec)
+    return profiled_delta_chi2(reference, reference_signals(reference, model))
+
+
+class AsimovForecast:
+    """Profiled Asimov Δχ²(θ) of ``model_of(θ)`` against the SM for ``experiments`` (a thin wrapper).
+
+    ``model_of`` maps the parameter dict θ (e.g. {"mass_MeV": …, "g": …}) to a
+    :class:`cevns_jax.models.NewPhysics`. ``include`` restricts the nuisances (default: every prior
+    declared by the experiments, plus ``pi0`` if ``dark_matter``).
+    """
+
+    def __init__(self, experiments: list, model_of: Callable, *, include: list[str] | None = None,
+                 n_steps: int = 6, dark_matter: bool = False):
+        self.experiments = list(experiments)
+        self.model_of = model_of
+        self.n_steps = n_steps
+        self.spec = ForecastSpec(None if include is None else tuple(include), dark_matter, n_steps)
+        self.reference = asimov_reference(tuple(self.experiments), self.spec)
+        self.priors = self.reference.prior_dict()
+        self.data = self.reference.data
+
+    def signals(self, theta: dict) -> list:
+        """The θ-dependent templates, once per point."""
+        return self.templates(self.model_of(theta))
+
+    def combine(self, sigs: list, nuisances: dict):
+        """Flat expected counts from :meth:`signals` at nuisances ν (cheap: no physics)."""
+        return expected(self.reference, sigs, nuisances)
+
+    def expected(self, theta: dict, nuisances: dict):
+        return self.combine(self.signals(theta), nuisances)
+
+    def delta_chi2(self, theta: dict):
+        """Profiled Asimov Δχ² at θ (the SM gives 0)."""
+        return self.profiled(self.signals(theta))
+
+    def templates(self, model, cache: dict | None = None) -> list:
+        """Per-experiment :class:`Signals` of ``model``, shared through ``cache`` (keyed by experiment)."""
+        cache = {} if cache is None else cache
+        for exp, labels in zip(self.experiments, self.reference.labels):
+            names = shape_names(dict(labels))
+            if (id(exp), names) not in cache:
+                cache[id(exp), names] = signals(exp, model, names)
+        return [cache[id(exp), shape_names(dict(labels))] for exp, labels in zip(self.experiments, self.reference.labels)]
+
+    @staticmethod
+    def scale_dark_matter(sigs: list, factor) -> list:
+        return [s.scaled_dark_matter(factor) for s in sigs]
+
+    def profiled_from_templates(self, sigs: list, model=None):
+        return self.profiled(sigs)
+
+    def profiled(self, sigs: list):
+        return profiled_delta_chi2(self.reference, sigs)
+
+    def unprofiled_delta_chi2(self, theta: dict):
+        """Δχ² with every nuisance at 0 (statistics only)."""
+        return poisson_deviance(self.expected(theta, zero_nuisances(self.priors)), self.data)
+
+
+def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
+    """Point function θ → {label: profiled Δχ²} for several forecasts of one model.
+
+    Every distinct experiment's physics is computed once per point and shared by all forecasts that
+    contain it, so a scan of all of them is one program. ``forecasts``: :class:`AsimovForecast` or
+    :class:`cevns_jax.stats.limits.DataLimit` objects (``templates`` and ``profiled_from_templates``).
+    """
+
+    def point(theta):
+        model, cache = model_of(theta), {}
+        return {label: fc.profiled_from_templates(fc.templates(model, cache), model) for label, fc in forecasts.items()}
+
+    return point
+
+
+def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float) -> Callable:
+    """Point function θ (without the coupling) → {label: Δχ² at each of ``couplings``} for dark matter.
+
+    At fixed masses the dark-matter counts are an exact power of the coupling (∝ Y² for a dark photon
+    at fixed α_D and m_V/m_χ, ∝ α_B² for a leptophobic mediator), and so are their derivatives in the
+    shape nuisances (the log-derivatives do not depend on it): the physics is computed once per mass at
+    coupling 1 and rescaled by coupling^``power``. ``evaluators``: objects with ``templates``,
+    ``scale_dark_matter`` and ``profiled_from_templates``.
+    """
+    couplings = jnp.asarray(couplings, dtype=jnp.float64)
+
+    def point(theta):
+        model, cache = model_of({**theta, coupling: 1.0}), {}
+        out = {}
+        for label, ev in evaluators.items():
+            t = ev.templates(model, cache)
+            out[label] = jax.vmap(lambda c, t=t, ev=ev: ev.profiled_from_templates(
+                ev.scale_dark_matter(t, c**power), model))(couplings)
+        return out
+
+    return point

@@ -1,0 +1,73 @@
+"""Converged limits: crossings solved by root finding (every one kept), curves refined along the mass axis."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from cevns_jax.errors import CevnsInputError
+from cevns_jax.stats.crossings import LimitCurves, brackets_from_raster, evaluate, refine_masses, solve_crossings
+
+LEVEL = 2.706
+
+
+def roots_ln(m):
+    """Three crossings in ln g that move with the mass (an exclusion limit, then an allowed island)."""
+    base = jnp.array([np.log(1e-4), np.log(4e-4), np.log(2e-3)])
+    return base + 0.3 * jnp.sin(2.0 * m)
+
+
+def toy(m, g):
+    """Δχ² = level·exp(k·Π(u − u_i)): crosses the level exactly at the three roots."""
+    u = jnp.log(g)
+    r = roots_ln(m)
+    return {"toy": LEVEL * jnp.exp(0.8 * (u - r[0]) * (u - r[1]) * (u - r[2])),
+            "steep": LEVEL * (g / jnp.exp(r[0])) ** 4}
+
+
+COUPLINGS = np.geomspace(1e-6, 1e-1, 14)  # coarse: ~2.4 raster steps per decade
+
+
+def test_every_crossing_is_solved_to_the_stated_tolerance():
+    masses = np.array([0.1, 0.7, 1.3, 2.9])
+    curves = solve_crossings(toy, masses, COUPLINGS, LEVEL)
+    for m, cross in zip(masses, curves.crossings["toy"]):
+        np.testing.assert_allclose(cross, np.exp(np.asarray(roots_ln(m))), rtol=1e-6)
+    np.testing.assert_allclose(curves.limit("steep"), [float(np.exp(roots_ln(m)[0])) for m in masses], rtol=1e-6)
+    # a linear interpolation on this raster would be off by tens of percent for the g⁴ curve:
+    d = LEVEL * (COUPLINGS / np.exp(float(roots_ln(0.1)[0]))) ** 4 - LEVEL
+    i = np.nonzero(np.diff(np.sign(d)))[0][0]
+    linear = np.exp(np.log(COUPLINGS[i]) + np.log(COUPLINGS[i + 1] / COUPLINGS[i]) * (-d[i]) / (d[i + 1] - d[i]))
+    assert abs(linear / curves.limit("steep")[0] - 1) > 0.1
+
+
+def test_mass_refinement_converges_the_curve_between_its_points():
+    coarse = solve_crossings(toy, np.geomspace(0.1, 10.0, 5), COUPLINGS, LEVEL)
+    fine = refine_masses(toy, coarse, COUPLINGS, LEVEL, rtol=2e-3, max_rounds=10)
+    assert np.all(np.diff(fine.masses) > 0) and fine.masses.size > 20 and fine.converged
+    assert not refine_masses(toy, coarse, COUPLINGS, LEVEL, rtol=2e-3, max_rounds=1).converged
+    test_m = np.geomspace(0.11, 9.0, 57)
+    lim = np.interp(np.log(test_m), np.log(fine.masses), np.log(fine.limit("steep")))
+    exact = np.array([float(roots_ln(m)[0]) for m in test_m])
+    assert np.max(np.abs(lim - exact)) < 2 * np.log1p(2e-3)  # interpolation between converged points
+
+
+def test_limit_of_a_physics_forecast_equals_a_second_root_finder(presets):
+    from cevns_jax.stats import AsimovForecast
+    from cevns_jax.models import NewPhysics, lmu_minus_ltau
+
+    fc = AsimovForecast([presets["COH-Ar-750"]], lambda th: NewPhysics(zprime=lmu_minus_ltau(th["M"], th["g"])))
+    fn = lambda m, g: fc.unprofiled_delta_chi2({"M": m, "g": g})  # noqa: E731
+    curves = solve_crossings(fn, np.array([10.0]), np.geomspace(1e-5, 1e-2, 5), LEVEL)
+    # second root finder (scipy's Brent method, point by point) on the same compiled Δχ² program
+    second = brentq(lambda lg: evaluate(fn, 10.0, np.exp(lg))["value"][0] - LEVEL, np.log(1e-4), np.log(1e-2),
+                    xtol=1e-10)
+    assert curves.limit("value")[0] == pytest.approx(np.exp(second), rel=1e-6)
+
+
+def test_bad_rasters_are_refused():
+    with pytest.raises(CevnsInputError, match="positive and increasing"):
+        brackets_from_raster([1.0, 0.5], np.zeros((1, 2)), LEVEL)
+    with pytest.raises(CevnsInputError, match="NaN"):
+        brackets_from_raster([1.0, 2.0], np.array([[0.0, np.nan]]), LEVEL)
+    assert LimitCurves(np.array([1.0]), {"x": [[]]}).limit("x")[0] != 0  # NaN where nothing is excluded
