@@ -92,6 +92,8 @@ class Binning:
     * ``recoil_satellites``: offsets (in resolution widths) of the recoil-panel edges placed around the
       true-recoil image of every bin edge; empty when the resolution is broader than a recoil panel
       (``quadrature.response_breakpoints``);
+    * ``recoil_log_panels``: log-spaced recoil panels below the prompt kink, from the response floor up
+      (``quadrature.recoil_log_panels``; 0: the standard 24 from 10⁻⁵ T_break);
     * ``refine``: a global refinement factor (2 doubles every quadrature of the forward model: every
       energy and time sub-bin is halved, recoil panels and energy folding doubled), used by the
       convergence tests.
@@ -105,6 +107,7 @@ class Binning:
     recoil_satellites: tuple = static_field(default=())
     refine: int = static_field(default=1)
     time_point_bins: tuple = static_field(default=())
+    recoil_log_panels: int = static_field(default=0)
 
 
 def _sub_counts(n_sub, n_bins: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from .facilities import get_facility, make_source
 from .kinematics import max_recoil_energy
 from .nuclei import FORM_FACTOR_MODELS, Target
 from .physicsconfig import electroweak_from_table, target_from_tables
-from .quadrature import sharp_response_satellites
+from .quadrature import recoil_log_panels, sharp_response_satellites
 from .releases import read_table, template
 from .source import Source, protons_for_fluence
 from .tomltable import Table, as_f64 as _f, edges, strings
@@ -174,7 +174,7 @@ def _quenching(tab: Table, target: Target, base: Path):
         Z, A = np.asarray(target.Z), np.asarray(target.Z + target.N)
         k = tab.number("k", positive=True, maximum=LINDHARD_K_MAX, why=" (Ge measures 0.16-0.18; see cevns_jax.domain)") \
             if tab.has("k") else None
-        q = resp.LindhardQuenching(k=_f(np.full(Z.shape, k) if k is not None else 0.133 * Z ** (2 / 3) / np.sqrt(A)))
+        q = resp.LindhardQuenching(k=_f(k) if k is not None else _f(0.133 * Z ** (2 / 3) / np.sqrt(A)))
     tab.check_unused()
     return q
 
@@ -454,6 +454,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         point_bins=assign_points(efficiency.points(), energy_edges),
         time_point_bins=assign_points(timing.points(), time_edges_us * 1e3),
         recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
+        recoil_log_panels=recoil_log_panels(target, quenching, smearing, energy_edges),
     )
     if isinstance(smearing, resp.PoissonPESmearing):
         smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))

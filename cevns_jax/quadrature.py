@@ -31,7 +31,10 @@ __all__ = [
     "EDGE_SATELLITES",
     "gauss_legendre_panels",
     "base_edges",
+    "shared_base_edges",
     "recoil_of_quenched_keV",
+    "response_floor",
+    "recoil_log_panels",
     "response_breakpoints",
     "panel_nodes",
     "sharp_response_satellites",
@@ -42,15 +45,24 @@ LINEAR_PANELS = 8
 NODES_PER_PANEL = 8
 LOWEST_FRACTION = 1e-5
 """Lowest recoil on the grid as a fraction of T_break; the neglected slice holds < 1e-5 of the rate."""
-EDGE_SATELLITES = (-6.0, -3.0, -1.5, 0.0, 1.5, 3.0, 6.0)
-"""Panel edges around a sharp response step, in units of the resolution at the step (±2, ±4 alone are as
-accurate in value, but the resolution gradient then kinks at the 2e-4 level as satellites cross base panels)."""
+EDGE_SATELLITES = (-6.0, -2.0, 2.0, 6.0)
+"""Panel edges around a sharp response step, in units of the resolution σ_T at the step. The outer pair at
+±6σ_T leaves a tail of 1e-9 to the base panels beyond (with ±4σ_T outermost, 3e-5, the resolution
+gradient kinked at the 2e-4 level as satellites crossed base panels); 8 GL nodes on [2, 6]σ_T and
+[−2, 2]σ_T integrate a Gaussian step times a smooth factor to 4e-9 σ_T of its height whatever base edge
+falls among them, the same order as the denser set (−6, −3, −1.5, 0, 1.5, 3, 6) used before (1e-10), and
+its jumps as a base edge moves are below 4e-9 (measured against adaptive quadrature)."""
 SHARPNESS = 0.1
 """A resolution is sharp where σ_T < 0.1 × the base recoil panel at a bin edge's image: 8 GL nodes no
 longer resolve the step. Measured (σ_T/panel, change of the worst bin with breakpoints): COH-Ge-mini
 0.02, 1.5e-2; COH-CryoCsI and NaIvETe 0.20, COH-Ar-750 0.21, CENNS-10 0.27, CsI 0.37–0.44: < 1e-6."""
-FEATURE_STEP = 1.0
-"""Spacing (in scale lengths) of the efficiency feature points imaged into T for sharp resolutions."""
+FEATURE_STEP = 2.0
+"""Spacing (in scale lengths) of the efficiency feature points imaged into T for sharp resolutions: a
+logistic turn-on smeared by the resolution is integrated by 8-node panels to the same error (6e-8 of the
+step, set by the ±10-scale ends) with images every 1, 2 or 4 scale lengths."""
+RESPONSE_FLOOR = 1e-12
+"""Recoils whose chance of being observed above the lowest analysis-bin edge is below this are left off
+the recoil grid (:func:`response_floor`): their share of any bin is below 1e-12 of a unit response."""
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(NODES_PER_PANEL)
 
@@ -65,22 +77,52 @@ def gauss_legendre_panels(edges):
     return nodes.reshape(n_iso, -1), weights.reshape(n_iso, -1)
 
 
-def base_edges(T_break, T_end, refine: int = 1):
-    """Base panel edges (n_iso, n): log-spaced on [10⁻⁵ T_break, T_break], linear on [T_break, T_end]."""
-    log_frac = np.linspace(np.log(LOWEST_FRACTION), 0.0, LOG_PANELS * refine + 1)
-    log_edges = T_break[:, None] * jnp.exp(log_frac)
+def _log_edges(T_break, T_low, n: int):
+    """n + 1 log-spaced edges from T_low to T_break (both (k,) or scalars) → (k, n + 1)."""
+    frac = np.linspace(1.0, 0.0, n + 1)
+    T_break, T_low = jnp.reshape(T_break, (-1, 1)), jnp.reshape(T_low, (-1, 1))
+    return T_break * jnp.exp(frac * jnp.log(T_low / T_break))
+
+
+def base_edges(T_break, T_end, refine: int = 1, T_low=None, log_panels: int | None = None):
+    """Base panel edges (n_iso, n): log-spaced on [T_low, T_break], linear on [T_break, T_end].
+
+    ``T_low`` defaults to 10⁻⁵ T_break and ``log_panels`` to :data:`LOG_PANELS` (both × ``refine``).
+    """
+    T_low = LOWEST_FRACTION * T_break if T_low is None else T_low
+    log_edges = _log_edges(T_break, T_low, (log_panels or LOG_PANELS) * refine)
     lin_frac = np.linspace(0.0, 1.0, LINEAR_PANELS * refine + 1)[1:]
     lin_edges = T_break[:, None] + (T_end - T_break)[:, None] * lin_frac
     return jnp.concatenate([log_edges, lin_edges], axis=1)
 
 
-def panel_nodes(T_break, T_end, extra=None, refine: int = 1):
-    """GL nodes and weights [MeV] (n_iso, n_T) on the base panels split at the ``extra`` points.
+def shared_base_edges(T_break, T_end, refine: int = 1, T_low=None, log_panels: int | None = None):
+    """Base panel edges (1, n) that serve every isotope of a target: log-spaced on [10⁻⁵ T_b⁻, T_b⁻],
+    every isotope's T_break, linear on [T_b⁺, T_e⁺] and every isotope's T_end (T_b∓ the smallest and
+    largest T_break, T_e⁺ the largest T_end).
 
-    ``extra`` (n_iso, k) [MeV] is clipped into the grid's range, merged and sorted; points outside the
-    range add zero-width panels (weight 0).
+    Each isotope's integrand is smooth between its own T_break and T_end, which are panel edges here,
+    and vanishes above its T_end (exactly: the flux-folded rates are zero there), so these panels
+    integrate every isotope as its own base grid does, on LOG + LINEAR + 2(n_iso − 1) panels. For one
+    isotope they are :func:`base_edges`.
     """
-    edges = base_edges(T_break, T_end, refine)
+    lo_break, hi_break, hi_end = jnp.min(T_break), jnp.max(T_break), jnp.max(T_end)
+    T_low = LOWEST_FRACTION * lo_break if T_low is None else T_low
+    log_edges = _log_edges(lo_break, T_low, (log_panels or LOG_PANELS) * refine)[0, :-1]
+    lin_frac = np.linspace(0.0, 1.0, LINEAR_PANELS * refine + 1)[1:-1]
+    edges = jnp.concatenate([log_edges, T_break, hi_break + (hi_end - hi_break) * lin_frac, T_end])
+    return jnp.sort(edges)[None, :]
+
+
+def panel_nodes(T_break, T_end, extra=None, refine: int = 1, shared: bool = False, T_low=None,
+                log_panels: int | None = None):
+    """GL nodes and weights [MeV] on the base panels split at the ``extra`` points.
+
+    Shape (n_iso, n_T), or (1, n_T) with ``shared`` (one grid for every isotope, :func:`shared_base_edges`).
+    ``extra`` (n_iso or 1, k) [MeV] is clipped into the grid's range, merged and sorted; points outside the
+    range add zero-width panels (weight 0). ``T_low`` and ``log_panels``: see :func:`base_edges`.
+    """
+    edges = (shared_base_edges if shared else base_edges)(T_break, T_end, refine, T_low, log_panels)
     if extra is not None and extra.shape[-1]:
         lo, hi = edges[:, :1], edges[:, -1:]
         edges = jnp.sort(jnp.concatenate([edges, jnp.clip(extra, lo, hi)], axis=1), axis=1)
@@ -134,6 +176,35 @@ def response_breakpoints(detector, Z, A, T_lo_MeV, T_hi_MeV):
     return T_keV * 1e-3
 
 
+def response_floor(quenching, smearing, x0, Z, A, T_lo_MeV, T_hi_MeV, iterations: int = 64):
+    """Lowest recoil [MeV] worth integrating (shape of Z broadcast with T_lo_MeV): below it the chance of an
+    observation above the lowest bin edge x₀, 1 − F(x₀ | E_ee(T)), is below :data:`RESPONSE_FLOOR`, for
+    every bin. Bisection in log E_ee on the smearing's CDF, then the quenching inverted; the result is
+    clipped to [T_lo, ½ T_hi] and carries no derivative (the slice it drops holds < 1e-12 of a unit
+    response, so its derivative is as small). T_lo where x₀ ≤ 0 (every recoil may be seen).
+    """
+    smear = smearing
+    x0 = jax.lax.stop_gradient(x0)
+    per_keV = jax.lax.stop_gradient(smear.mean_observed(jnp.asarray(1.0)))
+    top = jnp.maximum(x0, 1e-300) / per_keV  # keVee: the mean reaches the edge there (tail ≥ ~½)
+    log_lo, log_hi = jnp.log(top) - 40.0, jnp.log(top)
+
+    def step(_, bounds):
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        tail = 1.0 - jax.lax.stop_gradient(smear.cdf(x0, jnp.exp(mid)))
+        below = tail <= RESPONSE_FLOOR
+        return jnp.where(below, mid, a), jnp.where(below, b, mid)
+
+    a, _ = jax.lax.fori_loop(0, iterations, step, (log_lo, log_hi))
+    E_floor = jnp.exp(a)
+    T_keV = recoil_of_quenched_keV(jax.lax.stop_gradient(quenching), jnp.reshape(E_floor, (1, 1)), Z, A,
+                                   T_lo_MeV * 1e3, T_hi_MeV * 1e3)
+    T = jax.lax.stop_gradient(T_keV * 1e-3)
+    T = jnp.clip(T, T_lo_MeV, 0.5 * T_hi_MeV)
+    return jnp.where(x0 > 0.0, T, T_lo_MeV * jnp.ones_like(T))
+
+
 @jax.jit
 def _edge_recoils_and_widths(target, quenching, smearing, x_observed):
     """For observed bin edges ``x_observed``: per isotope, the true recoils T [keVnr] whose quenched
@@ -174,3 +245,29 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges) -> tupl
     panel = np.where(T < T_break, T * ratio, (T_end - T_break) / LINEAR_PANELS)
     inside = (T > LOWEST_FRACTION * T_break) & (T < T_end)
     return EDGE_SATELLITES if np.any(inside & (sigma_T < SHARPNESS * panel)) else ()
+
+
+@jax.jit
+def _floor_ratio(target, quenching, smearing, x0):
+    """Smallest ln(T_break / T_floor) over the isotopes (concrete use in :func:`recoil_log_panels`)."""
+    from . import constants as C
+    from .kinematics import max_recoil_energy
+
+    M = target.mass_MeV
+    T_break = max_recoil_energy(C.E_NU_MU_PROMPT, M)[:, None]
+    Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
+    floor = response_floor(quenching, smearing, x0, Z, A, LOWEST_FRACTION * T_break, T_break)
+    return jnp.max(jnp.log(T_break / floor))
+
+
+def recoil_log_panels(target, quenching, smearing, energy_edges) -> int:
+    """Static number of log-spaced recoil panels on [T_floor, T_break] (:attr:`Binning.recoil_log_panels`).
+
+    The standard grid has :data:`LOG_PANELS` panels on 10⁻⁵ T_break … T_break (ratio 1.62 per panel);
+    above a response floor (:func:`response_floor`, e.g. a Gaussian resolution and a threshold) the same
+    ratio needs fewer. The count keeps each panel's ratio at most 1.62 for a floor 1.5 times lower in
+    log range than at the build point (the floor moves with thresholds and resolutions), at least 4.
+    """
+    span = float(_floor_ratio(target, quenching, smearing, jnp.asarray(float(np.asarray(energy_edges)[0]))))
+    full = -np.log(LOWEST_FRACTION)
+    return int(min(LOG_PANELS, max(4, np.ceil(LOG_PANELS * min(1.5 * span, full) / full))))

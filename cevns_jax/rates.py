@@ -17,7 +17,7 @@ from . import constants as C
 from ._pytree import require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
-from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints
+from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints, response_floor
 from .binning import binned_with_efficiency
 from .response import energy_response
 from .source import COMPONENTS, component_time_antiderivatives, delayed_time_antiderivatives, fluence_per_flavour
@@ -34,13 +34,34 @@ def _isotope_columns(target):
     return target.Z[:, None], (target.Z + target.N)[:, None]
 
 
-def experiment_panels(experiment, T_break, T_end):
-    """Recoil nodes and weights [MeV] for ``experiment``: base panels on [10⁻⁵ T_break, T_end] split at
-    the response's breakpoints (sharp resolutions only)."""
+def shares_response(experiment) -> bool:
+    """Whether every isotope of the target sees the same detector response (static): the quenching does
+    not depend on the isotope (``quenching.isotope_independent``). Then the isotopes share one recoil grid
+    (:func:`cevns_jax.quadrature.shared_base_edges`) and the response is computed once (:func:`recoil_response`)."""
+    same = getattr(experiment.detector.quenching, "isotope_independent", None)
+    return bool(same(experiment.target.isotopes)) if same is not None else False
+
+
+def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_panels: int | None = None):
+    """Recoil nodes and weights [MeV] (n_iso, n_T) for ``experiment``: base panels on [T_floor, T_end]
+    split at the response's breakpoints (sharp resolutions only), ``log_panels`` log-spaced ones below
+    T_break (default 24). T_floor is the response floor (``quadrature.response_floor``: lower recoils are
+    seen above the lowest bin edge with probability < 1e-12), at least 10⁻⁵ T_break. With ``shared`` every
+    isotope gets the same nodes (rows equal), on panels that hold every isotope's T_break and T_end."""
     det = experiment.detector
     Z, A = _isotope_columns(experiment.target)
-    T_lo = LOWEST_FRACTION * T_break[:, None]
-    return panel_nodes(T_break, T_end, response_breakpoints(det, Z, A, T_lo, T_end[:, None]), refine=det.binning.refine)
+    x0 = det.binning.energy_edges[0]
+    if not shared:
+        T_lo = LOWEST_FRACTION * T_break[:, None]
+        floor = response_floor(det.quenching, det.smearing, x0, Z, A, T_lo, T_break[:, None])[:, 0]
+        return panel_nodes(T_break, T_end, response_breakpoints(det, Z, A, T_lo, T_end[:, None]),
+                           refine=det.binning.refine, T_low=floor, log_panels=log_panels)
+    T_lo, T_hi = LOWEST_FRACTION * jnp.min(T_break), jnp.max(T_end)
+    floor = response_floor(det.quenching, det.smearing, x0, Z[:1], A[:1], T_lo, jnp.min(T_break))[0, 0]
+    extra = response_breakpoints(det, Z[:1], A[:1], T_lo, T_hi)
+    T, w = panel_nodes(T_break, T_end, extra, refine=det.binning.refine, shared=True, T_low=floor, log_panels=log_panels)
+    shape = (Z.shape[0], T.shape[1])
+    return jnp.broadcast_to(T, shape), jnp.broadcast_to(w, shape)
 
 
 def neutrino_recoil_grid(experiment):
@@ -53,7 +74,8 @@ def neutrino_recoil_grid(experiment):
     """
     M = experiment.target.mass_MeV
     T_break, T_end = max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M)
-    return experiment_panels(experiment, T_break, T_end)
+    return experiment_panels(experiment, T_break, T_end, shared=shares_response(experiment),
+                             log_panels=experiment.detector.binning.recoil_log_panels or None)
 
 
 def events_per_recoil_node(experiment, sm=None, model=None):
@@ -79,6 +101,21 @@ def electron_equivalent_keV(experiment, T_MeV):
     return experiment.detector.quenching.electron_equivalent_keV(
         T_MeV * 1e3, tgt.Z[:, None], (tgt.Z + tgt.N)[:, None]
     )
+
+
+def recoil_response(experiment, T_MeV, shared: bool = False):
+    """Response matrix R[i, iso, k] (n_E, n_iso, n_T) of the analysis energy bins at recoils T (n_iso, n_T).
+
+    With ``shared`` (rows of T equal and :func:`shares_response`) it is computed on the first row and
+    broadcast: one response for every isotope.
+    """
+    det = experiment.detector
+    if not shared:
+        return energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(experiment, T_MeV))
+    Z, A = _isotope_columns(experiment.target)
+    E = det.quenching.electron_equivalent_keV(T_MeV[:1] * 1e3, Z[:1], A[:1])
+    R = energy_response(det.smearing, det.efficiency, det.binning, E)
+    return jnp.broadcast_to(R, (R.shape[0],) + T_MeV.shape)
 
 
 def time_bin_fractions(experiment, antiderivatives_at, timing_efficiency=None):
@@ -110,8 +147,7 @@ def neutrino_time_fractions(experiment):
 def cevns_counts(experiment, sm=None, model=None):
     """Expected CEvNS counts per component and bin; shape (3, n_E, n_t) (order: ``COMPONENTS``)."""
     T, events = events_per_recoil_node(experiment, sm=sm, model=model)
-    det = experiment.detector
-    R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(experiment, T))
+    R = recoil_response(experiment, T, shared=shares_response(experiment))
     spectrum = jnp.einsum("cik,eik->ce", events, R)
     return spectrum[:, :, None] * neutrino_time_fractions(experiment)[:, None, :]
 

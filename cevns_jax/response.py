@@ -6,7 +6,8 @@ x (keVee or photoelectrons, PE) → efficiency ε(x) applied in the observed var
 Each stage is a small immutable pytree with array leaves (so quenching, resolution, efficiency and
 bin-edge parameters are all differentiable) and one job:
 
-* quenching models expose ``electron_equivalent_keV(T_keVnr, Z, A)``;
+* quenching models expose ``electron_equivalent_keV(T_keVnr, Z, A)`` and ``isotope_independent(isotopes)``
+  (static: whether every isotope of the target quenches alike, so that one response serves them all);
 * smearing models expose ``cdf(x, E_ee_keV)`` = P(observed < x | E_ee) and ``antiderivatives(x, E_ee_keV)``
   (the CDF and its first two antiderivatives in x);
 * efficiency models expose ``__call__(x)`` and ``points(step)``, their feature points (a fine grid across
@@ -48,6 +49,10 @@ class ConstantQuenching:
         factor = self.factor if jnp.ndim(self.factor) == 0 else jnp.reshape(self.factor, jnp.shape(Z))
         return factor * T_keVnr
 
+    def isotope_independent(self, isotopes) -> bool:
+        """Whether every isotope quenches alike (static: one factor for all)."""
+        return jnp.ndim(self.factor) == 0
+
 
 @pytree_dataclass
 class LinearQuenching:
@@ -58,6 +63,9 @@ class LinearQuenching:
 
     def electron_equivalent_keV(self, T_keVnr, Z, A):
         return (self.a + self.b_per_keVnr * T_keVnr) * T_keVnr
+
+    def isotope_independent(self, isotopes) -> bool:
+        return True
 
 
 @pytree_dataclass
@@ -78,21 +86,29 @@ class PolynomialQuenching:
         powers = jnp.stack([T ** (n + 1) for n in range(c.shape[0])], axis=-1)
         return jnp.maximum(powers @ c, 0.0) * 1e3
 
+    def isotope_independent(self, isotopes) -> bool:
+        return True
+
 
 @pytree_dataclass
 class LindhardQuenching:
     """Lindhard model Q = k g(ε)/(1 + k g(ε)), g = 3ε^0.15 + 0.7ε^0.6 + ε, ε = 11.5 Z^{−7/3} T[keV].
 
-    ``k`` has one entry per isotope (Lindhard et al. 1963: k = 0.133 Z^{2/3} A^{−1/2} unless given).
+    ``k`` is one value for every isotope (a given k) or one entry per isotope (Lindhard et al. 1963:
+    k = 0.133 Z^{2/3} A^{−1/2}, which depends on A).
     """
 
     k: jnp.ndarray
 
     def electron_equivalent_keV(self, T_keVnr, Z, A):
-        k = jnp.reshape(self.k, jnp.shape(Z))
+        k = self.k if jnp.ndim(self.k) == 0 else jnp.reshape(self.k, jnp.shape(Z))
         eps = 11.5 * Z ** (-7.0 / 3.0) * T_keVnr
         g = 3.0 * eps**0.15 + 0.7 * eps**0.6 + eps
         return k * g / (1.0 + k * g) * T_keVnr
+
+    def isotope_independent(self, isotopes) -> bool:
+        """One k and one element (ε depends on Z): static, from k's shape and the isotope symbols."""
+        return jnp.ndim(self.k) == 0 and len({sym.lstrip("0123456789") for sym in isotopes}) <= 1
 
 
 @pytree_dataclass
@@ -101,6 +117,9 @@ class NoQuenching:
 
     def electron_equivalent_keV(self, T_keVnr, Z, A):
         return T_keVnr * jnp.ones_like(Z, dtype=jnp.float64)
+
+    def isotope_independent(self, isotopes) -> bool:
+        return True
 
 
 def lindhard_k(Z, A):
