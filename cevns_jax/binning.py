@@ -14,6 +14,7 @@ differentiable); only the numbers of sub-bins and the bin each feature point ref
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -220,18 +221,35 @@ def _curvature(efficiency, x):
     return jax.jvp(first, (x,), (ones,))[1]
 
 
-@jax.custom_jvp
-def conditional_mean_rule(efficiency, prob, m1, m2, lo, w):
-    """P ε(x̄) + ½ ε''(x̄) P v per sub-bin (elementwise; ``lo`` and ``w`` broadcast to ``prob``)."""
+def _rule_value(efficiency, prob, m1, m2, lo, w):
     _, _, _, offset, _, _, var = _moments(prob, m1, m2, w)
     x = lo + offset
     return prob * (efficiency(x) + 0.5 * _curvature(efficiency, x) * var)
 
 
-@conditional_mean_rule.defjvp
-def _conditional_mean_rule_jvp(primals, tangents):
-    efficiency, prob, m1, m2, lo, w = primals
-    d_eff, d_prob, d_m1, d_m2, d_lo, d_w = tangents
+def conditional_mean_rule(efficiency, prob, m1, m2, lo, w):
+    """P ε(x̄) + ½ ε''(x̄) P v per sub-bin (elementwise; ``lo`` and ``w`` broadcast to ``prob``).
+
+    An efficiency that is a pytree of floating-point leaves gets the closed-form JVP below; any other
+    callable is differentiated through the formula itself (same values and derivatives, more work).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(efficiency)
+    if all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float)) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+           for leaf in leaves):
+        return _rule(treedef, tuple(leaves), prob, m1, m2, lo, w)
+    return _rule_value(efficiency, prob, m1, m2, lo, w)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _rule(treedef, leaves, prob, m1, m2, lo, w):
+    return _rule_value(jax.tree_util.tree_unflatten(treedef, leaves), prob, m1, m2, lo, w)
+
+
+@_rule.defjvp
+def _rule_jvp(treedef, primals, tangents):
+    leaves, prob, m1, m2, lo, w = primals
+    d_leaves, d_prob, d_m1, d_m2, d_lo, d_w = tangents
+    efficiency = jax.tree_util.tree_unflatten(treedef, leaves)
     ok, safe, raw_offset, offset, second, raw_var, var = _moments(prob, m1, m2, w)
     x = lo + offset
     e0, e1, e2, e3 = _derivatives(efficiency, x)
@@ -245,7 +263,12 @@ def _conditional_mean_rule_jvp(primals, tangents):
     d_var = jnp.where(inside_v, (d_m2 - second * d_prob) / safe - 2.0 * offset * d_offset,
                       jnp.where(ok, jnp.where(raw_var >= quarter, 0.5 * w * d_w, 0.0), w * d_w / 6.0))
     # efficiency parameters at fixed x̄
-    _, (de0, de2) = jax.jvp(lambda e: (e(x), _curvature(e, x)), (efficiency,), (d_eff,))
+
+    def at_x(leaves):
+        e = jax.tree_util.tree_unflatten(treedef, leaves)
+        return e(x), _curvature(e, x)
+
+    _, (de0, de2) = jax.jvp(at_x, (leaves,), (d_leaves,))
     tangent = (d_prob * (e0 + 0.5 * e2 * var)
                + prob * ((e1 + 0.5 * e3 * var) * (d_lo + d_offset) + 0.5 * e2 * d_var + de0 + 0.5 * de2 * var))
     return value, tangent

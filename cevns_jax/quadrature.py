@@ -179,8 +179,8 @@ def response_breakpoints(detector, Z, A, T_lo_MeV, T_hi_MeV):
 def response_floor(quenching, smearing, x0, Z, A, T_lo_MeV, T_hi_MeV, iterations: int = 64):
     """Lowest recoil [MeV] worth integrating (shape of Z broadcast with T_lo_MeV): below it the chance of an
     observation above the lowest bin edge x₀, 1 − F(x₀ | E_ee(T)), is below :data:`RESPONSE_FLOOR`, for
-    every bin. Bisection in log E_ee on the smearing's CDF, then the quenching inverted; the result is
-    clipped to [T_lo, ½ T_hi] and carries no derivative (the slice it drops holds < 1e-12 of a unit
+    every bin. Bisection in log E_ee on the smearing's CDF, then the quenching inverted; the result, lowered
+    by 10%, is clipped to [T_lo, ½ T_hi] and carries no derivative (the slice it drops holds < 1e-12 of a unit
     response, so its derivative is as small). T_lo where x₀ ≤ 0 (every recoil may be seen).
     """
     smear = smearing
@@ -200,7 +200,8 @@ def response_floor(quenching, smearing, x0, Z, A, T_lo_MeV, T_hi_MeV, iterations
     E_floor = jnp.exp(a)
     T_keV = recoil_of_quenched_keV(jax.lax.stop_gradient(quenching), jnp.reshape(E_floor, (1, 1)), Z, A,
                                    T_lo_MeV * 1e3, T_hi_MeV * 1e3)
-    T = jax.lax.stop_gradient(T_keV * 1e-3)
+    # 10% lower: for an ideal resolution the crossing *is* the image of x₀, a panel edge of its own
+    T = jax.lax.stop_gradient(0.9 * T_keV * 1e-3)
     T = jnp.clip(T, T_lo_MeV, 0.5 * T_hi_MeV)
     return jnp.where(x0 > 0.0, T, T_lo_MeV * jnp.ones_like(T))
 
