@@ -4,13 +4,15 @@ Every count is ∫ dT Σ_c dR_c/dT(T) R_i(T), integrated with Gauss–Legendre p
 energy T. A GL panel is accurate only where its integrand is smooth, so panel edges are placed on
 every feature of the integrand:
 
-* the base grid: log-spaced panels on [10⁻⁵ T_break, T_break] and linear panels on [T_break, T_end],
+* the base grid: log-spaced panels on [T_floor, T_break] and linear panels on [T_break, T_end],
   where T_break = T_max of the prompt line (a kink of the flux-folded rate) and T_end = T_max of the
-  Michel endpoint (the rate vanishes above);
+  Michel endpoint (the rate vanishes above); T_floor is the response floor (:func:`response_floor`,
+  at least 10⁻⁵ T_break), below which no bin sees more than 1e-12 of an event. Isotopes that quench
+  alike share one grid holding all their kinks (:func:`shared_base_edges`);
 * the true-recoil images of the analysis-bin edges and of the efficiency's feature points when the
   detector resolution is sharper than a panel (high-resolution germanium, an ideal detector): the
   response then steps in T at those images (for an ideal detector the image *is* the integration limit);
-  a sharp Gaussian step of width σ_T gets satellites at ±1.5, ±3, ±6 σ_T;
+  a sharp Gaussian step of width σ_T gets satellites at ±2, ±6 σ_T;
 
 Panel edges are sorted as traced values, so the program has a fixed shape (``jit``/``vmap``/``grad``
 work) and the edges move with the parameters that place them. Nodes per panel and panel counts have a

@@ -2,9 +2,10 @@
 
     μ_{c,i,j} = N_units Σ_iso x_iso Φ Σ_k w_k dR_{iso,c}/dT(T_k) R_i(T_k; iso) · τ_{c,j}
 
-* (T_k, w_k): per-isotope Gauss–Legendre panels (``quadrature.py``) on [T_lo, T_max(E_νμ)] (log-spaced)
-  and [T_max(E_νμ), T_max(m_μ/2)] (linear), split where the integrand has edges: the recoil images of
-  bin edges and efficiency turn-ons for sharp resolutions. Accuracy measured in ``tests/test_accuracy.py`` (docs/physics.md §3.4.1).
+* (T_k, w_k): Gauss–Legendre panels (``quadrature.py``) on [T_floor, T_max(E_νμ)] (log-spaced) and
+  [T_max(E_νμ), T_max(m_μ/2)] (linear), split where the integrand has edges: the recoil images of
+  bin edges and efficiency turn-ons for sharp resolutions. One grid per isotope, or one shared by every
+  isotope when they quench alike (:func:`shares_response`; the response is then computed once). Accuracy measured in ``tests/test_accuracy.py`` (docs/physics.md §3.4.1).
 * R_i: detector response (``response.py``); τ_{c,j}: time-bin probabilities of each component with
   the timing efficiency, by the sub-bin rule of ``binning.py`` on the time profiles of ``source.py``.
 """
