@@ -19,7 +19,6 @@ summarises the limits at benchmark masses.
 from __future__ import annotations
 
 import argparse
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from cevns_jax.stats.analyses import load_analysis  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
 from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
 from cevns_jax.stats.limits import DataLimit  # noqa: E402
+from figure_style import legend_outside, plain_log_ticks, style, wrap_math  # noqa: E402
 
 cevns_jax.enable_x64()
 
@@ -53,8 +53,7 @@ LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
 LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
 REFINE_RTOL = 5e-3  # solved curves: bisect mass intervals until limits change < 0.5% between points
 REFINE_ROUNDS = 5
-COLOURS = {"COH-Ar-750": "#1f77b4", "COH-CryoCsI-10kg": "#ff7f0e", "COH-CryoCsI-700kg": "#d62728",
-           "COH-Ge-mini": "#2ca02c", "NaIvETe": "#9467bd", "combined": "k", REFERENCE: "0.5"}
+COLOURS = {label: style(label)["color"] for label in PLANNED + ["combined", REFERENCE]}
 
 
 def scale_exposure(exp, years: float):
@@ -145,18 +144,18 @@ def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
     if data is not None:
         for lo, hi in excluded_bands(*data):
             (ax.fill_betweenx if swap else ax.fill_between)(masses, lo, hi, color="0.82", zorder=0, lw=0)
-        ax.fill_between([], [], color="0.82", label="excluded by the CsI-2021 data, 90% CL (this package)")
-    for label, curve in curves.items():
+        ax.fill_between([], [], color="0.82", label="excluded by the CsI-2021 data,\n90% CL (this package)")
+    for label, curve in curves.items():  # the combination first: a wide band under the single detectors
         xy = (curve, masses) if swap else (masses, curve)
         if label == REFERENCE:
-            ax.plot(*xy, color="0.45", lw=1.2, ls=":", label=f"{REFERENCE} expected (released exposure)")
+            ax.plot(*xy, **style(label), label=f"{REFERENCE} expected\n(released exposure)")
         elif label != DATA:  # the data are drawn as the shaded region above
-            ax.plot(*xy, color=COLOURS.get(label, "k"), lw=2.4 if label == "combined" else 1.5,
-                    ls="--" if label == "combined" else "-", label=label)
+            ax.plot(*xy, **style(label), label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(ylabel if swap else xlabel)
     ax.set_ylabel(xlabel if swap else ylabel)
+    plain_log_ticks(ax.yaxis if swap else ax.xaxis, masses)
     ax.set_title(title, fontsize=7.5)
     ax.grid(alpha=0.3, which="both")
 
@@ -180,29 +179,31 @@ def fisher_forecasts(exps: dict, out: Path) -> list[str]:
             fig, ax = plt.subplots(figsize=(6.4, 5))
             for n, F in fishers.items():
                 pts = F.ellipse("sin2_theta_w", rn[n], centre=(C.SIN2_THETA_W_LOW_ENERGY, 0.0))
-                ax.plot(pts[0], pts[1], color=COLOURS[n], label=n)
-            ax.set_xlabel("sin²θ_W")
-            ax.set_ylabel("δR_n [fm] (shift of every neutron radius)")
-            ax.set_title("Fisher 1σ (Δχ² = 2.30) regions, 3 SNS years each, nuisances marginalised", fontsize=9)
-            ax.legend(fontsize=8)
+                ax.plot(pts[0], pts[1], **{**style(n), "markevery": 0.1}, label=n)
+            ax.set_xlabel(r"$\sin^2\theta_W$")
+            ax.set_ylabel(r"$\delta R_n$ [fm] (shift of every neutron radius)")
+            ax.set_title(r"Fisher $1\sigma$ ($\Delta\chi^2 = 2.30$) regions, 3 SNS years each, nuisances marginalised",
+                         fontsize=9)
+            legend_outside(ax, fontsize=8)
             ax.grid(alpha=0.3)
             finish(fig, out, "snowmass_fisher_ellipses")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for n in PLANNED + ["combined"]:
-        ax.plot(years, [table[(n, y)][0] for y in years], "o-", color=COLOURS[n], label=n, lw=2 if n == "combined" else 1.2)
+        ax.plot(years, [table[(n, y)][0] for y in years], **{**style(n), "marker": "o", "markevery": 1}, label=n)
     ax.set_xlabel("exposure [SNS years per detector]")
-    ax.set_ylabel("σ(sin²θ_W), marginalised")
+    ax.set_ylabel(r"$\sigma(\sin^2\theta_W)$, marginalised")
     ax.set_yscale("log")
-    ax.set_title("Fisher forecast of sin²θ_W (R_n per nucleus and all preset nuisances marginalised; flux per "
-                 "target station)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(r"Fisher forecast of $\sin^2\theta_W$ ($R_n$ per nucleus and all preset nuisances marginalised;"
+                 "\nflux per target station)", fontsize=9)
+    legend_outside(ax, fontsize=8)
     ax.grid(alpha=0.3, which="both")
     finish(fig, out, "snowmass_sin2w_vs_exposure")
     lines = ["| detector | " + " | ".join(f"σ(ŝ²) {y:g} y" for y in years) + " | σ(R_n) [fm] 3 y |",
              "|---|" + "---|" * (len(years) + 1)]
     for n in PLANNED + ["combined"]:
-        rn = table[(n, 3.0)][1]
-        lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn:.3f} |")
+        rn = table[(n, 3.0)][1]  # combined: δR_n is a parameter per nucleus, no single value to quote
+        rn_cell = f"{rn:.3f}" if np.isfinite(rn) else "per nucleus (rows above)"
+        lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn_cell} |")
     return lines
 
 
@@ -211,7 +212,7 @@ def finish(fig, out: Path, name: str, tight: bool = True) -> None:
     if tight:
         fig.tight_layout()
     for ext in ("png", "pdf"):
-        fig.savefig(out / f"{name}.{ext}", dpi=120)
+        fig.savefig(out / f"{name}.{ext}", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -233,7 +234,6 @@ class RasterStudy:
     islands: bool = False
     relic: str | None = None  # thermal-relic particle type drawn as a target line
     power: float | None = None  # dark matter: counts ∝ coupling^power at fixed masses (fast raster)
-    legend: str = "lower right"
 
 
 def zprime_band(ax, masses):
@@ -241,7 +241,7 @@ def zprime_band(ax, masses):
     band_lo = np.sqrt(np.maximum((251e-11 - 2 * 59e-11) / np.asarray(muon_g2_shift(masses, 1.0)), 0))
     band_hi = np.sqrt((251e-11 + 2 * 59e-11) / np.asarray(muon_g2_shift(masses, 1.0)))
     ax.fill_between(masses, band_lo, band_hi, color="#e377c2", alpha=0.25,
-                    label="(g−2)_μ 2021 band (2σ; tension ≲1σ after 2025)")
+                    label="$(g-2)_\\mu$ 2021 band ($2\\sigma$;\ntension $\\lesssim 1\\sigma$ after 2025)")
 
 
 def universal_island_coupling(mass_MeV, q2_MeV2=2000.0, charge_per_nucleon=0.28):
@@ -284,32 +284,34 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
     return [
         RasterStudy("lmutau", masses(1.0, 1000.0), Axis("g", 1e-5, 1e-1, n_coupling, "log"),
                     lambda th: NewPhysics(zprime=lmu_minus_ltau(th["mass_MeV"], th["g"])),
-                    "M_Z′ [MeV]", "g′ (90% CL)", "Gauged L_μ−L_τ Z′", (10.0, 100.0)),
+                    r"$M_{Z'}$ [MeV]", r"$g'$ (90% CL)", r"Gauged $L_\mu - L_\tau$ $Z'$", (10.0, 100.0)),
         RasterStudy("universal_zprime", masses(1.0, 1000.0), Axis("g", 1e-6, 1e-2, 2 * n_coupling, "log"),
                     lambda th: NewPhysics(zprime=universal(th["mass_MeV"], th["g"])),
-                    "M_Z′ [MeV]", "g (90% CL)", "Universal Z′ (g_ν = g_u = g_d); the sign-flipped island "
-                    "(Q_V → −Q_V, where it survives) from a fine grid around it", (10.0, 100.0),
+                    r"$M_{Z'}$ [MeV]", r"$g$ (90% CL)", r"Universal $Z'$ ($g_\nu = g_u = g_d$); the sign-flipped island "
+                    r"($Q_V \to -Q_V$, where it survives) from a fine grid around it", (10.0, 100.0),
                     labels=("COH-Ar-750", "COH-CryoCsI-700kg", "combined", REFERENCE), islands=True),
         RasterStudy("dark_matter", Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
-                    dark_photon_of("scalar"), "m_χ [MeV]", "Y = ε² α_D (m_χ/m_V)⁴ (90% CL)",
-                    "Scalar dark matter, α_D = 0.5, m_V = 3 m_χ, π⁰ yield ±15%", (5.0, 20.0), dark=True,
-                    relic="scalar", legend="upper left", power=2.0),
+                    dark_photon_of("scalar"), r"$m_\chi$ [MeV]", r"$Y = \varepsilon^2 \alpha_D (m_\chi/m_V)^4$ (90% CL)",
+                    r"Scalar dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$", (5.0, 20.0), dark=True,
+                    relic="scalar", power=2.0),
         RasterStudy("dark_matter_dirac", Axis("m_chi_MeV", 2.0, 40.0, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
-                    dark_photon_of("dirac"), "m_χ [MeV]", "Y = ε² α_D (m_χ/m_V)⁴ (90% CL)",
-                    "Dirac-fermion dark matter, α_D = 0.5, m_V = 3 m_χ, π⁰ yield ±15%", (5.0, 20.0), dark=True,
-                    relic="dirac", legend="upper left", power=2.0),
+                    dark_photon_of("dirac"), r"$m_\chi$ [MeV]", r"$Y = \varepsilon^2 \alpha_D (m_\chi/m_V)^4$ (90% CL)",
+                    r"Dirac-fermion dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$", (5.0, 20.0), dark=True,
+                    relic="dirac", power=2.0),
         RasterStudy("leptophobic", Axis("m_V_MeV", 6.0, 120.0, n_mass, "log"), Axis("alpha_B", 1e-14, 1e-8, n_coupling, "log"),
                     lambda th: NewPhysics(dark_matter=dark_matter(th["m_V_MeV"] / 3.0, th["m_V_MeV"], alpha_B=th["alpha_B"],
                                                                   alpha_D=0.5)),
-                    "m_V [MeV]", "α_B (90% CL)", "Leptophobic (baryonic) mediator, scalar χ, m_χ = m_V/3, α_D = 0.5, π⁰ yield ±15%", (30.0, 90.0), dark=True, legend="upper left", power=2.0),
+                    r"$m_V$ [MeV]", r"$\alpha_B$ (90% CL)",
+                    r"Leptophobic (baryonic) mediator, scalar $\chi$, $m_\chi = m_V/3$, $\alpha_D = 0.5$", (30.0, 90.0),
+                    dark=True, power=2.0),
         RasterStudy("sterile_numu", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Umu4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Umu4_sq=th["Umu4_sq"])),
-                    "Δm²₄₁ [eV²]", "|U_μ4|² (90% CL)", "3+1 sterile neutrino, ν_μ and ν̄_μ disappearance "
-                    "into ν_s (|U_e4| = |U_τ4| = 0)", (1.0, 10.0), swap_axes=True, legend="lower left"),
+                    r"$\Delta m^2_{41}$ [eV$^2$]", r"$|U_{\mu 4}|^2$ (90% CL)", r"3+1 sterile neutrino, $\nu_\mu$ and "
+                    r"$\bar\nu_\mu$ disappearance into $\nu_s$ ($|U_{e4}| = |U_{\tau 4}| = 0$)", (1.0, 10.0), swap_axes=True),
         RasterStudy("sterile_nue", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Ue4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Ue4_sq=th["Ue4_sq"])),
-                    "Δm²₄₁ [eV²]", "|U_e4|² (90% CL)", "3+1 sterile neutrino, ν_e disappearance into ν_s "
-                    "(|U_μ4| = |U_τ4| = 0)", (1.0, 10.0), swap_axes=True, legend="lower left"),
+                    r"$\Delta m^2_{41}$ [eV$^2$]", r"$|U_{e4}|^2$ (90% CL)", r"3+1 sterile neutrino, $\nu_e$ disappearance "
+                    r"into $\nu_s$ ($|U_{\mu 4}| = |U_{\tau 4}| = 0$)", (1.0, 10.0), swap_axes=True),
     ]
 
 
@@ -331,26 +333,26 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
                     default=0.0)
         print(f"  convergence: benchmark limits change by at most {worst:.1e} with the coupling raster doubled", flush=True)
     print(f"{study.name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
-    fig, ax = plt.subplots(figsize=(7, 5.2))
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
     if study.islands:
         islands = universal_islands(sets, [k for k in labels if k != REFERENCE], study.mass, 4 * study.coupling.num,
                                     tag, results)
         for label, island in islands.items():
             if island and label not in (REFERENCE, DATA):
                 m, lo, hi = np.array(island).T
-                ax.fill_between(m, lo, hi, color=COLOURS[label], alpha=0.3, label=f"{label}: allowed island (Q_V → −Q_V)")
+                ax.fill_between(m, lo, hi, color=COLOURS[label], alpha=0.3, label=f"{label}: allowed island\n" + r"($Q_V \to -Q_V$)")
                 ax.plot(m, np.sqrt(lo * hi), color=COLOURS[label], lw=0.6, alpha=0.6)
     if study.name == "lmutau":
         zprime_band(ax, masses)
     if study.relic:
-        ax.plot(masses, relic_Y(masses, study.relic), "k:", lw=1.3, label=f"thermal relic ({study.relic}, Ω h² = 0.12)")
-    caption = textwrap.fill(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
-                            "median, Δχ² = 2.71 raster in the coupling), every preset nuisance prior profiled; shaded: "
+        ax.plot(masses, relic_Y(masses, study.relic), "k:", lw=1.3, label=f"thermal relic ({study.relic}, " + r"$\Omega h^2 = 0.12$)")
+    caption = wrap_math(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
+                        r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; shaded: "
                             "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
     plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
          data=(solved.crossings[DATA], study.coupling.stop) if DATA in grids else None)
     (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
-    ax.legend(fontsize=7, loc=study.legend)
+    legend_outside(ax, fontsize=7)
     finish(fig, out, f"snowmass_{study.name}")
     return [(study.name, label, *at.limit(label)) for label in curves]
 
@@ -365,22 +367,26 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
         u, d = axes[0].values(), axes[1].values()
         grids, _ = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
         for label, grid in grids.items():
-            style = dict(colors=[COLOURS.get(label, "k")], linewidths=2.2 if label == "combined" else 1.2,
-                         linestyles="--" if label == "combined" else (":" if label == REFERENCE else "-"))
+            line = style(label)
             if label == DATA:  # allowed region from the data: Δχ² against the best point of the plane
                 grid = grid - grid.min()
                 ax.contourf(u, d, grid.T, levels=[grid.min() - 1, LEVEL_2D], colors=["0.82"], zorder=0)
                 ax.fill_between([], [], color="0.82", label="CsI-2021 data, 90% CL allowed (this package)")
+            elif label == "combined":  # filled, so the (small) combined region is visible under the lines
+                ax.contourf(u, d, grid.T, levels=[grid.min() - 1, LEVEL_2D], colors=["k"], alpha=0.35, zorder=1)
+                ax.contour(u, d, grid.T, levels=[LEVEL_2D], colors=["k"], linewidths=1.0, zorder=1)
+                ax.fill_between([], [], color="k", alpha=0.35, label="combined")
             else:
-                ax.contour(u, d, grid.T, levels=[LEVEL_2D], **style)
-                ax.plot([], [], color=COLOURS.get(label, "k"), label=label, lw=style["linewidths"], ls=style["linestyles"])
+                ax.contour(u, d, grid.T, levels=[LEVEL_2D], colors=[line["color"]], linewidths=line["lw"],
+                           linestyles=[line["ls"]], zorder=2)
+                ax.plot([], [], color=line["color"], lw=line["lw"], ls=line["ls"], label=label)
             rows.append((f"NSI {flavour} allowed area", label, float(np.mean(grid < LEVEL_2D) * 1.2**2), float("nan")))
         print(f"nsi {flavour}: done ({time.perf_counter() - start:.0f} s)", flush=True)
         ax.plot(0, 0, "k*", ms=9, label="SM")
-        name = {"ee": "e", "mumu": "μ"}[flavour]
-        ax.set_xlabel(f"ε^uV_{name}{name}")
-        ax.set_ylabel(f"ε^dV_{name}{name}")
-        ax.set_title(f"Expected 90% CL allowed regions (Δχ² = 4.61), {years:g} SNS years,\n"
+        name = {"ee": "e", "mumu": r"\mu"}[flavour]
+        ax.set_xlabel(rf"$\varepsilon^{{uV}}_{{{name}{name}}}$")
+        ax.set_ylabel(rf"$\varepsilon^{{dV}}_{{{name}{name}}}$")
+        ax.set_title(f"Expected 90% CL allowed regions " + r"($\Delta\chi^2 = 4.61$)" + f", {years:g} SNS years,\n"
                      "other NSI zero, preset nuisance priors profiled", fontsize=9)
         ax.grid(alpha=0.3)
     handles, names = axs[0].get_legend_handles_labels()

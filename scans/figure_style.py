@@ -1,0 +1,55 @@
+"""Shared figure style of the scan scripts: one look per detector set, typeset labels, readable ticks,
+legends outside the data.
+
+Every detector set has a colour *and* a line style (and, where two curves can coincide — CryoCsI-700kg
+dominates the combination — a marker), and the combination is drawn first as a wide translucent band so
+the curves on top of it stay visible.
+"""
+
+from __future__ import annotations
+
+import matplotlib.ticker as mticker
+import numpy as np
+
+__all__ = ["STYLES", "style", "plain_log_ticks", "legend_outside", "wrap_math"]
+
+STYLES = {
+    "COH-Ar-750": dict(color="#1f77b4", ls="-", lw=1.6),
+    "COH-CryoCsI-10kg": dict(color="#ff7f0e", ls=(0, (6, 2)), lw=1.6),
+    "COH-CryoCsI-700kg": dict(color="#d62728", ls="-.", lw=1.5, marker="o", ms=3.5, markevery=0.08),
+    "COH-Ge-mini": dict(color="#2ca02c", ls=(0, (2, 1.5)), lw=1.8),
+    "NaIvETe": dict(color="#9467bd", ls=(0, (8, 2, 1, 2, 1, 2)), lw=1.5),
+    "combined": dict(color="k", ls="-", lw=5.0, alpha=0.3, zorder=1.5, solid_capstyle="butt"),
+    "COHERENT-CsI-2021": dict(color="0.35", ls=":", lw=1.4),
+}
+"""Matplotlib line properties per detector set (``combined``: a wide translucent band drawn underneath)."""
+
+
+def style(label: str) -> dict:
+    """Line properties of a detector set (black solid for an unknown label)."""
+    return dict(STYLES.get(label, dict(color="k", ls="-", lw=1.2)))
+
+
+def plain_log_ticks(axis, values) -> None:
+    """Label a log axis spanning less than ~2.5 decades at 1, 2, 5 × 10ᵏ in plain numbers (no "2×10⁰")."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if np.log10(hi / lo) > 2.5:
+        return
+    axis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(mticker.NullFormatter())
+
+
+def legend_outside(ax, fontsize: float = 7.5, **kwargs):
+    """The legend to the right of the axes (never over the data)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=fontsize,
+                     frameon=False, **kwargs)
+
+
+def wrap_math(text: str, width: int) -> str:
+    """``textwrap.fill`` that never breaks inside a ``$…$`` mathtext span."""
+    import textwrap
+
+    parts = text.split("$")
+    glued = "$".join(p.replace(" ", "\x00") if i % 2 else p for i, p in enumerate(parts))
+    return textwrap.fill(glued, width, break_on_hyphens=False).replace("\x00", " ")
