@@ -41,11 +41,11 @@ import jax.numpy as jnp
 
 from ._pytree import replace
 from .errors import CevnsInputError
-from .facilities import target_station
+from .facilities import FACILITIES, target_station
 from .source import COMPONENTS
 
 __all__ = [
-    "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "declaration", "scope_key", "program_nuisances",
+    "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "pi0_prior", "declaration", "scope_key", "program_nuisances",
     "nuisance_priors", "check_nuisances", "zero_nuisances", "apply_nuisances", "neutrino_induced",
     "normalisation", "shape_names", "predicted_counts",
 ]
@@ -94,9 +94,17 @@ REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
 KNOWN = tuple(k for k in REGISTRY if k not in ("sin2_theta_w", "delta_rn_fm"))
 """Names an experiment may declare in ``[systematics]`` (plus ``background:<name>``)."""
 PI0_PRIOR = 0.15
-"""Prior on the π⁰ yield when the experiment declares none: the ±15% of the GEANT SNS yield
-(:data:`cevns_jax.facilities.PI0_SNS_1GEV`)."""
+"""Prior on the π⁰ yield of an experiment whose source is no facility preset (every preset states its own,
+:func:`pi0_prior`): the ±15% of the GEANT SNS yield (:data:`cevns_jax.facilities.PI0_SNS_1GEV`)."""
 _EXPANDED = {"quenching_pca": ("quenching_pca_0", "quenching_pca_1")}
+
+
+def pi0_prior(experiment) -> float:
+    """Prior width σ of the π⁰ yield of the experiment's facility (``Facility.pi0_rel_uncertainty``: 15% for
+    the GEANT yield of the SNS eras, 25% where the yield is scaled from the ν yield as an assumption:
+    SNS-PPU, SNS-STS, ESS, CSNS, Lujan, J-PARC-MLF), else :data:`PI0_PRIOR` (docs/physics.md §5.1)."""
+    facility = FACILITIES.get(experiment.info.facility or experiment.source.name)
+    return facility.pi0_rel_uncertainty if facility is not None and facility.pi0_rel_uncertainty > 0 else PI0_PRIOR
 
 
 def declaration(name: str) -> Nuisance:
@@ -125,11 +133,13 @@ def scope_key(name: str, experiment, detector_key: str | None = None) -> str:
 
 
 def program_nuisances(experiments, declared: list[dict]) -> tuple[list[dict], dict]:
-    """Labels of a joint analysis: per experiment {name: label} and the joint {label: σ} (first wins).
+    """Labels of a joint analysis: per experiment {name: label} and the joint {label: σ}.
 
     ``declared[k]`` = {name: σ (None: no prior)} of experiment k. A name is labelled bare when every
     experiment declaring it has the same :func:`scope_key`, else ``"<key>/<name>"``; experiments with
-    the same name are told apart as ``"<name>#<k>"``.
+    the same name are told apart as ``"<name>#<k>"``. Experiments that share a label but declare different
+    widths (e.g. the π⁰ yield of the SNS First Target Station: 15% in the measured eras, 25% at the
+    Proton Power Upgrade) get the widest, whatever their order.
     """
     names = [e.name for e in experiments]
     det = [n if names.count(n) == 1 else f"{n}#{k}" for k, n in enumerate(names)]
@@ -143,14 +153,17 @@ def program_nuisances(experiments, declared: list[dict]) -> tuple[list[dict], di
         for name, sigma in decl.items():
             label = name if len(keys[name]) == 1 else f"{scope_key(name, exp, det[k])}/{name}"
             labels[name] = label
-            priors.setdefault(label, sigma)
+            known = priors.setdefault(label, sigma)
+            if known is not None and sigma is not None and sigma > known:
+                priors[label] = sigma
         local.append(labels)
     return local, priors
 
 
-def nuisance_priors(experiment, include=None, dark_matter: bool = False) -> dict[str, float]:
+def nuisance_priors(experiment, include=None, dark_matter: bool = False, pi0: float | None = None) -> dict[str, float]:
     """Prior widths σ of the experiment's nuisances, {name: σ} (PCA entries expanded; ``include``
-    keeps only those names; ``dark_matter`` adds ``pi0`` with :data:`PI0_PRIOR` unless declared)."""
+    keeps only those names; ``dark_matter`` adds ``pi0``: the width ``pi0`` if given (an explicit
+    override), else the one declared in ``[systematics]``, else the facility's, :func:`pi0_prior`)."""
     out = {}
     for name, sigma in experiment.info.priors:
         for n in _EXPANDED.get(name, (name,)):
@@ -161,8 +174,8 @@ def nuisance_priors(experiment, include=None, dark_matter: bool = False) -> dict
             out[n] = float(sigma)
     if include is not None:
         out = {k: v for k, v in out.items() if k in include}
-    if dark_matter and "pi0" not in out:
-        out["pi0"] = PI0_PRIOR
+    if dark_matter:
+        out["pi0"] = float(pi0) if pi0 is not None else out.get("pi0", pi0_prior(experiment))
     return out
 
 

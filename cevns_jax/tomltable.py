@@ -2,13 +2,16 @@
 
 :class:`Table` wraps one TOML table with its location (``file.table.sub``) and typed getters
 (numbers, whole numbers, strings from a set of choices, number lists, sub-tables); it records which
-fields were read so that unknown fields are reported (:meth:`Table.check_unused`).
+fields were read so that unknown fields are reported (:meth:`Table.check_unused`). :func:`read_toml`
+parses a TOML file (experiments and models alike).
 """
 
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -16,7 +19,20 @@ import numpy as np
 
 from .errors import CevnsInputError
 
-__all__ = ["Table", "strings", "as_float_array", "as_f64", "edges"]
+__all__ = ["read_toml", "Table", "strings", "as_float_array", "as_f64", "edges"]
+
+
+def read_toml(path: str | Path, what: str) -> dict:
+    """Parse a TOML file; a missing or malformed file raises :class:`CevnsInputError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CevnsInputError(f"{what} file not found: {path}")
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CevnsInputError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); TOML files are UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CevnsInputError(f"{path}: malformed TOML: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------------

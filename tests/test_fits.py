@@ -216,7 +216,7 @@ def test_data_limit_reference_is_the_sm_fit_and_null_models_give_zero(csi2021, l
     zero, grad = lmu_scan([1.0, 10.0, 100.0], 0.0)
     np.testing.assert_allclose(zero, 0.0, atol=1e-8)
     np.testing.assert_allclose(grad["g"], 0.0, atol=1e-9)  # the Z′ term is ∝ g′²
-    # dark matter brings the shared π⁰ nuisance (15% prior: the experiment declares none)
+    # dark matter brings the shared π⁰ nuisance (the SNS-2021 facility's 15%: the experiment declares none)
     dm = NewPhysics(dark_matter=dark_matter(10.0, epsilon=1e-4))
     assert fits.Objective([csi2021], "sin2_theta_w", model=dm).priors["pi0"] == 0.15
     assert "pi0" not in lmu_limit.priors and lmu_limit.priors_for(dm)["pi0"] == 0.15

@@ -1,7 +1,8 @@
 """The statistics and design layers import only downward (read with ``ast``; nothing is imported here).
 
-Order: physics and models → ``nuisances`` → ``stats`` (likelihood, intervals, morphing → fisher, forecast
-→ analyses → fits → limits) → ``scan`` → ``design`` → ``cli``.
+Order: physics and ``models`` → ``nuisances`` → ``experiment`` (pytrees → sections → checks → load) →
+``stats`` (likelihood, intervals, morphing → fisher, forecast → analyses → fits → limits) → ``scan`` →
+``design`` → ``cli``.
 """
 
 import ast
@@ -11,12 +12,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cevns_jax"
 ABOVE = {
-    "nuisances": ("stats", "scan", "design", "cli"),
+    "models": ("nuisances", "experiment", "stats", "scan", "design", "cli"),
+    "nuisances": ("experiment", "stats", "scan", "design", "cli"),
+    "experiment": ("stats", "scan", "design", "cli"),
     "stats": ("scan", "design", "cli"),
     "scan": ("design", "cli"),
     "design": ("cli",),
 }
 STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "fisher", "forecast", "analyses", "fits", "limits")
+EXPERIMENT_ORDER = ("pytrees", "sections", "checks", "load")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -50,12 +54,14 @@ def test_no_upward_imports(layer):
     assert not bad, bad
 
 
-def test_stats_modules_import_only_earlier_stats_modules():
+@pytest.mark.parametrize("package, order", [("stats", STATS_ORDER), ("experiment", EXPERIMENT_ORDER)])
+def test_package_modules_import_only_earlier_modules(package, order):
+    assert sorted(p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__") == sorted(order)
     bad = []
-    for i, mod in enumerate(STATS_ORDER):
-        path = PACKAGE / "stats" / f"{mod}.py"
+    for i, mod in enumerate(order):
+        path = PACKAGE / package / f"{mod}.py"
         for name in imported_modules(path):
             parts = name.split(".")
-            if parts[1:2] == ["stats"] and len(parts) > 2 and parts[2] in STATS_ORDER[i:]:
-                bad.append(f"stats/{mod}.py imports {name}")
+            if parts[1:2] == [package] and len(parts) > 2 and parts[2] in order[i:]:
+                bad.append(f"{package}/{mod}.py imports {name}")
     assert not bad, bad

@@ -345,6 +345,28 @@ def test_pi0_yield_follows_the_facility(presets):
     assert float(at_source(once, at_ess).pi0_per_proton) == ess
 
 
+def test_pi0_prior_follows_the_facility(presets):
+    """The ``pi0`` prior of a forecast is the uncertainty the facility states for its π⁰ yield (15% for the
+    GEANT yield of the SNS eras, 25% where it is scaled), unless a width is given; detectors that share a
+    target station but state different widths share the widest, in either order (docs/physics.md §5.1)."""
+    from cevns_jax.facilities import FACILITIES
+    from cevns_jax.stats.forecast import ForecastSpec, program_labels
+
+    ar, csi, sts = presets["COH-Ar-750"], presets["COHERENT-CsI-2021"], presets["COH-CryoCsI-700kg"]
+    ppu, era = FACILITIES["SNS-PPU"].pi0_rel_uncertainty, FACILITIES["SNS-2021"].pi0_rel_uncertainty
+    assert ppu > era  # otherwise "the widest" could not be told from "the first"
+    spec = ForecastSpec(dark_matter=True)
+    assert program_labels([ar], spec)[1]["pi0"] == ppu and program_labels([csi], spec)[1]["pi0"] == era
+    for pair in ([ar, csi], [csi, ar]):  # one First Target Station: one shared π⁰ nuisance
+        local, priors = program_labels(pair, spec)
+        assert [m["pi0"] for m in local] == ["pi0", "pi0"] and priors["pi0"] == ppu
+    assert program_labels([ar, csi], ForecastSpec(dark_matter=True, pi0_prior=0.1))[1]["pi0"] == 0.1
+    priors = program_labels([ar, sts], spec)[1]  # two target stations: two π⁰ nuisances, each its facility's
+    assert {k: v for k, v in priors.items() if k.endswith("pi0")} == {
+        "SNS-FTS/pi0": ppu, "SNS-STS/pi0": FACILITIES["SNS-STS"].pi0_rel_uncertainty}
+    assert "pi0" not in program_labels([ar], ForecastSpec())[1]  # no dark matter, no π⁰ nuisance
+
+
 def test_lmu_ltau_loop_jitted_on_a_recoil_grid_equals_numpy():
     """ℒ(q²) on a 2-D (isotope × recoil) grid under jit against a NumPy evaluation of the same quadrature
     (XLA once fused log1p with the reduction inaccurately: 3% off under jit only)."""

@@ -42,7 +42,8 @@ class ExpectedLimit:
     scalar dark matter at m_χ = ``mass_MeV`` (α_D = 0.5, m_V = 3 m_χ; N_DM ∝ Y² exactly at fixed masses,
     so one template at Y = 1e-10 is rescaled). The statistic is the forecast core's
     (:func:`cevns_jax.stats.forecast.profiled_delta_chi2`): every preset prior (or ``include``), labels
-    and sharing from the nuisance registry, ``pi0`` for dark matter, the detector nuisances acting on
+    and sharing from the nuisance registry, ``pi0`` for dark matter (the facility's prior unless
+    ``pi0_prior`` overrides it), the detector nuisances acting on
     CEvNS and dark matter alike; profiled with ``n_profile`` Fisher-scoring steps.
 
     Root finding: ``n_bisect`` bisections of t = ln g on ``bracket`` (default 1e-6–1e-2 for g′,
@@ -66,6 +67,7 @@ class ExpectedLimit:
     n_bisect: int = 50
     n_profile: int = 8
     include: tuple | None = None
+    pi0_prior: float | None = None
 
     def __post_init__(self):
         if self.signal not in ("lmu_ltau", "dark_matter"):
@@ -80,7 +82,7 @@ class ExpectedLimit:
 
     @property
     def spec(self) -> ForecastSpec:
-        return ForecastSpec(self.include, self.signal == "dark_matter", self.n_profile)
+        return ForecastSpec(self.include, self.signal == "dark_matter", self.n_profile, self.pi0_prior)
 
     # -- per-design ingredients ------------------------------------------------------------
     def terms(self, experiments) -> dict:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CevnsInputError
-from ..experiment import read_toml
 from ..physicsconfig import electroweak_from_table
 from ..tomltable import Table as _Table
+from ..tomltable import read_toml
 from . import NewPhysics, b_minus_l, general, lmu_minus_ltau, universal
 from .darkmatter import dark_matter, epsilon_from_Y
 from .em import properties

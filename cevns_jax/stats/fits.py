@@ -34,8 +34,8 @@ FLUX_PRIOR = 0.10
 
 def fit_priors(analysis, poi: str = "sin2_theta_w", dark_matter: bool = False) -> dict:
     """{nuisance: σ} of one analysis in a fit of ``poi``: the analysis nuisances, the flux
-    (:data:`FLUX_PRIOR`) for ``sin2_theta_w``, and ``pi0`` with dark matter (declared, else
-    :data:`cevns_jax.nuisances.PI0_PRIOR`)."""
+    (:data:`FLUX_PRIOR`) for ``sin2_theta_w``, and ``pi0`` with dark matter (declared, else the
+    facility's, :func:`cevns_jax.nuisances.pi0_prior`: 15% for the SNS eras of the releases)."""
     out = {k: v for k, v in analysis_priors(analysis).items() if not (poi == "sin2_theta_w" and k == "flux")}
     if poi == "sin2_theta_w":
         out["flux"] = FLUX_PRIOR

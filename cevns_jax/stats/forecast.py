@@ -44,11 +44,14 @@ __all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "asim
 @dataclass(frozen=True)
 class ForecastSpec:
     """Static settings of a forecast (hashable): the nuisances kept (``include``: names, ``None`` for
-    every declared prior), whether the model has dark matter (adds ``pi0``), profiling steps."""
+    every declared prior), whether the model has dark matter (adds ``pi0``), profiling steps, and the
+    width of the ``pi0`` prior (``None``: each experiment's declared value, else its facility's,
+    :func:`cevns_jax.nuisances.pi0_prior`; a number overrides both for every experiment)."""
 
     include: tuple | None = None
     dark_matter: bool = False
     n_steps: int = 6
+    pi0_prior: float | None = None
 
 
 @pytree_dataclass
@@ -81,7 +84,7 @@ class AsimovReference:
 
 def program_labels(experiments, spec: ForecastSpec) -> tuple[list[dict], dict]:
     """Per experiment {nuisance: label} and the joint {label: σ} of a forecast (the registry's labelling)."""
-    declared = [nuisance_priors(e, spec.include, spec.dark_matter) for e in experiments]
+    declared = [nuisance_priors(e, spec.include, spec.dark_matter, spec.pi0_prior) for e in experiments]
     return program_nuisances(list(experiments), declared)
 
 
@@ -167,15 +170,16 @@ class AsimovForecast:
 
     ``model_of`` maps the parameter dict θ (e.g. {"mass_MeV": …, "g": …}) to a
     :class:`cevns_jax.models.NewPhysics`. ``include`` restricts the nuisances (default: every prior
-    declared by the experiments, plus ``pi0`` if ``dark_matter``).
+    declared by the experiments, plus ``pi0`` if ``dark_matter``, its width the facility's unless
+    ``pi0_prior`` overrides it; see :class:`ForecastSpec`).
     """
 
     def __init__(self, experiments: list, model_of: Callable, *, include: list[str] | None = None,
-                 n_steps: int = 6, dark_matter: bool = False):
+                 n_steps: int = 6, dark_matter: bool = False, pi0_prior: float | None = None):
         self.experiments = list(experiments)
         self.model_of = model_of
         self.n_steps = n_steps
-        self.spec = ForecastSpec(None if include is None else tuple(include), dark_matter, n_steps)
+        self.spec = ForecastSpec(None if include is None else tuple(include), dark_matter, n_steps, pi0_prior)
         self.reference = asimov_reference(tuple(self.experiments), self.spec)
         self.priors = self.reference.prior_dict()
         self.data = self.reference.data

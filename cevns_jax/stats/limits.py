@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
 from ..errors import CevnsInputError
+from ..nuisances import PI0_PRIOR
 from ..xsec import StandardModel
 from .analyses import BinnedAnalysis, flat_means, has_dark_matter, load_analysis, morphed_counts, morphing_templates
 from .analyses import observed_vector, poisson_terms
@@ -42,7 +43,7 @@ class DataReference:
     nuisances: dict
     chi2_min: jnp.ndarray
     priors: tuple = static_field(default=())
-    pi0_prior: float = static_field(default=0.15)
+    pi0_prior: float = static_field(default=PI0_PRIOR)
     n_steps: int = static_field(default=6)
 
     def priors_for(self, model) -> dict:
@@ -74,7 +75,7 @@ def _profile(analysis, observed, sm, args, priors, nu0, n_steps):
 
 
 @partial(jax.jit, static_argnames=("pi0_prior", "n_steps", "reference_steps"))
-def data_reference(analysis: BinnedAnalysis, reference_sm: StandardModel | None = None, *, pi0_prior: float = 0.15,
+def data_reference(analysis: BinnedAnalysis, reference_sm: StandardModel | None = None, *, pi0_prior: float = PI0_PRIOR,
                    n_steps: int = 6, reference_steps: int = 40) -> DataReference:
     """The SM best fit (``reference_steps`` Fisher-scoring steps from ν = 0; ``reference_sm``: SM inputs)."""
     priors = fit_priors(analysis)
@@ -103,8 +104,8 @@ class DataLimit:
     """Profiled Δχ²(θ) of ``model_of(θ)`` against the SM fitted to a release's data (module docstring).
 
     ``model_of`` maps θ (a dict of scalars) to a :class:`cevns_jax.models.NewPhysics`. With dark matter
-    the ``pi0`` nuisance (prior ``pi0``, default: the experiment's, else
-    :data:`cevns_jax.nuisances.PI0_PRIOR`) is profiled too. ``sm`` sets the SM inputs under the
+    the ``pi0`` nuisance (prior ``pi0``, default: the experiment's, else its facility's,
+    :func:`cevns_jax.nuisances.pi0_prior`: 15% for the SNS eras of the releases) is profiled too. ``sm`` sets the SM inputs under the
     hypothesis; the reference uses ``reference_sm``. ``analysis`` (a prebuilt
     :class:`~cevns_jax.stats.analyses.BinnedAnalysis`) overrides ``release`` and ``morphing``.
     :meth:`delta_chi2` is a pure function of θ (``jit``/``vmap``/``grad``).

@@ -1,0 +1,55 @@
+"""Checks of a compiled experiment that need its physics: every analysis threshold must be reachable by
+a CEvNS recoil (the field checks of each table are in :mod:`cevns_jax.experiment.sections`, the input
+domain in :mod:`cevns_jax.domain`)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import constants as C
+from .. import response as resp
+from ..errors import CevnsInputError
+from ..kinematics import max_recoil_energy
+from ..rates import electron_equivalent_keV
+from ..tomltable import Table
+from .pytrees import Experiment
+
+__all__ = ["largest_signal", "check_reachable"]
+
+
+@jax.jit
+def largest_signal(exp: Experiment, thresholds):
+    """Largest mean CEvNS signal [keVee] (quenched T_max at E_ν = m_μ/2, lightest isotope) and the
+    probability that the smearing puts it above each of ``thresholds`` (one compiled program)."""
+    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
+    E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
+    return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: exp.detector.smearing.cdf(x, E_max))(thresholds)
+
+
+def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
+    """Reject thresholds that no CEvNS recoil can reach.
+
+    The largest signal is the quenched T_max(m_μ/2) of the lightest isotope; a threshold (the lowest
+    bin edge, or a logistic efficiency's 50% point) is unreachable when the detector's smearing puts
+    less than 1e-9 of that largest signal above it.
+    """
+    eff = exp.detector.efficiency
+    thresholds = [float(edges[0])] + ([float(eff.threshold)] if isinstance(eff, resp.LogisticEfficiency) else [])
+    E_max, T_end_MeV, above = largest_signal(exp, jnp.asarray(thresholds))
+    smear = exp.detector.smearing
+    unit = exp.detector.observable
+    x_mean = float(E_max) * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
+    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at E_ν = m_μ/2"
+    unreachable = [float(p) < 1e-9 for p in above]
+    if unreachable[0]:
+        raise CevnsInputError(
+            f"{tab.where}: the analysis threshold {edges[0]:g} {unit} is above the largest CEvNS signal ({detail})"
+        )
+    if len(unreachable) > 1 and unreachable[1]:
+        raise CevnsInputError(
+            f"{tab.where.rsplit('.', 1)[0]}.detector.efficiency.threshold: {float(eff.threshold):g} {unit} is above "
+            f"the largest CEvNS signal ({detail})"
+        )
+

@@ -1,0 +1,144 @@
+"""The public loading API: an experiment description (a TOML file, a preset name or a parsed dict)
+compiled into an :class:`~cevns_jax.experiment.Experiment`, every field checked before any compute."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from .. import response as resp
+from .._pytree import replace, require_x64
+from ..binning import Binning, assign_points
+from ..domain import MIN_BASELINE_M, check_experiment
+from ..errors import CevnsInputError
+from ..nuclei import FORM_FACTOR_MODELS
+from ..nuisances import check_nuisances
+from ..physicsconfig import electroweak_from_table, target_from_tables
+from ..quadrature import recoil_log_panels, sharp_response_satellites
+from ..tomltable import Table, as_f64 as _f, edges, read_toml, strings
+from .checks import check_reachable
+from .pytrees import Detector, Experiment, ExperimentInfo
+from .sections import (compile_background, compile_efficiency, compile_quenching, compile_smearing, compile_source,
+                       compile_timing_efficiency, time_subdivisions)
+
+__all__ = ["PRESET_DIR", "experiment_from_dict", "load_experiment", "list_presets", "preset_summaries"]
+
+PRESET_DIR = Path(str(resources.files("cevns_jax") / "presets"))
+
+
+def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None = None) -> Experiment:
+    """Compile an experiment description (the parsed TOML) into an :class:`Experiment`."""
+    require_x64()
+    base = base or Path.cwd()
+    root = Table(data, label)
+    meta = root.table("experiment")
+    name = meta.text("name")
+    status = meta.text("status", "user", choices=("validation", "planned", "user"))
+    info_kwargs = dict(
+        name=name,
+        description=meta.text("description", ""),
+        citation=meta.text("citation", ""),
+        status=status,
+        assumptions=strings(meta, "assumptions"),
+    )
+    reference = meta.table("reference", {})
+    info_kwargs["reference"] = tuple((k, reference.number(k)) for k in reference.data)
+    meta.check_unused()
+
+    det = root.table("detector")
+    mass = det.number("mass_kg", positive=True)
+    baseline = det.number("baseline_m", minimum=MIN_BASELINE_M, why=" (point-source flux; see cevns_jax.domain)")
+    source, facility, exposure = compile_source(root.table("source"), baseline)
+    electroweak = electroweak_from_table(root.table("physics")) if root.has("physics") else None
+
+    target_spec = det.get("target")
+    form_factor = det.text("form_factor", "helm", choices=FORM_FACTOR_MODELS)
+    if not isinstance(target_spec, (str, dict)):
+        raise det.error("target", f"must be a material name or a formula table, got {target_spec!r}")
+    target = target_from_tables(target_spec, form_factor, det.table("nuclear", {}), det.where)
+    response = det.text("response", "detector", choices=("detector", "none"))
+    if response == "none":  # ideal detector: bins in true recoil energy [keVnr]
+        present = [k for k in ("quenching", "smearing", "efficiency") if det.has(k)]
+        if present:
+            raise det.error("response", f'"none" (ideal detector, bins in keVnr) takes no {", ".join(present)} table')
+        quenching, smearing, observable = resp.NoQuenching(), resp.NoSmearing(), "keVnr"
+        efficiency = resp.FlatEfficiency(value=_f(1.0))
+    else:
+        quenching = compile_quenching(det.table("quenching"), target, base)
+        smearing, observable = compile_smearing(det.table("smearing"))
+        efficiency = compile_efficiency(det.table("efficiency", {}), base)
+    timing = compile_timing_efficiency(det.table("timing_efficiency", {}))
+    det.check_unused()
+
+    bins = root.table("bins")
+    energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable, nonnegative=True)
+    time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
+    n_sub_e = bins.whole("energy_subdivisions", 1)
+    n_sub_t = bins.whole("time_subdivisions") if bins.has("time_subdivisions") else time_subdivisions(timing, time_edges_us)
+    bins.check_unused()
+    binning = Binning(
+        _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
+        point_bins=assign_points(efficiency.points(), energy_edges),
+        time_point_bins=assign_points(timing.points(), time_edges_us * 1e3),
+        recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
+        recoil_log_panels=recoil_log_panels(target, quenching, smearing, energy_edges),
+    )
+    if isinstance(smearing, resp.PoissonPESmearing):
+        smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
+
+    backgrounds, background_priors = {}, []
+    entries = root.get("backgrounds", [])
+    if not isinstance(entries, list):
+        raise root.error("backgrounds", "must be an array of tables ([[backgrounds]])")
+    for k, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
+        btab = Table(entry, f"{label}.backgrounds[{k}]")
+        bname = btab.text("name")
+        if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar"):
+            raise btab.error("name", f"duplicate or reserved background name {bname!r}")
+        btab.where = f"{label}.backgrounds[{bname}]"
+        backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure)
+        if prior is not None:
+            background_priors.append((f"background:{bname}", prior))
+
+    systematics = root.table("systematics", {})
+    priors = tuple((k, systematics.number(k, positive=True)) for k in systematics.data) + tuple(background_priors)
+    root.check_unused()
+
+    detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)
+    info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
+    exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
+                     info=info)
+    check_experiment(exp, label)
+    check_reachable(exp, bins, energy_edges)
+    check_nuisances(exp)
+    return exp
+
+
+def load_experiment(name_or_path: str | Path) -> Experiment:
+    """Load a preset by name (see :func:`list_presets`) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = PRESET_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise CevnsInputError(
+                f"unknown experiment {str(name_or_path)!r}; available presets: {', '.join(list_presets())} "
+                "(or give the path of a TOML file)"
+            )
+    return experiment_from_dict(read_toml(path, "experiment"), label=path.name, base=path.parent)
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped experiment presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def preset_summaries() -> list[tuple[str, str, str]]:
+    """(name, status, citation) of every shipped preset, without compiling them."""
+    out = []
+    for name in list_presets():
+        meta = tomllib.loads((PRESET_DIR / f"{name}.toml").read_text()).get("experiment", {})
+        out.append((name, meta.get("status", ""), meta.get("citation", "")))
+    return out
