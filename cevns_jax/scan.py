@@ -4,8 +4,11 @@
     result = run_scan(point_fn, axes, "results/lmutau", memory_budget_bytes=2e9)
 
 * ``point_fn(params: dict[str, scalar]) -> pytree of arrays`` is evaluated with ``jit(vmap(...))``
-  over chunks of grid points. The chunk size comes from a memory budget: the compiled program's own
-  memory analysis at a trial batch size (XLA's ``memory_analysis``), scaled linearly.
+  over chunks of grid points. The chunk size comes from a memory budget: the chunk program is
+  compiled for the whole grid (up to :data:`MAX_CHUNK_POINTS` per device) and kept if XLA's memory
+  analysis of it fits the budget, else recompiled once for the largest chunk that fits (scaled
+  linearly). The scan's compiled program is returned with the result (:meth:`ScanResult.evaluate`),
+  so root finding on the same function compiles nothing more.
 * Each chunk is split over this process's devices (a 1-D ``Mesh`` over ``jax.local_devices()``, the
   chunk's point axis sharded), so the same code runs on one CPU, one GPU or several. On a cluster,
   call ``jax.distributed.initialize()`` first (under SLURM it reads the job's environment): each
@@ -31,7 +34,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -44,12 +47,15 @@ from tqdm.auto import tqdm
 from .errors import CevnsInputError
 from .provenance import content_hash, source_hash
 
-__all__ = ["Axis", "ScanResult", "validate_axes", "grid_points", "chunk_size_for", "run_scan", "assemble",
-           "raster_crossings", "scan_identity", "CPU_MULTI_DEVICE_POINTS"]
+__all__ = ["Axis", "ScanResult", "validate_axes", "grid_points", "run_scan", "assemble",
+           "raster_crossings", "scan_identity", "CPU_MULTI_DEVICE_POINTS", "MAX_CHUNK_POINTS"]
 
 SCALES = ("linear", "log")
 CPU_MULTI_DEVICE_POINTS = 256
 """Points per device per chunk when a scan runs on several CPU devices (see :func:`run_scan`)."""
+MAX_CHUNK_POINTS = 4096
+"""Points per device in the first chunk program tried when no chunk size is given (kept if it fits the
+memory budget): a chunk's compile time barely depends on its size, so one program for a small grid."""
 
 
 @dataclass(frozen=True)
@@ -94,27 +100,6 @@ def grid_points(axes: list[Axis]) -> dict[str, np.ndarray]:
     return {a.name: m.reshape(-1) for a, m in zip(axes, mesh)}
 
 
-def _bytes_per_point(fn, example: dict, trial: int = 8) -> float:
-    """Device memory per grid point of ``vmap(fn)``, from XLA's memory analysis at a trial batch."""
-    batch = {k: jnp.full((trial,), v, dtype=jnp.float64) for k, v in example.items()}
-    compiled = jax.jit(jax.vmap(_as_dict(fn))).lower(batch).compile()
-    try:
-        mem = compiled.memory_analysis()
-        total = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
-    except Exception:  # backends without memory analysis: count outputs ×100 as a conservative guess
-        out = jax.eval_shape(jax.vmap(_as_dict(fn)), batch)
-        total = 100 * sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out))
-    return max(total / trial, 1.0)
-
-
-def chunk_size_for(fn, example: dict, memory_budget_bytes: float, n_devices: int, n_points: int) -> int:
-    """Points per chunk: as many as fit the memory budget per device, a multiple of the device count."""
-    per_point = _bytes_per_point(fn, example)
-    size = int(memory_budget_bytes // per_point) * n_devices
-    size = max(n_devices, min(size, n_points + (-n_points) % n_devices))
-    return size - size % n_devices
-
-
 def _versions() -> dict:
     from . import __version__
 
@@ -122,6 +107,52 @@ def _versions() -> dict:
     return {"cevns_jax": __version__, "jax": jax.__version__, "device_kind": dev.device_kind,
             "platform": dev.platform, "n_devices": jax.device_count(), "x64": bool(jax.config.jax_enable_x64),
             "float_dtype": str(jnp.zeros(()).dtype)}
+
+
+class _ChunkProgram:
+    """``point_fn`` over one chunk of points, split over this process's devices, compiled once (lazily):
+    ``program(points)`` → {output: NumPy array} for any number of points (padded to whole chunks)."""
+
+    def __init__(self, point_fn: Callable, devices: list, chunk_size: int | None = None):
+        self.mesh = Mesh(np.array(devices), ("points",))
+        self.sharding = NamedSharding(self.mesh, PartitionSpec("points"))
+        spec = PartitionSpec("points")
+        # shard_map: each device runs vmap(point_fn) on its own slice of the chunk, with no communication
+        # (grid points are independent; letting the SPMD partitioner split the program instead can insert
+        # collectives inside the profiling loop, which deadlocked on two simulated CPU devices)
+        self.jitted = jax.jit(jax.shard_map(jax.vmap(_as_dict(point_fn)), mesh=self.mesh, in_specs=spec,
+                                            out_specs=spec, check_vma=False))
+        self.chunk_size, self.compiled, self.compiled_size, self.names = chunk_size, None, None, None
+
+    def compile(self, names, chunk_size: int):
+        """Compile for ``chunk_size`` points of the named inputs; returns XLA's memory estimate per device
+        [bytes] (0 where the backend gives none)."""
+        spec = jax.ShapeDtypeStruct((chunk_size,), jnp.float64, sharding=self.sharding)
+        self.compiled = self.jitted.lower({k: spec for k in names}).compile()
+        self.chunk_size = self.compiled_size = chunk_size
+        self.names = tuple(names)
+        try:
+            mem = self.compiled.memory_analysis()
+            return float(mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes)
+        except Exception:  # backends without memory analysis: unknown, assume it fits
+            return 0.0
+
+    def run_chunk(self, chunk: dict) -> dict:
+        if self.compiled is None or self.compiled_size != self.chunk_size:
+            self.compile(list(chunk), self.chunk_size)
+        out = self.compiled({k: jax.device_put(jnp.asarray(chunk[k], dtype=jnp.float64), self.sharding)
+                             for k in self.names})
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def __call__(self, points: dict) -> dict:
+        points = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
+        n = next(iter(points.values())).size
+        parts = []
+        for lo in range(0, n, self.chunk_size):
+            hi = min(lo + self.chunk_size, n)
+            chunk = {k: np.pad(v[lo:hi], (0, self.chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
+            parts.append({k: v[: hi - lo] for k, v in self.run_chunk(chunk).items()})
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 @dataclass
@@ -132,9 +163,20 @@ class ScanResult:
     values: dict
     meta: dict
     computed_chunks: list[int]
+    program: Callable | None = field(default=None, repr=False, compare=False)
 
     def axis_values(self, name: str) -> np.ndarray:
         return next(a for a in self.axes if a.name == name).values()
+
+    def evaluate(self, points: dict) -> dict:
+        """The scan's point function at any points {axis name: 1-D array}, with the scan's own compiled
+        chunk program (compiled now if the scan was already finished): {output: array}."""
+        if self.program is None:
+            raise CevnsInputError("this scan result carries no program (assembled from disk)")
+        names = [a.name for a in self.axes]
+        if sorted(points) != sorted(names):
+            raise CevnsInputError(f"scan evaluate: give exactly the axes {names}, got {sorted(points)}")
+        return self.program({k: points[k] for k in names})
 
 
 def run_scan(
@@ -170,56 +212,57 @@ def run_scan(
     n_points = next(iter(points.values())).size
     devices = jax.local_devices()  # this process's devices; other processes take other chunks
     n_dev = len(devices)
-    example = {k: float(v[0]) for k, v in points.items()}
     meta_path = out / "meta.json"
     previous = _read_meta(meta_path)
-    if chunk_size is None and previous and previous["axes"] == [asdict(a) for a in axes] \
-            and previous["chunk_size"] % n_dev == 0:
-        chunk_size = previous["chunk_size"]  # resuming: keep the chunking (and compile nothing if all is done)
-    if chunk_size is None:
-        chunk_size = chunk_size_for(point_fn, example, memory_budget_bytes, n_dev, n_points)
-    elif chunk_size % n_dev:
-        chunk_size += n_dev - chunk_size % n_dev
-    if n_dev > 1 and devices[0].platform == "cpu":
-        # Several (simulated) CPU devices share one thread pool; with JAX 0.10.2 a profiled-Δχ² program
-        # of ≳ 800 points per device never returned on 2 cores (≤ 400 ran), with or without shard_map.
-        chunk_size = min(chunk_size, CPU_MULTI_DEVICE_POINTS * n_dev)
-    n_chunks = math.ceil(n_points / chunk_size)
     ident = scan_identity(axes, description, identity)
-    meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,
-            "n_points": n_points, "description": description or {}, "identity": ident, **_versions()}
-    if previous:
-        if previous["axes"] != meta["axes"] or previous["chunk_size"] != chunk_size:
+    if previous:  # refuse another scan's folder before compiling anything
+        if previous["axes"] != [asdict(a) for a in axes]:
             raise CevnsInputError(f"{out}: holds a scan with other axes or chunking; use a new folder")
-        if previous.get("description", {}) != json.loads(json.dumps(meta["description"])):
+        if previous.get("description", {}) != json.loads(json.dumps(description or {})):
             raise CevnsInputError(f"{out}: holds a scan with another description (model, experiments or "
                                   "nuisances); use a new folder")
         _check_identity(out, previous.get("identity"), ident)
+    if chunk_size is None and previous and previous["axes"] == [asdict(a) for a in axes] \
+            and previous["chunk_size"] % n_dev == 0:
+        chunk_size = previous["chunk_size"]  # resuming: keep the chunking (and compile nothing if all is done)
+    program = _ChunkProgram(point_fn, devices)
+    if chunk_size is not None and chunk_size % n_dev:
+        chunk_size += n_dev - chunk_size % n_dev
+    cap = CPU_MULTI_DEVICE_POINTS if n_dev > 1 and devices[0].platform == "cpu" else MAX_CHUNK_POINTS
+    # (several simulated CPU devices share one thread pool; with JAX 0.10.2 a profiled-Δχ² program of
+    # ≳ 800 points per device never returned on 2 cores, ≤ 400 ran, with or without shard_map)
+    if chunk_size is None:  # the whole grid (up to the cap) in one program if it fits the memory budget
+        first = min(n_points + (-n_points) % n_dev, cap * n_dev)
+        if progress:
+            print(f"[scan] {label or out.name}: compiling the chunk program ({first} points)", file=sys.stderr, flush=True)
+        need = program.compile(list(points), first)
+        chunk_size = first
+        if need > memory_budget_bytes:  # per device: recompile (once) for the largest chunk that fits
+            chunk_size = max(1, int(memory_budget_bytes // (need * n_dev / first))) * n_dev
+    chunk_size = min(chunk_size, cap * n_dev)
+    program.chunk_size = chunk_size
+    n_chunks = math.ceil(n_points / chunk_size)
+    meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,
+            "n_points": n_points, "description": description or {}, "identity": ident, **_versions()}
+    if previous:
+        if previous["chunk_size"] != chunk_size:
+            raise CevnsInputError(f"{out}: holds a scan with other axes or chunking; use a new folder")
     else:
         _atomic_write(meta_path, json.dumps(meta, indent=2).encode())
 
-    mesh = Mesh(np.array(devices), ("points",))
-    sharding = NamedSharding(mesh, PartitionSpec("points"))
-    # shard_map: each device runs vmap(point_fn) on its own slice of the chunk, with no communication
-    # (grid points are independent; letting the SPMD partitioner split the program instead can insert
-    # collectives inside the profiling loop, which deadlocked on two simulated CPU devices)
-    spec = PartitionSpec("points")
-    batched = jax.jit(jax.shard_map(jax.vmap(_as_dict(point_fn)), mesh=mesh, in_specs=spec, out_specs=spec,
-                                      check_vma=False))
     mine = [c for c in range(n_chunks) if c % jax.process_count() == jax.process_index()]
     todo = [c for c in mine if not _chunk_ok(out, c, points, chunk_size, ident["scan"])]
     computed, bar = [], None
     n_todo = sum(min((c + 1) * chunk_size, n_points) - c * chunk_size for c in todo)
     name = label or out.name
-    if progress and todo:
+    if progress and todo and program.compiled_size != chunk_size:
         print(f"[scan] {name}: compiling ({n_todo:,} points to compute in {len(todo)} chunks of {chunk_size})",
               file=sys.stderr, flush=True)
     start = time.perf_counter()
     for c in todo:
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n_points)
         chunk = {k: np.pad(v[lo:hi], (0, chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
-        result = batched({k: jax.device_put(jnp.asarray(v), sharding) for k, v in chunk.items()})
-        arrays = {k: np.asarray(v)[: hi - lo] for k, v in result.items()}
+        arrays = {k: v[: hi - lo] for k, v in program.run_chunk(chunk).items()}
         _atomic_savez(_chunk_path(out, c), _stamped(arrays, c, {k: v[lo:hi] for k, v in points.items()}, ident["scan"]))
         computed.append(c)
         if progress and bar is None:  # the first chunk includes compilation: the bar's rate starts after it
@@ -238,7 +281,7 @@ def run_scan(
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"cevns_jax scan {ident['scan']}")
-    return ScanResult(axes, assemble(out), meta, computed)
+    return ScanResult(axes, assemble(out), meta, computed, program)
 
 
 def _read_meta(path: Path) -> dict | None:

@@ -19,6 +19,8 @@ summarises the limits at benchmark masses.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,9 @@ from cevns_jax import replace  # noqa: E402
 from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau, nsi_couplings,  # noqa: E402
                               relic_Y, sterile_mixing, universal)
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
+from cevns_jax.provenance import content_hash, source_hash  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
-from cevns_jax.stats.crossings import LimitCurves, refine_masses, solve_crossings  # noqa: E402
+from cevns_jax.stats.crossings import XTOL, LimitCurves, refine_masses, solve_crossings  # noqa: E402
 from cevns_jax.stats.analyses import load_analysis  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
 from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
@@ -90,13 +93,12 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
                                    "priors": priors, "data": DATA if data is not None else None,
                                    "couplings": None if power is None else axes[1].values().tolist()},
                       identity={"sets": sets, "data": data, "couplings": axes[1].values()}, label=f"{name}")
-    if power is None:
-        solve_point = point
-    else:
-        solve_point = shared_delta_chi2(evaluators, model_of)  # direct evaluation at any coupling
     mass_name, coupling_name = axes[0].name, axes[1].name
-    pair_fn = _PairFunction(solve_point, mass_name, coupling_name)
-    return result.values, pair_fn
+    if power is None:  # root finding reuses the scan's own compiled chunk program
+        return result.values, _ScanPairs(result, mass_name, coupling_name), result.meta["identity"]["scan"]
+    # dark matter: the raster rescaled one template per mass; roots need Δχ² at any coupling
+    direct = shared_delta_chi2(evaluators, model_of)
+    return result.values, _PairFunction(direct, mass_name, coupling_name), result.meta["identity"]["scan"]
 
 
 class _PairFunction:
@@ -108,6 +110,44 @@ class _PairFunction:
 
     def __call__(self, m, g):
         return self.point({self.mass_name: m, self.coupling_name: g})
+
+
+class _ScanPairs:
+    """A batched evaluator for :mod:`cevns_jax.stats.crossings`: the scan's compiled program at any
+    (mass, coupling) pairs."""
+
+    def __init__(self, result, mass_name: str, coupling_name: str):
+        self.result, self.mass_name, self.coupling_name = result, mass_name, coupling_name
+
+    def evaluate(self, m, g):
+        return self.result.evaluate({self.mass_name: m, self.coupling_name: g})
+
+
+def cached(path: Path, key: dict, compute: Callable):
+    """A JSON-serialisable result stored at ``path`` with the ``key`` it was computed for (hashes of every
+    input): reused only when the key matches, else recomputed and rewritten atomically. A redraw from
+    finished scans thus solves and compiles nothing."""
+    key = json.loads(json.dumps(key))
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("key") == key:
+                return saved["value"]
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            pass  # unreadable: recompute
+    value = compute()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "value": value}))
+    os.replace(tmp, path)
+    return value
+
+
+def curves_to_json(c: LimitCurves) -> dict:
+    return {"masses": [float(m) for m in c.masses], "crossings": c.crossings, "converged": bool(c.converged)}
+
+
+def curves_from_json(d: dict) -> LimitCurves:
+    return LimitCurves(np.asarray(d["masses"], dtype=float), d["crossings"], d["converged"])
 
 
 def solved_curves(fn, masses, couplings, grids: dict, refine: bool = True) -> LimitCurves:
@@ -160,10 +200,9 @@ def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
     ax.grid(alpha=0.3, which="both")
 
 
-def fisher_forecasts(exps: dict, out: Path) -> list[str]:
-    """σ(sin²θ_W) and σ(R_n) against exposure (1–5 SNS years), per detector and combined; ellipse figure."""
-    years = [1.0, 2.0, 3.0, 4.0, 5.0]
-    table = {}
+def fisher_numbers(exps: dict, years: list) -> dict:
+    """σ(sin²θ_W), σ(δR_n) per detector and combined at each exposure, and the 3-year 1σ ellipses."""
+    table, ellipses = {}, {}
     # one data block per detector on joint labels (ŝ² shared, δR_n per nucleus, flux per target station);
     # exps hold one SNS year here, and every count scales with exposure, so the data blocks do too
     blocks = fisher_blocks(tuple(exps[n] for n in PLANNED), ("sin2_theta_w", "delta_rn_fm"))
@@ -173,20 +212,33 @@ def fisher_forecasts(exps: dict, out: Path) -> list[str]:
         rn = {n: next(lab for lab in F.labels if lab.endswith("delta_rn_fm")) for n, F in fishers.items()}
         for n, F in fishers.items():
             err = F.marginalised_errors()
-            table[(n, y)] = (err["sin2_theta_w"], err[rn[n]])
-        table[("combined", y)] = (blocks.fisher(weights).marginalised_errors()["sin2_theta_w"], float("nan"))
-        if y == 3.0:
-            fig, ax = plt.subplots(figsize=(6.4, 5))
-            for n, F in fishers.items():
+            table[f"{n}|{y:g}"] = (float(err["sin2_theta_w"]), float(err[rn[n]]))
+            if y == 3.0:
                 pts = F.ellipse("sin2_theta_w", rn[n], centre=(C.SIN2_THETA_W_LOW_ENERGY, 0.0))
-                ax.plot(pts[0], pts[1], **{**style(n), "markevery": 0.1}, label=n)
-            ax.set_xlabel(r"$\sin^2\theta_W$")
-            ax.set_ylabel(r"$\delta R_n$ [fm] (shift of every neutron radius)")
-            ax.set_title(r"Fisher $1\sigma$ ($\Delta\chi^2 = 2.30$) regions, 3 SNS years each, nuisances marginalised",
-                         fontsize=9)
-            legend_outside(ax, fontsize=8)
-            ax.grid(alpha=0.3)
-            finish(fig, out, "snowmass_fisher_ellipses")
+                ellipses[n] = [np.asarray(pts[0]).tolist(), np.asarray(pts[1]).tolist()]
+        table[f"combined|{y:g}"] = (float(blocks.fisher(weights).marginalised_errors()["sin2_theta_w"]), None)
+    return {"table": table, "ellipses": ellipses}
+
+
+def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
+    """σ(sin²θ_W) and σ(R_n) against exposure (1–5 SNS years), per detector and combined; ellipse figure.
+    The numbers are cached with the hash of the experiments and of the package source."""
+    years = [1.0, 2.0, 3.0, 4.0, 5.0]
+    key = {"experiments": content_hash(tuple(exps[n] for n in PLANNED)), "source": source_hash(), "years": years}
+    results.mkdir(parents=True, exist_ok=True)
+    numbers = cached(results / "fisher.json", key, lambda: fisher_numbers(exps, years))
+    table = {(k.split("|")[0], float(k.split("|")[1])): (a, float("nan") if b is None else b)
+             for k, (a, b) in numbers["table"].items()}
+    fig, ax = plt.subplots(figsize=(6.4, 5))
+    for n, (xs, ys) in numbers["ellipses"].items():
+        ax.plot(xs, ys, **{**style(n), "markevery": 0.1}, label=n)
+    ax.set_xlabel(r"$\sin^2\theta_W$")
+    ax.set_ylabel(r"$\delta R_n$ [fm] (shift of every neutron radius)")
+    ax.set_title(r"Fisher $1\sigma$ ($\Delta\chi^2 = 2.30$) regions, 3 SNS years each, nuisances marginalised",
+                 fontsize=9)
+    legend_outside(ax, fontsize=8)
+    ax.grid(alpha=0.3)
+    finish(fig, out, "snowmass_fisher_ellipses")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for n in PLANNED + ["combined"]:
         ax.plot(years, [table[(n, y)][0] for y in years], **{**style(n), "marker": "o", "markevery": 1}, label=n)
@@ -261,7 +313,7 @@ def universal_islands(sets: dict, labels, mass: Axis, n: int, tag: str, results:
     ratio = Axis("g_over_island", 0.7, 1.45, n, "log")
     model_of = lambda th: NewPhysics(zprime=universal(  # noqa: E731
         th["mass_MeV"], th["g_over_island"] * universal_island_coupling(th["mass_MeV"])))
-    grids, _ = scan_sets(f"universal_island_{tag}", {k: sets[k] for k in labels}, model_of, [mass, ratio], results, LEVEL)
+    grids, _, _ = scan_sets(f"universal_island_{tag}", {k: sets[k] for k in labels}, model_of, [mass, ratio], results, LEVEL)
     out = {}
     for label, grid in grids.items():
         island = []
@@ -320,12 +372,16 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
     """Scan every detector set of a study, draw the figure, return the benchmark rows."""
     labels = list(sets) if study.labels == ("all",) else list(study.labels)
     masses, couplings = study.mass.values(), study.coupling.values()
-    grids, fn = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
-                          [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data, power=study.power)
-    solved = solved_curves(fn, masses, couplings, grids, refine=refine)
+    grids, fn, scan_id = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
+                                   [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data,
+                                   power=study.power)
+    key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "refine": refine, "rtol": REFINE_RTOL,
+           "rounds": REFINE_ROUNDS, "benchmarks": list(study.benchmarks)}
+    solved, at = (curves_from_json(c) for c in cached(results / f"{study.name}_{tag}" / "solved.json", key, lambda: [
+        curves_to_json(solved_curves(fn, masses, couplings, grids, refine=refine)),
+        curves_to_json(solve_crossings(fn, np.asarray(study.benchmarks, dtype=float), couplings, LEVEL))]))
     masses = solved.masses
     curves = {label: solved.limit(label) for label in grids}
-    at = solve_crossings(fn, np.asarray(study.benchmarks, dtype=float), couplings, LEVEL)  # exactly at the benchmarks
     if check:  # the quoted numbers with a doubled coupling raster (other brackets, same roots)
         fine = np.geomspace(couplings[0], couplings[-1], 2 * couplings.size - 1)
         at2 = solve_crossings(fn, np.asarray(study.benchmarks, dtype=float), fine, LEVEL)
@@ -365,7 +421,7 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
         axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
         model_of = lambda th, f=flavour: NewPhysics(nsi=nsi_couplings(**{f"{f}_u": th["eps_u"], f"{f}_d": th["eps_d"]}))  # noqa: E731
         u, d = axes[0].values(), axes[1].values()
-        grids, _ = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
+        grids, _, _ = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
         for label, grid in grids.items():
             line = style(label)
             if label == DATA:  # allowed region from the data: Δχ² against the best point of the plane
@@ -386,7 +442,7 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
         name = {"ee": "e", "mumu": r"\mu"}[flavour]
         ax.set_xlabel(rf"$\varepsilon^{{uV}}_{{{name}{name}}}$")
         ax.set_ylabel(rf"$\varepsilon^{{dV}}_{{{name}{name}}}$")
-        ax.set_title(f"Expected 90% CL allowed regions " + r"($\Delta\chi^2 = 4.61$)" + f", {years:g} SNS years,\n"
+        ax.set_title("Expected 90% CL allowed regions " + r"($\Delta\chi^2 = 4.61$)" + f", {years:g} SNS years,\n"
                      "other NSI zero, preset nuisance priors profiled", fontsize=9)
         ax.grid(alpha=0.3)
     handles, names = axs[0].get_legend_handles_labels()
@@ -448,7 +504,7 @@ def main() -> None:
                "of the 90% CL allowed region in the plotted ε square (fraction × 1.44). —: no limit inside the scanned "
                "coupling range.\n\n" + "\n".join(table) + "\n")
     if wanted("fisher"):
-        fisher_lines = fisher_forecasts({n: cevns_jax.load_experiment(n) for n in PLANNED}, args.out)
+        fisher_lines = fisher_forecasts({n: cevns_jax.load_experiment(n) for n in PLANNED}, args.out, args.results)
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
                     + "\n".join(fisher_lines) + "\n")
     if args.only is not None and set(args.only) != set(studies):  # a partial run never overwrites the full summary

@@ -71,3 +71,36 @@ def test_bad_rasters_are_refused():
     with pytest.raises(CevnsInputError, match="NaN"):
         brackets_from_raster([1.0, 2.0], np.array([[0.0, np.nan]]), LEVEL)
     assert LimitCurves(np.array([1.0]), {"x": [[]]}).limit("x")[0] != 0  # NaN where nothing is excluded
+
+
+def test_labels_solved_together_equal_each_label_alone():
+    masses = np.array([0.4, 2.2])
+    both = solve_crossings(toy, masses, COUPLINGS, LEVEL)
+    alone = solve_crossings(lambda m, g: {"steep": toy(m, g)["steep"]}, masses, COUPLINGS, LEVEL)
+    for a, b in zip(both.crossings["steep"], alone.crossings["steep"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert [len(c) for c in both.crossings["toy"]] == [3, 3]
+
+
+def test_a_scan_program_solves_the_limits_without_compiling_again(tmp_path):
+    """The roots found with the scan's own compiled chunk program (``ScanResult.evaluate``) equal those of
+    the point function, and solving with it compiles nothing."""
+    from cevns_jax.scan import Axis, run_scan
+    from test_compile_once import compilations
+
+    masses = np.array([0.4, 1.3, 2.2])
+    axes = [Axis("m", 0.4, 2.2, 3), Axis("g", 1e-6, 1e-1, COUPLINGS.size, "log")]
+    result = run_scan(lambda p: toy(p["m"], p["g"]), axes, tmp_path / "toy", progress=False)
+
+    class Pairs:
+        def evaluate(self, m, g):
+            return result.evaluate({"m": m, "g": g})
+
+    assert result.meta["chunk_size"] == masses.size * COUPLINGS.size  # the whole small grid in one chunk
+    with compilations() as seen:
+        curves = solve_crossings(Pairs(), masses, axes[1].values(), LEVEL, raster=result.values)
+    assert not seen
+    direct = solve_crossings(toy, masses, axes[1].values(), LEVEL)
+    for label in ("toy", "steep"):
+        for a, b in zip(curves.crossings[label], direct.crossings[label]):
+            np.testing.assert_allclose(a, b, rtol=1e-9)

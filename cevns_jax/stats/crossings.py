@@ -54,8 +54,15 @@ def _evaluate(fn: Callable, masses, couplings):
 
 def evaluate(fn: Callable, masses, couplings) -> dict:
     """``fn(mass, coupling)`` at each pair: {label: (n,) NumPy array}. Evaluated in batches of exactly
-    :data:`BATCH` points (the last one padded), so every call reuses one compiled program per ``fn``."""
+    :data:`BATCH` points (the last one padded), so every call reuses one compiled program per ``fn``.
+
+    ``fn`` may instead be a batched evaluator, any object with ``evaluate(masses, couplings) -> {label:
+    (n,) array}`` (e.g. a scan's own compiled program, :meth:`cevns_jax.scan.ScanResult.evaluate`, so the
+    root finding compiles nothing more); it is used as it is."""
     masses, couplings = np.atleast_1d(np.asarray(masses, dtype=float)), np.atleast_1d(np.asarray(couplings, dtype=float))
+    if hasattr(fn, "evaluate"):
+        out = fn.evaluate(masses, couplings)
+        return {k: np.asarray(v) for k, v in (out if isinstance(out, dict) else {"value": out}).items()}
     n = masses.size
     parts = []
     for lo in range(0, max(n, 1), BATCH):
@@ -90,13 +97,15 @@ def brackets_from_raster(couplings, raster, level: float):
     return rows, u[cols], u[cols + 1], h[rows, cols], h[rows, cols + 1]
 
 
-def solve_brackets(fn: Callable, label: str, masses, lo, hi, h_lo, h_hi, level: float, xtol: float = XTOL):
+def solve_brackets(fn: Callable, label, masses, lo, hi, h_lo, h_hi, level: float, xtol: float = XTOL):
     """Solve Δχ²(mass, g) = level in each bracket [e^lo, e^hi] (Illinois regula falsi in ln g).
 
-    ``fn(mass, coupling) -> {label: Δχ²}`` (or a scalar, label ``"value"``); all brackets advance
+    ``fn(mass, coupling) -> {label: Δχ²}`` (or a scalar, label ``"value"``); ``label``: one label, or
+    one per bracket (brackets of several labels of one function solved together). All brackets advance
     together, one batched evaluation per iteration. Returns the crossings g [same units as the axis]."""
     a, b, fa, fb = (np.array(x, dtype=float) for x in (lo, hi, h_lo, h_hi))
     masses = np.asarray(masses, dtype=float)
+    labels = np.broadcast_to(np.asarray(label, dtype=object), a.shape)
     active = np.abs(b - a) > xtol
     for _ in range(MAX_ITERATIONS):
         if not active.any():
@@ -104,14 +113,15 @@ def solve_brackets(fn: Callable, label: str, masses, lo, hi, h_lo, h_hi, level: 
         idx = np.nonzero(active)[0]
         c = b[idx] - fb[idx] * (b[idx] - a[idx]) / (fb[idx] - fa[idx])
         c = np.clip(c, np.minimum(a[idx], b[idx]), np.maximum(a[idx], b[idx]))
-        fc = _h(evaluate(fn, masses[idx], np.exp(c))[label], level)
+        values = evaluate(fn, masses[idx], np.exp(c))
+        fc = _h(np.array([values[k][i] for i, k in enumerate(labels[idx])], dtype=float), level)
         flip = fc * fb[idx] < 0
         a[idx] = np.where(flip, b[idx], a[idx])
         fa[idx] = np.where(flip, fb[idx], 0.5 * fa[idx])  # Illinois: halve the retained end's value
         b[idx], fb[idx] = c, fc
         active[idx] = (np.abs(b[idx] - a[idx]) > xtol) & (fc != 0)
     if active.any():
-        raise CevnsInputError(f"limits: {int(active.sum())} crossing(s) of {label!r} did not converge to "
+        raise CevnsInputError(f"limits: {int(active.sum())} crossing(s) of {sorted(set(labels[active]))} did not converge to "
                               f"{xtol:g} in ln g within {MAX_ITERATIONS} iterations")
     return np.exp(b)
 
@@ -141,15 +151,16 @@ def solve_crossings(fn: Callable, masses, couplings, level: float, raster: dict 
         mm, gg = np.meshgrid(masses, couplings, indexing="ij")
         flat = evaluate(fn, mm.ravel(), gg.ravel())
         raster = {k: v.reshape(mm.shape) for k, v in flat.items()}
-    out = {}
-    for label, grid in raster.items():
-        rows, lo, hi, h_lo, h_hi = brackets_from_raster(couplings, grid, level)
-        roots = solve_brackets(fn, label, masses[rows], lo, hi, h_lo, h_hi, level) if rows.size else np.zeros(0)
-        per = [[] for _ in masses]
-        for r, g in zip(rows, roots):
-            per[r].append(float(g))
-        out[label] = [sorted(p) for p in per]
-    return LimitCurves(masses, out)
+    brackets = {label: brackets_from_raster(couplings, grid, level) for label, grid in raster.items()}
+    if not brackets:
+        return LimitCurves(masses, {})
+    labels = np.concatenate([np.full(b[0].size, k, dtype=object) for k, b in brackets.items()])
+    rows, lo, hi, h_lo, h_hi = (np.concatenate([b[j] for b in brackets.values()]) for j in range(5))
+    roots = solve_brackets(fn, labels, masses[rows], lo, hi, h_lo, h_hi, level) if rows.size else np.zeros(0)
+    out = {label: [[] for _ in masses] for label in raster}
+    for label, r, g in zip(labels, rows, roots):  # every label's brackets solved together
+        out[label][r].append(float(g))
+    return LimitCurves(masses, {k: [sorted(p) for p in v] for k, v in out.items()})
 
 
 def _needs_split(left: list, mid: list, right: list, u_left: float, u_mid: float, u_right: float, rtol: float) -> bool:
