@@ -1,7 +1,7 @@
 """The statistics and design layers import only downward (read with ``ast``; nothing is imported here).
 
-Order: physics and models → ``nuisances`` → ``stats`` (likelihood, intervals, morphing → fisher, forecast
-→ analyses → fits → limits) → ``scan`` → ``design`` → ``cli``.
+Order: physics and models → ``results`` (a data structure) and ``nuisances`` → ``stats`` (likelihood,
+intervals, morphing → fisher, forecast → analyses → fits → limits) → ``scan`` → ``design`` → ``cli``.
 """
 
 import ast
@@ -11,6 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cevns_jax"
 ABOVE = {
+    "results": ("nuisances", "stats", "scan", "design", "cli"),
     "nuisances": ("stats", "scan", "design", "cli"),
     "stats": ("scan", "design", "cli"),
     "scan": ("design", "cli"),
