@@ -5,6 +5,7 @@
     cevns predict --all                 a table for every preset (the main job of the README)
     cevns predict EXPERIMENT --model M  the same under a new-physics point (TOML; see models/config.py)
     cevns fit RELEASE [--json]          fit a COHERENT data release: CEvNS count, significance, sin²θ_W
+                                        (phases and a progress bar on stderr; --quiet for none)
     cevns fit RELEASE --model M         Δχ² of a new-physics point (TOML) against the SM on the release's data
 
 EXPERIMENT is a preset name or the path of a TOML file.
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the intervals are found by root finding and do not depend on it")
     f.add_argument("--model", help="TOML file with a new-physics point: print its Δχ² against the SM instead of the fit")
     f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress on stderr (by default each phase of the fit is announced there; stdout "
+                        "holds only the result)")
     args = parser.parse_args(argv)
     enable_x64()
     enable_compilation_cache()
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
             n_scan = check_scan_points(args.scan_points, "--scan-points")
             result = fit(args.release, signal_template=args.template, n_scan=n_scan,
-                         morphing="exact" if args.exact else "linear")
+                         morphing="exact" if args.exact else "linear", progress=not args.quiet)
             print(json.dumps(result, indent=2)) if args.json else _print_fit(result)
             return 0
         if args.all == (args.experiment is not None):

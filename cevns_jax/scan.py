@@ -25,6 +25,12 @@
   (the chunking is read back from ``meta.json``).
 * Progress: the compile phase is announced, then a ``tqdm`` bar (points, rate and time left measured
   after compilation) names the scan.
+* Results load in one call as a labelled dataset: ``load(out_dir)`` verifies every chunk and returns a
+  :class:`~cevns_jax.results.LabelledScan` (named axes with their values and units, named outputs with
+  their dimensions, provenance from ``meta.json``; ``.sel(mass_MeV=10.0)``, ``.to_dict()``, and
+  ``.to_xarray()`` where xarray is installed). Units come from ``run_scan(..., units={name: "MeV"})``
+  and the outputs' own trailing axes from ``output_axes``; neither is part of the scan's identity (they
+  label the values, they do not change them), so a rerun may add or correct them in ``meta.json``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -46,9 +53,10 @@ from tqdm.auto import tqdm
 
 from .errors import CevnsInputError
 from .provenance import content_hash, source_hash
+from .results import LabelledScan, labelled_scan
 
 __all__ = ["Axis", "ScanResult", "validate_axes", "grid_points", "run_scan", "assemble",
-           "raster_crossings", "scan_identity", "CPU_MULTI_DEVICE_POINTS", "MAX_CHUNK_POINTS"]
+           "raster_crossings", "scan_identity", "load", "LabelledScan", "CPU_MULTI_DEVICE_POINTS", "MAX_CHUNK_POINTS"]
 
 SCALES = ("linear", "log")
 CPU_MULTI_DEVICE_POINTS = 256
@@ -178,6 +186,10 @@ class ScanResult:
             raise CevnsInputError(f"scan evaluate: give exactly the axes {names}, got {sorted(points)}")
         return self.program({k: points[k] for k in names})
 
+    def labelled(self) -> LabelledScan:
+        """These values as a :class:`~cevns_jax.results.LabelledScan` (what :func:`load` returns)."""
+        return _labelled(self.values, self.meta)
+
 
 def run_scan(
     point_fn: Callable[[dict], dict],
@@ -191,6 +203,8 @@ def run_scan(
     label: str | None = None,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
+    units: dict[str, str] | None = None,
+    output_axes: list[Axis] | None = None,
 ) -> ScanResult:
     """Evaluate ``point_fn`` on every grid point, chunk by chunk, resuming from ``out_dir``.
 
@@ -204,8 +218,12 @@ def run_scan(
     alone. ``label`` names the scan in progress output (default: the folder's name): the compile phase
     is announced, then a progress bar counts points with a rate and ETA measured after compilation.
     ``on_chunk`` is called with each finished chunk's index (used by tests to interrupt a scan).
+    ``units`` ({axis or output name: unit text, "1" for dimensionless}) and ``output_axes`` (the axes of
+    the outputs' own trailing dimensions, e.g. a coupling raster computed per point) label the results
+    for :func:`load`; they are stored in ``meta.json`` outside the scan identity (a rerun updates them).
     """
     validate_axes(axes)
+    labels = _annotations(units, output_axes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     points = grid_points(axes)
@@ -243,10 +261,18 @@ def run_scan(
     program.chunk_size = chunk_size
     n_chunks = math.ceil(n_points / chunk_size)
     meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,
-            "n_points": n_points, "description": description or {}, "identity": ident, **_versions()}
+            "n_points": n_points, "description": description or {}, "identity": ident, **_versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **labels}
     if previous:
         if previous["chunk_size"] != chunk_size:
             raise CevnsInputError(f"{out}: holds a scan with other axes or chunking; use a new folder")
+        meta.pop("created")  # the first run's time, if it recorded one
+        if previous.get("created"):
+            meta["created"] = previous["created"]
+        if any(previous.get(k) != v for k, v in labels.items()):  # labels only: never the identity
+            if jax.process_index() == 0:
+                _atomic_write(meta_path, json.dumps({**previous, **labels}, indent=2).encode())
+        meta.update({k: previous.get(k) for k in ("units", "output_axes") if k not in labels})
     else:
         _atomic_write(meta_path, json.dumps(meta, indent=2).encode())
 
@@ -284,6 +310,35 @@ def run_scan(
     return ScanResult(axes, assemble(out), meta, computed, program)
 
 
+def _annotations(units, output_axes) -> dict:
+    """The labels ``run_scan`` stores beside the identity, checked before any compute."""
+    out = {}
+    if units is not None:
+        if not isinstance(units, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
+            raise CevnsInputError(f"scan units: expected a dict of name → unit text, got {units!r}")
+        out["units"] = dict(units)
+    if output_axes is not None:
+        validate_axes(list(output_axes))
+        out["output_axes"] = [asdict(a) for a in output_axes]
+    return out
+
+
+def load(out_dir: str | Path) -> LabelledScan:
+    """A finished scan as a labelled dataset, in one call (see :mod:`cevns_jax.results`).
+
+    Reads ``meta.json`` and every chunk (verified as by :func:`assemble`); a missing folder, a missing,
+    truncated, corrupt or misplaced chunk is a :class:`~cevns_jax.errors.CevnsInputError` naming the file."""
+    out = Path(out_dir)
+    values = assemble(out)
+    return _labelled(values, _read_meta(out / "meta.json"), out)
+
+
+def _labelled(values: dict, meta: dict, path: Path | None = None) -> LabelledScan:
+    grid = {a["name"]: Axis(**a).values() for a in meta["axes"]}
+    extra = {a["name"]: Axis(**a).values() for a in meta.get("output_axes") or []}
+    return labelled_scan(values, grid, meta, extra, path)
+
+
 def _read_meta(path: Path) -> dict | None:
     """A previous scan's ``meta.json`` (``None`` if absent); an unreadable one is an error naming the file."""
     if not path.exists():
@@ -312,11 +367,13 @@ def assemble(out_dir: str | Path) -> dict:
     out = Path(out_dir)
     meta = _read_meta(out / "meta.json")
     if meta is None:
-        raise CevnsInputError(f"{out}: no scan here (meta.json missing)")
+        what = "meta.json missing" if out.is_dir() else "no such folder"
+        raise CevnsInputError(f"{out / 'meta.json'}: no scan here ({what})")
     shape = tuple(a["num"] for a in meta["axes"])
     missing = [c for c in range(meta["n_chunks"]) if not _chunk_path(out, c).exists()]
     if missing:
-        raise CevnsInputError(f"{out}: scan incomplete, {len(missing)} of {meta['n_chunks']} chunks missing")
+        raise CevnsInputError(f"{_chunk_path(out, missing[0])}: missing; scan incomplete, {len(missing)} of "
+                              f"{meta['n_chunks']} chunks missing (rerun the scan to compute them)")
     points = grid_points([Axis(**a) for a in meta["axes"]])
     scan_id = (meta.get("identity") or {}).get("scan")
     parts = []

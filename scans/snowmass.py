@@ -56,6 +56,9 @@ LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
 LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
 REFINE_RTOL = 5e-3  # solved curves: bisect mass intervals until limits change < 0.5% between points
 REFINE_ROUNDS = 5
+UNITS = {"mass_MeV": "MeV", "m_chi_MeV": "MeV", "m_V_MeV": "MeV", "dm2_eV2": "eV²", "g": "1", "Y": "1",
+         "alpha_B": "1", "Umu4_sq": "1", "Ue4_sq": "1", "g_over_island": "1", "eps_u": "1", "eps_d": "1"}
+"""Units of every scan axis, stored with the results (``cevns_jax.scan.load``); "1": dimensionless."""
 COLOURS = {label: style(label)["color"] for label in PLANNED + ["combined", REFERENCE]}
 
 
@@ -92,7 +95,9 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
                                    "priors": priors, "data": DATA if data is not None else None,
                                    "couplings": None if power is None else axes[1].values().tolist()},
-                      identity={"sets": sets, "data": data, "couplings": axes[1].values()}, label=f"{name}")
+                      identity={"sets": sets, "data": data, "couplings": axes[1].values()}, label=f"{name}",
+                      units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in evaluators}},
+                      output_axes=None if power is None else axes[1:])
     mass_name, coupling_name = axes[0].name, axes[1].name
     if power is None:  # root finding reuses the scan's own compiled chunk program
         return result.values, _ScanPairs(result, mass_name, coupling_name), result.meta["identity"]["scan"]

@@ -141,8 +141,20 @@ def _all_finite(tree) -> bool:
 
 
 def test_cli_fit_json(capsys):
+    """Also: progress goes to stderr only (phases, compilation announced on its own, the curve's bar), stdout
+    stays one JSON object; ``--quiet`` prints nothing there and gives the same result (compiled programs reused)."""
     assert cli.main(["fit", "COHERENT-CsI-2017", "--json", "--scan-points", "3"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    for poi in ("cevns_count", "sin2_theta_w"):
+        head = f"[fit] COHERENT-CsI-2017 ({poi}): "
+        for phase in ("loading the release", "compiling the fit programs", "compiled (", "best fit", "profile-likelihood interval: root finding",
+                      "interval [", "profile curve"):
+            assert head + phase in captured.err, (phase, captured.err)
+    assert "3/3" in captured.err and "significance" in captured.err and "[fit]" not in captured.out
+    assert cli.main(["fit", "COHERENT-CsI-2017", "--json", "--scan-points", "3", "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and json.loads(quiet.out) == out
     assert set(out["cevns"]) == {"best", "lo", "hi"} and set(out["sin2_theta_w"]) == {"best", "lo", "hi"}
     assert out["cevns"]["lo"] < out["cevns"]["best"] < out["cevns"]["hi"]
     assert out["sin2_theta_w"]["lo"] < out["sin2_theta_w"]["best"] < out["sin2_theta_w"]["hi"]

@@ -1,8 +1,8 @@
 """The statistics and design layers import only downward (read with ``ast``; nothing is imported here).
 
-Order: physics and ``models`` → ``nuisances`` → ``experiment`` (pytrees → sections → checks → load) →
-``stats`` (likelihood, intervals, morphing → fisher, forecast → analyses → fits → limits) → ``scan`` →
-``design`` → ``cli``.
+Order: physics and ``models`` → ``results`` (a data structure) → ``nuisances`` → ``experiment`` (pytrees →
+sections → checks → load) → ``stats`` (likelihood, intervals, morphing → fisher, forecast → analyses → fits →
+limits) → ``scan`` → ``design`` → ``cli``.
 """
 
 import ast
@@ -12,7 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cevns_jax"
 ABOVE = {
-    "models": ("nuisances", "experiment", "stats", "scan", "design", "cli"),
+    "models": ("results", "nuisances", "experiment", "stats", "scan", "design", "cli"),
+    "results": ("nuisances", "experiment", "stats", "scan", "design", "cli"),
     "nuisances": ("experiment", "stats", "scan", "design", "cli"),
     "experiment": ("stats", "scan", "design", "cli"),
     "stats": ("scan", "design", "cli"),

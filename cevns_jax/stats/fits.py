@@ -6,16 +6,24 @@ several release analyses (:mod:`cevns_jax.stats.analyses`) is an :class:`Objecti
 every fit below is a module-level compiled program reused for every release and POI. Intervals are
 the crossings Δχ² = level of the profile likelihood, found by bracketing and root finding
 (:func:`profile_interval`, :mod:`cevns_jax.stats.intervals`); the Δχ² curve on a grid is only for plots.
+
+Progress (``progress=True``, the command line's default): each phase is announced on stderr, never
+stdout — loading the release, compiling the fit programs (ahead of time, so compilation is timed on
+its own and the fits after it run compiled code), the best fit, the interval's root finding and the
+profile curve (a ``tqdm`` bar over its points).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from tqdm.auto import tqdm
 
 from ..errors import CevnsInputError
 from ..nuisances import nuisance_priors, program_nuisances
@@ -194,15 +202,44 @@ def profile_interval(objective: Objective, best: float, chi2_min: float, nuisanc
     return ends[0], ends[1]
 
 
+class _Phases:
+    """Announces a fit's phases on stderr as ``[fit] LABEL: …`` lines with their times (silent if disabled)."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label, self.enabled, self.start = label, enabled, time.perf_counter()
+
+    def say(self, text: str, timed: bool = False) -> None:
+        if self.enabled:
+            took = f" ({time.perf_counter() - self.start:.1f} s)" if timed else ""
+            print(f"[fit] {self.label}: {text}{took}", file=sys.stderr, flush=True)
+        self.start = time.perf_counter()
+
+    def bar(self, items, what: str):
+        return tqdm(items, desc=f"[fit] {self.label}: {what}", unit="fit", file=sys.stderr, disable=not self.enabled,
+                    leave=True, dynamic_ncols=True, mininterval=0.5)
+
+
+def _compile_fit_programs(objective: Objective, start: dict, best_fit_steps: int, n_steps: int) -> None:
+    """Compile the best fit, the Fisher errors and the fixed-POI profiled fit ahead of time, with the
+    argument types of their later calls (JAX's jit reuses these executables: nothing compiles after)."""
+    lowered = _joint_fit.lower(objective, start, best_fit_steps)
+    lowered.compile()
+    p_hat = lowered.out_info[0]
+    _fisher_errors.lower(objective, p_hat).compile()
+    nu0 = {k: v for k, v in p_hat.items() if k != objective.poi}
+    _profiled_chi2_at.lower(objective, jax.ShapeDtypeStruct((), jnp.float64), nu0, n_steps).compile()
+
+
 def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_template: str = "model",
                 morphing: str = "linear", level: float = 1.0, n_steps: int = INTERVAL_STEPS,
-                best_fit_steps: int = BEST_FIT_STEPS, xtol: float | None = None) -> dict:
+                best_fit_steps: int = BEST_FIT_STEPS, xtol: float | None = None, progress: bool = False) -> dict:
     """Fit one release (or a list of releases jointly): best POI, profile-likelihood interval at
     Δχ² = ``level`` (root finding, :func:`profile_interval`), significance against no CEvNS.
 
     ``n_scan`` (whole number, 3–1001) only sets the points of the Δχ² curve returned under ``scan``
     (best − 3(best − lo) … best + 3(hi − best), clipped at the POI's bound), for plots; no quoted
     number depends on it. ``lo_kind``/``hi_kind``: ``"crossing"`` or ``"boundary"`` (one-sided).
+    ``progress``: announce each phase on stderr (module docstring).
     """
     n_scan = check_scan_points(n_scan)
     names = [name] if isinstance(name, str) else list(name)
@@ -210,19 +247,31 @@ def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_temp
         raise CevnsInputError("a joint fit of several releases takes poi='sin2_theta_w' (CEvNS counts differ per detector)")
     if poi not in POI_BOUNDS:
         raise CevnsInputError(f"unknown parameter of interest {poi!r}; choose one of {', '.join(POI_BOUNDS)}")
+    say = _Phases(f"{'+'.join(names)} ({poi})", progress)
+    say.say(f"loading the release{'s' if len(names) > 1 else ''} (data, templates from the forward model) …")
     analyses = [load_analysis(n, signal_template, morphing) for n in names]
     objective = Objective(analyses, poi)
+    if progress:
+        start = {objective.poi: jnp.asarray(_initial_poi(objective)), **objective.zero()}
+        say.say("loaded", timed=True)
+        say.say("compiling the fit programs (best fit, Fisher errors, profiled fit at fixed POI) …")
+        _compile_fit_programs(objective, start, best_fit_steps, n_steps)
+        say.say("compiled", timed=True)
     p_hat, chi2_min = best_fit(objective, best_fit_steps)
     best = float(p_hat[poi])
     nuis_hat = {k: v for k, v in p_hat.items() if k != poi}
     sigma = float(_fisher_errors(objective, p_hat)[poi])
+    say.say(f"best fit {poi} = {best:.6g} ± {sigma:.2g} (Fisher), χ²_min = {chi2_min:.3f}", timed=True)
+    say.say(f"profile-likelihood interval: root finding for Δχ² = {level:g} on each side …")
     lo_end, hi_end = profile_interval(objective, best, chi2_min, nuis_hat, sigma, level=level, n_steps=n_steps, xtol=xtol)
     lo, hi = lo_end.value, hi_end.value
+    say.say(f"interval [{lo:.6g}, {hi:.6g}] ({lo_end.kind}, {hi_end.kind}; "
+            f"{lo_end.evaluations + hi_end.evaluations} profiled fits)", timed=True)
     lower = POI_BOUNDS[poi][0]
     first = max(best - 3 * (best - lo), -np.inf if lower is None else lower)
     left = n_scan // 2  # points below the best fit; the grid contains the best fit itself
     grid = np.concatenate([np.linspace(first, best, left + 1), np.linspace(best, best + 3 * (hi - best), n_scan - left)[1:]])
-    delta = np.array([profiled_chi2_at(objective, v, nuis_hat, n_steps) for v in grid]) - chi2_min
+    delta = np.array([profiled_chi2_at(objective, v, nuis_hat, n_steps) for v in say.bar(grid, "profile curve")]) - chi2_min
     out = {
         "release": name if isinstance(name, str) else "+".join(name),
         "poi": poi,
@@ -239,6 +288,7 @@ def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_temp
         "scan": {"values": grid.tolist(), "delta_chi2": delta.tolist()},
     }
     if poi == "cevns_count":
+        say.say("significance against no CEvNS, SM prediction and flux-averaged cross section (forward model) …")
         null = profiled_chi2_at(objective, 0.0, nuis_hat, n_steps) - chi2_min
         out["significance_sigma"] = float(np.sqrt(max(null, 0.0)))
         a = analyses[0]
@@ -246,6 +296,7 @@ def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_temp
         out["predicted"] = predicted
         xs = flux_averaged_cross_section(a.experiment)
         out["cross_section_cm2"] = {"sm": xs, "best": xs * best / predicted, "lo": xs * lo / predicted, "hi": xs * hi / predicted}
+        say.say(f"significance {out['significance_sigma']:.2f} σ, SM prediction {predicted:.1f} events", timed=True)
     return out
 
 
@@ -261,15 +312,17 @@ def flux_averaged_cross_section(experiment, sm=None) -> float:
     return float(jnp.sum(events) / (3 * fluence_per_flavour(experiment.source, det.baseline_m) * nuclei))
 
 
-def fit(name: str, signal_template: str = "model", n_scan: int = 41, morphing: str = "linear") -> dict:
+def fit(name: str, signal_template: str = "model", n_scan: int = 41, morphing: str = "linear",
+        progress: bool = False) -> dict:
     """The command-line fit: CEvNS count (interval, significance, cross section) and sin²θ_W.
 
     Intervals are Δχ² = 1 crossings found by root finding; ``n_scan`` sets only the points of the
-    profile curves under ``profile`` (see :func:`fit_release`).
+    profile curves under ``profile`` (see :func:`fit_release`). ``progress``: phases on stderr.
     """
     n_scan = check_scan_points(n_scan)
-    count = fit_release(name, poi="cevns_count", signal_template=signal_template, n_scan=n_scan, morphing=morphing)
-    weak = fit_release(name, poi="sin2_theta_w", signal_template=signal_template, n_scan=n_scan, morphing=morphing)
+    kw = dict(signal_template=signal_template, n_scan=n_scan, morphing=morphing, progress=progress)
+    count = fit_release(name, poi="cevns_count", **kw)
+    weak = fit_release(name, poi="sin2_theta_w", **kw)
     return {
         "release": name,
         "signal_template": signal_template,
