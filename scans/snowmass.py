@@ -44,7 +44,8 @@ from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
 from cevns_jax.stats.crossings import XTOL, LimitCurves, refine_masses, solve_crossings  # noqa: E402
 from cevns_jax.stats.analyses import load_analysis  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
-from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan, shared_delta_chi2  # noqa: E402
+from cevns_jax.stats.forecast import (MAX_CROSSINGS, ROOT_ITERATIONS, AsimovForecast, dark_matter_coupling_scan,  # noqa: E402
+                                     shared_delta_chi2)
 from cevns_jax.stats.limits import DataLimit  # noqa: E402
 from figure_style import legend_outside, plain_log_ticks, style, wrap_math  # noqa: E402
 
@@ -56,6 +57,9 @@ LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
 LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
 REFINE_RTOL = 5e-3  # solved curves: bisect mass intervals until limits change < 0.5% between points
 REFINE_ROUNDS = 5
+MEMORY_BUDGET = 2e9
+"""Device memory per scan chunk [bytes]: a whole default study (12 × 30 points; 12 dark-matter masses) in one
+compiled chunk program (XLA's own estimate; a larger grid is chunked to fit)."""
 UNITS = {"mass_MeV": "MeV", "m_chi_MeV": "MeV", "m_V_MeV": "MeV", "dm2_eV2": "eV²", "g": "1", "Y": "1",
          "alpha_B": "1", "Umu4_sq": "1", "Ue4_sq": "1", "g_over_island": "1", "eps_u": "1", "eps_d": "1"}
 """Units of every scan axis, stored with the results (``cevns_jax.scan.load``); "1": dimensionless."""
@@ -89,9 +93,9 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
     if power is None:
         point, grid_axes = shared_delta_chi2(evaluators, model_of), axes
     else:
-        point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power)
+        point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power, level=level)
         grid_axes = axes[:1]
-    result = run_scan(point, grid_axes, out / name, memory_budget_bytes=4e8,
+    result = run_scan(point, grid_axes, out / name, memory_budget_bytes=MEMORY_BUDGET,
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
                                    "priors": priors, "data": DATA if data is not None else None,
                                    "couplings": None if power is None else axes[1].values().tolist()},
@@ -101,9 +105,10 @@ def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=Non
     mass_name, coupling_name = axes[0].name, axes[1].name
     if power is None:  # root finding reuses the scan's own compiled chunk program
         return result.values, _ScanPairs(result, mass_name, coupling_name), result.meta["identity"]["scan"]
-    # dark matter: the raster rescaled one template per mass; roots need Δχ² at any coupling
-    direct = shared_delta_chi2(evaluators, model_of)
-    return result.values, _PairFunction(direct, mass_name, coupling_name), result.meta["identity"]["scan"]
+    # dark matter: one template per mass, rescaled for the raster, and the crossings solved in the same program
+    grids = {k: v for k, v in result.values.items() if "@" not in k}
+    direct = _PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
+    return grids, _InProgramCrossings(result, mass_name, list(grids), direct), result.meta["identity"]["scan"]
 
 
 class _PairFunction:
@@ -115,6 +120,25 @@ class _PairFunction:
 
     def __call__(self, m, g):
         return self.point({self.mass_name: m, self.coupling_name: g})
+
+
+class _InProgramCrossings:
+    """Crossings that the dark-matter scan program solves itself (``{label}@crossings``), at any masses."""
+
+    def __init__(self, result, mass_name: str, labels: list, direct):
+        self.result, self.mass_name, self.labels, self.direct = result, mass_name, labels, direct
+
+    def curves(self, values: dict, masses) -> LimitCurves:
+        for k in self.labels:
+            if np.any(values[f"{k}@brackets"] > MAX_CROSSINGS):
+                print(f"  note: {k}: more than {MAX_CROSSINGS} crossings at some mass; the first are kept", flush=True)
+        return LimitCurves(np.asarray(masses, dtype=float), {
+            k: [sorted(float(g) for g in row if np.isfinite(g)) for row in np.atleast_2d(values[f"{k}@crossings"])]
+            for k in self.labels})
+
+    def solve(self, masses) -> LimitCurves:
+        masses = np.atleast_1d(np.asarray(masses, dtype=float))
+        return self.curves(self.result.evaluate({self.mass_name: masses}), masses)
 
 
 class _ScanPairs:
@@ -155,15 +179,20 @@ def curves_from_json(d: dict) -> LimitCurves:
     return LimitCurves(np.asarray(d["masses"], dtype=float), d["crossings"], d["converged"])
 
 
-def solved_curves(fn, masses, couplings, grids: dict, refine: bool = True) -> LimitCurves:
-    """Every crossing solved by root finding from the raster's brackets; the mass axis refined until the
-    limits change by < REFINE_RTOL between points (docs/physics.md §5.9)."""
-    curves = solve_crossings(fn, masses, couplings, LEVEL, raster=grids)
+def solved_curves(fn, masses, couplings, grids: dict, benchmarks, refine: bool = True) -> tuple:
+    """(curves, limits at the benchmark masses): every crossing solved by root finding from the raster's
+    brackets (dark matter: by the scan program itself); the mass axis refined until the limits change by
+    < REFINE_RTOL between points when ``refine`` (docs/physics.md §5.9)."""
+    if isinstance(fn, _InProgramCrossings):
+        curves, solve = fn.curves(fn.result.values, masses), fn.solve
+    else:
+        curves, solve = solve_crossings(fn, masses, couplings, LEVEL, raster=grids), None
     if refine:
-        curves = refine_masses(fn, curves, couplings, LEVEL, rtol=REFINE_RTOL, max_rounds=REFINE_ROUNDS)
+        curves = refine_masses(fn, curves, couplings, LEVEL, rtol=REFINE_RTOL, max_rounds=REFINE_ROUNDS, solve=solve)
         if not curves.converged:
             print(f"  note: mass refinement stopped after {REFINE_ROUNDS} rounds", flush=True)
-    return curves
+    at = solve(benchmarks) if solve else solve_crossings(fn, benchmarks, couplings, LEVEL)
+    return curves, at
 
 
 def excluded_bands(crossings: list, top: float) -> list:
@@ -380,16 +409,17 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
     grids, fn, scan_id = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
                                    [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data,
                                    power=study.power)
-    key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "refine": refine, "rtol": REFINE_RTOL,
+    key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "iterations": ROOT_ITERATIONS, "refine": refine, "rtol": REFINE_RTOL,
            "rounds": REFINE_ROUNDS, "benchmarks": list(study.benchmarks)}
+    benchmarks = np.asarray(study.benchmarks, dtype=float)
     solved, at = (curves_from_json(c) for c in cached(results / f"{study.name}_{tag}" / "solved.json", key, lambda: [
-        curves_to_json(solved_curves(fn, masses, couplings, grids, refine=refine)),
-        curves_to_json(solve_crossings(fn, np.asarray(study.benchmarks, dtype=float), couplings, LEVEL))]))
+        curves_to_json(c) for c in solved_curves(fn, masses, couplings, grids, benchmarks, refine=refine)]))
     masses = solved.masses
     curves = {label: solved.limit(label) for label in grids}
-    if check:  # the quoted numbers with a doubled coupling raster (other brackets, same roots)
+    if check:  # the quoted numbers with a doubled coupling raster (other brackets, same roots); dark matter:
+        # by a second method, host root finding on the direct Δχ² (a second compiled program)
         fine = np.geomspace(couplings[0], couplings[-1], 2 * couplings.size - 1)
-        at2 = solve_crossings(fn, np.asarray(study.benchmarks, dtype=float), fine, LEVEL)
+        at2 = solve_crossings(fn.direct if isinstance(fn, _InProgramCrossings) else fn, benchmarks, fine, LEVEL)
         worst = max((abs(b / a - 1) for k in curves for a, b in zip(at.limit(k), at2.limit(k)) if np.isfinite(a * b)),
                     default=0.0)
         print(f"  convergence: benchmark limits change by at most {worst:.1e} with the coupling raster doubled", flush=True)

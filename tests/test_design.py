@@ -158,6 +158,7 @@ def fisher_check(program):
     return with_directions((design, program) + checker(design, program, "fisher"))
 
 
+@pytest.mark.slow  # the full every-kind design program: minutes of compilation
 def test_fisher_gradients_match_finite_differences(fisher_check):
     """Every Fisher FoM (σ of ŝ², of δR_n, of an NSI direction; NSI ellipse area) w.r.t. every kind of
     design variable, at a perturbed design (away from the kinks of the re-binned backgrounds)."""
@@ -197,7 +198,7 @@ def limit_checks(program):
     return out
 
 
-@pytest.mark.parametrize("signal", ["lmu_ltau", "dark_matter"])
+@pytest.mark.parametrize("signal", ["lmu_ltau", pytest.param("dark_matter", marks=pytest.mark.slow)])
 def test_limit_gradients_match_finite_differences_through_profiling(limit_checks, signal):
     """Expected L_μ−L_τ (g′, CsI) and dark-matter (Y, Ge) limits — nuisances profiled, root by bisection,
     implicit-function gradient — w.r.t. every kind of design variable of the detector."""
@@ -229,6 +230,7 @@ def test_limit_without_nuisances_matches_the_forward_model(program):
     assert 1e-5 < float(g) < 0.5 * fom.bracket[1]
 
 
+@pytest.mark.slow  # the full every-kind design program: minutes of compilation
 def test_fisher_figures_of_merit_match_the_fisher_module(program, fisher_check):
     """The joint Fisher matrix of the Ge + CsI program built independently here with fisher.fisher_matrix
     (one parameter dict for both detectors: flux shared at the SNS First Target Station, δR_n one per
@@ -293,6 +295,7 @@ def test_one_variable_budget_design_matches_grid(program):
     assert result.path["threshold"].shape == (result.n_steps + 1,) and np.isfinite(result.objective).all()
 
 
+@pytest.mark.slow  # the full every-kind design program: minutes of compilation
 def test_two_variable_budget_penalty_design_matches_grid(program, fisher_check):
     """Masses of Ge and CsI (two free variables) minimising the NSI Fisher-ellipse area (ŝ², δR_n and
     every nuisance marginalised) under a budget imposed as a penalty: optax (L-BFGS) vs a grid with
@@ -337,6 +340,7 @@ def test_two_variable_budget_penalty_design_matches_grid(program, fisher_check):
 # ----------------------------------------------------------------------------------------------
 # Boundaries and bad input
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow  # the full every-kind design program: minutes of compilation
 def test_threshold_near_the_kinematic_endpoint_is_a_boundary_result_never_nan(program, fisher_check, limit_checks):
     """Largest quenched signals: ≈21 keVee (Ge, T_max on ⁷⁰Ge) and ≈270 PE (CsI). With thresholds of
     19 keVee and 230 PE the signal in the bins is ~e⁻⁴⁰ of nominal: the limits are the bracket's upper

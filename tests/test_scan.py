@@ -199,9 +199,19 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
 
     fc = AsimovForecast([coarse_ge()], model_of, dark_matter=True)
     Ys = jnp.array([3e-12, 3e-11, 3e-10, 1e-8])
-    fast = jax.jit(dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys, power=2.0))({"m_chi": 8.0})["ge"]
-    direct = jax.jit(jax.vmap(lambda y: fc.delta_chi2({"m_chi": 8.0, "Y": y})))(Ys)
+    fast_all = jax.jit(dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys, power=2.0, level=2.706))({"m_chi": 8.0})
+    fast = fast_all["ge"]
+    one = jax.jit(lambda y: fc.delta_chi2({"m_chi": 8.0, "Y": y}))
+    direct = jax.vmap(one)(Ys)
     np.testing.assert_allclose(np.asarray(fast), np.asarray(direct), rtol=1e-8, atol=1e-10)
     assert float(direct[-2]) > 2.71 > float(direct[0]) >= 0.0
     # a linear π⁰ factor 1 + ν would let the profile remove the signal for (1/0.15)² = 44.4
     assert np.all(np.diff(np.asarray(direct)) > 0) and float(direct[-1]) > 2 * (1 / 0.15) ** 2
+    # the crossing solved inside the program (Illinois from the raster's bracket) equals a second root
+    # finder (scipy's Brent method) on the direct Δχ²
+    from scipy.optimize import brentq
+
+    root = np.exp(brentq(lambda ly: float(one(np.exp(ly))) - 2.706, np.log(3e-11), np.log(3e-10), xtol=1e-13))
+    crossings = np.asarray(fast_all["ge@crossings"])
+    assert int(fast_all["ge@brackets"]) == 1 and np.isfinite(crossings).sum() == 1
+    assert crossings[0] == pytest.approx(root, rel=1e-8)

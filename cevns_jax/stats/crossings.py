@@ -175,10 +175,14 @@ def _needs_split(left: list, mid: list, right: list, u_left: float, u_mid: float
 
 
 def refine_masses(fn: Callable, curves: LimitCurves, couplings, level: float, *, rtol: float = 5e-3,
-                  max_rounds: int = 6) -> LimitCurves:
+                  max_rounds: int = 6, solve: Callable | None = None) -> LimitCurves:
     """Insert (geometric) midpoints into every mass interval where any label's crossings differ from the
     log-log interpolation of the interval's ends by more than ``rtol``, or their number changes; repeat
-    on the new intervals, at most ``max_rounds`` times. Returns the refined curves (masses sorted)."""
+    on the new intervals, at most ``max_rounds`` times. Returns the refined curves (masses sorted).
+
+    ``solve(masses) -> LimitCurves``: how crossings at new masses are found (default:
+    :func:`solve_crossings` of ``fn`` on the ``couplings`` raster; e.g. a program that solves them itself)."""
+    solve = solve or (lambda m: solve_crossings(fn, m, couplings, level))
     masses = list(np.asarray(curves.masses, dtype=float))
     cross = {k: list(v) for k, v in curves.crossings.items()}
     todo = list(range(len(masses) - 1))  # intervals (i, i+1) to test
@@ -186,7 +190,7 @@ def refine_masses(fn: Callable, curves: LimitCurves, couplings, level: float, *,
         if not todo:
             break
         mids = np.array([np.sqrt(masses[i] * masses[i + 1]) for i in todo])
-        new = solve_crossings(fn, mids, couplings, level)
+        new = solve(mids)
         split = []
         for j, i in enumerate(todo):
             u = np.log([masses[i], mids[j], masses[i + 1]])

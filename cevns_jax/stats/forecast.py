@@ -38,7 +38,7 @@ from .morphing import Morph, log_derivatives, pulls
 
 __all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "asimov_reference", "signals",
            "dark_matter_template", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
-           "shared_delta_chi2", "dark_matter_coupling_scan"]
+           "shared_delta_chi2", "dark_matter_coupling_scan", "ROOT_ITERATIONS", "MAX_CROSSINGS"]
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,45 @@ def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
     return point
 
 
-def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float) -> Callable:
+ROOT_ITERATIONS = 30
+"""Illinois steps of the in-program crossing solver of :func:`dark_matter_coupling_scan` (from a raster
+bracket ≲ 0.5 wide in ln g it reaches 1e-9 in ≲ 12; the rest are idle)."""
+MAX_CROSSINGS = 4
+"""Crossings solved per label and mass in-program (a dark-matter Δχ² crosses its level once; islands)."""
+
+
+def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
+    """Δχ² on the raster u = ln g, then the first ``n_roots`` sign changes of h = ln(Δχ²/level) refined by
+    Illinois regula falsi in u; one evaluation site (``chi2`` of a vector as long as ``u``) inside one
+    loop, so the profiling code is compiled once. Returns (raster Δχ², roots in u, valid, brackets)."""
+    k = u.shape[0]
+    h = lambda d: jnp.log(jnp.maximum(d, 1e-30 * level) / level)  # noqa: E731
+
+    def step(i, state):
+        raster, a, b, fa, fb = state
+        denom = fb - fa
+        safe = jnp.abs(denom) > 0
+        c = jnp.where(safe, b - fb * (b - a) / jnp.where(safe, denom, 1.0), 0.5 * (a + b))
+        c = jnp.clip(c, jnp.minimum(a, b), jnp.maximum(a, b))
+        d = chi2(jnp.exp(jnp.where(i == 0, u, jnp.pad(c, (0, k - n_roots), mode="edge"))))
+        hr = h(d)  # step 0: the raster, whose sign changes are the brackets
+        first = jnp.argsort(~(hr[:-1] * hr[1:] < 0), stable=True)[:n_roots]
+        fc = hr[:n_roots]  # later steps: h at the guesses
+        flip = fc * fb < 0
+        later = (raster, jnp.where(flip, b, a), c, jnp.where(flip, fb, 0.5 * fa), fc)
+        start = (d, u[first], u[first + 1], hr[first], hr[first + 1])
+        return jax.tree_util.tree_map(lambda x, y: jnp.where(i == 0, x, y), start, later)
+
+    zero = jnp.zeros(n_roots)
+    raster, _, root, _, _ = jax.lax.fori_loop(0, iterations + 1, step, (jnp.zeros(k), zero, zero, zero, zero))
+    hr = h(raster)
+    changes = hr[:-1] * hr[1:] < 0
+    valid = changes[jnp.argsort(~changes, stable=True)[:n_roots]]
+    return raster, root, valid, jnp.sum(changes)
+
+
+def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float,
+                              level: float | None = None) -> Callable:
     """Point function θ (without the coupling) → {label: Δχ² at each of ``couplings``} for dark matter.
 
     At fixed masses the dark-matter counts are an exact power of the coupling (∝ Y² for a dark photon
@@ -246,16 +284,29 @@ def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: st
     shape nuisances (the log-derivatives do not depend on it): the physics is computed once per mass at
     coupling 1 and rescaled by coupling^``power``. ``evaluators``: objects with ``templates``,
     ``scale_dark_matter`` and ``profiled_from_templates``.
+
+    ``level``: also solve the crossings Δχ² = level in the same program, from the same templates
+    (docs/physics.md §5.9): every sign change along the ``couplings`` raster (the first
+    :data:`MAX_CROSSINGS`) is refined by :data:`ROOT_ITERATIONS` Illinois steps in ln g, giving
+    ``"{label}@crossings"`` (ascending, NaN-padded to :data:`MAX_CROSSINGS`) and ``"{label}@brackets"``
+    (how many there were; more than :data:`MAX_CROSSINGS` means some were not solved).
     """
     couplings = jnp.asarray(couplings, dtype=jnp.float64)
+    u = jnp.log(couplings)
 
     def point(theta):
         model, cache = model_of({**theta, coupling: 1.0}), {}
         out = {}
         for label, ev in evaluators.items():
             t = ev.templates(model, cache)
-            out[label] = jax.vmap(lambda c, t=t, ev=ev: ev.profiled_from_templates(
-                ev.scale_dark_matter(t, c**power), model))(couplings)
+            chi2 = jax.vmap(lambda c, t=t, ev=ev: ev.profiled_from_templates(ev.scale_dark_matter(t, c**power), model))
+            if level is None:
+                out[label] = chi2(couplings)
+                continue
+            n_roots = min(MAX_CROSSINGS, couplings.shape[0] - 1)
+            out[label], root, valid, n = _raster_then_illinois(chi2, u, level, n_roots, ROOT_ITERATIONS)
+            out[f"{label}@crossings"] = jnp.where(valid, jnp.exp(root), jnp.nan)
+            out[f"{label}@brackets"] = n
         return out
 
     return point
