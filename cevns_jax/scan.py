@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from .errors import CevnsInputError
 from .provenance import content_hash, source_hash
 from .results import LabelledScan, labelled_scan
+from .stats.crossings import raster_crossings  # noqa: F401  (re-exported: scan.raster_crossings)
 
 __all__ = ["Axis", "ScanResult", "validate_axes", "grid_points", "run_scan", "assemble",
            "raster_crossings", "scan_identity", "load", "LabelledScan", "CPU_MULTI_DEVICE_POINTS", "MAX_CHUNK_POINTS"]
@@ -383,26 +384,6 @@ def assemble(out_dir: str | Path) -> dict:
         except _BadChunk as err:
             raise CevnsInputError(f"{_chunk_path(out, c)}: {err}; rerun the scan to recompute it") from None
     return {k: np.concatenate([p[k] for p in parts]).reshape(shape + parts[0][k].shape[1:]) for k in parts[0]}
-
-
-def raster_crossings(couplings: np.ndarray, delta_chi2: np.ndarray, level: float = 2.706) -> list[list[float]]:
-    """All crossings of Δχ² = level along the coupling axis, for each row (mass) of ``delta_chi2``.
-
-    Returns one list per mass (ascending couplings). On a positive axis the crossing is interpolated
-    linearly in (ln g, ln Δχ²), exact for Δχ² ∝ gⁿ (linear interpolation of Δχ² itself is biased by
-    percent where Δχ² ∝ g⁴); still a raster estimate: quoted limits are solved with
-    :func:`cevns_jax.stats.crossings.solve_crossings`. More crossings appear where Δχ² is not monotonic (e.g.
-    the universal Z′'s allowed island).
-    """
-    positive = bool(np.all(np.asarray(couplings) > 0))
-    x = np.log(couplings) if positive else np.asarray(couplings, dtype=float)
-    out = []
-    for row in np.atleast_2d(delta_chi2):
-        d = np.log(np.maximum(row, 1e-30 * level) / level) if positive else row - level
-        idx = np.nonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)[0]
-        cross = [x[i] + (x[i + 1] - x[i]) * (-d[i]) / (d[i + 1] - d[i]) for i in idx]
-        out.append([float(np.exp(c)) if positive else float(c) for c in cross])
-    return out
 
 
 def _chunk_path(out: Path, c: int) -> Path:

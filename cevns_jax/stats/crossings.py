@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import CevnsInputError
 
-__all__ = ["XTOL", "MAX_ITERATIONS", "BATCH", "LimitCurves", "evaluate", "brackets_from_raster", "solve_brackets", "solve_crossings",
+__all__ = ["raster_crossings", "XTOL", "MAX_ITERATIONS", "BATCH", "LimitCurves", "evaluate", "brackets_from_raster", "solve_brackets", "solve_crossings",
            "refine_masses"]
 
 XTOL = 1e-7
@@ -212,3 +212,23 @@ def refine_masses(fn: Callable, curves: LimitCurves, couplings, level: float, *,
             pos = i + n  # earlier insertions shift later indices
             todo += [pos, pos + 1]
     return LimitCurves(np.array(masses), cross, converged=not todo)
+
+
+def raster_crossings(couplings: np.ndarray, delta_chi2: np.ndarray, level: float = 2.706) -> list[list[float]]:
+    """All crossings of Δχ² = level along the coupling axis, for each row (mass) of ``delta_chi2``.
+
+    Returns one list per mass (ascending couplings). On a positive axis the crossing is interpolated
+    linearly in (ln g, ln Δχ²), exact for Δχ² ∝ gⁿ (linear interpolation of Δχ² itself is biased by
+    percent where Δχ² ∝ g⁴); still a raster estimate: quoted limits are solved with
+    :func:`cevns_jax.stats.crossings.solve_crossings`. More crossings appear where Δχ² is not monotonic (e.g.
+    the universal Z′'s allowed island).
+    """
+    positive = bool(np.all(np.asarray(couplings) > 0))
+    x = np.log(couplings) if positive else np.asarray(couplings, dtype=float)
+    out = []
+    for row in np.atleast_2d(delta_chi2):
+        d = np.log(np.maximum(row, 1e-30 * level) / level) if positive else row - level
+        idx = np.nonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)[0]
+        cross = [x[i] + (x[i + 1] - x[i]) * (-d[i]) / (d[i + 1] - d[i]) for i in idx]
+        out.append([float(np.exp(c)) if positive else float(c) for c in cross])
+    return out
