@@ -238,19 +238,27 @@ def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
     return point
 
 
-ROOT_ITERATIONS = 30
+ROOT_ITERATIONS = 20
 """Illinois steps of the in-program crossing solver of :func:`dark_matter_coupling_scan` (from a raster
-bracket ≲ 0.5 wide in ln g it reaches 1e-9 in ≲ 12; the rest are idle)."""
+bracket ≲ 0.5 wide in ln g it reaches 1e-9 in ≲ 12)."""
 MAX_CROSSINGS = 4
 """Crossings solved per label and mass in-program (a dark-matter Δχ² crosses its level once; islands)."""
 
 
 def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
     """Δχ² on the raster u = ln g, then the first ``n_roots`` sign changes of h = ln(Δχ²/level) refined by
-    Illinois regula falsi in u; one evaluation site (``chi2`` of a vector as long as ``u``) inside one
-    loop, so the profiling code is compiled once. Returns (raster Δχ², roots in u, valid, brackets)."""
-    k = u.shape[0]
+    Illinois regula falsi in u. One evaluation site inside one loop (``chi2`` of ``n_roots`` couplings per
+    step: the raster in slices of that size, then the guesses), so the profiling code is compiled once
+    and every step costs ``n_roots`` evaluations. Returns (raster Δχ², roots in u, valid, brackets)."""
+    k, m = u.shape[0], n_roots
+    r = -(-k // m)  # raster steps
+    u_pad = jnp.pad(u, (0, r * m - k), mode="edge")
     h = lambda d: jnp.log(jnp.maximum(d, 1e-30 * level) / level)  # noqa: E731
+
+    def brackets(raster):
+        hr = h(raster[:k])
+        first = jnp.argsort(~(hr[:-1] * hr[1:] < 0), stable=True)[:m]  # the first sign changes, in order
+        return u[first], u[first + 1], hr[first], hr[first + 1]
 
     def step(i, state):
         raster, a, b, fa, fb = state
@@ -258,21 +266,22 @@ def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
         safe = jnp.abs(denom) > 0
         c = jnp.where(safe, b - fb * (b - a) / jnp.where(safe, denom, 1.0), 0.5 * (a + b))
         c = jnp.clip(c, jnp.minimum(a, b), jnp.maximum(a, b))
-        d = chi2(jnp.exp(jnp.where(i == 0, u, jnp.pad(c, (0, k - n_roots), mode="edge"))))
-        hr = h(d)  # step 0: the raster, whose sign changes are the brackets
-        first = jnp.argsort(~(hr[:-1] * hr[1:] < 0), stable=True)[:n_roots]
-        fc = hr[:n_roots]  # later steps: h at the guesses
+        at = jnp.minimum(i, r - 1) * m
+        d = chi2(jnp.exp(jnp.where(i < r, jax.lax.dynamic_slice(u_pad, (at,), (m,)), c)))
+        raster = jnp.where(i < r, jax.lax.dynamic_update_slice(raster, d, (at,)), raster)
+        fc = h(d)
         flip = fc * fb < 0
-        later = (raster, jnp.where(flip, b, a), c, jnp.where(flip, fb, 0.5 * fa), fc)
-        start = (d, u[first], u[first + 1], hr[first], hr[first + 1])
-        return jax.tree_util.tree_map(lambda x, y: jnp.where(i == 0, x, y), start, later)
+        later = (jnp.where(flip, b, a), c, jnp.where(flip, fb, 0.5 * fa), fc)
+        new = jax.tree_util.tree_map(lambda s0, s1, s2: jnp.where(i == r - 1, s0, jnp.where(i >= r, s1, s2)),
+                                     brackets(raster), later, (a, b, fa, fb))
+        return (raster, *new)
 
-    zero = jnp.zeros(n_roots)
-    raster, _, root, _, _ = jax.lax.fori_loop(0, iterations + 1, step, (jnp.zeros(k), zero, zero, zero, zero))
-    hr = h(raster)
+    zero = jnp.zeros(m)
+    raster, _, root, _, _ = jax.lax.fori_loop(0, r + iterations, step, (jnp.zeros(r * m), zero, zero, zero, zero))
+    hr = h(raster[:k])
     changes = hr[:-1] * hr[1:] < 0
-    valid = changes[jnp.argsort(~changes, stable=True)[:n_roots]]
-    return raster, root, valid, jnp.sum(changes)
+    valid = changes[jnp.argsort(~changes, stable=True)[:m]]
+    return raster[:k], root, valid, jnp.sum(changes)
 
 
 def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float,
