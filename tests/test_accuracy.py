@@ -132,6 +132,7 @@ def test_universal_zprime_charge_flips_inside_the_window(g):
     assert float(Q[1, 0, 0]) * float(Q[1, 0, 1]) < 0
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_ideal_detector_edge_gradient_is_the_rate_at_the_edge():
     """d N/d T_hi of an ideal window is the differential rate at T_hi (fundamental theorem of calculus)."""
     exp = load(ideal("CsI", (4.25, 26.0)))

@@ -106,6 +106,7 @@ def test_csi2021_interval_converged_in_tolerance_and_profiling_steps(csi2021, cs
     assert abs(lo.delta_chi2 - 1.0) < 1e-3 and abs(hi.delta_chi2 - 1.0) < 1e-3
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_csi2021_fit_and_linear_morphing_against_exact(csi2021):
     """PRL 129, 081801: 306 ± 20 CEvNS events. Linear template morphing agrees with the exact model."""
     linear = fits.Objective([csi2021], "cevns_count")

@@ -98,6 +98,7 @@ def test_fisher_sigma_equals_asimov_scan_half_width(ge, name):
     assert np.mean(half) == pytest.approx(sigma, rel=0.02)
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_fisher_equals_hessian_of_asimov_chi2(ge):
     p0 = {"flux": jnp.asarray(1.0), "s2": jnp.asarray(0.23857)}
     mu = lambda p: counts_of(ge, p["flux"], p["s2"])  # noqa: E731

@@ -196,6 +196,7 @@ def test_dark_matter_sanity_values():
         assert float(jnp.sum(0.5 * Tm * w * dmod.dsigma_dT(d, 40.0, T, M, 55.0, 78.0, F, F))) == pytest.approx(value, rel=3e-3)
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_dark_matter_counts_scale_as_Y_squared_and_are_prompt(presets):
     exp = presets["COH-Ar-750"]
     f = jax.jit(lambda e, m: rates.expected_counts(e, model=m)["dark_matter"])
@@ -259,6 +260,7 @@ def test_model_files_and_cli(capsys, tmp_path):
     assert out["dark_matter"] > 0 and out["model"] == str(path)
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_neutron_radius_is_a_free_differentiable_parameter(presets):
     """With the helm_rms form factor the neutron radius is a leaf: larger R_n lowers the rate."""
     from cevns_jax._pytree import replace

@@ -69,6 +69,7 @@ class _Plain:
         return self.eff(x)
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_sub_bin_rule_jvp_equals_autodiff_of_the_rule():
     """Gradient of a weighted response w.r.t. bin edges, resolution, E and every efficiency parameter:
     closed-form JVP (pytree efficiency) against autodiff through the rule (plain callable)."""

@@ -64,6 +64,7 @@ def test_gradient_matches_central_differences(presets, name, path):
         assert abs(g - fd) <= GRAD_RTOL * scale + 1e-9, (k, g, fd)
 
 
+@pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_jit_equals_eager(presets):
     exp = presets["COHERENT-CENNS10-2020"]
     eager = rates.expected_counts(exp)
