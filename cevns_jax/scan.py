@@ -122,7 +122,7 @@ class _ChunkProgram:
     """``point_fn`` over one chunk of points, split over this process's devices, compiled once (lazily):
     ``program(points)`` → {output: NumPy array} for any number of points (padded to whole chunks)."""
 
-    def __init__(self, point_fn: Callable, devices: list, chunk_size: int | None = None):
+    def __init__(self, point_fn: Callable, devices: list):
         self.mesh = Mesh(np.array(devices), ("points",))
         self.sharding = NamedSharding(self.mesh, PartitionSpec("points"))
         spec = PartitionSpec("points")
@@ -131,7 +131,7 @@ class _ChunkProgram:
         # collectives inside the profiling loop, which deadlocked on two simulated CPU devices)
         self.jitted = jax.jit(jax.shard_map(jax.vmap(_as_dict(point_fn)), mesh=self.mesh, in_specs=spec,
                                             out_specs=spec, check_vma=False))
-        self.chunk_size, self.compiled, self.compiled_size, self.names = chunk_size, None, None, None
+        self.chunk_size, self.compiled, self.compiled_size, self.names = None, None, None, None
 
     def compile(self, names, chunk_size: int):
         """Compile for ``chunk_size`` points of the named inputs; returns XLA's memory estimate per device
@@ -153,14 +153,15 @@ class _ChunkProgram:
                              for k in self.names})
         return {k: np.asarray(v) for k, v in out.items()}
 
+    def run_slice(self, points: dict, lo: int, hi: int) -> dict:
+        """Points ``lo:hi`` (at most one chunk), padded to a whole chunk, run, and trimmed back."""
+        chunk = {k: np.pad(v[lo:hi], (0, self.chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
+        return {k: v[: hi - lo] for k, v in self.run_chunk(chunk).items()}
+
     def __call__(self, points: dict) -> dict:
         points = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
         n = next(iter(points.values())).size
-        parts = []
-        for lo in range(0, n, self.chunk_size):
-            hi = min(lo + self.chunk_size, n)
-            chunk = {k: np.pad(v[lo:hi], (0, self.chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
-            parts.append({k: v[: hi - lo] for k, v in self.run_chunk(chunk).items()})
+        parts = [self.run_slice(points, lo, min(lo + self.chunk_size, n)) for lo in range(0, n, self.chunk_size)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -241,8 +242,7 @@ def run_scan(
             raise CevnsInputError(f"{out}: holds a scan with another description (model, experiments or "
                                   "nuisances); use a new folder")
         _check_identity(out, previous.get("identity"), ident)
-    if chunk_size is None and previous and previous["axes"] == [asdict(a) for a in axes] \
-            and previous["chunk_size"] % n_dev == 0:
+    if chunk_size is None and previous and previous["chunk_size"] % n_dev == 0:  # (same axes: checked above)
         chunk_size = previous["chunk_size"]  # resuming: keep the chunking (and compile nothing if all is done)
     program = _ChunkProgram(point_fn, devices)
     if chunk_size is not None and chunk_size % n_dev:
@@ -288,8 +288,7 @@ def run_scan(
     start = time.perf_counter()
     for c in todo:
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n_points)
-        chunk = {k: np.pad(v[lo:hi], (0, chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
-        arrays = {k: v[: hi - lo] for k, v in program.run_chunk(chunk).items()}
+        arrays = program.run_slice(points, lo, hi)
         _atomic_savez(_chunk_path(out, c), _stamped(arrays, c, {k: v[lo:hi] for k, v in points.items()}, ident["scan"]))
         computed.append(c)
         if progress and bar is None:  # the first chunk includes compilation: the bar's rate starts after it

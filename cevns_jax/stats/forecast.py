@@ -255,9 +255,14 @@ def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
     u_pad = jnp.pad(u, (0, r * m - k), mode="edge")
     h = lambda d: jnp.log(jnp.maximum(d, 1e-30 * level) / level)  # noqa: E731
 
-    def brackets(raster):
+    def sign_changes(raster):
+        """h on the raster, where it changes sign, and the first ``m`` such intervals (in order)."""
         hr = h(raster[:k])
-        first = jnp.argsort(~(hr[:-1] * hr[1:] < 0), stable=True)[:m]  # the first sign changes, in order
+        changes = hr[:-1] * hr[1:] < 0
+        return hr, changes, jnp.argsort(~changes, stable=True)[:m]
+
+    def brackets(raster):
+        hr, _, first = sign_changes(raster)
         return u[first], u[first + 1], hr[first], hr[first + 1]
 
     def step(i, state):
@@ -278,10 +283,8 @@ def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
 
     zero = jnp.zeros(m)
     raster, _, root, _, _ = jax.lax.fori_loop(0, r + iterations, step, (jnp.zeros(r * m), zero, zero, zero, zero))
-    hr = h(raster[:k])
-    changes = hr[:-1] * hr[1:] < 0
-    valid = changes[jnp.argsort(~changes, stable=True)[:m]]
-    return raster[:k], root, valid, jnp.sum(changes)
+    _, changes, first = sign_changes(raster)
+    return raster[:k], root, changes[first], jnp.sum(changes)
 
 
 def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float,
