@@ -48,16 +48,16 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from .errors import CevnsInputError
 from .provenance import content_hash, source_hash
 from .results import LabelledScan, labelled_scan
+from .scan_program import ScanProgram
 from .stats.crossings import raster_crossings  # noqa: F401  (re-exported: scan.raster_crossings)
 
 __all__ = ["Axis", "ScanResult", "validate_axes", "grid_points", "run_scan", "assemble",
-           "raster_crossings", "scan_identity", "load", "LabelledScan", "CPU_MULTI_DEVICE_POINTS", "MAX_CHUNK_POINTS"]
+           "raster_crossings", "scan_identity", "load", "LabelledScan", "ScanProgram", "CPU_MULTI_DEVICE_POINTS", "MAX_CHUNK_POINTS"]
 
 SCALES = ("linear", "log")
 CPU_MULTI_DEVICE_POINTS = 256
@@ -118,53 +118,6 @@ def _versions() -> dict:
             "float_dtype": str(jnp.zeros(()).dtype)}
 
 
-class _ChunkProgram:
-    """``point_fn`` over one chunk of points, split over this process's devices, compiled once (lazily):
-    ``program(points)`` → {output: NumPy array} for any number of points (padded to whole chunks)."""
-
-    def __init__(self, point_fn: Callable, devices: list):
-        self.mesh = Mesh(np.array(devices), ("points",))
-        self.sharding = NamedSharding(self.mesh, PartitionSpec("points"))
-        spec = PartitionSpec("points")
-        # shard_map: each device runs vmap(point_fn) on its own slice of the chunk, with no communication
-        # (grid points are independent; letting the SPMD partitioner split the program instead can insert
-        # collectives inside the profiling loop, which deadlocked on two simulated CPU devices)
-        self.jitted = jax.jit(jax.shard_map(jax.vmap(_as_dict(point_fn)), mesh=self.mesh, in_specs=spec,
-                                            out_specs=spec, check_vma=False))
-        self.chunk_size, self.compiled, self.compiled_size, self.names = None, None, None, None
-
-    def compile(self, names, chunk_size: int):
-        """Compile for ``chunk_size`` points of the named inputs; returns XLA's memory estimate per device
-        [bytes] (0 where the backend gives none)."""
-        spec = jax.ShapeDtypeStruct((chunk_size,), jnp.float64, sharding=self.sharding)
-        self.compiled = self.jitted.lower({k: spec for k in names}).compile()
-        self.chunk_size = self.compiled_size = chunk_size
-        self.names = tuple(names)
-        try:
-            mem = self.compiled.memory_analysis()
-            return float(mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes)
-        except Exception:  # backends without memory analysis: unknown, assume it fits
-            return 0.0
-
-    def run_chunk(self, chunk: dict) -> dict:
-        if self.compiled is None or self.compiled_size != self.chunk_size:
-            self.compile(list(chunk), self.chunk_size)
-        out = self.compiled({k: jax.device_put(jnp.asarray(chunk[k], dtype=jnp.float64), self.sharding)
-                             for k in self.names})
-        return {k: np.asarray(v) for k, v in out.items()}
-
-    def run_slice(self, points: dict, lo: int, hi: int) -> dict:
-        """Points ``lo:hi`` (at most one chunk), padded to a whole chunk, run, and trimmed back."""
-        chunk = {k: np.pad(v[lo:hi], (0, self.chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
-        return {k: v[: hi - lo] for k, v in self.run_chunk(chunk).items()}
-
-    def __call__(self, points: dict) -> dict:
-        points = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
-        n = next(iter(points.values())).size
-        parts = [self.run_slice(points, lo, min(lo + self.chunk_size, n)) for lo in range(0, n, self.chunk_size)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 @dataclass
 class ScanResult:
     """Assembled scan: ``values[name]`` has the grid shape (n₁, n₂, …) (+ the output's own shape)."""
@@ -173,7 +126,8 @@ class ScanResult:
     values: dict
     meta: dict
     computed_chunks: list[int]
-    program: Callable | None = field(default=None, repr=False, compare=False)
+    program: ScanProgram | None = field(default=None, repr=False, compare=False)
+    prepare: Callable | None = field(default=None, repr=False, compare=False)
 
     def axis_values(self, name: str) -> np.ndarray:
         return next(a for a in self.axes if a.name == name).values()
@@ -186,7 +140,8 @@ class ScanResult:
         names = [a.name for a in self.axes]
         if sorted(points) != sorted(names):
             raise CevnsInputError(f"scan evaluate: give exactly the axes {names}, got {sorted(points)}")
-        return self.program({k: points[k] for k in names})
+        points = {k: np.atleast_1d(np.asarray(points[k], dtype=float)) for k in names}
+        return self.program(self.prepare(points) if self.prepare else points)
 
     def labelled(self) -> LabelledScan:
         """These values as a :class:`~cevns_jax.results.LabelledScan` (what :func:`load` returns)."""
@@ -194,7 +149,7 @@ class ScanResult:
 
 
 def run_scan(
-    point_fn: Callable[[dict], dict],
+    point_fn: Callable[[dict], dict] | ScanProgram,
     axes: list[Axis],
     out_dir: str | Path,
     *,
@@ -207,6 +162,7 @@ def run_scan(
     on_chunk: Callable[[int], None] | None = None,
     units: dict[str, str] | None = None,
     output_axes: list[Axis] | None = None,
+    prepare: Callable[[dict], dict] | None = None,
 ) -> ScanResult:
     """Evaluate ``point_fn`` on every grid point, chunk by chunk, resuming from ``out_dir``.
 
@@ -223,6 +179,11 @@ def run_scan(
     ``units`` ({axis or output name: unit text, "1" for dimensionless}) and ``output_axes`` (the axes of
     the outputs' own trailing dimensions, e.g. a coupling raster computed per point) label the results
     for :func:`load`; they are stored in ``meta.json`` outside the scan identity (a rerun updates them).
+
+    ``point_fn`` may be a :class:`~cevns_jax.scan_program.ScanProgram` already compiled by another scan:
+    it is reused with its chunk size (nothing is compiled). ``prepare`` maps the grid's points (a dict
+    of NumPy arrays named by the axes) to the point function's inputs on the host, so scans over
+    different axes can share one program; the prepared inputs are hashed into the scan's identity.
     """
     validate_axes(axes)
     labels = _annotations(units, output_axes)
@@ -230,11 +191,12 @@ def run_scan(
     out.mkdir(parents=True, exist_ok=True)
     points = grid_points(axes)
     n_points = next(iter(points.values())).size
+    inputs = _prepared(prepare, points, n_points)
     devices = jax.local_devices()  # this process's devices; other processes take other chunks
     n_dev = len(devices)
     meta_path = out / "meta.json"
     previous = _read_meta(meta_path)
-    ident = scan_identity(axes, description, identity)
+    ident = scan_identity(axes, description, identity if prepare is None else (identity, inputs))
     if previous:  # refuse another scan's folder before compiling anything
         if previous["axes"] != [asdict(a) for a in axes]:
             raise CevnsInputError(f"{out}: holds a scan with other axes or chunking; use a new folder")
@@ -244,7 +206,10 @@ def run_scan(
         _check_identity(out, previous.get("identity"), ident)
     if chunk_size is None and previous and previous["chunk_size"] % n_dev == 0:  # (same axes: checked above)
         chunk_size = previous["chunk_size"]  # resuming: keep the chunking (and compile nothing if all is done)
-    program = _ChunkProgram(point_fn, devices)
+    program = point_fn if isinstance(point_fn, ScanProgram) else ScanProgram(point_fn, devices)
+    program.check_inputs(inputs)
+    if chunk_size is None and program.compiled is not None:  # a shared program: its own chunking
+        chunk_size = program.compiled_size
     if chunk_size is not None and chunk_size % n_dev:
         chunk_size += n_dev - chunk_size % n_dev
     cap = CPU_MULTI_DEVICE_POINTS if n_dev > 1 and devices[0].platform == "cpu" else MAX_CHUNK_POINTS
@@ -254,7 +219,7 @@ def run_scan(
         first = min(n_points + (-n_points) % n_dev, cap * n_dev)
         if progress:
             print(f"[scan] {label or out.name}: compiling the chunk program ({first} points)", file=sys.stderr, flush=True)
-        need = program.compile(list(points), first)
+        need = program.compile(list(inputs), first)
         chunk_size = first
         if need > memory_budget_bytes:  # per device: recompile (once) for the largest chunk that fits
             chunk_size = max(1, int(memory_budget_bytes // (need * n_dev / first))) * n_dev
@@ -288,7 +253,7 @@ def run_scan(
     start = time.perf_counter()
     for c in todo:
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n_points)
-        arrays = program.run_slice(points, lo, hi)
+        arrays = program.run_slice(inputs, lo, hi)
         _atomic_savez(_chunk_path(out, c), _stamped(arrays, c, {k: v[lo:hi] for k, v in points.items()}, ident["scan"]))
         computed.append(c)
         if progress and bar is None:  # the first chunk includes compilation: the bar's rate starts after it
@@ -307,7 +272,18 @@ def run_scan(
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"cevns_jax scan {ident['scan']}")
-    return ScanResult(axes, assemble(out), meta, computed, program)
+    return ScanResult(axes, assemble(out), meta, computed, program, prepare)
+
+
+def _prepared(prepare, points: dict, n_points: int) -> dict:
+    """The point function's inputs on the grid: ``prepare(points)`` checked (same point count, finite)."""
+    if prepare is None:
+        return points
+    inputs = {k: np.broadcast_to(np.asarray(v, dtype=float), (n_points,)).copy() for k, v in prepare(dict(points)).items()}
+    bad = sorted(k for k, v in inputs.items() if not np.all(np.isfinite(v)))
+    if bad:
+        raise CevnsInputError(f"scan: prepare gave non-finite inputs {bad}")
+    return inputs
 
 
 def _annotations(units, output_axes) -> dict:
@@ -347,16 +323,6 @@ def _read_meta(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, OSError) as err:
         raise CevnsInputError(f"{path}: unreadable scan metadata ({err}); remove the folder to start afresh") from err
-
-
-def _as_dict(fn):
-    """Outputs as a dict of arrays (a bare array becomes {"value": array})."""
-
-    def wrapped(params):
-        out = fn(params)
-        return out if isinstance(out, dict) else {"value": out}
-
-    return wrapped
 
 
 def assemble(out_dir: str | Path) -> dict:

@@ -29,6 +29,7 @@ from typing import Callable
 import matplotlib
 
 matplotlib.use("Agg")
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -36,11 +37,12 @@ import numpy as np  # noqa: E402
 import cevns_jax  # noqa: E402
 from cevns_jax import constants as C  # noqa: E402
 from cevns_jax import replace  # noqa: E402
-from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, lmu_minus_ltau, nsi_couplings,  # noqa: E402
-                              relic_Y, sterile_mixing, universal)
+from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, general, lmu_minus_ltau,  # noqa: E402
+                              nsi_couplings, relic_Y, sterile_mixing, universal)
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
 from cevns_jax.provenance import content_hash, source_hash  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
+from cevns_jax.scan_program import PytreeInputs, ScanProgram  # noqa: E402
 from cevns_jax.stats.crossings import XTOL, LimitCurves, refine_masses, solve_crossings  # noqa: E402
 from cevns_jax.stats.analyses import load_analysis  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
@@ -77,34 +79,78 @@ def scale_exposure(exp, years: float):
 DATA = "CsI-2021 data"
 
 
-def scan_sets(name, sets: dict, model_of, axes, out, level, dark=False, data=None, power=None) -> dict:
-    """Profiled Δχ² of every detector set on the grid, in one resumable scan: {label: grid}.
+FAMILIES = {"zprime_nsi": NewPhysics(zprime=general(1e3, 0.0, 0.0, 0.0, 0.0), nsi=nsi_couplings()),
+            "sterile": NewPhysics(sterile=sterile_mixing(0.0))}
+"""The model structures of the non-dark-matter studies, one compiled program each: a Z′ of any family
+(tree couplings and the L_μ−L_τ loop mixing as leaves) with NSI, each at its null value unless a study
+sets it; and 3+1 mixing (kept apart: oscillations make every recoil node integrate the flux anew, ~10×
+the cost of a point without them, docs/physics.md §4.1)."""
 
-    ``data``: the CsI-2021 release analysis; its *observed* counts give the current limit (label
-    :data:`DATA`, Δχ² against the SM best fit, :class:`cevns_jax.stats.limits.DataLimit`). ``power``: for dark
-    matter, counts ∝ coupling^power, so only the mass axis is scanned and every coupling comes from
-    one forward evaluation (:func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`).
-    """
-    evaluators = {label: AsimovForecast(experiments, model_of, dark_matter=dark) for label, experiments in sets.items()}
+
+def family_of(model_of: Callable, axes) -> str:
+    """The first of :data:`FAMILIES` whose structure holds every sub-model of ``model_of`` (at the grid's
+    first point)."""
+    model = model_of({a.name: jnp.asarray(a.values()[0]) for a in axes})
+    present = {k for k, v in vars(model).items() if v is not None}
+    for name, template in FAMILIES.items():
+        if present <= {k for k, v in vars(template).items() if v is not None}:
+            return name
+    raise ValueError(f"no shared program for a model with {sorted(present)}")
+GENERIC_CHUNK = 128
+"""Points per chunk of the shared program (on CPU): small enough that root finding, which evaluates a few
+dozen points per step, wastes little on padding."""
+
+
+class SharedProgram:
+    """Every non-dark-matter study of one model family in one compiled program: the profiled Δχ² of every
+    detector set and the CsI-2021 data at a model of the family's structure (:data:`FAMILIES`), whose
+    leaves each study fills on the host from its own model map (``prepare``), so the main job compiles
+    one program per family."""
+
+    def __init__(self, sets: dict, data, family: str):
+        self.sets, self.flat = sets, PytreeInputs(FAMILIES[family])
+        evaluators = {label: AsimovForecast(experiments, self.flat.build) for label, experiments in sets.items()}
+        self.priors = {k: fc.priors for k, fc in evaluators.items()}
+        evaluators[DATA] = DataLimit(self.flat.build, analysis=data)
+        self.program = ScanProgram(shared_delta_chi2(evaluators, self.flat.build))
+        self.data, self.family = data, family
+
+    def prepare(self, model_of: Callable) -> Callable:
+        """Grid points {axis: array} → the program's inputs, through the study's model map (vmapped)."""
+        def prepare(points: dict) -> dict:
+            n = next(iter(points.values())).size
+            return self.flat.columns(jax.vmap(model_of)({k: jnp.asarray(v) for k, v in points.items()}), n)
+        return prepare
+
+
+def scan_shared(name: str, shared: SharedProgram, model_of: Callable, axes, out, level) -> tuple:
+    """Profiled Δχ² of every detector set and the data on the grid with the shared program:
+    ({label: grid}, a batched pair evaluator for root finding, the scan's identity hash)."""
+    result = run_scan(shared.program, axes, out / name, chunk_size=GENERIC_CHUNK * len(jax.local_devices()),
+                      description={"sets": {k: [e.name for e in v] for k, v in shared.sets.items()}, "level": level,
+                                   "priors": shared.priors, "data": DATA, "study": name, "family": shared.family},
+                      identity={"sets": shared.sets, "data": shared.data}, label=name,
+                      units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in list(shared.sets) + [DATA]}},
+                      prepare=shared.prepare(model_of))
+    return result.values, _ScanPairs(result, axes[0].name, axes[1].name), result.meta["identity"]["scan"]
+
+
+def scan_dark(name, sets: dict, model_of, axes, out, level, data, power) -> tuple:
+    """Dark matter: counts ∝ coupling^power, so only the mass axis is scanned and every coupling comes
+    from one forward evaluation, the crossings solved in the same program
+    (:func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`); ``data``: the CsI-2021 release
+    analysis, whose *observed* counts give the current limit (label :data:`DATA`)."""
+    evaluators = {label: AsimovForecast(experiments, model_of, dark_matter=True) for label, experiments in sets.items()}
     priors = {k: fc.priors for k, fc in evaluators.items()}
-    if data is not None:
-        evaluators[DATA] = DataLimit(model_of, analysis=data)
-    if power is None:
-        point, grid_axes = shared_delta_chi2(evaluators, model_of), axes
-    else:
-        point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power, level=level)
-        grid_axes = axes[:1]
-    result = run_scan(point, grid_axes, out / name, memory_budget_bytes=MEMORY_BUDGET,
+    evaluators[DATA] = DataLimit(model_of, analysis=data)
+    point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power, level=level)
+    result = run_scan(point, axes[:1], out / name, memory_budget_bytes=MEMORY_BUDGET,
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
-                                   "priors": priors, "data": DATA if data is not None else None,
-                                   "couplings": None if power is None else axes[1].values().tolist()},
+                                   "priors": priors, "data": DATA, "couplings": axes[1].values().tolist()},
                       identity={"sets": sets, "data": data, "couplings": axes[1].values()}, label=f"{name}",
                       units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in evaluators}},
-                      output_axes=None if power is None else axes[1:])
+                      output_axes=axes[1:])
     mass_name, coupling_name = axes[0].name, axes[1].name
-    if power is None:  # root finding reuses the scan's own compiled chunk program
-        return result.values, _ScanPairs(result, mass_name, coupling_name), result.meta["identity"]["scan"]
-    # dark matter: one template per mass, rescaled for the raster, and the crossings solved in the same program
     grids = {k: v for k, v in result.values.items() if "@" not in k}
     direct = _PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
     return grids, _InProgramCrossings(result, mass_name, list(grids), direct), result.meta["identity"]["scan"]
@@ -142,13 +188,17 @@ class _InProgramCrossings:
 
 class _ScanPairs:
     """A batched evaluator for :mod:`cevns_jax.stats.crossings`: the scan's compiled program at any
-    (mass, coupling) pairs."""
+    (mass, coupling) pairs, keeping the outputs ``labels`` (all when ``None``)."""
 
-    def __init__(self, result, mass_name: str, coupling_name: str):
-        self.result, self.mass_name, self.coupling_name = result, mass_name, coupling_name
+    def __init__(self, result, mass_name: str, coupling_name: str, labels=None):
+        self.result, self.mass_name, self.coupling_name, self.labels = result, mass_name, coupling_name, labels
 
     def evaluate(self, m, g):
-        return self.result.evaluate({self.mass_name: m, self.coupling_name: g})
+        out = self.result.evaluate({self.mass_name: m, self.coupling_name: g})
+        return out if self.labels is None else {k: out[k] for k in self.labels}
+
+    def only(self, labels) -> "_ScanPairs":
+        return _ScanPairs(self.result, self.mass_name, self.coupling_name, list(labels))
 
 
 def cached(path: Path, key: dict, compute: Callable):
@@ -184,13 +234,19 @@ def solved_curves(fn, masses, couplings, grids: dict, benchmarks, refine: bool =
     < REFINE_RTOL between points when ``refine`` (docs/physics.md §5.9)."""
     if isinstance(fn, _InProgramCrossings):
         curves, solve = fn.curves(fn.result.values, masses), fn.solve
-    else:
-        curves, solve = solve_crossings(fn, masses, couplings, LEVEL, raster=grids), None
+        at = solve(benchmarks)
+    else:  # the benchmark masses' raster evaluated, then every bracket of both solved together
+        mm, gg = np.meshgrid(benchmarks, couplings, indexing="ij")
+        extra = fn.evaluate(mm.ravel(), gg.ravel())
+        raster = {k: np.vstack([grids[k], extra[k].reshape(mm.shape)]) for k in grids}
+        both = solve_crossings(fn, np.concatenate([masses, benchmarks]), couplings, LEVEL, raster=raster)
+        n, solve = len(masses), None
+        curves = LimitCurves(np.asarray(masses, dtype=float), {k: v[:n] for k, v in both.crossings.items()})
+        at = LimitCurves(np.asarray(benchmarks, dtype=float), {k: v[n:] for k, v in both.crossings.items()})
     if refine:
         curves = refine_masses(fn, curves, couplings, LEVEL, rtol=REFINE_RTOL, max_rounds=REFINE_ROUNDS, solve=solve)
         if not curves.converged:
             print(f"  note: mass refinement stopped after {REFINE_ROUNDS} rounds", flush=True)
-    at = solve(benchmarks) if solve else solve_crossings(fn, benchmarks, couplings, LEVEL)
     return curves, at
 
 
@@ -340,15 +396,16 @@ def universal_island_coupling(mass_MeV, q2_MeV2=2000.0, charge_per_nucleon=0.28)
     return jnp.sqrt(2.0 * np.sqrt(2.0) * G_F * charge_per_nucleon * (jnp.asarray(mass_MeV) ** 2 + q2_MeV2) / 3.0)
 
 
-def universal_islands(sets: dict, labels, mass: Axis, n: int, tag: str, results: Path) -> dict:
+def universal_islands(shared: SharedProgram, labels, mass: Axis, n: int, tag: str, results: Path) -> dict:
     """The sign-flipped allowed island of the universal Z′, resolved on a fine grid around g*(M):
     {label: [(mass, g_low, g_high), …]}."""
     ratio = Axis("g_over_island", 0.7, 1.45, n, "log")
     model_of = lambda th: NewPhysics(zprime=universal(  # noqa: E731
         th["mass_MeV"], th["g_over_island"] * universal_island_coupling(th["mass_MeV"])))
-    grids, _, _ = scan_sets(f"universal_island_{tag}", {k: sets[k] for k in labels}, model_of, [mass, ratio], results, LEVEL)
+    grids, _, _ = scan_shared(f"universal_island_{tag}", shared, model_of, [mass, ratio], results, LEVEL)
     out = {}
-    for label, grid in grids.items():
+    for label in labels:
+        grid = grids[label]
         island = []
         for m, row, cross in zip(mass.values(), grid, raster_crossings(ratio.values(), grid, LEVEL)):
             if row.min() < LEVEL and len(cross) >= 2:
@@ -400,14 +457,19 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
     ]
 
 
-def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, results: Path, out: Path, start: float,
-               refine: bool = False, check: bool = False) -> list:
-    """Scan every detector set of a study, draw the figure, return the benchmark rows."""
+def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: float, tag: str, results: Path, out: Path,
+               start: float, refine: bool = False, check: bool = False) -> list:
+    """Scan every detector set of a study, draw the figure, return the benchmark rows (``shared()``: the
+    :class:`SharedProgram`, built at first use)."""
     labels = list(sets) if study.labels == ("all",) else list(study.labels)
     masses, couplings = study.mass.values(), study.coupling.values()
-    grids, fn, scan_id = scan_sets(f"{study.name}_{tag}", {k: sets[k] for k in labels}, study.model_of,
-                                   [study.mass, study.coupling], results, LEVEL, dark=study.dark, data=data,
-                                   power=study.power)
+    axes, name = [study.mass, study.coupling], f"{study.name}_{tag}"
+    if study.power is None:
+        grids, fn, scan_id = scan_shared(name, shared(family_of(study.model_of, axes)), study.model_of, axes, results, LEVEL)
+        grids, fn = {k: grids[k] for k in labels + [DATA]}, fn.only(labels + [DATA])
+    else:
+        grids, fn, scan_id = scan_dark(name, {k: sets[k] for k in labels}, study.model_of, axes, results, LEVEL,
+                                       data, study.power)
     key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "iterations": ROOT_ITERATIONS, "refine": refine, "rtol": REFINE_RTOL,
            "rounds": REFINE_ROUNDS, "benchmarks": list(study.benchmarks)}
     benchmarks = np.asarray(study.benchmarks, dtype=float)
@@ -425,7 +487,7 @@ def run_raster(study: RasterStudy, sets: dict, data, years: float, tag: str, res
     print(f"{study.name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
     fig, ax = plt.subplots(figsize=(7.2, 5.0))
     if study.islands:
-        islands = universal_islands(sets, [k for k in labels if k != REFERENCE], study.mass, 4 * study.coupling.num,
+        islands = universal_islands(shared("zprime_nsi"), [k for k in labels if k != REFERENCE], study.mass, 4 * study.coupling.num,
                                     tag, results)
         for label, island in islands.items():
             if island and label not in (REFERENCE, DATA):
@@ -463,7 +525,7 @@ def allowed_area(u, d, grid, level: float) -> float:
     return abs(area)
 
 
-def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
+def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
     """90% CL (Δχ² = 4.61, two parameters) expected regions in (ε^uV_αα, ε^dV_αα) for α = e, μ."""
     rows = []
     fig, axs = plt.subplots(1, 2, figsize=(11, 5.6))
@@ -471,8 +533,9 @@ def nsi_regions(sets: dict, data, years: float, tag: str, n: int, results: Path,
         axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
         model_of = lambda th, f=flavour: NewPhysics(nsi=nsi_couplings(**{f"{f}_u": th["eps_u"], f"{f}_d": th["eps_d"]}))  # noqa: E731
         u, d = axes[0].values(), axes[1].values()
-        grids, _, _ = scan_sets(f"nsi_{flavour}_{tag}", sets, model_of, axes, results, LEVEL_2D, data=data)
-        for label, grid in grids.items():
+        grids, _, _ = scan_shared(f"nsi_{flavour}_{tag}", shared, model_of, axes, results, LEVEL_2D)
+        for label in list(shared.sets) + [DATA]:
+            grid = grids[label]
             line = style(label)
             if label == DATA:  # allowed region from the data: Δχ² against the best point of the plane
                 grid = grid - grid.min()
@@ -536,12 +599,18 @@ def main() -> None:
     wanted = lambda name: args.only is None or name in args.only  # noqa: E731
     data = load_analysis(REFERENCE)  # the released CsI-2021 data: the current limits drawn as shaded regions
     print(f"CsI-2021 release analysis loaded ({time.perf_counter() - start:.0f} s)", flush=True)
+    built = {}
+    def shared(family: str) -> SharedProgram:  # noqa: E306  (built once, at the first study that needs it)
+        if family not in built:
+            built[family] = SharedProgram(sets, data, family)
+        return built[family]
+
     for study in raster_studies(n_mass, n_coupling):
         if wanted(study.name):
-            rows += run_raster(study, sets, data, args.years, tag, args.results, args.out, start,
+            rows += run_raster(study, sets, data, shared, args.years, tag, args.results, args.out, start,
                                refine=args.refine_curves, check=args.check_convergence)
     if wanted("nsi"):
-        rows += nsi_regions(sets, data, args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start)
+        rows += nsi_regions(shared("zprime_nsi"), args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start)
 
     table = ["| study | detector | at benchmark 1 | at benchmark 2 |", "|---|---|---|---|"]
     for obs, label, a, b in rows:

@@ -62,9 +62,17 @@ def _counts(p):
     return p["a"] * jnp.array([1.0, 2.0, 3.0]) + p["b"]
 
 
+def test_the_compile_counter_sees_a_fresh_program():
+    with compilations() as seen:
+        jax.jit(lambda x: jnp.sin(x) * 1.2345678)(jnp.arange(7.0)).block_until_ready()
+    assert len(seen) >= 1
+
+
 def test_forecast_and_fisher_entry_points_compile_once(ge):
+    # (the first call may find its per-experiment programs in the run's shared compilation cache,
+    # compiled by another test worker: only the second call's count is asserted)
     first, second = twice(lambda: AsimovForecast([ge], _lmu).reference.data.block_until_ready())
-    assert first > 0 and second == 0
+    assert second == 0
     first, second = twice(lambda: fisher_blocks((ge,), ("sin2_theta_w",)).blocks.block_until_ready())
     assert first > 0 and second == 0
     p = {"a": jnp.asarray(2.0), "b": jnp.asarray(1.0)}

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import constants as C
-from .._pytree import pytree_dataclass, static_field
+from .._pytree import pytree_dataclass
 from ..errors import domain_checked
 
 _X, _W = np.polynomial.legendre.leggauss(16)
@@ -43,8 +43,10 @@ _W = 0.5 * _W
 class ZPrime:
     """A vector Z′ of mass ``mass_MeV`` with couplings to ν_e, ν_μ, ν_τ (``g_nu``, shape (3,)) and u, d quarks.
 
-    ``kind`` selects how the charge is built: ``"tree"`` (the couplings above) or ``"lmu_ltau"``
-    (loop-induced coupling to charge; ``g_nu[1]`` is g′ and the other couplings are ignored).
+    ``kinetic_mixing`` is the Z′–photon mixing ε(0) at zero momentum transfer, running as the μ and τ
+    loops of gauged L_μ−L_τ, ε(q²) = ε(0) ℒ(q²)/ℒ(0): the Z′ then also couples to the proton charge,
+    e ε(q²) (0 for the tree-level models; e g′/69.29-ish for L_μ−L_τ, whose quark couplings are zero).
+    Every family is one structure (all leaves), so one compiled program serves all of them.
     Build it with :func:`universal`, :func:`b_minus_l`, :func:`lmu_minus_ltau` or :func:`general`.
     """
 
@@ -52,7 +54,7 @@ class ZPrime:
     g_nu: jnp.ndarray
     g_u: jnp.ndarray
     g_d: jnp.ndarray
-    kind: str = static_field(default="tree")
+    kinetic_mixing: jnp.ndarray = 0.0
 
 
 def _f(x):
@@ -64,9 +66,10 @@ def _checked_mass(mass_MeV):
     return domain_checked(mass_MeV, lambda m: (m > 0) & jnp.isfinite(m), "Z′ mass must be a positive finite number of MeV (mass_MeV)")
 
 
-def general(mass_MeV, g_nu, g_u, g_d) -> ZPrime:
-    """Z′ with arbitrary couplings g_νℓ (e, μ, τ), g_u, g_d."""
-    return ZPrime(_checked_mass(mass_MeV), jnp.broadcast_to(_f(g_nu), (3,)), _f(g_u), _f(g_d))
+def general(mass_MeV, g_nu, g_u, g_d, kinetic_mixing=0.0) -> ZPrime:
+    """Z′ with arbitrary couplings g_νℓ (e, μ, τ), g_u, g_d and a kinetic mixing ε(0) running as the
+    μ/τ loops of L_μ−L_τ (see :class:`ZPrime`)."""
+    return ZPrime(_checked_mass(mass_MeV), jnp.broadcast_to(_f(g_nu), (3,)), _f(g_u), _f(g_d), _f(kinetic_mixing))
 
 
 def universal(mass_MeV, g) -> ZPrime:
@@ -81,7 +84,8 @@ def b_minus_l(mass_MeV, g) -> ZPrime:
 
 def lmu_minus_ltau(mass_MeV, g) -> ZPrime:
     """Gauged L_μ−L_τ with coupling g′ (loop-induced coupling to the proton charge)."""
-    return ZPrime(_checked_mass(mass_MeV), jnp.stack([_f(0.0), _f(g), -_f(g)]), _f(0.0), _f(0.0), kind="lmu_ltau")
+    return ZPrime(_checked_mass(mass_MeV), jnp.stack([_f(0.0), _f(g), -_f(g)]), _f(0.0), _f(0.0),
+                  kinetic_mixing_lmu_ltau(g))
 
 
 def vacuum_polarisation_integral(m_MeV, q2_MeV2):
@@ -109,11 +113,9 @@ def kinetic_mixing_lmu_ltau(g, q2_MeV2=0.0):
 def charge_shift(zp: ZPrime, Z, N, Fp, Fn, q2_MeV2):
     """Q′ per flavour (shape (3, *q2.shape)) to add to the SM weak charge."""
     propagator = 1.0 / (jnp.sqrt(2.0) * C.G_FERMI * (q2_MeV2 + zp.mass_MeV**2))
-    if zp.kind == "lmu_ltau":
-        g = zp.g_nu[1]
-        base = C.ALPHA_EM * g**2 * lmu_ltau_loop(q2_MeV2) * Z * Fp / (3.0 * jnp.pi) * propagator
-        return jnp.stack([jnp.zeros_like(base), base, -base])
-    nucleus = Z * (2 * zp.g_u + zp.g_d) * Fp + N * (zp.g_u + 2 * zp.g_d) * Fn
+    e = jnp.sqrt(4 * jnp.pi * C.ALPHA_EM)
+    mixing = e * zp.kinetic_mixing * lmu_ltau_loop(q2_MeV2) / lmu_ltau_loop(0.0)  # e ε(q²), to the proton charge
+    nucleus = Z * (2 * zp.g_u + zp.g_d + mixing) * Fp + N * (zp.g_u + 2 * zp.g_d) * Fn
     return zp.g_nu.reshape((3,) + (1,) * jnp.ndim(nucleus)) * (nucleus * propagator)[None]
 
 

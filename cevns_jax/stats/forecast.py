@@ -7,8 +7,8 @@ for one or several experiments (joint: χ² summed; nuisances labelled and share
 ``grad`` (also with respect to the experiments, i.e. a design):
 
 * :func:`asimov_reference` — the θ-independent part (SM Asimov data, the SM CEvNS template and its
-  log-derivatives in the shape nuisances, the backgrounds, the labels); compiled once per
-  experiment structure and :class:`ForecastSpec`;
+  log-derivatives in the shape nuisances, the backgrounds, the labels); each experiment's part
+  (:func:`experiment_reference`) compiled once per experiment structure;
 * :func:`signals` — the θ-dependent templates of one experiment (CEvNS under the model; dark matter
   with its own log-derivatives, so it follows quenching, efficiency and timing like CEvNS);
 * :func:`expected` — μ(θ, ν) = S(θ)·(1 + Σ ν_k r_k)·N_S(ν) + D(θ)·(1 + Σ ν_k d_k)·N_D(ν) + Σ_b B_b N_b(ν)
@@ -36,7 +36,7 @@ from ..rates import background_counts, cevns_counts, dark_matter_counts
 from .likelihood import poisson_deviance, profiled_chi2
 from .morphing import Morph, log_derivatives, pulls
 
-__all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "asimov_reference", "signals",
+__all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "experiment_reference", "asimov_reference", "signals",
            "dark_matter_template", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
            "shared_delta_chi2", "dark_matter_coupling_scan", "ROOT_ITERATIONS", "MAX_CROSSINGS"]
 
@@ -100,15 +100,21 @@ def dark_matter_template(exp, dm, names) -> Morph:
     return log_derivatives(lambda nu: dark_matter_counts(apply_nuisances(exp, nu), dm), names)
 
 
-@partial(jax.jit, static_argnames="spec")
+@partial(jax.jit, static_argnames="names")
+def experiment_reference(exp, names: tuple) -> tuple:
+    """The SM CEvNS template of one experiment with its log-derivatives in the shape nuisances ``names``,
+    and its backgrounds: compiled once per experiment structure (so a detector that appears in several
+    forecasts, alone and in combinations, is compiled once)."""
+    return _cevns_template(exp, names), background_counts(exp)
+
+
 def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
     """SM Asimov data, SM CEvNS templates with their log-derivatives and backgrounds of ``experiments``."""
     experiments = tuple(experiments)
     local, priors = program_labels(experiments, spec)
     shapes, bkgs, data = [], [], []
     for exp, names in zip(experiments, local):
-        shape = _cevns_template(exp, shape_names(names))
-        bkg = background_counts(exp)
+        shape, bkg = experiment_reference(exp, shape_names(names))
         shapes.append(shape)
         bkgs.append(bkg)
         data.append(jnp.ravel(shape.nominal + sum(bkg.values(), jnp.zeros_like(shape.nominal))))
