@@ -66,7 +66,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         efficiency = resp.FlatEfficiency(value=_f(1.0))
     else:
         quenching = compile_quenching(det.table("quenching"), target, base)
-        smearing, observable = compile_smearing(det.table("smearing"))
+        smearing, observable = compile_smearing(det.table("smearing"), target, quenching)
         efficiency = compile_efficiency(det.table("efficiency", {}), base)
     timing = compile_timing_efficiency(det.table("timing_efficiency", {}))
     det.check_unused()
