@@ -18,6 +18,7 @@ from ..physicsconfig import electroweak_from_table, target_from_tables
 from ..quadrature import recoil_log_panels, sharp_response_satellites
 from ..tomltable import Table, as_f64 as _f, edges, read_toml, strings
 from .checks import check_reachable
+from .subkev import check_noise_acceptance
 from .pytrees import Detector, Experiment, ExperimentInfo
 from .sections import (compile_background, compile_efficiency, compile_quenching, compile_smearing, compile_source,
                        compile_timing_efficiency, time_subdivisions)
@@ -112,6 +113,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
                      info=info)
     check_experiment(exp, label)
+    check_noise_acceptance(exp, label)
     check_reachable(exp, bins, energy_edges)
     check_nuisances(exp)
     return exp

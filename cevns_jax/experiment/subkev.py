@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import quenching as Q
@@ -18,13 +20,18 @@ from ..nuclei import Target
 from ..releases import _resolve, read_table
 from ..tomltable import Table, as_f64 as _f
 
-__all__ = ["SUBKEV_QUENCHING", "SUBKEV_SMEARING", "compile_subkev_quenching", "compile_subkev_smearing",
-           "observable_unit"]
+__all__ = ["SUBKEV_QUENCHING", "SUBKEV_SMEARING", "MAX_NOISE_ACCEPTANCE", "compile_subkev_quenching",
+           "compile_subkev_smearing", "observable_unit", "noise_acceptance", "check_noise_acceptance"]
 
 SUBKEV_QUENCHING = ("sorensen", "adiabatic", "chavarria", "table", "charge_yield", "none")
 """``[detector.quenching] model`` values compiled here (``none``: heat channel, the recoil energy itself)."""
 SUBKEV_SMEARING = ("fano_noise", "baseline", "poisson_electrons")
 """``[detector.smearing] model`` values compiled here."""
+
+MAX_NOISE_ACCEPTANCE = 1e-6
+"""Largest accepted probability that a deposit of zero energy (noise alone) is counted in the analysis bins
+with a Gaussian noise or baseline resolution: the smearing applies to every recoil, so below this the
+recoils that leave (almost) no energy cannot pass the threshold as noise (docs/physics.md §3.8.2)."""
 
 _PAIR_DEFAULTS = {"Ge": (S.GE_PAIR_ENERGY_EV, S.GE_FANO), "Si": (S.SI_PAIR_ENERGY_EV, S.SI_FANO)}
 _Q_SHIFT_MAX = 1e-2
@@ -139,3 +146,26 @@ def observable_unit(quenching, default: str) -> str:
     if isinstance(quenching, Q.ChargeYieldQuenching):
         return "electrons"
     return default
+
+
+@jax.jit
+def noise_acceptance(detector):
+    """Probability that a zero-energy deposit is counted in the analysis bins (with the efficiency)."""
+    return jnp.sum(resp.energy_response(detector.smearing, detector.efficiency, detector.binning, jnp.zeros(1)))
+
+
+def check_noise_acceptance(exp, label: str) -> None:
+    """Reject a Gaussian noise or baseline width so large against the threshold that noise alone is counted
+    with probability > :data:`MAX_NOISE_ACCEPTANCE` (real analyses set thresholds several σ above the noise)."""
+    smear = exp.detector.smearing
+    if not isinstance(smear, (S.FanoNoiseSmearing, S.BaselineSmearing)):
+        return
+    p = float(noise_acceptance(exp.detector))
+    if p > MAX_NOISE_ACCEPTANCE:
+        field, sigma = (("noise_eVee", float(smear.noise_keV)) if isinstance(smear, S.FanoNoiseSmearing)
+                        else ("sigma_eV", float(smear.sigma_keV)))
+        raise CevnsInputError(
+            f"{label}.detector.smearing.{field}: noise of {1e3 * sigma:g} eV passes the analysis threshold with "
+            f"probability {p:.2g} (> {MAX_NOISE_ACCEPTANCE:g}) at zero deposited energy; raise the threshold "
+            "(lowest bin edge or efficiency turn-on) to several noise widths"
+        )
