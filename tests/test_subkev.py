@@ -34,8 +34,9 @@ def detector_dict(target, quenching, smearing, edges, efficiency=None, mass_kg=1
             "bins": {"energy_edges": list(edges), "time_edges_us": [-10.0, 200.0]}}
 
 
-GE = detector_dict("Ge", {"model": "sorensen", "k": 0.162, "q": 1e-4}, {"model": "fano_noise", "noise_eVee": 25.0},
-                   [0.14, 0.3, 0.6, 1.2], {"model": "logistic", "threshold": 0.16, "width": 0.01})
+GE = dict(detector_dict("Ge", {"model": "sorensen", "k": 0.162, "q": 1e-4}, {"model": "fano_noise", "noise_eVee": 25.0},
+                        [0.14, 0.3, 0.6, 1.2], {"model": "logistic", "threshold": 0.16, "width": 0.01}),
+          systematics={"quenching_k": 0.004})  # CONUS: k = 0.162 ± 0.004
 XE = detector_dict("Xe", {"model": "charge_yield", "field_V_per_cm": 200.0},
                    {"model": "poisson_electrons", "extraction_efficiency": 0.9, "electron_width": 0.25},
                    [3.5, 6.5, 12.5, 30.5])
@@ -297,3 +298,14 @@ def test_new_materials_molar_masses():
     for name, molar in expected.items():
         tol = 1e-2 if "W" in name else 2e-3  # W: 183.84(1)
         assert float(make_target(name).molar_mass_g_per_mol) == pytest.approx(molar, abs=tol), name
+
+
+def test_quenching_k_nuisance_moves_the_subkev_k(ge):
+    """The ``quenching_k`` systematic applies to every model with a Lindhard k (here Sorensen)."""
+    from cevns_jax.nuisances import apply_nuisances, nuisance_priors
+
+    exp = ge
+    assert nuisance_priors(exp)["quenching_k"] == 0.004
+    moved = apply_nuisances(exp, {"quenching_k": jnp.asarray(0.004)})
+    assert float(moved.detector.quenching.k) == pytest.approx(0.166, rel=1e-12)
+    assert float(moved.detector.quenching.q) == float(exp.detector.quenching.q)
