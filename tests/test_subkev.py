@@ -146,6 +146,10 @@ _BAD = [
     ({"quenching": {"model": "table", "T_keVnr": [0.5, 1.0], "Q": [0.2, 1.5]}}, "t.toml.detector.quenching.Q"),
     ({"quenching": {"model": "table", "T_keVnr": [0.5, 1.0], "Q": [0.4, 0.1]}}, "E_ee = Q·T decreases"),
     ({"quenching": {"model": "charge_yield", "field_V_per_cm": -5.0}}, "t.toml.detector.quenching.field_V_per_cm"),
+    ({"quenching": {"model": "charge_yield", "field_V_per_cm": 200.0, "alpha": -1.0}},
+     "t.toml.detector.quenching.alpha"),
+    ({"quenching": {"model": "charge_yield", "field_V_per_cm": 200.0, "W_eV": 0.0}}, "t.toml.detector.quenching.W_eV"),
+    ({"quenching": {"model": "table", "file": "no_such_quenching.txt"}}, "no_such_quenching.txt"),
     ({"quenching": {"model": "sorensen", "k": 0.16, "q": 1e-4, "extra": 1}}, "unknown field(s) 'extra'"),
     ({"smearing": {"model": "fano_noise", "noise_eVee": -1.0}}, "t.toml.detector.smearing.noise_eVee"),
     ({"smearing": {"model": "fano_noise", "noise_eVee": 0.0, "fano": 0.0}}, "t.toml.detector.smearing.noise_eVee"),
@@ -309,3 +313,19 @@ def test_quenching_k_nuisance_moves_the_subkev_k(ge):
     moved = apply_nuisances(exp, {"quenching_k": jnp.asarray(0.004)})
     assert float(moved.detector.quenching.k) == pytest.approx(0.166, rel=1e-12)
     assert float(moved.detector.quenching.q) == float(exp.detector.quenching.q)
+
+
+def test_table_quenching_from_file(tmp_path):
+    """A two-column file (T [keVnr], Q) with comments gives the same model as the inline table."""
+    from cevns_jax.experiment.sections import compile_quenching
+    from cevns_jax.nuclei import make_target
+    from cevns_jax.tomltable import Table
+
+    (tmp_path / "qf.txt").write_text("# T_keVnr  Q  (provenance: test)\n0.25 0.14\n1.0 0.18\n5.0 0.22\n")
+    target = make_target("Ge")
+    from_file = compile_quenching(Table({"model": "table", "file": "qf.txt"}, "t.toml.detector.quenching"), target,
+                                  tmp_path)
+    inline = compile_quenching(Table({"model": "table", "T_keVnr": [0.25, 1.0, 5.0], "Q": [0.14, 0.18, 0.22]},
+                                     "t.toml.detector.quenching"), target, tmp_path)
+    np.testing.assert_array_equal(from_file.values, inline.values)
+    np.testing.assert_array_equal(from_file.log_T, inline.log_T)
