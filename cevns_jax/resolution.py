@@ -10,18 +10,24 @@
 Both are Gaussians in the observed energy with the interface of :mod:`cevns_jax.response`
 (``mean_observed``, ``width_observed``, ``cdf``, ``antiderivatives``), so the sub-bin rule, the sharp-response
 breakpoints and the response floor of :mod:`cevns_jax.quadrature` resolve them like any other smearing.
-Every parameter is an array leaf (differentiable: ∂/∂σ_noise, ∂/∂F, ∂/∂ε). Electron-counting readouts
-(liquid-xenon S2, CCD electrons) use the Poisson-count smearing of :mod:`cevns_jax.response`.
+* :class:`S2Smearing` — a liquid-xenon S2 read in photoelectrons: n ~ Poisson(η N_e) extracted electrons, each
+  giving g PE with a relative single-electron width, S2 ~ N(g n, (g σ_SE)² max(n, 1)) (docs/physics.md §3.8.3).
+
+Every parameter is an array leaf (differentiable: ∂/∂σ_noise, ∂/∂F, ∂/∂ε). Electron-counting readouts in
+electrons (liquid-xenon S2 without a gain, CCD electrons) use the Poisson-count smearing of
+:mod:`cevns_jax.response`; :class:`S2Smearing` with g = 1 is that smearing.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+from jax.scipy.special import gammaln
 
-from ._pytree import pytree_dataclass
+from ._pytree import pytree_dataclass, static_field
 from .binning import gaussian_antiderivatives, normal_cdf
 
-__all__ = ["FanoNoiseSmearing", "BaselineSmearing", "GE_PAIR_ENERGY_EV", "GE_FANO", "SI_PAIR_ENERGY_EV", "SI_FANO"]
+__all__ = ["FanoNoiseSmearing", "BaselineSmearing", "S2Smearing", "GE_PAIR_ENERGY_EV", "GE_FANO", "SI_PAIR_ENERGY_EV", "SI_FANO"]
 
 GE_PAIR_ENERGY_EV = 2.96
 """Mean energy per electron–hole pair in Ge at 77 K [eV] (Knoll, Radiation Detection and Measurement, 4th ed.,
@@ -84,3 +90,44 @@ class BaselineSmearing:
     def antiderivatives(self, x, E_keV):
         d = x - E_keV
         return gaussian_antiderivatives(d, jnp.broadcast_to(self.sigma_keV, jnp.shape(d)))
+
+
+@pytree_dataclass
+class S2Smearing:
+    """S2 in photoelectrons [PE] of a charge signal of mean N_e electrons (the quenched variable, from
+    :class:`cevns_jax.quenching.ChargeYieldQuenching`): n ~ Poisson(η N_e) extracted electrons, read as
+    N(g n, (g σ_SE)² max(n, 1)) with ``gain_PE`` g PE per electron and ``electron_width`` σ_SE the relative
+    single-electron width. A mixture of E-independent Gaussians (``mixture``), summed over n = 0 … ``n_max``
+    (set from the top bin edge when the experiment is built, :func:`cevns_jax.response.poisson_pe_terms`)."""
+
+    extraction_efficiency: jnp.ndarray
+    electron_width: jnp.ndarray
+    gain_PE: jnp.ndarray
+    n_max: int = static_field(default=150)
+
+    def _terms(self, E):
+        lam = jnp.maximum(self.extraction_efficiency * E, 1e-6)
+        n = jnp.arange(self.n_max + 1, dtype=jnp.float64)
+        poisson = jnp.exp(n * jnp.log(lam)[..., None] - lam[..., None] - gammaln(n + 1.0))
+        return self.gain_PE * n, self.gain_PE * self.electron_width * jnp.sqrt(jnp.maximum(n, 1.0)), poisson
+
+    def mixture(self, E):
+        """Component means [PE] (n,), widths [PE] (n,) and Poisson weights E.shape + (n,)."""
+        return self._terms(E)
+
+    def mean_observed(self, E):
+        return self.gain_PE * self.extraction_efficiency * E
+
+    def width_observed(self, E):
+        lam = self.extraction_efficiency * E
+        return self.gain_PE * jnp.sqrt(lam + self.electron_width**2 * jnp.maximum(lam, 1.0))
+
+    def cdf(self, x, E):
+        means, widths, poisson = self._terms(E)
+        readout = normal_cdf((jnp.asarray(x)[..., None] - means) / widths)
+        return jnp.einsum("...n,...n->...", readout, poisson, precision=jax.lax.Precision.HIGHEST)
+
+    def antiderivatives(self, x, E):
+        means, widths, poisson = self._terms(E)
+        parts = gaussian_antiderivatives(jnp.asarray(x)[..., None] - means, widths)
+        return tuple(jnp.einsum("...n,...n->...", f, poisson, precision=jax.lax.Precision.HIGHEST) for f in parts)

@@ -131,6 +131,22 @@ def test_fano_noise_is_the_gaussian_with_sigma0_and_sqrt_F_eps():
     assert float(base.cdf(0.024, 0.02)) == pytest.approx(0.8413447460685429, rel=1e-12)  # Φ(1)
 
 
+def test_s2_smearing_is_poisson_electrons_scaled_by_the_gain():
+    """With g = 1 the S2 smearing is the Poisson-count smearing (a second implementation); with gain g its CDF
+    at g·x equals the g = 1 CDF at x."""
+    eta, width, n_max = 0.8, 0.25, 60
+    E = jnp.array([2.0, 7.5, 20.0])[None, :]
+    x = jnp.linspace(-1.0, 40.0, 17)[:, None]
+    pe = R.PoissonPESmearing(jnp.asarray(eta), jnp.asarray(width), n_max=n_max)
+    one = S.S2Smearing(jnp.asarray(eta), jnp.asarray(width), jnp.asarray(1.0), n_max=n_max)
+    for a, b in zip(one.antiderivatives(x, E), pe.antiderivatives(x, E)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    g = 23.5
+    scaled = S.S2Smearing(jnp.asarray(eta), jnp.asarray(width), jnp.asarray(g), n_max=n_max)
+    np.testing.assert_allclose(scaled.cdf(g * x, E), one.cdf(x, E), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(scaled.mean_observed(E), g * eta * E, rtol=1e-14)
+
+
 # ------------------------------------------------------------------------------------------------
 # Input checks: CevnsInputError naming file, table and field, before any compute
 # ------------------------------------------------------------------------------------------------
@@ -178,6 +194,15 @@ def test_bad_inputs_xenon_and_targets():
     xe["detector"]["smearing"] = {"model": "poisson_electrons", "electrons_per_keVee": 200.0, "electron_width": 0.25}
     with pytest.raises(CevnsInputError, match="t.toml.detector.smearing.electrons_per_keVee: does not apply"):
         _load(xe)
+    xe["detector"]["smearing"] = {"model": "poisson_electrons", "extraction_efficiency": 0.9, "electron_width": 0.25,
+                                  "gain_PE_per_electron": 0.0}
+    with pytest.raises(CevnsInputError, match="t.toml.detector.smearing.gain_PE_per_electron: must be > 0"):
+        _load(xe)
+    ccd = detector_dict("Si", {"model": "lindhard", "k": 0.146},
+                        {"model": "poisson_electrons", "electrons_per_keVee": 266.7, "electron_width": 0.16,
+                         "gain_PE_per_electron": 20.0}, [2.5, 10.5])
+    with pytest.raises(CevnsInputError, match="t.toml.detector.smearing.gain_PE_per_electron: applies after"):
+        _load(ccd)
     compound = detector_dict("CaWO4", {"model": "adiabatic", "k": 0.16, "xi_keVnr": 0.16},
                              {"model": "baseline", "sigma_eV": 4.0}, [0.02, 1.0])
     with pytest.raises(CevnsInputError, match="t.toml.detector.quenching.model: 'adiabatic' quenching depends on Z"):
@@ -264,10 +289,24 @@ def test_halving_heat_channel_sharp_threshold():
     assert _halving_change(_load(HEAT)) < HALVING_TARGET
 
 
+S2_PE = detector_dict("Xe", {"model": "charge_yield", "field_V_per_cm": 200.0},
+                      {"model": "poisson_electrons", "extraction_efficiency": 0.9, "electron_width": 0.25,
+                       "gain_PE_per_electron": 25.0}, [90.0, 160.0, 310.0, 760.0])
+CCD = detector_dict("Si", {"model": "chavarria", "k": 0.146, "a_inverse_keVnr": 0.25},
+                    {"model": "poisson_electrons", "electrons_per_keVee": 266.7, "electron_width": 0.16},
+                    [2.5, 5.5, 10.5, 50.5])
+
+
 @pytest.mark.slow
-def test_halving_germanium_and_xenon(ge, xe):
+def test_halving_germanium_xenon_and_ccd(ge, xe):
     assert _halving_change(ge) < HALVING_TARGET
     assert _halving_change(xe) < HALVING_TARGET
+    s2 = _load(S2_PE)
+    assert s2.detector.observable == "PE"
+    assert _halving_change(s2) < HALVING_TARGET
+    ccd = _load(CCD)
+    assert ccd.detector.observable == "electrons"
+    assert _halving_change(ccd) < HALVING_TARGET
 
 
 def _ge_recoil_of(E_keVee, k, q):

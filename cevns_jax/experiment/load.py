@@ -16,6 +16,7 @@ from ..nuclei import FORM_FACTOR_MODELS
 from ..nuisances import check_nuisances
 from ..physicsconfig import electroweak_from_table, target_from_tables
 from ..quadrature import recoil_log_panels, sharp_response_satellites
+from ..resolution import S2Smearing
 from ..tomltable import Table, as_f64 as _f, edges, read_toml, strings
 from .checks import check_reachable
 from .subkev import check_noise_acceptance
@@ -87,6 +88,9 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     )
     if isinstance(smearing, resp.PoissonPESmearing):
         smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
+    elif isinstance(smearing, S2Smearing):  # the same sizing in electrons
+        top = float(energy_edges[-1]) / float(smearing.gain_PE)
+        smearing = replace(smearing, n_max=resp.poisson_pe_terms(top, float(smearing.electron_width)))
 
     backgrounds, background_priors = {}, []
     entries = root.get("backgrounds", [])

@@ -133,9 +133,13 @@ def compile_subkev_smearing(tab: Table, model: str, target: Target | None = None
         what = "a charge_yield quenching (electrons)" if charge else "a quenching in keVee"
         raise tab.error(other, f"does not apply after {what}; give {key!r}")
     per_unit = tab.number(key, positive=True, maximum=1.0 if charge else None)
-    s = resp.PoissonPESmearing(light_yield_PE_per_keV=_f(per_unit),
-                               spe_width=_f(tab.number("electron_width", positive=True)))
-    return s, "electrons"
+    width = _f(tab.number("electron_width", positive=True))
+    if tab.has("gain_PE_per_electron"):  # S2 in photoelectrons
+        if not charge:
+            raise tab.error("gain_PE_per_electron", "applies after a charge_yield quenching (S2 of extracted electrons)")
+        gain = _f(tab.number("gain_PE_per_electron", positive=True))
+        return S.S2Smearing(extraction_efficiency=_f(per_unit), electron_width=width, gain_PE=gain), "PE"
+    return resp.PoissonPESmearing(light_yield_PE_per_keV=_f(per_unit), spe_width=width), "electrons"
 
 
 def observable_unit(quenching, default: str) -> str:
