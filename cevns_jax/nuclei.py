@@ -13,8 +13,11 @@ Sources:
   masses in the target, Σ_iso x_iso (M_iso + Z m_e)/u g/mol, so it and the number of nuclei per kg follow.
 * Point-proton radius R_p² = R_ch² − r_p² − (N/Z) r_n² with r_p² = 0.7071 fm² (CODATA 2018 r_p = 0.8409 fm)
   and r_n² = −0.1161 fm² (PDG).
-* Default neutron skins ΔR_np = R_n − R_p: 0.2 fm (Cs, I, Xe), 0.1 fm (Ar, Ge), 0.05 fm (Na), 0 (O):
-  typical nuclear-model values (assumption; R_n is a fit parameter of the analyses).
+* Default neutron skins ΔR_np = R_n − R_p: 0.2 fm (Cs, I, Xe, W), 0.1 fm (Ar, Ge), 0.05 fm (Na), 0 (O, Al,
+  Si, Ca): typical nuclear-model values (assumption; R_n is a fit parameter of the analyses).
+* Al, Si, Ca, W (cryogenic calorimeters and CCDs, docs/physics.md §3.8): mass excesses rounded to 1 keV
+  (10 keV for ¹⁸⁰W) from AME2020, abundances IUPAC 2009, charge radii Angeli & Marinova 2013 (as above; these
+  enter only the form factor, which is ≈ 1 at reactor momentum transfers).
 """
 
 from __future__ import annotations
@@ -74,10 +77,24 @@ ELEMENTS: dict[str, tuple[Isotope, ...]] = {
         _iso("18O", 8, 10, 0.00205, -0.783, 2.7726),
     ),
     "Na": (_iso("23Na", 11, 12, 1.0, -9.530, 2.9936),),
+    "Al": (_iso("27Al", 13, 14, 1.0, -17.197, 3.0610),),
+    "Si": (
+        _iso("28Si", 14, 14, 0.92223, -21.493, 3.1224),
+        _iso("29Si", 14, 15, 0.04685, -21.895, 3.1176),
+        _iso("30Si", 14, 16, 0.03092, -24.433, 3.1336),
+    ),
     "Ar": (
         _iso("36Ar", 18, 18, 0.003336, -30.231, 3.3905),
         _iso("38Ar", 18, 20, 0.000629, -34.714, 3.4028),
         _iso("40Ar", 18, 22, 0.996035, -35.040, 3.4274),
+    ),
+    "Ca": (
+        _iso("40Ca", 20, 20, 0.96941, -34.846, 3.4776),
+        _iso("42Ca", 20, 22, 0.00647, -38.547, 3.5081),
+        _iso("43Ca", 20, 23, 0.00135, -38.409, 3.4954),
+        _iso("44Ca", 20, 24, 0.02086, -41.469, 3.5179),
+        _iso("46Ca", 20, 26, 0.00004, -43.139, 3.4944),
+        _iso("48Ca", 20, 28, 0.00187, -44.225, 3.4771),
     ),
     "Ge": (
         _iso("70Ge", 32, 38, 0.2057, -70.561, 4.0414),
@@ -99,12 +116,20 @@ ELEMENTS: dict[str, tuple[Isotope, ...]] = {
         _iso("136Xe", 54, 82, 0.088573, -86.429, 4.7964),
     ),
     "Cs": (_iso("133Cs", 55, 78, 1.0, -88.070, 4.8041),),
+    "W": (
+        _iso("180W", 74, 106, 0.0012, -49.64, 5.3491),
+        _iso("182W", 74, 108, 0.2650, -48.248, 5.3559),
+        _iso("183W", 74, 109, 0.1431, -46.367, 5.3611),
+        _iso("184W", 74, 110, 0.3064, -45.707, 5.3658),
+        _iso("186W", 74, 112, 0.2843, -42.510, 5.3743),
+    ),
 }
 """Natural elements with their isotopes."""
 
 ISOTOPES: dict[str, Isotope] = {iso.symbol: iso for isos in ELEMENTS.values() for iso in isos}
 
-DEFAULT_NEUTRON_SKIN_FM = {"O": 0.0, "Na": 0.05, "Ar": 0.1, "Ge": 0.1, "I": 0.2, "Xe": 0.2, "Cs": 0.2}
+DEFAULT_NEUTRON_SKIN_FM = {"O": 0.0, "Na": 0.05, "Al": 0.0, "Si": 0.0, "Ca": 0.0, "Ar": 0.1, "Ge": 0.1, "I": 0.2,
+                           "Xe": 0.2, "Cs": 0.2, "W": 0.2}
 
 MATERIALS: dict[str, dict[str, int]] = {
     "CsI": {"Cs": 1, "I": 1},
@@ -116,6 +141,12 @@ MATERIALS: dict[str, dict[str, int]] = {
     "I": {"I": 1},
     "Cs": {"Cs": 1},
     "O": {"O": 1},
+    "Si": {"Si": 1},
+    "Al": {"Al": 1},
+    "Ca": {"Ca": 1},
+    "W": {"W": 1},
+    "CaWO4": {"Ca": 1, "W": 1, "O": 4},
+    "Al2O3": {"Al": 2, "O": 3},
 }
 """Named materials: formula units as {element or isotope: atoms per unit}."""
 

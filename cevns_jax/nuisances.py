@@ -28,7 +28,7 @@ shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target mate
 
 Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (ν yield per
 proton), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
-``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse
+``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
 mean, μs), ``form_factor_radius`` (relative scale of every nuclear radius: radius × (1 + ν)); pulls
 ``quenching_pca_0``, ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
 """
@@ -182,11 +182,14 @@ def nuisance_priors(experiment, include=None, dark_matter: bool = False, pi0: fl
 def check_nuisances(experiment) -> None:
     """Every declared systematic must exist and fit the detector model (e.g. ``quenching_a`` needs linear
     quenching); raises :class:`CevnsInputError` naming the systematic."""
+    from . import quenching as Q
     from . import response as R
 
+    with_k = (R.LindhardQuenching, Q.SorensenQuenching, Q.AdiabaticQuenching, Q.ChavarriaQuenching,
+              Q.ChargeYieldQuenching)  # every model with a Lindhard k leaf
     needs = {
         "quenching_a": ("quenching", R.LinearQuenching), "quenching_b_per_keVnr": ("quenching", R.LinearQuenching),
-        "quenching_factor": ("quenching", R.ConstantQuenching), "quenching_k": ("quenching", R.LindhardQuenching),
+        "quenching_factor": ("quenching", R.ConstantQuenching), "quenching_k": ("quenching", with_k),
         "quenching_pca_0": ("quenching", R.PolynomialQuenching), "quenching_pca_1": ("quenching", R.PolynomialQuenching),
         "efficiency_pca": ("efficiency", R.Coherent2021Efficiency),
     }
@@ -195,8 +198,9 @@ def check_nuisances(experiment) -> None:
             part, cls = needs[name]
             model = getattr(experiment.detector, part)
             if not isinstance(model, cls):
+                names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
                 raise CevnsInputError(
-                    f"{experiment.name}: systematic {name!r} needs {part} model {cls.__name__}, "
+                    f"{experiment.name}: systematic {name!r} needs {part} model {names}, "
                     f"but the detector has {type(model).__name__}"
                 )
             if name.startswith("quenching_pca") and model.shifts.shape[0] < 2:

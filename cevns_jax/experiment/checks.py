@@ -40,7 +40,7 @@ def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     E_max, T_end_MeV, above = largest_signal(exp, jnp.asarray(thresholds))
     smear = exp.detector.smearing
     unit = exp.detector.observable
-    x_mean = float(E_max) * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
+    x_mean = float(smear.mean_observed(E_max))
     detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at E_ν = m_μ/2"
     unreachable = [float(p) < 1e-9 for p in above]
     if unreachable[0]:

@@ -16,8 +16,10 @@ from ..nuclei import FORM_FACTOR_MODELS
 from ..nuisances import check_nuisances
 from ..physicsconfig import electroweak_from_table, target_from_tables
 from ..quadrature import recoil_log_panels, sharp_response_satellites
+from ..resolution import S2Smearing
 from ..tomltable import Table, as_f64 as _f, edges, read_toml, strings
 from .checks import check_reachable
+from .subkev import check_noise_acceptance
 from .pytrees import Detector, Experiment, ExperimentInfo
 from .sections import (compile_background, compile_efficiency, compile_quenching, compile_smearing, compile_source,
                        compile_timing_efficiency, time_subdivisions)
@@ -66,7 +68,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         efficiency = resp.FlatEfficiency(value=_f(1.0))
     else:
         quenching = compile_quenching(det.table("quenching"), target, base)
-        smearing, observable = compile_smearing(det.table("smearing"))
+        smearing, observable = compile_smearing(det.table("smearing"), target, quenching)
         efficiency = compile_efficiency(det.table("efficiency", {}), base)
     timing = compile_timing_efficiency(det.table("timing_efficiency", {}))
     det.check_unused()
@@ -86,6 +88,9 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     )
     if isinstance(smearing, resp.PoissonPESmearing):
         smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
+    elif isinstance(smearing, S2Smearing):  # the same sizing in electrons
+        top = float(energy_edges[-1]) / float(smearing.gain_PE)
+        smearing = replace(smearing, n_max=resp.poisson_pe_terms(top, float(smearing.electron_width)))
 
     backgrounds, background_priors = {}, []
     entries = root.get("backgrounds", [])
@@ -112,6 +117,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
                      info=info)
     check_experiment(exp, label)
+    check_noise_acceptance(exp, label)
     check_reachable(exp, bins, energy_edges)
     check_nuisances(exp)
     return exp

@@ -22,6 +22,7 @@ from ..releases import _resolve, read_table, template
 from ..source import Source, protons_for_fluence
 from ..tomltable import Table, as_f64 as _f
 from .pytrees import TIME_PROFILES, Background
+from .subkev import SUBKEV_QUENCHING, SUBKEV_SMEARING, compile_subkev_quenching, compile_subkev_smearing, observable_unit
 
 __all__ = ["Exposure", "EXPOSURES", "TIMING_STEP", "compile_source", "compile_quenching", "compile_smearing",
            "compile_efficiency", "time_subdivisions", "compile_timing_efficiency", "compile_background"]
@@ -76,8 +77,10 @@ def compile_source(tab: Table, baseline_m: float) -> tuple[Source, str, Exposure
 
 
 def compile_quenching(tab: Table, target: Target, base: Path):
-    model = tab.text("model", choices=("constant", "linear", "polynomial", "lindhard"))
-    if model == "constant":
+    model = tab.text("model", choices=("constant", "linear", "polynomial", "lindhard") + SUBKEV_QUENCHING)
+    if model in SUBKEV_QUENCHING:
+        q = compile_subkev_quenching(tab, model, target, base)
+    elif model == "constant":
         q = resp.ConstantQuenching(factor=_f(_per_isotope(tab, "factor", target, maximum=1.0, why=" (E_ee <= T)")))
     elif model == "linear":
         a = tab.number("a", positive=True, maximum=1.0, why=" (E_ee <= T)")
@@ -118,10 +121,14 @@ def _per_isotope(tab: Table, key: str, target: Target, **bounds) -> np.ndarray |
     return out
 
 
-def compile_smearing(tab: Table):
-    model = tab.text("model", choices=("gaussian", "gamma_pe", "poisson_pe", "none"))
-    if model == "none":  # ideal resolution: the observed value is the quenched energy [keVee]
-        s, observable = resp.NoSmearing(), "keVee"
+def compile_smearing(tab: Table, target: Target | None = None, quenching=None):
+    """The ``[detector.smearing]`` table and the observed unit; ``target`` and ``quenching`` (when given) set the
+    defaults and unit of the sub-keV models (:mod:`cevns_jax.experiment.subkev`)."""
+    model = tab.text("model", choices=("gaussian", "gamma_pe", "poisson_pe", "none") + SUBKEV_SMEARING)
+    if model in SUBKEV_SMEARING:
+        s, observable = compile_subkev_smearing(tab, model, target, quenching)
+    elif model == "none":  # ideal resolution: the observed value is the quenched energy [keVee]
+        s, observable = resp.NoSmearing(), observable_unit(quenching, "keVee")
     elif model == "gaussian":
         s = resp.GaussianSmearing(
             sigma0_keV=_f(tab.number("sigma0_keVee", 0.0, nonnegative=True)),
@@ -130,7 +137,7 @@ def compile_smearing(tab: Table):
         )
         if float(s.sigma0_keV) == float(s.stochastic_sqrt_keV) == float(s.linear) == 0.0:
             raise tab.error("model", 'a Gaussian of zero width: use model = "none" for an ideal resolution')
-        observable = "keVee"
+        observable = observable_unit(quenching, "keVee")
     elif model == "gamma_pe":
         s = resp.GammaPESmearing(
             light_yield_PE_per_keV=_f(tab.number("light_yield_PE_per_keVee", positive=True)),
