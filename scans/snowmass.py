@@ -135,24 +135,58 @@ def scan_shared(name: str, shared: SharedProgram, model_of: Callable, axes, out,
     return result.values, _ScanPairs(result, axes[0].name, axes[1].name), result.meta["identity"]["scan"]
 
 
-def scan_dark(name, sets: dict, model_of, axes, out, level, data, power) -> tuple:
-    """Dark matter: counts ∝ coupling^power, so only the mass axis is scanned and every coupling comes
-    from one forward evaluation, the crossings solved in the same program
-    (:func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`); ``data``: the CsI-2021 release
+DARK = NewPhysics(dark_matter=dark_matter(10.0, 30.0, 1.0))
+"""The structure of every dark-matter study (scalar or Dirac χ, dark photon or leptophobic mediator: leaves)."""
+
+
+class SharedDark:
+    """Every dark-matter study in one compiled program (the structure :data:`DARK`; rasters of
+    ``n`` couplings over the same number of decades, as ratios to each study's first coupling, an input):
+    templates once per mass, rescaled along the raster, crossings solved in-program
+    (:func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`). ``data``: the CsI-2021 release
     analysis, whose *observed* counts give the current limit (label :data:`DATA`)."""
-    evaluators = {label: AsimovForecast(experiments, model_of, dark_matter=True) for label, experiments in sets.items()}
-    priors = {k: fc.priors for k, fc in evaluators.items()}
-    evaluators[DATA] = DataLimit(model_of, analysis=data)
-    point = dark_matter_coupling_scan(evaluators, model_of, axes[1].name, axes[1].values(), power, level=level)
-    result = run_scan(point, axes[:1], out / name, memory_budget_bytes=MEMORY_BUDGET,
+
+    def __init__(self, sets: dict, data, ratios, power: float, level: float):
+        self.sets, self.data, self.flat, self.ratios = sets, data, PytreeInputs(DARK), ratios
+        evaluators = {label: AsimovForecast(exps, self.flat.build, dark_matter=True) for label, exps in sets.items()}
+        self.priors = {k: fc.priors for k, fc in evaluators.items()}
+        evaluators[DATA] = DataLimit(self.flat.build, analysis=data)
+        self.evaluators = evaluators
+        self.program = ScanProgram(dark_matter_coupling_scan(evaluators, self.flat.build, "coupling", ratios, power,
+                                                             level=level, scale="coupling_scale"))
+
+    @staticmethod
+    def ratios_of(axis: Axis) -> np.ndarray:
+        """The raster as ratios to its first value (decades rounded, so equal rasters share a program)."""
+        return 10.0 ** np.linspace(0.0, round(float(np.log10(axis.stop / axis.start)), 9), axis.num)
+
+    def prepare(self, model_of: Callable, axes) -> Callable:
+        mass, coupling = axes[0].name, axes[1].name
+        def prepare(points: dict) -> dict:  # noqa: E306
+            m = np.asarray(points[mass], dtype=float)
+            batch = jax.vmap(model_of)({mass: jnp.asarray(m), coupling: jnp.ones_like(jnp.asarray(m))})
+            return {**self.flat.columns(batch, m.size), "coupling_scale": np.full(m.size, axes[1].start)}
+        return prepare
+
+
+def scan_dark(name, shared: SharedDark, model_of, axes, out, level) -> tuple:
+    """The dark-matter scan of one study with the shared program: ({label: grid (mass, coupling)}, its
+    in-program crossings, the scan's identity hash)."""
+    sets = shared.sets
+    result = run_scan(shared.program, axes[:1], out / name, memory_budget_bytes=MEMORY_BUDGET,
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
-                                   "priors": priors, "data": DATA, "couplings": axes[1].values().tolist()},
-                      identity={"sets": sets, "data": data, "couplings": axes[1].values()}, label=f"{name}",
-                      units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in evaluators}},
-                      output_axes=axes[1:])
+                                   "priors": shared.priors, "data": DATA, "couplings": axes[1].values().tolist(),
+                                   "study": name},
+                      identity={"sets": sets, "data": shared.data, "couplings": axes[0].start * shared.ratios},
+                      label=f"{name}", units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in shared.evaluators}},
+                      output_axes=axes[1:], prepare=shared.prepare(model_of, axes))
     mass_name, coupling_name = axes[0].name, axes[1].name
     grids = {k: v for k, v in result.values.items() if "@" not in k}
-    direct = _PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
+
+    def direct():  # a second method for --check-convergence: Δχ² of the study's own model at (mass, coupling)
+        evaluators = {k: AsimovForecast(v, model_of, dark_matter=True) for k, v in sets.items()}
+        evaluators[DATA] = DataLimit(model_of, analysis=shared.data)
+        return _PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
     return grids, _InProgramCrossings(result, mass_name, list(grids), direct), result.meta["identity"]["scan"]
 
 
@@ -468,8 +502,10 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
         grids, fn, scan_id = scan_shared(name, shared(family_of(study.model_of, axes)), study.model_of, axes, results, LEVEL)
         grids, fn = {k: grids[k] for k in labels + [DATA]}, fn.only(labels + [DATA])
     else:
-        grids, fn, scan_id = scan_dark(name, {k: sets[k] for k in labels}, study.model_of, axes, results, LEVEL,
-                                       data, study.power)
+        grids, fn, scan_id = scan_dark(name, shared(("dark", study.power, tuple(SharedDark.ratios_of(study.coupling)))),
+                                       study.model_of, axes, results, LEVEL)
+        grids = {k: grids[k] for k in labels + [DATA]}
+        fn.labels = list(grids)
     key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "iterations": ROOT_ITERATIONS, "refine": refine, "rtol": REFINE_RTOL,
            "rounds": REFINE_ROUNDS, "benchmarks": list(study.benchmarks)}
     benchmarks = np.asarray(study.benchmarks, dtype=float)
@@ -480,7 +516,7 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
     if check:  # the quoted numbers with a doubled coupling raster (other brackets, same roots); dark matter:
         # by a second method, host root finding on the direct Δχ² (a second compiled program)
         fine = np.geomspace(couplings[0], couplings[-1], 2 * couplings.size - 1)
-        at2 = solve_crossings(fn.direct if isinstance(fn, _InProgramCrossings) else fn, benchmarks, fine, LEVEL)
+        at2 = solve_crossings(fn.direct() if isinstance(fn, _InProgramCrossings) else fn, benchmarks, fine, LEVEL)
         worst = max((abs(b / a - 1) for k in curves for a, b in zip(at.limit(k), at2.limit(k)) if np.isfinite(a * b)),
                     default=0.0)
         print(f"  convergence: benchmark limits change by at most {worst:.1e} with the coupling raster doubled", flush=True)
@@ -600,9 +636,10 @@ def main() -> None:
     data = load_analysis(REFERENCE)  # the released CsI-2021 data: the current limits drawn as shaded regions
     print(f"CsI-2021 release analysis loaded ({time.perf_counter() - start:.0f} s)", flush=True)
     built = {}
-    def shared(family: str) -> SharedProgram:  # noqa: E306  (built once, at the first study that needs it)
+    def shared(family):  # noqa: E306  (built once, at the first study that needs it)
         if family not in built:
-            built[family] = SharedProgram(sets, data, family)
+            built[family] = (SharedDark(sets, data, np.asarray(family[2]), family[1], LEVEL) if family[0] == "dark"
+                             else SharedProgram(sets, data, family))
         return built[family]
 
     for study in raster_studies(n_mass, n_coupling):

@@ -199,7 +199,9 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
 
     fc = AsimovForecast([coarse_ge()], model_of, dark_matter=True)
     Ys = jnp.array([3e-12, 3e-11, 3e-10, 1e-8])
-    fast_all = jax.jit(dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys, power=2.0, level=2.706))({"m_chi": 8.0})
+    # the raster given as ratios to an input coupling (how scans with scaled rasters share one program)
+    scan = dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys / Ys[0], power=2.0, level=2.706, scale="Y0")
+    fast_all = jax.jit(scan)({"m_chi": 8.0, "Y0": Ys[0]})
     fast = fast_all["ge"]
     one = jax.jit(lambda y: fc.delta_chi2({"m_chi": 8.0, "Y": y}))
     direct = jnp.array([one(y) for y in Ys])  # the program that Brent's method below calls, compiled once

@@ -44,7 +44,10 @@ class DarkMatter:
     """χ of mass ``m_chi_MeV`` through a mediator of mass ``m_V_MeV``.
 
     ``coupling`` is the kinetic mixing ε (``mediator="dark_photon"``) or α_B (``"leptophobic"``);
-    ``alpha_D`` the dark coupling; ``pi0_per_proton`` the π⁰ yield; ``particle`` ``"scalar"`` or ``"dirac"``.
+    ``alpha_D`` the dark coupling; ``pi0_per_proton`` the π⁰ yield. ``dirac`` is 1 for a Dirac fermion χ and
+    0 for a complex scalar, ``leptophobic`` 1 for a baryonic mediator (coupling α_B) and 0 for a dark
+    photon (coupling ε): leaves, not static switches, so dark-matter models of every kind share one
+    compiled program (values other than 0 and 1 are not physical; the constructor gives only those).
     ``pi0_from_facility`` (static): the yield follows the facility of the experiment (:func:`at_source`)
     instead of being the user's own number.
     Optionally a tabulated χ spectrum replaces the at-rest π⁰ model: energies ``spectrum_E_MeV``, a
@@ -60,8 +63,8 @@ class DarkMatter:
     spectrum_E_MeV: jnp.ndarray | None = None
     spectrum_pdf: jnp.ndarray | None = None
     spectrum_yield: jnp.ndarray | None = None
-    particle: str = static_field(default="scalar")
-    mediator: str = static_field(default="dark_photon")
+    dirac: jnp.ndarray = 0.0
+    leptophobic: jnp.ndarray = 0.0
     pi0_from_facility: bool = static_field(default=False)
 
 
@@ -92,7 +95,6 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
         alpha_B = domain_checked(alpha_B, lambda a: (a >= 0) & jnp.isfinite(a),
                                  "leptophobic alpha_B must be >= 0 and finite (the branching ratio is linear in it)")
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    mediator = "dark_photon" if alpha_B is None else "leptophobic"
     table = (None, None, None)
     if spectrum is not None:
         E, pdf, yield_ = (np.asarray(x, dtype=np.float64) for x in spectrum)
@@ -104,7 +106,7 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     follow = pi0_per_proton is None and spectrum is None
     pi0 = PI0_PER_PROTON if pi0_per_proton is None else pi0_per_proton
     return DarkMatter(f(m_chi_MeV), f(m_V), f(epsilon if alpha_B is None else alpha_B), f(alpha_D), f(pi0),
-                      *table, particle=particle, mediator=mediator, pi0_from_facility=follow)
+                      *table, f(float(particle == "dirac")), f(float(alpha_B is not None)), pi0_from_facility=follow)
 
 
 def at_source(dm: DarkMatter, source) -> DarkMatter:
@@ -135,7 +137,8 @@ def epsilon_from_Y(Y, m_chi_MeV, m_V_MeV=None, alpha_D=0.5):
 def branching_ratio(dm: DarkMatter):
     """BR(π⁰ → γV)."""
     phase = jnp.clip(1.0 - dm.m_V_MeV**2 / C.M_PION_NEUTRAL**2, 0.0, 1.0) ** 3
-    strength = dm.coupling**2 if dm.mediator == "dark_photon" else dm.coupling / C.ALPHA_EM
+    lepto = dm.leptophobic
+    strength = (1.0 - lepto) * dm.coupling**2 + lepto * dm.coupling / C.ALPHA_EM
     return 2.0 * strength * phase * C.BR_PI0_GAMMA_GAMMA
 
 
@@ -163,14 +166,11 @@ def min_energy(T_MeV, m_MeV, M_MeV):
 def dsigma_dT(dm: DarkMatter, E_MeV, T_MeV, M_MeV, Z, N, Fp, Fn):
     """χ-nucleus dσ/dT [cm²/MeV] (zero above T_max)."""
     m, mV = dm.m_chi_MeV, dm.m_V_MeV
-    if dm.mediator == "dark_photon":
-        strength = 4 * jnp.pi * dm.coupling**2 * C.ALPHA_EM * dm.alpha_D * (Z * Fp) ** 2
-    else:
-        strength = 4 * jnp.pi * dm.coupling * dm.alpha_D * (Z * Fp + N * Fn) ** 2
-    if dm.particle == "scalar":
-        numerator = 2 * M_MeV * E_MeV**2 - (2 * M_MeV * E_MeV + m**2) * T_MeV
-    else:
-        numerator = 2 * M_MeV * E_MeV**2 - (2 * M_MeV * E_MeV + M_MeV**2 + m**2) * T_MeV + M_MeV * T_MeV**2
+    lepto = dm.leptophobic
+    strength = 4 * jnp.pi * dm.alpha_D * ((1.0 - lepto) * dm.coupling**2 * C.ALPHA_EM * (Z * Fp) ** 2
+                                          + lepto * dm.coupling * (Z * Fp + N * Fn) ** 2)
+    scalar = 2 * M_MeV * E_MeV**2 - (2 * M_MeV * E_MeV + m**2) * T_MeV
+    numerator = scalar + dm.dirac * (M_MeV * T_MeV**2 - M_MeV**2 * T_MeV)  # Dirac: − M²T + MT² more
     p2 = jnp.maximum(E_MeV**2 - m**2, 1e-30)
     value = strength * numerator / (p2 * (2 * M_MeV * T_MeV + mV**2) ** 2) * C.MEV2_TO_CM2
     return jnp.where(T_MeV <= max_recoil(E_MeV, m, M_MeV), jnp.maximum(value, 0.0), 0.0)
@@ -180,7 +180,7 @@ def fluence(dm: DarkMatter, protons_on_target, baseline_m):
     """χ fluence [cm⁻²]: 2 f_π0 BR(π⁰ → γV) N_POT/(4πL²)."""
     L_cm = baseline_m * C.M_TO_CM
     if dm.spectrum_E_MeV is not None:
-        per_proton = dm.spectrum_yield * dm.coupling ** (2 if dm.mediator == "dark_photon" else 1)
+        per_proton = dm.spectrum_yield * ((1.0 - dm.leptophobic) * dm.coupling**2 + dm.leptophobic * dm.coupling)
     else:
         per_proton = 2.0 * dm.pi0_per_proton * branching_ratio(dm)
     return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)

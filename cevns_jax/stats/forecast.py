@@ -294,7 +294,7 @@ def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
 
 
 def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float,
-                              level: float | None = None) -> Callable:
+                              level: float | None = None, scale: str | None = None) -> Callable:
     """Point function θ (without the coupling) → {label: Δχ² at each of ``couplings``} for dark matter.
 
     At fixed masses the dark-matter counts are an exact power of the coupling (∝ Y² for a dark photon
@@ -308,11 +308,17 @@ def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: st
     :data:`MAX_CROSSINGS`) is refined by :data:`ROOT_ITERATIONS` Illinois steps in ln g, giving
     ``"{label}@crossings"`` (ascending, NaN-padded to :data:`MAX_CROSSINGS`) and ``"{label}@brackets"``
     (how many there were; more than :data:`MAX_CROSSINGS` means some were not solved).
+
+    ``scale``: the name of an input that multiplies ``couplings`` (the raster is ``theta[scale] ×
+    couplings``), so scans whose rasters differ by a factor share one compiled program.
     """
-    couplings = jnp.asarray(couplings, dtype=jnp.float64)
-    u = jnp.log(couplings)
+    ratios = jnp.asarray(couplings, dtype=jnp.float64)
 
     def point(theta):
+        theta = dict(theta)
+        c0 = theta.pop(scale) if scale is not None else 1.0
+        couplings = c0 * ratios
+        u = jnp.log(c0) + jnp.log(ratios)
         model, cache = model_of({**theta, coupling: 1.0}), {}
         out = {}
         for label, ev in evaluators.items():
