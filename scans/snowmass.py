@@ -44,10 +44,10 @@ from cevns_jax.provenance import content_hash, source_hash  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
 from cevns_jax.scan_program import PytreeInputs, ScanProgram  # noqa: E402
 from cevns_jax.stats.crossings import XTOL, LimitCurves, refine_masses, solve_crossings  # noqa: E402
-from cevns_jax.stats.analyses import load_analysis  # noqa: E402
+from cevns_jax.stats.analyses import load_analysis, with_linear_morphing  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
-from cevns_jax.stats.forecast import (MAX_CROSSINGS, ROOT_ITERATIONS, AsimovForecast, dark_matter_coupling_scan,  # noqa: E402
-                                     shared_delta_chi2)
+from cevns_jax.stats.forecast import (MAX_CROSSINGS, ROOT_ITERATIONS, AsimovForecast, ForecastSpec,  # noqa: E402
+                                     dark_matter_coupling_scan, program_labels, shared_delta_chi2)
 from cevns_jax.stats.limits import DataLimit  # noqa: E402
 from figure_style import legend_outside, plain_log_ticks, style, wrap_math  # noqa: E402
 
@@ -101,6 +101,18 @@ GENERIC_CHUNK = 128
 dozen points per step, wastes little on padding."""
 
 
+def lazy(make: Callable) -> Callable:
+    """A point function built by ``make()`` at its first call (when its program is traced): a redraw from
+    finished scans then compiles nothing, not even the forecasts' SM references."""
+    made = []
+
+    def point(theta):
+        if not made:
+            made.append(make())
+        return made[0](theta)
+    return point
+
+
 class SharedProgram:
     """Every non-dark-matter study of one model family in one compiled program: the profiled Δχ² of every
     detector set and the CsI-2021 data at a model of the family's structure (:data:`FAMILIES`), whose
@@ -108,12 +120,14 @@ class SharedProgram:
     one program per family."""
 
     def __init__(self, sets: dict, data, family: str):
-        self.sets, self.flat = sets, PytreeInputs(FAMILIES[family])
-        evaluators = {label: AsimovForecast(experiments, self.flat.build) for label, experiments in sets.items()}
-        self.priors = {k: fc.priors for k, fc in evaluators.items()}
-        evaluators[DATA] = DataLimit(self.flat.build, analysis=data)
-        self.program = ScanProgram(shared_delta_chi2(evaluators, self.flat.build))
-        self.data, self.family = data, family
+        self.sets, self.flat, self.data, self.family = sets, PytreeInputs(FAMILIES[family]), data, family
+        self.priors = {k: program_labels(tuple(v), ForecastSpec())[1] for k, v in sets.items()}
+
+        def make():  # the forecasts (their SM references compile) only when the program is traced
+            evaluators = {label: AsimovForecast(exps, self.flat.build) for label, exps in sets.items()}
+            evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
+            return shared_delta_chi2(evaluators, self.flat.build)
+        self.program = ScanProgram(lazy(make))
 
     def prepare(self, model_of: Callable) -> Callable:
         """Grid points {axis: array} → the program's inputs, through the study's model map (vmapped)."""
@@ -148,12 +162,14 @@ class SharedDark:
 
     def __init__(self, sets: dict, data, ratios, power: float, level: float):
         self.sets, self.data, self.flat, self.ratios = sets, data, PytreeInputs(DARK), ratios
-        evaluators = {label: AsimovForecast(exps, self.flat.build, dark_matter=True) for label, exps in sets.items()}
-        self.priors = {k: fc.priors for k, fc in evaluators.items()}
-        evaluators[DATA] = DataLimit(self.flat.build, analysis=data)
-        self.evaluators = evaluators
-        self.program = ScanProgram(dark_matter_coupling_scan(evaluators, self.flat.build, "coupling", ratios, power,
-                                                             level=level, scale="coupling_scale"))
+        self.priors = {k: program_labels(tuple(v), ForecastSpec(dark_matter=True))[1] for k, v in sets.items()}
+
+        def make():  # the forecasts (their SM references compile) only when the program is traced
+            evaluators = {label: AsimovForecast(exps, self.flat.build, dark_matter=True) for label, exps in sets.items()}
+            evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
+            return dark_matter_coupling_scan(evaluators, self.flat.build, "coupling", ratios, power, level=level,
+                                             scale="coupling_scale")
+        self.program = ScanProgram(lazy(make))
 
     @staticmethod
     def ratios_of(axis: Axis) -> np.ndarray:
@@ -178,14 +194,14 @@ def scan_dark(name, shared: SharedDark, model_of, axes, out, level) -> tuple:
                                    "priors": shared.priors, "data": DATA, "couplings": axes[1].values().tolist(),
                                    "study": name},
                       identity={"sets": sets, "data": shared.data, "couplings": axes[0].start * shared.ratios},
-                      label=f"{name}", units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in shared.evaluators}},
+                      label=f"{name}", units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in list(sets) + [DATA]}},
                       output_axes=axes[1:], prepare=shared.prepare(model_of, axes))
     mass_name, coupling_name = axes[0].name, axes[1].name
     grids = {k: v for k, v in result.values.items() if "@" not in k}
 
     def direct():  # a second method for --check-convergence: Δχ² of the study's own model at (mass, coupling)
         evaluators = {k: AsimovForecast(v, model_of, dark_matter=True) for k, v in sets.items()}
-        evaluators[DATA] = DataLimit(model_of, analysis=shared.data)
+        evaluators[DATA] = DataLimit(model_of, analysis=with_linear_morphing(shared.data))
         return _PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
     return grids, _InProgramCrossings(result, mass_name, list(grids), direct), result.meta["identity"]["scan"]
 
@@ -633,7 +649,9 @@ def main() -> None:
     rows, start = [], time.perf_counter()
     tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
     wanted = lambda name: args.only is None or name in args.only  # noqa: E731
-    data = load_analysis(REFERENCE)  # the released CsI-2021 data: the current limits drawn as shaded regions
+    # the released CsI-2021 data (the current limits, drawn shaded); its linear morphing is computed when a
+    # program needs it (a redraw from finished scans does not)
+    data = load_analysis(REFERENCE, morphing="exact")
     print(f"CsI-2021 release analysis loaded ({time.perf_counter() - start:.0f} s)", flush=True)
     built = {}
     def shared(family):  # noqa: E306  (built once, at the first study that needs it)
