@@ -108,7 +108,8 @@ def lazy(make: Callable) -> Callable:
 
     def point(theta):
         if not made:
-            made.append(make())
+            with jax.ensure_compile_time_eval():  # concrete references, computed once (not traced)
+                made.append(make())
         return made[0](theta)
     return point
 
