@@ -15,9 +15,13 @@ Sources:
   and r_n² = −0.1161 fm² (PDG).
 * Default neutron skins ΔR_np = R_n − R_p: 0.2 fm (Cs, I, Xe, W), 0.1 fm (Ar, Ge), 0.05 fm (Na), 0 (O, Al,
   Si, Ca): typical nuclear-model values (assumption; R_n is a fit parameter of the analyses).
-* Al, Si, Ca, W (cryogenic calorimeters and CCDs, docs/physics.md §3.8): mass excesses rounded to 1 keV
-  (10 keV for ¹⁸⁰W) from AME2020, abundances IUPAC 2009, charge radii Angeli & Marinova 2013 (as above; these
-  enter only the form factor, which is ≈ 1 at reactor momentum transfers).
+* Al, Si, Ca, W (cryogenic calorimeters and CCDs, docs/physics.md §3.8), checked value by value against the
+  tables: mass excesses from AME2020 as carried by NUBASE2020 (Kondev et al., Chin. Phys. C 45, 030001
+  (2021)), rounded to 1 keV for Al, Si, Ca and given to 0.1 keV for ⁴⁶Ca and W; abundances IUPAC 2009
+  (Berglund & Wieser 2011, "representative isotopic composition", the values NIST tabulates; Al, Ca and
+  W are identical in NUBASE2020, whose newer Si values differ by ≤ 3e-4); charge radii from Angeli &
+  Marinova 2013 (their table as distributed by the IAEA NDS). The radii enter only the form factor, which
+  is ≈ 1 at reactor momentum transfers.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ ELEMENTS: dict[str, tuple[Isotope, ...]] = {
         _iso("42Ca", 20, 22, 0.00647, -38.547, 3.5081),
         _iso("43Ca", 20, 23, 0.00135, -38.409, 3.4954),
         _iso("44Ca", 20, 24, 0.02086, -41.469, 3.5179),
-        _iso("46Ca", 20, 26, 0.00004, -43.139, 3.4944),
+        _iso("46Ca", 20, 26, 0.00004, -43.1396, 3.4953),
         _iso("48Ca", 20, 28, 0.00187, -44.225, 3.4771),
     ),
     "Ge": (
@@ -117,11 +121,11 @@ ELEMENTS: dict[str, tuple[Isotope, ...]] = {
     ),
     "Cs": (_iso("133Cs", 55, 78, 1.0, -88.070, 4.8041),),
     "W": (
-        _iso("180W", 74, 106, 0.0012, -49.64, 5.3491),
-        _iso("182W", 74, 108, 0.2650, -48.248, 5.3559),
-        _iso("183W", 74, 109, 0.1431, -46.367, 5.3611),
-        _iso("184W", 74, 110, 0.3064, -45.707, 5.3658),
-        _iso("186W", 74, 112, 0.2843, -42.510, 5.3743),
+        _iso("180W", 74, 106, 0.0012, -49.6362, 5.3491),
+        _iso("182W", 74, 108, 0.2650, -48.2461, 5.3559),
+        _iso("183W", 74, 109, 0.1431, -46.3657, 5.3611),
+        _iso("184W", 74, 110, 0.3064, -45.7055, 5.3658),
+        _iso("186W", 74, 112, 0.2843, -42.5086, 5.3743),
     ),
 }
 """Natural elements with their isotopes."""

@@ -4,7 +4,8 @@ Each model maps a nuclear recoil T [keVnr] to the detector's linear energy varia
 :mod:`cevns_jax.response` (``electron_equivalent_keV(T_keVnr, Z, A)``, ``isotope_independent(isotopes)``):
 
 * :class:`SorensenQuenching` — Lindhard minus a constant: Q = Q_L − q/ε (Sorensen, PRD 91, 083509 (2015));
-  the form fitted to the Dresden-II data as the "modified Lindhard" model (Liao, Liu, Xiong, arXiv:2202.10622);
+  the form fitted to the Dresden-II data as the "modified Lindhard" model (Liao, Liu, Marfatia, PRD 106,
+  L031702 (2022), arXiv:2202.10622);
 * :class:`AdiabaticQuenching` — Lindhard × (1 − e^{−T/ξ}) (the adiabatic correction of Scholz et al.,
   PRD 94, 122003 (2016), ⁸⁸Y/Be photoneutrons on Ge);
 * :class:`ChavarriaQuenching` — 1/Q = 1/Q_L + 1/(aT) (Chavarria et al., PRD 94, 082007 (2016), Si);
@@ -112,13 +113,15 @@ class TabulatedQuenching:
 
 
 XENON_W_KEV = 13.7e-3
-"""Mean energy per quantum (exciton or ion) in liquid xenon [keV] (Dahl, PhD thesis, Princeton 2009; the W
-used by NEST and by Lenardo et al. 2015)."""
+"""Mean energy per quantum (exciton or ion) in liquid xenon [keV]: 13.7 ± 0.2 eV (Dahl, PhD thesis, Princeton
+2009, as quoted by Sorensen & Dahl, PRD 83, 063501 (2011), arXiv:1101.6080, §I)."""
 
 LENARDO_2015 = {"k": 0.1735, "alpha": 1.240, "zeta": 0.0472, "beta": 239.0, "gamma": 0.01385, "delta": 0.0620}
 """Global-fit parameters of the Lindhard + Thomas–Imel model (Lenardo et al., IEEE TNS 62, 3387 (2015),
-arXiv:1412.4417): N_ex/N_i = α F^{−ζ}(1 − e^{−βε}), ς = γ F^{−δ} with F in V/cm. Transcribed from the paper's
-table of best-fit values as quoted in the literature (not re-derived here; docs/physics.md §3.8.3)."""
+arXiv:1412.4417): N_ex/N_i = α F^{−ζ}(1 − e^{−βε}), ς = γ F^{−δ} with F in V/cm. α, ζ, β, γ, δ agree digit for
+digit with an independent public implementation of that global fit (a XENON1T analysis configuration); the
+paper's table itself was not re-read. k = 0.1735 is NOT confirmed: public codes use 0.1735 (citing the LUX
+D-D calibration, arXiv:1608.05381) and 0.1394 (next to the Lenardo parameters) — docs/physics.md §3.8.3, §8."""
 
 
 @pytree_dataclass

@@ -2,8 +2,8 @@
 
 * :class:`FanoNoiseSmearing` — an ionisation detector (Ge PPC, Si CCD): the charge of E_ee is N = E_ee/ε
   pairs with variance F·N (Fano), read with a Gaussian electronic noise σ_noise, so in keVee
-  σ²(E_ee) = σ_noise² + F ε E_ee. Germanium: ε = 2.96 eV, F ≈ 0.11; silicon: ε = 3.75 eV, F ≈ 0.12
-  (sources in docs/physics.md §3.8.2).
+  σ²(E_ee) = σ_noise² + F ε E_ee. Germanium: ε = 2.96 eV, F = 0.11 (assumed); silicon: ε = 3.749 eV,
+  F = 0.119 (sources in docs/physics.md §3.8.2).
 * :class:`BaselineSmearing` — a cryogenic heat (phonon) channel: a Gaussian of constant width, the baseline
   resolution σ₀ [keV], with no quenching before it (the phonon energy is the recoil energy).
 
@@ -30,15 +30,18 @@ from .binning import gaussian_antiderivatives, normal_cdf
 __all__ = ["FanoNoiseSmearing", "BaselineSmearing", "S2Smearing", "GE_PAIR_ENERGY_EV", "GE_FANO", "SI_PAIR_ENERGY_EV", "SI_FANO"]
 
 GE_PAIR_ENERGY_EV = 2.96
-"""Mean energy per electron–hole pair in Ge at 77 K [eV] (Knoll, Radiation Detection and Measurement, 4th ed.,
-Table 11.1)."""
+"""Mean energy per electron–hole pair in Ge at 77 K [eV]: the standard reference value (Knoll, Radiation
+Detection and Measurement, 4th ed., Table 11.1; used as the reference ε by Papp et al., X-Ray Spectrom. 34,
+106 (2005)). docs/physics.md §3.8.2."""
 GE_FANO = 0.11
-"""Fano factor of Ge (≈ 0.10–0.12 measured; 0.11 is the value used by CONUS and the COHERENT Ge-Mini preset)."""
-SI_PAIR_ENERGY_EV = 3.75
-"""Mean energy per electron–hole pair in Si at CCD temperatures (≈ 130 K) [eV] (Rodrigues et al., NIM A 1010,
-165511 (2021), arXiv:2004.11499: 3.74 ± 0.03 eV; 3.75 eV/e⁻ used by SENSEI, DAMIC and CONNIE)."""
+"""Fano factor of Ge: an assumption (the value of the COH-Ge-mini preset) inside the published spread, from
+0.059–0.083 (upper limits at X-ray energies, Papp et al. 2005) to 0.123 ± 0.003 (Samat & Priharti, Sains
+Malaysiana 44, 761 (2015), who quote 0.13 as the usual value, from Alig, Bloom & Struck, PRB 22, 5565 (1980))."""
+SI_PAIR_ENERGY_EV = 3.749
+"""Mean energy per electron–hole pair in Si [eV]: 3.749 ± 0.001 eV measured with a skipper CCD at 123 K and
+5.9 keV (Rodrigues et al., NIM A 1010, 165511 (2021), arXiv:2004.11499, abstract)."""
 SI_FANO = 0.119
-"""Fano factor of Si (Rodrigues et al. 2021, 0.119 ± 0.002)."""
+"""Fano factor of Si: 0.119 ± 0.002 at 123 K and 5.9 keV (Rodrigues et al. 2021, abstract)."""
 
 _VAR_FLOOR_KEV2 = 1e-18
 """Added to σ² [keV²]: a numerical guard only (σ ≥ 1e-9 keV)."""

@@ -2,8 +2,9 @@
 channels without quenching, liquid-xenon S2-only charge yield; input checks, gradients against finite
 differences through jit and vmap, and the accuracy of the binned response at sharp thresholds.
 
-Independent references: the published numbers of Scholz et al. (PRD 94, 122003 (2016): Q = 13.7% at
-0.3 keVnr and 25.3% at 8.5 keVnr for k = 0.179 with the adiabatic correction), analytic limits of every model,
+Independent references: the published numbers of Scholz et al. (PRD 94, 122003 (2016), abstract: Q = 13.7% at
+0.3 keVnr and 25.3% at 8.5 keVnr for k = 0.179 ± 0.001 with the adiabatic correction; ξ = 0.16 keVnr is not in
+the abstract, see docs/physics.md §3.8.1), analytic limits of every model,
 a second implementation (the existing Gaussian smearing), finite differences, and the package's own
 ideal-keVnr detector for a keVee ideal detector behind a quenching curve inverted by ``scipy``.
 """
