@@ -103,15 +103,19 @@ def test_flux_averaged_cross_sections(sym, sm, values):
     np.testing.assert_allclose(flux_averaged(sym, sm), values, rtol=2e-3)
 
 
-def analytic_flux_averaged(sym, sm):
-    """∫ dT (G_F²M/π) Q² K_c(T) from the analytic moments (the library's route)."""
-    t = iso_target(sym)
+@jax.jit
+def _analytic_rate(sm, t, x, w):
     M = t.mass_MeV[0]
     Tm = max_recoil_energy(C.E_NU_MAX_MICHEL, M)
-    x, w = np.polynomial.legendre.leggauss(2000)
     T = 0.5 * Tm * (x + 1)
     Q = xsec.sm_component_charges(sm, t, T[None, :])[:, 0]
-    return np.asarray(jnp.sum(0.5 * Tm * w * xsec.differential_rate_per_fluence(Q, T, M), axis=-1))
+    return jnp.sum(0.5 * Tm * w * xsec.differential_rate_per_fluence(Q, T, M), axis=-1)
+
+
+def analytic_flux_averaged(sym, sm):
+    """∫ dT (G_F²M/π) Q² K_c(T) from the analytic moments (the library's route; one compiled program)."""
+    x, w = np.polynomial.legendre.leggauss(2000)
+    return np.asarray(_analytic_rate(sm, iso_target(sym), jnp.asarray(x), jnp.asarray(w)))
 
 
 def test_csi_average_flux_averaged_cross_section():
