@@ -42,7 +42,6 @@ import jax.numpy as jnp
 from ._pytree import replace
 from .errors import CevnsInputError
 from .facilities import FACILITIES, target_station
-from .source import COMPONENTS
 
 __all__ = [
     "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "pi0_prior", "declaration", "scope_key", "program_nuisances",
@@ -244,7 +243,7 @@ def apply_nuisances(experiment, values: dict):
     nuisances are factors, :func:`normalisation`)."""
     v = lambda name: values.get(name, 0.0)  # noqa: E731
     src, det = experiment.source, experiment.detector
-    if "pulse_mean_us" in values:
+    if "pulse_mean_us" in values:  # beam sources only (the loader refuses it for a steady source)
         src = replace(src, pulse=replace(src.pulse, mean_ns=src.pulse.mean_ns + 1e3 * v("pulse_mean_us")))
     q = det.quenching
     if "quenching_a" in values or "quenching_b_per_keVnr" in values:
@@ -276,7 +275,7 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
 
     exp = apply_nuisances(experiment, values)
     signal = cevns_counts(exp, sm=sm, model=model) * normalisation(values, "cevns")
-    out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
+    out = {name: signal[c] for c, name in enumerate(exp.source.components)}
     if model is not None and model.dark_matter is not None:
         dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
         out["dark_matter"] = dark_matter_counts(exp, dm) * normalisation(values, "dark_matter")

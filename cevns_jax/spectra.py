@@ -33,10 +33,13 @@ from ._pytree import pytree_dataclass, static_field
 __all__ = ["ENERGY_NODES_PER_PANEL", "gauss_legendre", "energy_nodes", "integrate_spectra",
            "steady_time_antiderivatives", "TabulatedSource", "make_tabulated_source"]
 
+_LOWEST_MEV = 1e-9
+"""Lower end [MeV] of a panel that starts at 0 (the log mapping needs E > 0; nothing below is reachable)."""
 ENERGY_NODES_PER_PANEL = 32
-"""Gauss–Legendre nodes per energy panel of a steady source (between two breaks, above E_min(T)). A
-smooth spectrum (exp-polynomial reactor fits, allowed β shapes) is integrated to < 1e-8 with them; halving
-the step (``refine = 2``) is tested in ``tests/test_sources.py`` (docs/physics.md §3.4.1)."""
+"""Gauss–Legendre nodes (in ln E) per energy panel of a steady source (between two breaks, above E_min(T)).
+Measured change when the step is halved (``refine = 2``, ``tests/test_sources.py``): 2e-15 of the largest
+rate for the analytic reactor spectrum; 1.6e-6 for the solar spectra (1 keV piecewise-linear tables, 16
+nodes per panel); the package's target is 1e-4 per bin (docs/physics.md §3.4.1)."""
 
 
 def gauss_legendre(n: int):
@@ -50,17 +53,20 @@ def energy_nodes(source, E_min_MeV, refine: int = 1):
 
     Both of shape (*E_min.shape, n_nodes): one panel of ``energy_nodes_per_panel × refine`` Gauss–Legendre
     nodes between consecutive ``energy_breaks_MeV``, each clipped below at E_min (a panel entirely below
-    E_min has zero width and weight).
+    E_min has zero width and weight). Nodes are Gauss–Legendre in ln E: the kinematic factor
+    1 − T/E − MT/2E² ≈ 1 − (E_min/E)² varies on the scale E_min, which is smooth in ln E at any recoil, and a
+    smooth spectrum stays smooth in ln E (panels span at most a few e-folds except the lowest one).
     """
     x, wx = gauss_legendre(getattr(source, "energy_nodes_per_panel", ENERGY_NODES_PER_PANEL) * refine)
     E_min = jnp.asarray(E_min_MeV)[..., None]
     breaks = source.energy_breaks_MeV
     E, dE = [], []
     for a, b in zip(breaks[:-1], breaks[1:]):
-        lo = jnp.clip(E_min, a, b)
-        half = 0.5 * (b - lo)
-        E.append(lo + half * (x + 1.0))
-        dE.append(half * wx)
+        lo = jnp.clip(E_min, max(a, _LOWEST_MEV), b)
+        half_log = 0.5 * jnp.log(b / lo)
+        nodes = lo * jnp.exp(half_log * (x + 1.0))
+        E.append(nodes)
+        dE.append(nodes * half_log * wx)
     return jnp.concatenate(E, axis=-1), jnp.concatenate(dE, axis=-1)
 
 
