@@ -1,6 +1,6 @@
 """The statistics and design layers import only downward (read with ``ast``; nothing is imported here).
 
-Order: physics and ``models`` → ``results`` (a data structure) → ``nuisances`` → ``experiment`` (pytrees →
+Order: physics and ``models`` → ``results`` (a data structure) → ``nuisances`` → ``experiment`` (pytrees → source_tables →
 sections → checks → load) → ``stats`` (likelihood, intervals, morphing → fisher, forecast → analyses → fits →
 limits) → ``scan`` → ``design`` → ``cli``.
 """
@@ -21,7 +21,7 @@ ABOVE = {
     "design": ("cli",),
 }
 STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "fisher", "forecast", "analyses", "fits", "limits")
-EXPERIMENT_ORDER = ("pytrees", "sections", "checks", "load")
+EXPERIMENT_ORDER = ("pytrees", "source_tables", "sections", "checks", "load")
 
 
 def imported_modules(path: Path) -> set[str]:
