@@ -155,7 +155,9 @@ class SolarSource:
 
     @property
     def recoil_energies_MeV(self) -> tuple:
-        return (min(self.endpoints), max(self.endpoints))
+        """(10 MeV, the highest endpoint): log recoil panels below T_max(10 MeV), linear ones above, where the
+        rate falls to zero at the endpoints."""
+        return (min(10.0, min(self.endpoints)), max(self.endpoints))
 
     def spectrum_per_MeV(self, E_MeV):
         """Each component's spectrum: the line's shape × its flavour fraction at E (P_ee, (1 − P_ee) cos²θ₂₃,

@@ -30,11 +30,13 @@ import numpy as np
 
 from ._pytree import pytree_dataclass, static_field
 
-__all__ = ["ENERGY_NODES_PER_PANEL", "gauss_legendre", "energy_nodes", "integrate_spectra",
+__all__ = ["ENERGY_NODES_PER_PANEL", "MAX_TABLE_PANELS", "gauss_legendre", "energy_nodes", "integrate_spectra",
            "steady_time_antiderivatives", "TabulatedSource", "make_tabulated_source"]
 
 _LOWEST_MEV = 1e-9
 """Lower end [MeV] of a panel that starts at 0 (the log mapping needs E > 0; nothing below is reachable)."""
+MAX_TABLE_PANELS = 128
+"""Most energy panels of a tabulated spectrum (:class:`TabulatedSource`)."""
 ENERGY_NODES_PER_PANEL = 32
 """Gauss–Legendre nodes (in ln E) per energy panel of a steady source (between two breaks, above E_min(T)).
 Measured change when the step is halved (``refine = 2``, ``tests/test_sources.py``): 2e-15 of the largest
@@ -58,16 +60,14 @@ def energy_nodes(source, E_min_MeV, refine: int = 1):
     smooth spectrum stays smooth in ln E (panels span at most a few e-folds except the lowest one).
     """
     x, wx = gauss_legendre(getattr(source, "energy_nodes_per_panel", ENERGY_NODES_PER_PANEL) * refine)
+    breaks = np.maximum(np.asarray(source.energy_breaks_MeV, dtype=float), _LOWEST_MEV)
     E_min = jnp.asarray(E_min_MeV)[..., None]
-    breaks = source.energy_breaks_MeV
-    E, dE = [], []
-    for a, b in zip(breaks[:-1], breaks[1:]):
-        lo = jnp.clip(E_min, max(a, _LOWEST_MEV), b)
-        half_log = 0.5 * jnp.log(b / lo)
-        nodes = lo * jnp.exp(half_log * (x + 1.0))
-        E.append(nodes)
-        dE.append(nodes * half_log * wx)
-    return jnp.concatenate(E, axis=-1), jnp.concatenate(dE, axis=-1)
+    lo = jnp.clip(E_min, breaks[:-1], breaks[1:])  # (..., n_panels)
+    half_log = 0.5 * jnp.log(breaks[1:] / lo)
+    nodes = lo[..., None] * jnp.exp(half_log[..., None] * (x + 1.0))  # (..., n_panels, n_x)
+    weights = nodes * half_log[..., None] * wx
+    shape = nodes.shape[:-2] + (-1,)
+    return nodes.reshape(shape), weights.reshape(shape)
 
 
 def integrate_spectra(spectra, breaks, refine: int = 1, moment: int = 0, nodes: int = ENERGY_NODES_PER_PANEL):
@@ -112,13 +112,16 @@ class TabulatedSource:
 
     steady = True
     energy_nodes_per_panel = 4
-    """Per table interval: the spectrum is linear there, so 4 Gauss–Legendre nodes integrate it times any
-    smooth cross section to ~1e-8 (each table node is a break)."""
+    """Per panel (one table interval, or a few): 4 Gauss–Legendre nodes integrate a linear spectrum times a
+    smooth cross section to ~1e-8."""
 
     @property
     def energy_breaks_MeV(self) -> tuple:
-        """Every table energy: the piecewise-linear spectrum is smooth between them."""
-        return self.breaks
+        """The table energies (the piecewise-linear spectrum is smooth between them), every k-th of them for
+        tables longer than :data:`MAX_TABLE_PANELS` intervals (kinks inside a panel then cost O(h²) of the
+        table step h)."""
+        step = -(-(len(self.breaks) - 1) // MAX_TABLE_PANELS)
+        return self.breaks[::step] + (() if (len(self.breaks) - 1) % step == 0 else self.breaks[-1:])
 
     @property
     def recoil_energies_MeV(self) -> tuple:

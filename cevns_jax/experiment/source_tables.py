@@ -7,7 +7,7 @@ Reactor::
     kind = "reactor"
     name = "Brokdorf"                  # shares the flux nuisance between detectors at one reactor
     thermal_power_GW = 3.9             # or thermal_power_MW
-    load_factor = 1.0                  # (0, 1]
+    load_factor = 1.0                  # [0, 1]; 0: reactor off (a background-only exposure)
     live_days = 100.0                  # reactor-on live time [d]
     fission_fractions = { U235 = 0.58, U238 = 0.07, Pu239 = 0.29, Pu241 = 0.06 }   # each in [0, 1], sum 1
     energy_per_fission_MeV = { ... }   # optional; default Ma et al. 2013
@@ -66,7 +66,7 @@ def compile_reactor(tab: Table, baseline_m: float):
     if len(powers) != 1:
         raise CevnsInputError(f"{tab.where}: give exactly one of thermal_power_MW, thermal_power_GW (found {powers or 'none'})")
     power_MW = tab.number(powers[0], positive=True) * (1e3 if powers[0] == "thermal_power_GW" else 1.0)
-    load = tab.number("load_factor", 1.0, positive=True, maximum=1.0)
+    load = tab.number("load_factor", 1.0, minimum=0.0, maximum=1.0)  # 0: reactor off (a background-only exposure)
     days = _live_days(tab)
     fractions = _per_isotope(tab, "fission_fractions", minimum=0.0, maximum=1.0)
     if abs(fractions.sum() - 1.0) > FISSION_SUM_TOLERANCE:
