@@ -120,6 +120,7 @@ def test_antineutrinos_per_second_from_power_and_energy_per_fission(reactor_exp)
     assert float(src.fluence_cm2(17.0)[0]) == pytest.approx(per_s * 86400.0 / (4 * math.pi * 1700.0**2), rel=1e-12)
     # ≈ 2 × 10²⁰ ν̄/s per GW_th (Bemporad, Gratta & Vogel, RMP 74, 297 (2002)), less the low-energy deficit
     assert 1.5e20 < per_s / 3.9 < 2.1e20
+    assert float(replace(src, load_factor=jnp.asarray(0.0)).fluence_cm2(17.0)[0]) == 0.0  # reactor off
 
 
 def test_cylinder_average_matches_adaptive_integral(cylinder_exp):
