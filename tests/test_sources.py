@@ -333,6 +333,10 @@ BAD = {
                         r"probe.toml.backgrounds\[brn\].time_profile: a steady source"),
     "beam-energy background": (lambda: {**reactor_spec(), "backgrounds": [{"name": "x", "time_profile": "flat",
                                "counts_per_kg_GWh": 1.0}]}, r"counts_per_kg_GWh: a steady source has no beam"),
+    "rate background without live time": (lambda: {**reactor_spec(), "source": {"kind": "tabulated", "energy_MeV": [1.0, 2.0],
+                                          "spectrum": [1.0, 1.0], "fluence_cm2": 1e12},
+                                          "backgrounds": [{"name": "x", "time_profile": "flat", "rate_per_kg_day": 1.0}]},
+                                          r"probe.toml.backgrounds\[x\].rate_per_kg_day: the source gives no live time"),
     "solar unknown line": (_set("source.lines", ["pp"], base=solar_spec), r"probe.toml.source.lines"),
     "solar bad mixing": (_set("source.sin2_theta12", 1.5, base=solar_spec), r"probe.toml.source.sin2_theta12: must be <= 1"),
     "tabulated decreasing": (lambda: {**reactor_spec(), "source": {"kind": "tabulated", "energy_MeV": [1.0, 0.5, 2.0],
@@ -369,3 +373,16 @@ def test_fisher_runs_unchanged_on_a_reactor(reactor_exp):
     F = np.asarray(blocks.matrix())
     assert F[0, 0] == pytest.approx(np.sum(d**2 / mu), rel=1e-6)
     assert F[1, 1] == pytest.approx(np.sum(mu) + 1 / 0.025**2, rel=1e-9)  # flux: ∂μ/∂ν = μ
+
+
+def test_solar_spectrum_file_replaces_the_builtin_shape(tmp_path):
+    """``b8_spectrum_file`` (two columns E [MeV], λ, any normalisation) replaces the built-in ⁸B shape."""
+    E, lam = S.b8_spectrum()
+    path = tmp_path / "b8.txt"
+    np.savetxt(path, np.column_stack([E[::10], 3.0 * lam[::10]]))
+    exp = experiment_from_dict(solar_spec(lines=["8B"], b8_spectrum_file=str(path)), label="probe.toml")
+    src = exp.source
+    assert src.components == ("8B_nue", "8B_numu", "8B_nutau")
+    x = jnp.asarray([3.0, 7.0, 12.0])
+    builtin = S.make_solar(365.25, lines=("8B",)).spectrum_per_MeV(x)
+    np.testing.assert_allclose(np.asarray(src.spectrum_per_MeV(x)), np.asarray(builtin), rtol=2e-4)

@@ -21,8 +21,8 @@ from ..quadrature import recoil_log_panels, sharp_response_satellites
 from ..tomltable import Table, as_f64 as _f, edges, read_toml, strings
 from .checks import check_reachable
 from .pytrees import Detector, Experiment, ExperimentInfo
-from .sections import (SOURCE_KINDS, compile_background, compile_efficiency, compile_quenching, compile_smearing, compile_source,
-                       compile_timing_efficiency, time_subdivisions)
+from .sections import (SOURCE_KINDS, compile_background, compile_efficiency, compile_quenching, compile_smearing,
+                       compile_source, compile_timing_efficiency, time_subdivisions)
 
 __all__ = ["PRESET_DIR", "experiment_from_dict", "load_experiment", "list_presets", "preset_summaries"]
 

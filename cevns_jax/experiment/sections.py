@@ -24,8 +24,8 @@ from ..tomltable import Table, as_f64 as _f
 from .pytrees import TIME_PROFILES, Background
 from .source_tables import STEADY_KINDS, compile_reactor, compile_solar, compile_tabulated
 
-__all__ = ["Exposure", "EXPOSURES", "SOURCE_KINDS", "TIMING_STEP", "compile_source", "compile_pion_source", "compile_quenching", "compile_smearing",
-           "compile_efficiency", "time_subdivisions", "compile_timing_efficiency", "compile_background"]
+__all__ = ["Exposure", "EXPOSURES", "SOURCE_KINDS", "TIMING_STEP", "compile_source", "compile_pion_source",
+           "compile_quenching", "compile_smearing", "compile_efficiency", "time_subdivisions", "compile_timing_efficiency", "compile_background"]
 
 
 @dataclass(frozen=True)
@@ -300,6 +300,9 @@ def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float
             raise tab.error(key, "a steady source has no beam energy; use counts or rate_per_kg_day")
         return value * mass_kg * exposure.beam_GWh
     if exposure.steady:  # continuous live time: no duty factor
+        if not exposure.beam_seconds > 0:
+            raise tab.error(key, "the source gives no live time (a tabulated fluence_cm2): use counts, or give the "
+                            "source as flux_cm2_s with live_days")
         return value * mass_kg * exposure.beam_seconds / 86400.0
     window_s = (time_edges_us[-1] - time_edges_us[0]) * 1e-6
     duty = exposure.repetition_rate_Hz * window_s

@@ -115,7 +115,7 @@ def compile_solar(tab: Table, base: Path):
             osc[key] = tab.number(key, positive=True, maximum=None if key == "dm21_eV2" else 1.0)
     spectra = {}
     for line in lines:
-        table = _spectrum_file(tab, f"{line.lower()}_spectrum_file", base)
+        table = _spectrum_file(tab, {"8B": "b8_spectrum_file", "hep": "hep_spectrum_file"}[line], base)
         if table is not None:
             spectra[line] = table
     tab.check_unused()
