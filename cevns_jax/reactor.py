@@ -8,7 +8,7 @@ The emitted spectrum per second is (fissions per second) × Σ_i f_i S_i(E) with
   (Th. A. Mueller et al., PRC 83, 054615 (2011), summation); fitted on 2–8 MeV, extrapolated to 10 MeV
   (the content above 8 MeV is < 2e-3 of the ν̄ above 2 MeV);
 * below 2 MeV, the Vogel–Engel parametrisation exp(b₀ + b₁E + b₂E²) (P. Vogel and J. Engel, PRD 39, 3378
-  (1989)). It is 3–9% below Huber at 2 MeV (the spectrum jumps there: a break of the energy quadrature) and
+  (1989)). At 2 MeV it is 0–9% off Huber–Mueller (the spectrum jumps there: a break of the energy quadrature) and
   gives 3.5–4.1 ν̄/fission below 2 MeV, ≈ 20% less than summation calculations that include all
   low-energy β branches (total ν̄/fission ≈ 5.4 vs 6.1 for ²³⁵U, Kopeikin, Phys. At. Nucl. 75, 143 (2012)).
   Only recoils below T_max(2 MeV) (0.12 keVnr on Ge, 0.5 keVnr on O) see it.

@@ -5,10 +5,10 @@ Spectra (unit-normalised, [1/MeV]):
 * hep (³He + p → ⁴He + e⁺ + ν_e) is a single allowed transition: λ(E) ∝ E² p W F(2, W) with the positron
   total energy W = Q + m_e − E, p = √(W² − m_e²), endpoint Q = 18.773 MeV and the non-relativistic Fermi
   function F of the positron in the field of ⁴He (J. N. Bahcall, *Neutrino Astrophysics*, CUP 1989, ch. 6;
-  Bahcall's tabulated hep spectrum has ⟨E⟩ = 9.63 MeV, this shape 9.626 MeV);
+  Bahcall's tabulated hep spectrum has ⟨E⟩ = 9.628 MeV, this shape 9.625 MeV);
 * ⁸B (⁸B → ⁸Be* + e⁺ + ν_e) feeds the broad 2⁺ level of ⁸Be (E_x = 3.03 MeV, Γ = 1.51 MeV; Tilley et al.,
   NPA 745, 155 (2004)). Here the allowed shape is averaged over a single-level Breit–Wigner in E_x (Q to the
-  ⁸Be ground state 16.957 MeV): an *approximation*. Its mean energy is 7.3 MeV against 6.735 ± 0.036 MeV of
+  ⁸Be ground state 16.957 MeV): an *approximation*. Its mean energy is 7.37 MeV against 6.735 ± 0.036 MeV of
   the evaluated spectrum (Bahcall et al., PRC 54, 411 (1996); Winter et al., PRC 73, 025503 (2006) use an
   R-matrix strength function from the measured α spectrum), so its high-energy tail is too hard: a xenon
   rate above a few-keVnr threshold comes out high by tens of per cent. Give the evaluated table
