@@ -6,13 +6,11 @@ Spectra (unit-normalised, [1/MeV]):
   total energy W = Q + m_e − E, p = √(W² − m_e²), endpoint Q = 18.773 MeV and the non-relativistic Fermi
   function F of the positron in the field of ⁴He (J. N. Bahcall, *Neutrino Astrophysics*, CUP 1989, ch. 6;
   Bahcall's tabulated hep spectrum has ⟨E⟩ = 9.628 MeV, this shape 9.625 MeV);
-* ⁸B (⁸B → ⁸Be* + e⁺ + ν_e) feeds the broad 2⁺ level of ⁸Be (E_x = 3.03 MeV, Γ = 1.51 MeV; Tilley et al.,
-  NPA 745, 155 (2004)). Here the allowed shape is averaged over a single-level Breit–Wigner in E_x (Q to the
-  ⁸Be ground state 16.957 MeV): an *approximation*. Its mean energy is 7.37 MeV against 6.735 ± 0.036 MeV of
-  the evaluated spectrum (Bahcall et al., PRC 54, 411 (1996); Winter et al., PRC 73, 025503 (2006) use an
-  R-matrix strength function from the measured α spectrum), so its high-energy tail is too hard: a xenon
-  rate above a few-keVnr threshold comes out high by tens of per cent. Give the evaluated table
-  (``b8_spectrum_file``, two columns E [MeV], λ) for quantitative work.
+* ⁸B (⁸B → ⁸Be* + e⁺ + ν_e) feeds the broad 2⁺ level of ⁸Be, so its spectrum is no allowed shape: the
+  package ships the evaluated table of Winter et al., PRC 73, 025503 (2006) (R-matrix strength function fitted
+  to the measured α spectrum, recoil-order corrections; ``data/solar/b8_winter2006.txt``, 0.1 MeV steps, linear
+  between rows), mean energy 6.770 MeV (Bahcall et al., PRC 54, 411 (1996): 6.735 ± 0.036 MeV). Another
+  table can replace it (``b8_spectrum_file``, two columns E [MeV], λ).
 
 Fluxes: ⁸B 5.25 × 10⁶ cm⁻² s⁻¹ (± 0.16 stat, +0.11/−0.13 syst; SNO combined analysis, PRC 88, 025501 (2013),
 NC-based, flavour blind); hep 7.98 × 10³ cm⁻² s⁻¹ (± 30%; SSM B16-GS98, Vinyoles et al., ApJ 835, 202 (2017)).
@@ -33,9 +31,10 @@ import numpy as np
 
 from . import constants as C
 from ._pytree import pytree_dataclass, static_field
+from .releases import data_path, read_table
 
 __all__ = ["SOLAR_LINES", "SNO_B8_FLUX", "SNO_B8_FLUX_STAT", "SNO_B8_FLUX_SYST", "HEP_FLUX", "HEP_FLUX_REL_ERROR",
-           "NUFIT", "PRODUCTION_DENSITY_NA", "HEP_Q_MEV", "B8_Q_MEV", "allowed_positron_spectrum",
+           "NUFIT", "PRODUCTION_DENSITY_NA", "HEP_Q_MEV", "B8_TABLE", "allowed_positron_spectrum",
            "hep_spectrum", "b8_spectrum", "survival_probability", "SolarSource", "make_solar"]
 
 SOLAR_LINES = ("8B", "hep")
@@ -54,11 +53,13 @@ PRODUCTION_DENSITY_NA = {"8B": 90.0, "hep": 60.0}
 L85 (2005), near the peak of each line's production, r ≈ 0.05 R_⊙ for ⁸B, ≈ 0.15 R_⊙ for hep)."""
 HEP_Q_MEV = 18.773
 """hep ν endpoint [MeV] (Bahcall 1989)."""
-B8_Q_MEV = 16.957
-"""⁸B β⁺ energy release to the ⁸Be ground state [MeV] (Q_EC = 17.979 MeV − 2m_e; Tilley et al. 2004)."""
-B8_LEVEL = (3.03, 1.513)
-"""⁸Be 2⁺ level: E_x and Γ [MeV] (Tilley et al., NPA 745, 155 (2004))."""
+B8_TABLE = "solar/b8_winter2006.txt"
+"""Shipped ⁸B spectrum (Winter et al. 2006; provenance in ``cevns_jax/data/README.md``)."""
 _TABLE_STEP = 0.001
+PANEL_MEV = 0.1
+"""Width of the energy panels of a solar source [MeV] (the ⁸B table's step)."""
+MAX_TABLE_ROWS = 400
+"""Rows of a coarser (user) table become panel edges too."""
 
 
 def allowed_positron_spectrum(E_MeV, Q_MeV, Z_daughter):
@@ -83,13 +84,12 @@ def hep_spectrum():
 
 
 def b8_spectrum():
-    """(E [MeV], unit-normalised approximate ⁸B spectrum [1/MeV]): allowed shape × Breit–Wigner ⁸Be level."""
-    E = np.arange(0.0, B8_Q_MEV + _TABLE_STEP, _TABLE_STEP)
-    E_x = np.linspace(0.05, B8_Q_MEV - 0.05, 1200)
-    E0, G = B8_LEVEL
-    bw = 1.0 / ((E_x - E0) ** 2 + 0.25 * G**2)
-    shapes = allowed_positron_spectrum(E[None, :], (B8_Q_MEV - E_x)[:, None], 4)
-    return E, _normalised_table(E, np.trapezoid(bw[:, None] * shapes, E_x, axis=0))
+    """(E [MeV], unit-normalised ⁸B spectrum [1/MeV]): the shipped Winter et al. (2006) table, cut after its
+    last non-zero row (checksummed, :mod:`cevns_jax.releases`)."""
+    rows = read_table(data_path(B8_TABLE), 3, nonnegative_columns=(0, 1))
+    last = int(np.nonzero(rows[:, 1] > 0)[0][-1]) + 1
+    E, lam = rows[: last + 1, 0], rows[: last + 1, 1]
+    return E, _normalised_table(E, lam)
 
 
 def survival_probability(E_MeV, n_e_NA, sin2_theta12, sin2_theta13, dm21_eV2):
@@ -130,11 +130,16 @@ class SolarSource:
     energy_MeV: jnp.ndarray
     spectra: jnp.ndarray
     lines: tuple = static_field(default=SOLAR_LINES)
-    endpoints: tuple = static_field(default=(B8_Q_MEV, HEP_Q_MEV))
+    endpoints: tuple = static_field(default=(15.3, HEP_Q_MEV))
+    breaks: tuple = static_field(default=(0.0, HEP_Q_MEV))
     name: str = static_field(default="Sun")
 
     steady = True
     flavours_per_line = (0, 1, 2)
+    energy_nodes_per_panel = 4
+    """Per 0.1 MeV panel (:data:`PANEL_MEV`): the tabulated spectra are linear between their rows, which are
+    panel edges (the ⁸B table's 0.1 MeV rows; user tables' rows), so 4 nodes integrate them exactly up to the
+    smooth cross section (measured: ``tests/test_sources.py``)."""
 
     @property
     def components(self) -> tuple:
@@ -148,10 +153,8 @@ class SolarSource:
 
     @property
     def energy_breaks_MeV(self) -> tuple:
-        """0, a ladder 0.5–8 MeV and the endpoints: the log-spaced nodes of each panel then cover the spectrum's
-        bulk evenly at every recoil (one panel from E_min to the endpoint would crowd them at low E)."""
-        top = sorted(set(self.endpoints))
-        return (0.0,) + tuple(e for e in (0.5, 1.0, 2.0, 4.0, 8.0) if e < top[0]) + tuple(top)
+        """Every :data:`PANEL_MEV` up to the highest endpoint, the endpoints and the rows of coarse tables."""
+        return self.breaks
 
     @property
     def recoil_energies_MeV(self) -> tuple:
@@ -190,9 +193,14 @@ def make_solar(live_days, *, lines=SOLAR_LINES, flux_cm2_s=None, spectra=None, *
     osc = {**NUFIT, **{k: v for k, v in oscillation.items() if k in NUFIT}}
     n_e = oscillation.get("n_e_NA", [PRODUCTION_DENSITY_NA[line] for line in lines])
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    top = max(float(tables[line][0][-1]) for line in lines)
+    edges = set(np.round(np.arange(0.0, top, PANEL_MEV), 9)) | {float(tables[line][0][-1]) for line in lines}
+    for line in lines:
+        if len(tables[line][0]) <= MAX_TABLE_ROWS:
+            edges |= {float(e) for e in tables[line][0] if e <= top}
     return SolarSource(
         flux_cm2_s=f(flux), live_days=f(live_days), sin2_theta12=f(osc["sin2_theta12"]),
         sin2_theta13=f(osc["sin2_theta13"]), sin2_theta23=f(osc["sin2_theta23"]), dm21_eV2=f(osc["dm21_eV2"]),
         n_e_NA=f(n_e), energy_MeV=f(grid), spectra=f(S), lines=lines,
-        endpoints=tuple(float(tables[line][0][-1]) for line in lines),
+        endpoints=tuple(float(tables[line][0][-1]) for line in lines), breaks=tuple(sorted(edges)),
     )

@@ -40,8 +40,8 @@ MAX_TABLE_PANELS = 128
 ENERGY_NODES_PER_PANEL = 32
 """Gauss–Legendre nodes (in ln E) per energy panel of a steady source (between two breaks, above E_min(T)).
 Measured change when the step is halved (``refine = 2``, ``tests/test_sources.py``): 2e-15 of the largest
-rate for the analytic reactor spectrum; 1.6e-6 for the solar spectra (1 keV piecewise-linear tables, 16
-nodes per panel); the package's target is 1e-4 per bin (docs/physics.md §3.4.1)."""
+rate for the analytic reactor spectrum; 2.4e-9 for the solar tables (4 nodes per 0.1 MeV panel, edges on
+the table rows); the package's target is 1e-4 per bin (docs/physics.md §3.4.1)."""
 
 
 def gauss_legendre(n: int):
