@@ -194,7 +194,7 @@ def make_solar(live_days, *, lines=SOLAR_LINES, flux_cm2_s=None, spectra=None, *
     n_e = oscillation.get("n_e_NA", [PRODUCTION_DENSITY_NA[line] for line in lines])
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
     top = max(float(tables[line][0][-1]) for line in lines)
-    edges = set(np.round(np.arange(0.0, top, PANEL_MEV), 9)) | {float(tables[line][0][-1]) for line in lines}
+    edges = {float(e) for e in np.round(np.arange(0.0, top, PANEL_MEV), 9)} | {float(tables[line][0][-1]) for line in lines}
     for line in lines:
         if len(tables[line][0]) <= MAX_TABLE_ROWS:
             edges |= {float(e) for e in tables[line][0] if e <= top}
