@@ -394,3 +394,17 @@ def test_solar_spectrum_file_replaces_the_builtin_shape(tmp_path):
     np.testing.assert_allclose(np.asarray(src.spectrum_per_MeV(x)), np.asarray(expected), rtol=1e-12)
     builtin = S.make_solar(365.25, lines=("8B",)).spectrum_per_MeV(x)
     assert not np.allclose(np.asarray(builtin), np.asarray(expected), rtol=1e-3)
+
+
+def test_steady_source_in_time_bins(reactor_exp, total):
+    """With time bins, a steady signal and a flat background spread uniformly over the window (1/3 : 2/3 for
+    bins of 1 and 2 μs); the background is a rate × mass × live time (no duty factor)."""
+    spec = reactor_spec()
+    spec["bins"]["time_edges_us"] = [0.0, 1.0, 3.0]
+    spec["backgrounds"] = [{"name": "steady", "time_profile": "flat", "rate_per_kg_day": 2.0}]
+    exp = experiment_from_dict(spec, label="probe.toml")
+    out = jax.jit(expected_counts)(exp)
+    signal = np.asarray(out["reactor_nuebar"]).sum(axis=0)
+    np.testing.assert_allclose(signal / signal.sum(), [1 / 3, 2 / 3], rtol=1e-12)
+    assert signal.sum() == pytest.approx(float(total(reactor_exp)), rel=1e-12)
+    np.testing.assert_allclose(np.asarray(out["steady"]).sum(axis=0), [2 / 3, 4 / 3], rtol=1e-12)
