@@ -28,6 +28,12 @@ from .nuclei import make_target as make_target
 from .rates import cevns_counts as cevns_counts
 from .rates import expected_counts as expected_counts
 from .rates import total_cevns as total_cevns
+from .reactor import ReactorSource as ReactorSource
+from .reactor import make_reactor as make_reactor
+from .solar import SolarSource as SolarSource
+from .solar import make_solar as make_solar
+from .spectra import TabulatedSource as TabulatedSource
+from .spectra import make_tabulated_source as make_tabulated_source
 from .source import COMPONENTS as COMPONENTS
 from .xsec import StandardModel as StandardModel
 from .xsec import standard_model as standard_model
@@ -38,7 +44,8 @@ __version__ = "0.1.0"
 __all__ = [
     "constants", "cost", "design", "replace", "CevnsInputError", "DataFileError", "Experiment", "experiment_from_dict",
     "list_presets", "load_experiment", "FACILITIES", "make_target", "cevns_counts", "expected_counts", "total_cevns",
-    "COMPONENTS", "StandardModel", "standard_model", "enable_x64", "enable_compilation_cache", "CACHE_ENV",
+    "COMPONENTS", "ReactorSource", "make_reactor", "SolarSource", "make_solar", "TabulatedSource",
+    "make_tabulated_source", "StandardModel", "standard_model", "enable_x64", "enable_compilation_cache", "CACHE_ENV",
     "__version__",
 ]
 

@@ -24,7 +24,6 @@ import sys
 
 from . import enable_compilation_cache, enable_x64
 from .errors import CevnsInputError
-from .source import COMPONENTS
 
 
 class NonFiniteResult(CevnsInputError):
@@ -69,7 +68,7 @@ def _predict(name: str, model_file: str | None = None) -> dict:
         sm, model = load_model(model_file)
     counts = jax.jit(expected_counts)(exp, sm, model)
     totals = {k: float(v.sum()) for k, v in counts.items()}
-    cevns = {c: totals.pop(c) for c in COMPONENTS}
+    cevns = {c: totals.pop(c) for c in exp.source.components}
     dm = totals.pop("dark_matter", None)
     result = {
         "experiment": exp.name,
@@ -98,7 +97,7 @@ def _print_prediction(r: dict) -> None:
     print(f"  citation: {r['citation']}")
     c = r["cevns"]
     print(f"  CEvNS total            {c['total']:10.2f}")
-    for name in COMPONENTS:
+    for name in [k for k in c if k != "total"]:
         print(f"    {name:<20s} {c[name]:10.2f}")
     if r.get("dark_matter") is not None:
         print(f"  dark matter            {r['dark_matter']:10.2f}")
@@ -119,9 +118,10 @@ def _print_table(rows: list[dict]) -> None:
         c = r["cevns"]
         pub = r.get("published_prediction")
         pub_text = f"{pub['cevns']:g} ({100 * pub['relative_difference']:+.1f}%)" if pub else "—"
+        part = lambda k, w: f"{c[k]:{w}.1f}" if k in c else f"{'—':>{w}s}"  # noqa: E731  (π-DAR components)
         print(
-            f"{r['experiment']:<24s} {c['total']:9.1f} {c['prompt_numu']:10.1f} {c['delayed_nue']:10.1f} "
-            f"{c['delayed_numubar']:11.1f} {sum(r['backgrounds'].values()):9.1f} {pub_text:>12s}"
+            f"{r['experiment']:<24s} {c['total']:9.1f} {part('prompt_numu', 10)} {part('delayed_nue', 10)} "
+            f"{part('delayed_numubar', 11)} {sum(r['backgrounds'].values()):9.1f} {pub_text:>12s}"
         )
 
 

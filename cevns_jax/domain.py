@@ -4,8 +4,8 @@
 ``efficiency.maximum <= 1`` or ``baseline_m >= 1`` are checked where they are read) and rejects,
 naming the file, table and field:
 
-* a quenching curve outside physics over the recoils a π-DAR source can produce, 0 < T ≤ T_max(m_μ/2)
-  of the lightest isotope: a linear Q(T) = a + bT leaving (0, 1]; a polynomial E_ee(T) (nominal and
+* a quenching curve outside physics over the recoils the source can produce, 0 < T ≤ T_max(E_end) of the
+  lightest isotope (E_end = m_μ/2 for π-DAR): a linear Q(T) = a + bT leaving (0, 1]; a polynomial E_ee(T) (nominal and
   every ±1σ model) that is negative, exceeds T (Q > 1) or decreases;
 * an efficiency model exceeding 1 or going negative anywhere in the analysis range (the COHERENT
   2017/2021 release functions, nominal and at ±1σ pulls, sampled at 2001 points);
@@ -50,15 +50,17 @@ def check_experiment(exp, label: str) -> None:
     _check_time_window(exp, label)
 
 
-def recoil_grid_keVnr(target, n: int = 2001) -> np.ndarray:
-    """Recoils 0 < T ≤ T_max(E = m_μ/2) of the lightest isotope [keVnr], geometric from 1e-4 T_max."""
-    T_max = float(np.max(np.asarray(max_recoil_energy(C.E_NU_MAX_MICHEL, target.mass_MeV)))) * 1e3
+def recoil_grid_keVnr(target, n: int = 2001, E_max_MeV: float = C.E_NU_MAX_MICHEL) -> np.ndarray:
+    """Recoils 0 < T ≤ T_max(E_max) of the lightest isotope [keVnr] (E_max: the source's endpoint, m_μ/2 for
+    π-DAR), geometric from 1e-4 T_max."""
+    T_max = float(np.max(np.asarray(max_recoil_energy(E_max_MeV, target.mass_MeV)))) * 1e3
     return np.geomspace(1e-4 * T_max, T_max, n)
 
 
 def _check_quenching(exp, where: str) -> None:
     q, target = exp.detector.quenching, exp.target
-    T = recoil_grid_keVnr(target)
+    T = recoil_grid_keVnr(target, E_max_MeV=exp.source.recoil_energies_MeV[1])
+    reach = "a π-DAR source" if not exp.source.steady else "the source"
     if isinstance(q, resp.LinearQuenching):
         Q = float(q.a) + float(q.b_per_keVnr) * T
         bad = (Q <= 0) | (Q > 1)
@@ -66,7 +68,7 @@ def _check_quenching(exp, where: str) -> None:
             t = T[np.argmax(bad)]
             raise CevnsInputError(
                 f"{where}.b_per_keVnr: the quenching factor a + b·T = {Q[np.argmax(bad)]:.4g} at T = {t:.4g} keVnr leaves "
-                f"(0, 1] over the recoils of a π-DAR source (up to {T[-1]:.4g} keVnr)"
+                f"(0, 1] over the recoils of {reach} (up to {T[-1]:.4g} keVnr)"
             )
     elif isinstance(q, resp.PolynomialQuenching):
         c0, shifts = np.asarray(q.coefficients), np.asarray(q.shifts)
@@ -87,7 +89,7 @@ def _check_quenching(exp, where: str) -> None:
             if problem:
                 raise CevnsInputError(
                     f"{where}: the polynomial E_ee(T) ({name}) {problem} at T = {T[at]:.4g} keVnr; it must lie in "
-                    f"[0, T] and not decrease over the recoils of a π-DAR source (up to {T[-1]:.4g} keVnr)"
+                    f"[0, T] and not decrease over the recoils of {reach} (up to {T[-1]:.4g} keVnr)"
                 )
 
 
@@ -120,6 +122,8 @@ def _window_cdfs(t_ns, pulse):
 
 
 def _check_time_window(exp, label: str) -> None:
+    if exp.source.steady:  # uniform in time: every window holds its share (backgrounds: flat or table only)
+        return
     edges_ns = np.asarray(exp.detector.binning.time_edges_ns)
     t = jnp.asarray(edges_ns[[0, -1]])
     pulse = exp.source.pulse

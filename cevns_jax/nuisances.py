@@ -26,9 +26,16 @@ parameters of Fisher studies such as δR_n are shared per nucleus. :func:`progra
 one labelling function: a nuisance is labelled by its bare name when every experiment that has it
 shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target material or station).
 
+<<<<<<< HEAD
 Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (ν yield per
 proton), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
 ``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
+=======
+Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (the source
+normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
+:data:`cevns_jax.reactor.REACTOR_FLUX_PRIOR`; for the Sun the line fluxes), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
+``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse
+>>>>>>> sources
 mean, μs), ``form_factor_radius`` (relative scale of every nuclear radius: radius × (1 + ν)); pulls
 ``quenching_pca_0``, ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
 """
@@ -42,7 +49,6 @@ import jax.numpy as jnp
 from ._pytree import replace
 from .errors import CevnsInputError
 from .facilities import FACILITIES, target_station
-from .source import COMPONENTS
 
 __all__ = [
     "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "pi0_prior", "declaration", "scope_key", "program_nuisances",
@@ -73,7 +79,8 @@ class Nuisance:
 
 _DETECTOR = ("cevns", "dark_matter")
 REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
-    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced"), "station", "ν yield per proton on target"),
+    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced"), "station",
+             "source normalisation: ν yield per proton (π-DAR), ν̄ per fission (reactor), line flux (Sun)"),
     Nuisance("pi0", "lognormal", ("dark_matter",), "station", "π⁰ yield per proton (dark-matter production)"),
     Nuisance("mass", "relative", _DETECTOR, "detector", "target mass"),
     Nuisance("efficiency", "relative", _DETECTOR, "detector", "detection efficiency normalisation"),
@@ -248,7 +255,7 @@ def apply_nuisances(experiment, values: dict):
     nuisances are factors, :func:`normalisation`)."""
     v = lambda name: values.get(name, 0.0)  # noqa: E731
     src, det = experiment.source, experiment.detector
-    if "pulse_mean_us" in values:
+    if "pulse_mean_us" in values:  # beam sources only (the loader refuses it for a steady source)
         src = replace(src, pulse=replace(src.pulse, mean_ns=src.pulse.mean_ns + 1e3 * v("pulse_mean_us")))
     q = det.quenching
     if "quenching_a" in values or "quenching_b_per_keVnr" in values:
@@ -280,7 +287,7 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
 
     exp = apply_nuisances(experiment, values)
     signal = cevns_counts(exp, sm=sm, model=model) * normalisation(values, "cevns")
-    out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
+    out = {name: signal[c] for c, name in enumerate(exp.source.components)}
     if model is not None and model.dark_matter is not None:
         dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
         out["dark_matter"] = dark_matter_counts(exp, dm) * normalisation(values, "dark_matter")

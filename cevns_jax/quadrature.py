@@ -21,6 +21,8 @@ measured error target (``tests/test_accuracy.py``: doubling them changes no bin 
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -208,8 +210,8 @@ def response_floor(quenching, smearing, x0, Z, A, T_lo_MeV, T_hi_MeV, iterations
     return jnp.where(x0 > 0.0, T, T_lo_MeV * jnp.ones_like(T))
 
 
-@jax.jit
-def _edge_recoils_and_widths(target, quenching, smearing, x_observed):
+@partial(jax.jit, static_argnames=("energies",))
+def _edge_recoils_and_widths(target, quenching, smearing, x_observed, energies=None):
     """For observed bin edges ``x_observed``: per isotope, the true recoils T [keVnr] whose quenched
     energy they are, the resolution mapped to recoil σ_T [keVnr], T_break and T_end [keVnr], and the
     smearing width at 1 keVee (0 for an ideal response). One compiled program per detector structure
@@ -218,8 +220,9 @@ def _edge_recoils_and_widths(target, quenching, smearing, x_observed):
     from .kinematics import max_recoil_energy
 
     M = target.mass_MeV
-    T_break = max_recoil_energy(C.E_NU_MU_PROMPT, M)[:, None] * 1e3
-    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, M)[:, None] * 1e3
+    E_break, E_end = energies or (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL)
+    T_break = max_recoil_energy(E_break, M)[:, None] * 1e3
+    T_end = max_recoil_energy(E_end, M)[:, None] * 1e3
     Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
     per_keV = smearing.mean_observed(jnp.asarray(1.0))  # observed units per keVee
     E_keV = jnp.maximum(x_observed, 1e-300)[None, :] / per_keV
@@ -229,8 +232,9 @@ def _edge_recoils_and_widths(target, quenching, smearing, x_observed):
     return T, sigma_T, T_break, T_end, smearing.width_observed(jnp.asarray(1.0))
 
 
-def sharp_response_satellites(target, quenching, smearing, energy_edges) -> tuple[float, ...]:
-    """Static choice of :attr:`Binning.recoil_satellites` from concrete detector values.
+def sharp_response_satellites(target, quenching, smearing, energy_edges, energies=None) -> tuple[float, ...]:
+    """Static choice of :attr:`Binning.recoil_satellites` from concrete detector values (``energies``: the
+    source's ``recoil_energies_MeV``, (E_break, E_end) [MeV]; default the π-DAR prompt line and endpoint).
 
     An ideal resolution gets the bin-edge images alone ``(0,)``; a resolution whose width at some bin
     edge, mapped to true recoil (σ_T = σ_x / (dx/dT)), is narrower than the base recoil panel there gets
@@ -239,7 +243,7 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges) -> tupl
     x = np.asarray(energy_edges, dtype=float)
     x = x[x > 0]
     T, sigma_T, T_break, T_end, width_1keV = (np.asarray(a) for a in _edge_recoils_and_widths(
-        target, quenching, smearing, jnp.asarray(x if x.size else np.ones(1))))
+        target, quenching, smearing, jnp.asarray(x if x.size else np.ones(1)), energies=energies))
     if width_1keV == 0.0:
         return (0.0,)
     if x.size == 0:
@@ -250,20 +254,20 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges) -> tupl
     return EDGE_SATELLITES if np.any(inside & (sigma_T < SHARPNESS * panel)) else ()
 
 
-@jax.jit
-def _floor_ratio(target, quenching, smearing, x0):
+@partial(jax.jit, static_argnames=("energies",))
+def _floor_ratio(target, quenching, smearing, x0, energies=None):
     """Smallest ln(T_break / T_floor) over the isotopes (concrete use in :func:`recoil_log_panels`)."""
     from . import constants as C
     from .kinematics import max_recoil_energy
 
     M = target.mass_MeV
-    T_break = max_recoil_energy(C.E_NU_MU_PROMPT, M)[:, None]
+    T_break = max_recoil_energy(energies[0] if energies else C.E_NU_MU_PROMPT, M)[:, None]
     Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
     floor = response_floor(quenching, smearing, x0, Z, A, LOWEST_FRACTION * T_break, T_break)
     return jnp.max(jnp.log(T_break / floor))
 
 
-def recoil_log_panels(target, quenching, smearing, energy_edges) -> int:
+def recoil_log_panels(target, quenching, smearing, energy_edges, energies=None) -> int:
     """Static number of log-spaced recoil panels on [T_floor, T_break] (:attr:`Binning.recoil_log_panels`).
 
     The standard grid has :data:`LOG_PANELS` panels on 10⁻⁵ T_break … T_break (ratio 1.62 per panel);
@@ -271,6 +275,7 @@ def recoil_log_panels(target, quenching, smearing, energy_edges) -> int:
     ratio needs fewer. The count keeps each panel's ratio at most 1.62 for a floor 1.5 times lower in
     log range than at the build point (the floor moves with thresholds and resolutions), at least 4.
     """
-    span = float(_floor_ratio(target, quenching, smearing, jnp.asarray(float(np.asarray(energy_edges)[0]))))
+    span = float(_floor_ratio(target, quenching, smearing, jnp.asarray(float(np.asarray(energy_edges)[0])),
+                              energies=energies))
     full = -np.log(LOWEST_FRACTION)
     return int(min(LOG_PANELS, max(4, np.ceil(LOG_PANELS * min(1.5 * span, full) / full))))

@@ -21,9 +21,10 @@ from .nuclei import units_per_kg
 from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints, response_floor
 from .binning import binned_with_efficiency
 from .response import energy_response
-from .source import COMPONENTS, component_time_antiderivatives, delayed_time_antiderivatives, fluence_per_flavour
-from .source import prompt_time_antiderivatives, pulse_antiderivatives
-from .xsec import component_rates, resolve_standard_model
+from .folding import source_rates
+from .source import delayed_time_antiderivatives, prompt_time_antiderivatives, pulse_antiderivatives
+from .spectra import steady_time_antiderivatives
+from .xsec import resolve_standard_model
 
 def recoil_grid(target, refine: int = 1):
     """Base recoil quadrature nodes and weights [MeV] of a target, each of shape (n_iso, n_T)."""
@@ -74,7 +75,8 @@ def neutrino_recoil_grid(experiment):
     needs no model-dependent edges and a response matrix can be shared by every point of a scan.
     """
     M = experiment.target.mass_MeV
-    T_break, T_end = max_recoil_energy(C.E_NU_MU_PROMPT, M), max_recoil_energy(C.E_NU_MAX_MICHEL, M)
+    E_break, E_end = experiment.source.recoil_energies_MeV
+    T_break, T_end = max_recoil_energy(E_break, M), max_recoil_energy(E_end, M)
     return experiment_panels(experiment, T_break, T_end, shared=shares_response(experiment),
                              log_panels=experiment.detector.binning.recoil_log_panels or None)
 
@@ -82,7 +84,8 @@ def neutrino_recoil_grid(experiment):
 def events_per_recoil_node(experiment, sm=None, model=None):
     """Expected events of each component carried by each recoil node, before detector response.
 
-    Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (3, n_iso, n_T).
+    Returns (T [MeV], events) with T of shape (n_iso, n_T) and events of shape (n_c, n_iso, n_T) (the
+    source's ``components``).
     ``model`` is an optional :class:`cevns_jax.models.NewPhysics` point (``None``: the SM). The nodes
     do not depend on the model (:func:`neutrino_recoil_grid`), so a response matrix built on them
     serves every model point.
@@ -91,8 +94,9 @@ def events_per_recoil_node(experiment, sm=None, model=None):
     target, det = experiment.target, experiment.detector
     sm = resolve_standard_model(experiment, sm)
     T, w = neutrino_recoil_grid(experiment)
-    dRdT = component_rates(sm, model, target, T, det.baseline_m)
-    scale = fluence_per_flavour(experiment.source, det.baseline_m) * units_per_kg(target) * det.mass_kg
+    src = experiment.source
+    dRdT = source_rates(sm, model, target, T, det.baseline_m, src, refine=det.binning.refine)
+    scale = src.fluence_cm2(det.baseline_m)[:, None, None] * units_per_kg(target) * det.mass_kg
     return T, scale * target.atoms_per_unit[:, None] * w * dRdT
 
 
@@ -140,13 +144,19 @@ def time_bin_fractions(experiment, antiderivatives_at, timing_efficiency=None):
 
 
 def neutrino_time_fractions(experiment):
-    """Time-bin probabilities (with timing efficiency) of the three components; shape (3, n_t)."""
-    pulse = experiment.source.pulse
-    return time_bin_fractions(experiment, lambda t: tuple(f.T for f in component_time_antiderivatives(t, pulse))).T
+    """Time-bin probabilities (with timing efficiency) of the source's components; shape (n_c, n_t). A steady
+    source is uniform over the analysis window: each bin holds ∫_bin ε_T dt / (window length)."""
+    src = experiment.source
+    if src.steady:
+        edges = experiment.detector.binning.time_edges_ns
+        n_c = len(src.components)
+        frac = time_bin_fractions(experiment, lambda t: tuple(f.T for f in steady_time_antiderivatives(t, edges[0], n_c)))
+        return frac.T / (edges[-1] - edges[0])
+    return time_bin_fractions(experiment, lambda t: tuple(f.T for f in src.time_antiderivatives(t))).T
 
 
 def cevns_counts(experiment, sm=None, model=None):
-    """Expected CEvNS counts per component and bin; shape (3, n_E, n_t) (order: ``COMPONENTS``)."""
+    """Expected CEvNS counts per component and bin; shape (n_c, n_E, n_t) (order: the source's ``components``)."""
     T, events = events_per_recoil_node(experiment, sm=sm, model=model)
     R = recoil_response(experiment, T, shared=shares_response(experiment))
     spectrum = jnp.einsum("cik,eik->ce", events, R)
@@ -158,7 +168,7 @@ def background_counts(experiment):
     from .response import NoTimingEfficiency
 
     out = {}
-    pulse = experiment.source.pulse
+    pulse = getattr(experiment.source, "pulse", None)  # beam-timed profiles exist for a beam source only
     start = experiment.detector.binning.time_edges_ns[0]
 
     def flat(t):  # uniform density 1/ns from the window's start (counts are normalised to the window)
@@ -216,11 +226,15 @@ def dark_matter_counts(experiment, dm):
 def expected_counts(experiment, sm=None, model=None):
     """All expected counts per (energy × time) bin: {component or background name: (n_E, n_t)}.
 
-    Keys: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar``, each background's name and, for a
-    model with dark matter, ``dark_matter``.
+    Keys: the source's components (π-DAR: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar``), each
+    background's name and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
     """
+    if model is not None and model.dark_matter is not None and experiment.source.steady:
+        from .errors import CevnsInputError
+
+        raise CevnsInputError(f"{experiment.name}: accelerator dark matter needs a π-DAR source, not a steady one")
     signal = cevns_counts(experiment, sm=sm, model=model)
-    out = {name: signal[c] for c, name in enumerate(COMPONENTS)}
+    out = {name: signal[c] for c, name in enumerate(experiment.source.components)}
     if model is not None and model.dark_matter is not None:
         out["dark_matter"] = dark_matter_counts(experiment, model.dark_matter)
     out.update(background_counts(experiment))

@@ -180,6 +180,22 @@ class Source:
     pulse: ProtonPulse
     name: str = static_field(default="custom")
 
+    # the source interface (cevns_jax.spectra): a beam source, folded in closed form by cevns_jax.xsec
+    components = COMPONENTS
+    flavours = COMPONENT_FLAVOUR
+    steady = False
+    energy_breaks_MeV = (0.0, C.E_NU_MAX_MICHEL)
+    recoil_energies_MeV = (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL)
+    """(E_break, E_end): the prompt line (a kink of the folded rate) and the Michel endpoint [MeV]."""
+
+    def fluence_cm2(self, baseline_m):
+        """Fluence of each component [cm⁻²] (equal: one of each flavour per stopped π⁺); shape (3,)."""
+        return jnp.broadcast_to(fluence_per_flavour(self, baseline_m), (len(COMPONENTS),))
+
+    def time_antiderivatives(self, t_ns):
+        """(F, G, H) of each component's arrival time, each (3, *t.shape) (:func:`component_time_antiderivatives`)."""
+        return component_time_antiderivatives(t_ns, self.pulse)
+
 
 def fluence_per_flavour(source: Source, baseline_m):
     """Time-integrated fluence per flavour [cm⁻²] at ``baseline_m``: r·N_POT/(4πL²)."""

@@ -1,6 +1,7 @@
 """The statistics and design layers import only downward (read with ``ast``; nothing is imported here).
 
 Order: physics and ``models`` → ``results`` (a data structure) → ``nuisances`` → ``experiment`` (pytrees → subkev →
+source_tables →
 sections → checks → load) → ``stats`` (likelihood, intervals, morphing → fisher, forecast → analyses → fits →
 limits) → ``scan`` → ``design`` → ``cli``.
 """
@@ -21,7 +22,7 @@ ABOVE = {
     "design": ("cli",),
 }
 STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "fisher", "forecast", "analyses", "fits", "limits")
-EXPERIMENT_ORDER = ("pytrees", "subkev", "sections", "checks", "load")
+EXPERIMENT_ORDER = ("pytrees", "subkev", "source_tables", "sections", "checks", "load")
 
 
 def imported_modules(path: Path) -> set[str]:

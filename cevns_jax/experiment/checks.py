@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import constants as C
 from .. import response as resp
 from ..errors import CevnsInputError
 from ..kinematics import max_recoil_energy
@@ -21,9 +20,10 @@ __all__ = ["largest_signal", "check_reachable"]
 
 @jax.jit
 def largest_signal(exp: Experiment, thresholds):
-    """Largest mean CEvNS signal [keVee] (quenched T_max at E_ν = m_μ/2, lightest isotope) and the
-    probability that the smearing puts it above each of ``thresholds`` (one compiled program)."""
-    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
+    """Largest mean CEvNS signal [keVee] (quenched T_max at the source's highest energy, E_ν = m_μ/2 for
+    π-DAR, lightest isotope) and the probability that the smearing puts it above each of ``thresholds``
+    (one compiled program)."""
+    T_end = max_recoil_energy(exp.source.recoil_energies_MeV[1], exp.target.mass_MeV)
     E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
     return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: exp.detector.smearing.cdf(x, E_max))(thresholds)
 
@@ -31,7 +31,8 @@ def largest_signal(exp: Experiment, thresholds):
 def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     """Reject thresholds that no CEvNS recoil can reach.
 
-    The largest signal is the quenched T_max(m_μ/2) of the lightest isotope; a threshold (the lowest
+    The largest signal is the quenched T_max(E_end) of the lightest isotope (E_end: the source's endpoint,
+    m_μ/2 for π-DAR); a threshold (the lowest
     bin edge, or a logistic efficiency's 50% point) is unreachable when the detector's smearing puts
     less than 1e-9 of that largest signal above it.
     """
@@ -40,8 +41,15 @@ def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     E_max, T_end_MeV, above = largest_signal(exp, jnp.asarray(thresholds))
     smear = exp.detector.smearing
     unit = exp.detector.observable
+<<<<<<< HEAD
     x_mean = float(smear.mean_observed(E_max))
     detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at E_ν = m_μ/2"
+=======
+    x_mean = float(E_max) * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
+    E_end = exp.source.recoil_energies_MeV[1]
+    at = "E_ν = m_μ/2" if not exp.source.steady else f"the source's endpoint E_ν = {E_end:g} MeV"
+    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at {at}"
+>>>>>>> sources
     unreachable = [float(p) < 1e-9 for p in above]
     if unreachable[0]:
         raise CevnsInputError(

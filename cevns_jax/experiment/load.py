@@ -7,6 +7,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from .. import response as resp
 from .._pytree import replace, require_x64
 from ..binning import Binning, assign_points
@@ -21,8 +23,8 @@ from ..tomltable import Table, as_f64 as _f, edges, read_toml, strings
 from .checks import check_reachable
 from .subkev import check_noise_acceptance
 from .pytrees import Detector, Experiment, ExperimentInfo
-from .sections import (compile_background, compile_efficiency, compile_quenching, compile_smearing, compile_source,
-                       compile_timing_efficiency, time_subdivisions)
+from .sections import (SOURCE_KINDS, compile_background, compile_efficiency, compile_quenching, compile_smearing,
+                       compile_source, compile_timing_efficiency, time_subdivisions)
 
 __all__ = ["PRESET_DIR", "experiment_from_dict", "load_experiment", "list_presets", "preset_summaries"]
 
@@ -50,8 +52,14 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
 
     det = root.table("detector")
     mass = det.number("mass_kg", positive=True)
-    baseline = det.number("baseline_m", minimum=MIN_BASELINE_M, why=" (point-source flux; see cevns_jax.domain)")
-    source, facility, exposure = compile_source(root.table("source"), baseline)
+    src_tab = root.table("source")
+    kind = src_tab.text("kind", "pion_dar", choices=SOURCE_KINDS)
+    # the Sun and a tabulated flux are given at the detector: their baseline is optional (sterile oscillations only)
+    far = kind in ("solar", "tabulated")
+    baseline = det.number("baseline_m", 1.0 if far else ..., minimum=MIN_BASELINE_M,
+                          why=" (point-source flux; see cevns_jax.domain)")
+    source, facility, exposure = compile_source(src_tab, baseline, base)
+    steady = source.steady
     electroweak = electroweak_from_table(root.table("physics")) if root.has("physics") else None
 
     target_spec = det.get("target")
@@ -71,20 +79,26 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         smearing, observable = compile_smearing(det.table("smearing"), target, quenching)
         efficiency = compile_efficiency(det.table("efficiency", {}), base)
     timing = compile_timing_efficiency(det.table("timing_efficiency", {}))
+    if steady and not isinstance(timing, resp.NoTimingEfficiency):
+        raise det.error("timing_efficiency", f"a steady source ({kind}) has no beam timing: use model = \"none\"")
     det.check_unused()
 
     bins = root.table("bins")
     energy_edges = edges(bins, "energy_edges", "energy_range", "energy_bins", observable, nonnegative=True)
-    time_edges_us = edges(bins, "time_edges_us", "time_range_us", "time_bins", "μs")
+    no_time = not any(bins.has(k) for k in ("time_edges_us", "time_range_us", "time_bins"))
+    # a steady source needs no time bins: one bin, over which its signal and flat backgrounds are uniform
+    time_edges_us = np.array([0.0, 1.0]) if steady and no_time else edges(bins, "time_edges_us", "time_range_us",
+                                                                           "time_bins", "μs")
     n_sub_e = bins.whole("energy_subdivisions", 1)
     n_sub_t = bins.whole("time_subdivisions") if bins.has("time_subdivisions") else time_subdivisions(timing, time_edges_us)
     bins.check_unused()
+    energies = source.recoil_energies_MeV if steady else None  # None: the π-DAR defaults of cevns_jax.quadrature
     binning = Binning(
         _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
         point_bins=assign_points(efficiency.points(), energy_edges),
         time_point_bins=assign_points(timing.points(), time_edges_us * 1e3),
-        recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges),
-        recoil_log_panels=recoil_log_panels(target, quenching, smearing, energy_edges),
+        recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges, energies),
+        recoil_log_panels=recoil_log_panels(target, quenching, smearing, energy_edges, energies),
     )
     if isinstance(smearing, resp.PoissonPESmearing):
         smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
@@ -105,11 +119,15 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
         btab.where = f"{label}.backgrounds[{bname}]"
         backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure)
+        if steady and backgrounds[bname].time_profile not in ("table", "flat"):
+            raise btab.error("time_profile", f"a steady source ({kind}) has no beam: use \"flat\" or \"table\"")
         if prior is not None:
             background_priors.append((f"background:{bname}", prior))
 
     systematics = root.table("systematics", {})
     priors = tuple((k, systematics.number(k, positive=True)) for k in systematics.data) + tuple(background_priors)
+    if steady and "pulse_mean_us" in systematics.data:
+        raise systematics.error("pulse_mean_us", f"a steady source ({kind}) has no proton pulse")
     root.check_unused()
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)

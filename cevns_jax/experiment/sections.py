@@ -22,26 +22,50 @@ from ..releases import _resolve, read_table, template
 from ..source import Source, protons_for_fluence
 from ..tomltable import Table, as_f64 as _f
 from .pytrees import TIME_PROFILES, Background
+<<<<<<< HEAD
 from .subkev import SUBKEV_QUENCHING, SUBKEV_SMEARING, compile_subkev_quenching, compile_subkev_smearing, observable_unit
+=======
+from .source_tables import STEADY_KINDS, compile_reactor, compile_solar, compile_tabulated
+>>>>>>> sources
 
-__all__ = ["Exposure", "EXPOSURES", "TIMING_STEP", "compile_source", "compile_quenching", "compile_smearing",
-           "compile_efficiency", "time_subdivisions", "compile_timing_efficiency", "compile_background"]
+__all__ = ["Exposure", "EXPOSURES", "SOURCE_KINDS", "TIMING_STEP", "compile_source", "compile_pion_source",
+           "compile_quenching", "compile_smearing", "compile_efficiency", "time_subdivisions", "compile_timing_efficiency", "compile_background"]
 
 
 @dataclass(frozen=True)
 class Exposure:
-    """Exposure bookkeeping used to normalise backgrounds: beam energy [GWh], beam time [s], duty."""
+    """Exposure bookkeeping used to normalise backgrounds: beam energy [GWh], beam time [s], duty. A steady
+    source (``steady``) has no beam: ``beam_seconds`` is the live time and the duty factor is 1."""
 
     beam_GWh: float
     beam_seconds: float
     repetition_rate_Hz: float
+    steady: bool = False
 
 
 EXPOSURES = ("protons_on_target", "exposure_GWh", "years", "fluence_per_flavour_cm2")
+SOURCE_KINDS = ("pion_dar",) + STEADY_KINDS
+"""Values of ``[source] kind`` (default ``"pion_dar"``)."""
 
 
-def compile_source(tab: Table, baseline_m: float) -> tuple[Source, str, Exposure]:
-    """The ``[source]`` table. A ``fluence_per_flavour_cm2`` exposure (the time-integrated fluence of each
+def compile_source(tab: Table, baseline_m: float, base: Path | None = None):
+    """The ``[source]`` table of any kind (``kind``: :data:`SOURCE_KINDS`) → (source, facility or source name,
+    :class:`Exposure`). Steady kinds are compiled by :mod:`cevns_jax.experiment.source_tables`."""
+    kind = tab.text("kind", "pion_dar", choices=SOURCE_KINDS)
+    if kind == "pion_dar":
+        return compile_pion_source(tab, baseline_m)
+    base = base or Path.cwd()
+    if kind == "reactor":
+        src, seconds = compile_reactor(tab, baseline_m)
+    elif kind == "solar":
+        src, seconds = compile_solar(tab, base)
+    else:
+        src, seconds = compile_tabulated(tab, base)
+    return src, src.name, Exposure(0.0, seconds, 0.0, steady=True)
+
+
+def compile_pion_source(tab: Table, baseline_m: float) -> tuple[Source, str, Exposure]:
+    """The π-DAR ``[source]`` table. A ``fluence_per_flavour_cm2`` exposure (the time-integrated fluence of each
     flavour at the detector) is converted to the equivalent protons on target, N_POT = 4πL²Φ/r, with the
     facility's (or the given) ν per proton r and the detector baseline L, so that everything scaled by
     N_POT (dark-matter fluence, backgrounds per GWh or per beam day) stays consistent with that fluence."""
@@ -282,7 +306,14 @@ def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float
     if key == "counts":
         return value
     if key == "counts_per_kg_GWh":
+        if exposure.steady:
+            raise tab.error(key, "a steady source has no beam energy; use counts or rate_per_kg_day")
         return value * mass_kg * exposure.beam_GWh
+    if exposure.steady:  # continuous live time: no duty factor
+        if not exposure.beam_seconds > 0:
+            raise tab.error(key, "the source gives no live time (a tabulated fluence_cm2): use counts, or give the "
+                            "source as flux_cm2_s with live_days")
+        return value * mass_kg * exposure.beam_seconds / 86400.0
     window_s = (time_edges_us[-1] - time_edges_us[0]) * 1e-6
     duty = exposure.repetition_rate_Hz * window_s
     return value * mass_kg * exposure.beam_seconds / 86400.0 * duty

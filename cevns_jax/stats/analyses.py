@@ -32,7 +32,6 @@ from ..errors import CevnsInputError
 from ..experiment import load_experiment
 from ..nuisances import apply_nuisances, neutrino_induced, normalisation, nuisance_priors, predicted_counts, shape_names
 from ..rates import background_counts, dark_matter_counts
-from ..source import COMPONENTS
 from ..xsec import StandardModel, resolve_standard_model
 from .morphing import Morph, log_derivatives, morph, pulls
 
@@ -82,7 +81,7 @@ def _signal_in_data_space(analysis: BinnedAnalysis, counts: dict):
     energy and time projections, the construction of the CENNS-10 release's CEvNS PDF (every
     energy bin there has the same time profile), for like-for-like comparisons with COHERENT.
     """
-    sig = sum(counts[c] for c in COMPONENTS)
+    sig = sum(counts[c] for c in analysis.experiment.source.components)
     if analysis.signal_template == "factorised":
         sig = jnp.outer(sig.sum(axis=1), sig.sum(axis=0)) / jnp.sum(sig)
     return _with_f90(analysis, sig)
