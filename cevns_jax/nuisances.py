@@ -26,16 +26,10 @@ parameters of Fisher studies such as δR_n are shared per nucleus. :func:`progra
 one labelling function: a nuisance is labelled by its bare name when every experiment that has it
 shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target material or station).
 
-<<<<<<< HEAD
-Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (ν yield per
-proton), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
-``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
-=======
 Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (the source
 normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
 :data:`cevns_jax.reactor.REACTOR_FLUX_PRIOR`; for the Sun the line fluxes), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
-``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k), ``pulse_mean_us`` (proton-pulse
->>>>>>> sources
+``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
 mean, μs), ``form_factor_radius`` (relative scale of every nuclear radius: radius × (1 + ν)); pulls
 ``quenching_pca_0``, ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
 """

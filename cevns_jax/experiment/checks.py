@@ -41,15 +41,10 @@ def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     E_max, T_end_MeV, above = largest_signal(exp, jnp.asarray(thresholds))
     smear = exp.detector.smearing
     unit = exp.detector.observable
-<<<<<<< HEAD
     x_mean = float(smear.mean_observed(E_max))
-    detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at E_ν = m_μ/2"
-=======
-    x_mean = float(E_max) * float(getattr(smear, "light_yield_PE_per_keV", 1.0))
     E_end = exp.source.recoil_energies_MeV[1]
     at = "E_ν = m_μ/2" if not exp.source.steady else f"the source's endpoint E_ν = {E_end:g} MeV"
     detail = f"≈{x_mean:.3g} {unit} on average, from T_max = {1e3 * float(T_end_MeV):.3g} keVnr at {at}"
->>>>>>> sources
     unreachable = [float(p) < 1e-9 for p in above]
     if unreachable[0]:
         raise CevnsInputError(

@@ -22,11 +22,8 @@ from ..releases import _resolve, read_table, template
 from ..source import Source, protons_for_fluence
 from ..tomltable import Table, as_f64 as _f
 from .pytrees import TIME_PROFILES, Background
-<<<<<<< HEAD
 from .subkev import SUBKEV_QUENCHING, SUBKEV_SMEARING, compile_subkev_quenching, compile_subkev_smearing, observable_unit
-=======
 from .source_tables import STEADY_KINDS, compile_reactor, compile_solar, compile_tabulated
->>>>>>> sources
 
 __all__ = ["Exposure", "EXPOSURES", "SOURCE_KINDS", "TIMING_STEP", "compile_source", "compile_pion_source",
            "compile_quenching", "compile_smearing", "compile_efficiency", "time_subdivisions", "compile_timing_efficiency", "compile_background"]
