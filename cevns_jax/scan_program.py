@@ -42,9 +42,11 @@ def _as_dict(fn):
 class ScanProgram:
     """``point_fn`` over one chunk of points, split over ``devices`` (default: this process's), compiled
     once per (input names, chunk size): ``program(points)`` → {output: NumPy array} for any number of
-    points (padded to whole chunks)."""
+    points (padded to whole chunks). ``before_compile()`` runs before each compilation, outside the
+    trace (to build, only when needed, what ``point_fn`` closes over)."""
 
-    def __init__(self, point_fn: Callable, devices: list | None = None):
+    def __init__(self, point_fn: Callable, devices: list | None = None, before_compile: Callable | None = None):
+        self.before_compile = before_compile
         devices = jax.local_devices() if devices is None else devices
         self.mesh = Mesh(np.array(devices), ("points",))
         self.n_devices = len(devices)
@@ -60,6 +62,8 @@ class ScanProgram:
     def compile(self, names, chunk_size: int) -> float:
         """Compile for ``chunk_size`` points of the named inputs; returns XLA's memory estimate per device
         [bytes] (0 where the backend gives none)."""
+        if self.before_compile is not None:  # e.g. build what the point function closes over, not under a trace
+            self.before_compile()
         spec = jax.ShapeDtypeStruct((chunk_size,), jnp.float64, sharding=self.sharding)
         self.compiled = self.jitted.lower({k: spec for k in names}).compile()
         self.chunk_size = self.compiled_size = chunk_size

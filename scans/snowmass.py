@@ -101,17 +101,21 @@ GENERIC_CHUNK = 128
 dozen points per step, wastes little on padding."""
 
 
-def lazy(make: Callable) -> Callable:
-    """A point function built by ``make()`` at its first call (when its program is traced): a redraw from
-    finished scans then compiles nothing, not even the forecasts' SM references."""
-    made = []
+class Lazy:
+    """A point function built by ``make()`` just before its program compiles (``ScanProgram``'s
+    ``before_compile``, outside any trace): a redraw from finished scans then compiles nothing, not even
+    the forecasts' SM references."""
 
-    def point(theta):
-        if not made:
-            with jax.ensure_compile_time_eval():  # concrete references, computed once (not traced)
-                made.append(make())
-        return made[0](theta)
-    return point
+    def __init__(self, make: Callable):
+        self.make, self.made = make, None
+
+    def build(self) -> None:
+        if self.made is None:
+            self.made = self.make()
+
+    def __call__(self, theta):
+        self.build()
+        return self.made(theta)
 
 
 class SharedProgram:
@@ -128,7 +132,8 @@ class SharedProgram:
             evaluators = {label: AsimovForecast(exps, self.flat.build) for label, exps in sets.items()}
             evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
             return shared_delta_chi2(evaluators, self.flat.build)
-        self.program = ScanProgram(lazy(make))
+        point = Lazy(make)
+        self.program = ScanProgram(point, before_compile=point.build)
 
     def prepare(self, model_of: Callable) -> Callable:
         """Grid points {axis: array} → the program's inputs, through the study's model map (vmapped)."""
@@ -170,7 +175,8 @@ class SharedDark:
             evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
             return dark_matter_coupling_scan(evaluators, self.flat.build, "coupling", ratios, power, level=level,
                                              scale="coupling_scale")
-        self.program = ScanProgram(lazy(make))
+        point = Lazy(make)
+        self.program = ScanProgram(point, before_compile=point.build)
 
     @staticmethod
     def ratios_of(axis: Axis) -> np.ndarray:
