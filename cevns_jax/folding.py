@@ -13,10 +13,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from . import constants as C
 from .kinematics import max_recoil_energy, min_neutrino_energy
 from .spectra import energy_nodes
-from .xsec import component_rates, flavour_charges, kinematic_factor
+from .xsec import component_rates, flavour_prefactors, kinematic_factor
 
 __all__ = ["source_rates", "steady_source_rates"]
 
@@ -33,29 +32,17 @@ def steady_source_rates(sm, model, target, T_MeV, baseline_m, source, refine: in
     """Numerical fold of a steady source (:func:`source_rates`); error of the energy quadrature < 1e-7 for
     smooth spectra (``refine = 2`` halves the step; tested in ``tests/test_sources.py``)."""
     M = target.mass_MeV[:, None]
-    Q, Fp, Fn = flavour_charges(sm, model, target, T_MeV)
-    Z, N = target.Z[:, None], target.N[:, None]
-    if model is not None and model.nsi is not None:
-        from .models.nsi import charge_squared
-
-        Q2 = charge_squared(model.nsi, Q, Z, N, Fp, Fn)
-    else:
-        Q2 = Q**2
-    weak = C.G_FERMI**2 * M / jnp.pi * C.MEV2_TO_CM2 * Q2  # (3 flavours, n_iso, n_T)
+    weak, magnetic, scalar = flavour_prefactors(sm, model, target, T_MeV)
     E, dE = energy_nodes(source, min_neutrino_energy(T_MeV, M), refine)  # (n_iso, n_T, n_k)
     T, Mk = T_MeV[..., None], M[..., None]
     per_flavour = weak[..., None] * kinematic_factor(E, T, Mk, sm.t2_term)  # (3, n_iso, n_T, n_k)
     inside = T < max_recoil_energy(E, Mk)
-    if model is not None and model.em is not None:
-        from .models.em import magnetic_kinematics, magnetic_prefactor
+    if magnetic is not None:
+        from .models.em import magnetic_kinematics
 
-        magnetic = magnetic_prefactor(model.em.magnetic_moment_muB[:, None, None], Z, Fp)
         bracket = jnp.where(inside, magnetic_kinematics(E, jnp.where(inside, T, 1.0)), 0.0)
         per_flavour = per_flavour + magnetic[..., None] * bracket
-    if model is not None and model.scalar is not None:
-        from .models.scalar import prefactor
-
-        scalar = prefactor(model.scalar, Z, N, Fp, T_MeV, M)
+    if scalar is not None:
         per_flavour = per_flavour + scalar[..., None] * jnp.where(inside, 1.0 / E**2, 0.0)
     flav = np.asarray(source.flavours)
     if model is not None and model.sterile is not None:

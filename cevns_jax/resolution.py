@@ -26,6 +26,7 @@ from jax.scipy.special import gammaln
 
 from ._pytree import pytree_dataclass, static_field
 from .binning import gaussian_antiderivatives, normal_cdf
+from .response import CentredGaussian
 
 __all__ = ["FanoNoiseSmearing", "BaselineSmearing", "S2Smearing", "GE_PAIR_ENERGY_EV", "GE_FANO", "SI_PAIR_ENERGY_EV", "SI_FANO"]
 
@@ -48,7 +49,7 @@ _VAR_FLOOR_KEV2 = 1e-18
 
 
 @pytree_dataclass
-class FanoNoiseSmearing:
+class FanoNoiseSmearing(CentredGaussian):
     """Gaussian in keVee with σ² = σ_noise² + F·ε·E_ee (E_ee floored at 0): electronic noise ``noise_keV``,
     Fano factor ``fano`` and pair energy ``pair_energy_keV`` [keV per pair]."""
 
@@ -60,19 +61,6 @@ class FanoNoiseSmearing:
         """Resolution σ(E_ee) [keVee]."""
         var = self.noise_keV**2 + self.fano * self.pair_energy_keV * jnp.maximum(E_keV, 0.0)
         return jnp.sqrt(var + _VAR_FLOOR_KEV2)
-
-    def mean_observed(self, E_keV):
-        return E_keV
-
-    def width_observed(self, E_keV):
-        return self.sigma_keV(E_keV)
-
-    def cdf(self, x, E_keV):
-        return normal_cdf((x - E_keV) / self.sigma_keV(E_keV))
-
-    def antiderivatives(self, x, E_keV):
-        """(F, G, H): the Gaussian CDF and its two antiderivatives in x (:func:`gaussian_antiderivatives`)."""
-        return gaussian_antiderivatives(x - E_keV, self.sigma_keV(E_keV))
 
 
 @pytree_dataclass

@@ -148,22 +148,10 @@ def turn_on_grid(step: float = TURN_ON_STEP) -> np.ndarray:
     return np.linspace(-TURN_ON_HALF_WIDTH, TURN_ON_HALF_WIDTH, int(round(2 * TURN_ON_HALF_WIDTH / step)) + 1)
 
 
-@pytree_dataclass
-class GaussianSmearing:
-    """Gaussian in keVee with σ² = σ₀² + a²E + b²E² (CENNS-10: a = 0.58 keV^½, σ₀ = b = 0).
-
-    σ is floored at 1e-9 keVee (a numerical guard only; recoils on the grid have E > 0, so σ > 0 for any
-    a > 0). For an ideal resolution use :class:`NoSmearing`.
-    """
-
-    sigma0_keV: jnp.ndarray
-    stochastic_sqrt_keV: jnp.ndarray
-    linear: jnp.ndarray
-
-    def sigma_keV(self, E_keV):
-        """Resolution σ(E) [keVee]."""
-        var = self.sigma0_keV**2 + self.stochastic_sqrt_keV**2 * E_keV + (self.linear * E_keV) ** 2
-        return jnp.sqrt(var + 1e-18)
+class CentredGaussian:
+    """Mixin of the Gaussian resolutions centred on the (quenched) energy: a subclass gives
+    ``sigma_keV(E)`` [same unit as E] and gets the smearing interface (mean, width, CDF and its two
+    antiderivatives in the observable x)."""
 
     def mean_observed(self, E_keV):
         return E_keV
@@ -178,6 +166,24 @@ class GaussianSmearing:
         """(F, G, H): the CDF and its first two antiderivatives in x (G' = F, H' = G), with d = x − E:
         G = dΦ(z) + σφ(z), H = ½[(d² + σ²)Φ(z) + dσφ(z)], z = d/σ."""
         return gaussian_antiderivatives(x - E_keV, self.sigma_keV(E_keV))
+
+
+@pytree_dataclass
+class GaussianSmearing(CentredGaussian):
+    """Gaussian in keVee with σ² = σ₀² + a²E + b²E² (CENNS-10: a = 0.58 keV^½, σ₀ = b = 0).
+
+    σ is floored at 1e-9 keVee (a numerical guard only; recoils on the grid have E > 0, so σ > 0 for any
+    a > 0). For an ideal resolution use :class:`NoSmearing`.
+    """
+
+    sigma0_keV: jnp.ndarray
+    stochastic_sqrt_keV: jnp.ndarray
+    linear: jnp.ndarray
+
+    def sigma_keV(self, E_keV):
+        """Resolution σ(E) [keVee]."""
+        var = self.sigma0_keV**2 + self.stochastic_sqrt_keV**2 * E_keV + (self.linear * E_keV) ** 2
+        return jnp.sqrt(var + 1e-18)
 
 
 @pytree_dataclass

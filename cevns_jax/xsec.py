@@ -296,9 +296,10 @@ def flavour_charges(sm: StandardModel, model, target, T_MeV):
     return Q, Fp, Fn
 
 
-def component_rates(sm: StandardModel, model, target, T_MeV, baseline_m):
-    """dR_c/dT per nucleus per unit fluence [cm²/MeV] of the three components, shape (3, n_iso, n_T),
-    under the SM (``model=None``) or a :class:`cevns_jax.models.NewPhysics` point."""
+def flavour_prefactors(sm: StandardModel, model, target, T_MeV) -> tuple:
+    """Per-flavour prefactors of dσ/dT at recoils T [MeV] (shape (n_iso, n_T)), each (3, n_iso, n_T) or
+    ``None``: the weak term G_F²M/π Q² [cm²/MeV] (NSI included), the magnetic-moment and the scalar
+    terms; the energy dependence (K(E, T), the magnetic bracket, 1/E²) is folded by the caller."""
     M = target.mass_MeV[:, None]
     Q, Fp, Fn = flavour_charges(sm, model, target, T_MeV)
     Z, N = target.Z[:, None], target.N[:, None]
@@ -318,6 +319,14 @@ def component_rates(sm: StandardModel, model, target, T_MeV, baseline_m):
         from .models.scalar import prefactor
 
         scalar = prefactor(model.scalar, Z, N, Fp, T_MeV, M)
+    return weak, magnetic, scalar
+
+
+def component_rates(sm: StandardModel, model, target, T_MeV, baseline_m):
+    """dR_c/dT per nucleus per unit fluence [cm²/MeV] of the three components, shape (3, n_iso, n_T),
+    under the SM (``model=None``) or a :class:`cevns_jax.models.NewPhysics` point."""
+    M = target.mass_MeV[:, None]
+    weak, magnetic, scalar = flavour_prefactors(sm, model, target, T_MeV)
     flav = np.asarray(COMPONENT_FLAVOUR)
     if model is None or model.sterile is None:
         rate = weak[flav] * folded_kinematic_factors(T_MeV, M, sm.t2_term)
