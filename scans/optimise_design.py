@@ -57,6 +57,23 @@ def finish(fig, out: Path, name: str) -> None:
     plt.close(fig)
 
 
+BATCH = 64
+"""Points per call of a study's batched program (a fixed shape: compiled once, whatever the grid)."""
+
+
+def in_batches(fn, *arrays) -> np.ndarray:
+    """``fn`` (vmapped, jitted) on broadcast ``arrays`` in batches of :data:`BATCH` points (the last padded
+    by repeating its first point), reshaped to the broadcast shape."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in arrays))
+    shape, flat = arrays[0].shape, [a.ravel() for a in arrays]
+    n = flat[0].size
+    out = []
+    for i in range(0, n, BATCH):
+        batch = [np.concatenate([a[i:i + BATCH], np.full(max(0, i + BATCH - n), a[i])]) for a in flat]
+        out.append(np.asarray(fn(*(jnp.asarray(b) for b in batch)))[:min(BATCH, n - i)])
+    return np.concatenate(out).reshape(shape)
+
+
 def keVnr_per_PE(exp) -> float:
     """Nuclear-recoil energy per photoelectron for constant quenching: 1/(LY·QF)."""
     return 1.0 / (float(exp.detector.smearing.light_yield_PE_per_keV) * float(exp.detector.quenching.factor))
@@ -76,12 +93,20 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     t_opt = time.perf_counter() - t0
     print(f"[1] optax: {result.summary()} ({t_opt:.1f} s incl. compilation)")
 
-    # one compiled function for every grid point and cost model (the design is an argument)
-    evaluate = jax.jit(lambda u, d, e: (D.make_objective(fom)(u, d, e), D.realise(d, u, e)[1]["budget_mass_kg"]))
+    # every grid below (along each budget line, the landscape, the preset) runs one compiled program: the
+    # objective of the free (threshold, mass) design in fixed-size batches; a budget line's masses come from
+    # the budget (the same designed experiments as the budget design's, so the same objective to ~1e-14)
+    free = D.make_design({"threshold": D.Variable("threshold"), "mass_kg": D.Variable("mass_kg")})
+    objective = D.make_objective(fom)
+    on_free = jax.jit(jax.vmap(lambda th, m: objective({"threshold": th, "mass_kg": m}, free, [exp])))
+    mass_bought = jax.jit(jax.vmap(lambda x, d: D.realise(d, {"threshold": box.inverse(x)}, [exp])[1]["budget_mass_kg"],
+                                   in_axes=(0, None)))
 
     def along_budget(design_, xs):
-        out = [evaluate({"threshold": box.inverse(x)}, design_, [exp]) for x in xs]
-        return np.array([float(v) for v, _ in out]), np.array([float(m) for _, m in out])
+        """(objective, mass) along a budget line at thresholds ``xs`` [PE]; +inf where the budget buys no mass."""
+        masses = in_batches(lambda x: mass_bought(x, design_), xs)
+        values = in_batches(on_free, xs, np.where(masses > 0, masses, 1.0))
+        return np.where(masses > 0, values, np.inf), masses
 
     # brute-force grid along the budget line (same objective, physical threshold → u)
     n_grid = 49 if quick else 193
@@ -96,24 +121,21 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
           f"g′ = {np.exp(line[i_best]):.5g}; optax {th_opt:.3f} PE, g′ = {np.exp(result.value):.5g}")
 
     # 2-D landscape: g′(threshold, mass) without the budget (mass set directly)
-    free = D.make_design({"threshold": D.Variable("threshold"), "mass_kg": D.Variable("mass_kg")})
     th_axis = np.linspace(*THRESHOLD_BOX_PE, 13 if quick else 25)
     m_axis = np.geomspace(3.0, 80.0, 12 if quick else 24)
-    over_mass = jax.jit(jax.vmap(lambda th, m: D.make_objective(fom)({"threshold": th, "mass_kg": m}, free, [exp]),
-                                 in_axes=(None, 0)))
     t0 = time.perf_counter()
-    landscape = np.array([np.asarray(over_mass(jnp.asarray(th), jnp.asarray(m_axis))) for th in th_axis])  # (n_th, n_m)
+    landscape = in_batches(on_free, *np.meshgrid(th_axis, m_axis, indexing="ij"))  # (n_th, n_m)
     t_land = time.perf_counter() - t0
-    preset = float(jnp.log(fom([exp])))
-    preset_budget, preset_budget_mass = (float(v) for v in evaluate({"threshold": box.inverse(8.0)}, design, [exp]))
+    preset_params = D.validate_design(free, [exp])  # the preset itself: 8 PE, 10 kg
+    preset = float(in_batches(on_free, float(preset_params["threshold"]), float(preset_params["mass_kg"])))
+    preset_budget, preset_budget_mass = (float(v[0]) for v in along_budget(design, np.array([8.0])))
 
     # how the optimum moves with the assumed threshold cost (grid along each budget line)
     sensitivity = []
     coarse_th = np.linspace(THRESHOLD_BOX_PE[0] + 0.05, 16.0, 21 if quick else 81)
     for coefficient in THRESHOLD_COSTS:
-        cost_c = ProgramCost((D.replace(cryogenic_csi_cost(), threshold_cost=jnp.asarray(coefficient)),))
+        cost_c = ProgramCost((D.replace(cryogenic_csi_cost(), threshold_cost=jnp.asarray(coefficient, dtype=float)),))
         values, masses = along_budget(D.make_design(design.variables, budget=D.Budget(BUDGET, cost_c)), coarse_th)
-        values = np.where(masses > 0, values, np.inf)
         k = int(np.argmin(values))
         sensitivity.append({"threshold_cost": coefficient, "threshold_PE": float(coarse_th[k]), "mass_kg": float(masses[k]),
                             "g_limit": float(np.exp(values[k])), "spacing_PE": float(coarse_th[1] - coarse_th[0]),
@@ -125,7 +147,7 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     ax = axes[0]
     mesh = ax.pcolormesh(th_axis, m_axis, np.log10(np.exp(landscape.T)), shading="gouraud", cmap="viridis_r")
-    fig.colorbar(mesh, ax=ax, label="log₁₀ g′ (expected 90% CL, M_Z′ = 10 MeV)")
+    fig.colorbar(mesh, ax=ax, label=r"$\log_{10} g'$ (expected 90% CL, $M_{Z'} = 10$ MeV)")
     ax.contour(th_axis, m_axis, np.log10(np.exp(landscape.T)), levels=12, colors="w", linewidths=0.5, alpha=0.6)
     ax.plot(thresholds, masses_line, "r-", lw=1.5, label=f"budget {BUDGET:g} (mass bought by the money left)")
     ax.plot(result.path["threshold"], result.path["budget_mass_kg"], "o-", color="orange", ms=4, lw=1,
@@ -135,7 +157,7 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     ax.set_yscale("log")
     ax.set_xlabel("threshold (efficiency 50% point) [PE]")
     ax.set_ylabel("CsI mass [kg]")
-    ax.set_title("L_μ−L_τ expected limit over (threshold, mass); 1 SNS year", fontsize=10)
+    ax.set_title(r"$L_\mu - L_\tau$ expected limit over (threshold, mass); 1 SNS year", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     sec = ax.secondary_xaxis("top", functions=(lambda x: x * kpe, lambda y: y / kpe))
     sec.set_xlabel("threshold [keVnr] (QF 0.15, 40 PE/keVee)")
@@ -145,7 +167,7 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     ax.axvline(th_opt, color="orange", ls="--", lw=1)
     ax.plot([thresholds[i_best]], [np.exp(line[i_best])], "x", color="r", ms=10, label="grid minimum")
     ax.set_xlabel("threshold [PE]  (mass from the budget)")
-    ax.set_ylabel("g′ (expected 90% CL)")
+    ax.set_ylabel(r"$g'$ (expected 90% CL)")
     ax.set_title(f"Along the budget line: optimum {th_opt:.2f} PE ({th_opt * kpe:.2f} keVnr), {m_opt:.1f} kg", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
@@ -154,7 +176,7 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     inset.plot(thresholds[near], np.exp(line[near]) * 1e4, "k.-", lw=1)
     inset.plot(result.path["threshold"], np.exp(result.objective) * 1e4, "o-", color="orange", ms=4, lw=0.8)
     inset.plot([thresholds[i_best]], [np.exp(line[i_best]) * 1e4], "x", color="r", ms=8)
-    inset.set_title("zoom: g′ × 10⁴", fontsize=7)
+    inset.set_title(r"zoom: $g' \times 10^4$", fontsize=7)
     inset.tick_params(labelsize=6)
     finish(fig, out, "design_threshold_mass")
 
@@ -254,7 +276,7 @@ def study_mass_split(out: Path, quick: bool) -> dict:
     floor = float(np.nanmin(log_area))
     mesh = ax.pcolormesh(axis * TOTAL_MASS_KG, axis * TOTAL_MASS_KG, log_area, shading="gouraud", cmap="viridis_r",
                          vmin=floor, vmax=floor + 1.0)
-    fig.colorbar(mesh, ax=ax, label="log₁₀ √det C(ε^u_ee, ε^d_ee) (1 decade shown)")
+    fig.colorbar(mesh, ax=ax, label=r"$\log_{10} \sqrt{\det C(\varepsilon^{uV}_{ee}, \varepsilon^{dV}_{ee})}$ (1 decade shown)")
     ax.contour(axis * TOTAL_MASS_KG, axis * TOTAL_MASS_KG, log_area, levels=floor + np.linspace(0.02, 1.0, 12),
                colors="w", linewidths=0.5, alpha=0.7)
     ax.plot(result.path["mass_kg"][:, i_csi], result.path["mass_kg"][:, i_ge], "o-", color="orange", ms=4, lw=1,
@@ -271,9 +293,9 @@ def study_mass_split(out: Path, quick: bool) -> dict:
     ax.set_xlabel("optax step")
     ax.set_ylabel("mass [kg]")
     ax2 = ax.twinx()
-    ax2.plot(steps, np.exp(result.objective), "k--", lw=1, label="√det C")
+    ax2.plot(steps, np.exp(result.objective), "k--", lw=1, label=r"$\sqrt{\det C}$")
     ax2.set_yscale("log")
-    ax2.set_ylabel("√det C (dashed)")
+    ax2.set_ylabel(r"$\sqrt{\det C}$ (dashed)")
     ax.set_title("Optimisation path (L-BFGS from the equal split)", fontsize=9)
     ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3)
@@ -294,9 +316,9 @@ def study_mass_split(out: Path, quick: bool) -> dict:
         ax.plot(ell[1], ell[0], style, label=label)
         axes_sigma[label] = np.sqrt(np.diag(rotated)).tolist()
     along, across = basis[:, 1], basis[:, 0]
-    ax.set_xlabel(f"along the band: {along[0]:+.2f} ε^u_ee {along[1]:+.2f} ε^d_ee")
-    ax.set_ylabel(f"across: {across[0]:+.2f} ε^u_ee {across[1]:+.2f} ε^d_ee")
-    ax.set_title("Fisher 1σ regions (Δχ² = 2.30); axes not to scale", fontsize=9)
+    ax.set_xlabel(rf"along the band: ${along[0]:+.2f}\,\varepsilon^{{uV}}_{{ee}} {along[1]:+.2f}\,\varepsilon^{{dV}}_{{ee}}$")
+    ax.set_ylabel(rf"across: ${across[0]:+.2f}\,\varepsilon^{{uV}}_{{ee}} {across[1]:+.2f}\,\varepsilon^{{dV}}_{{ee}}$")
+    ax.set_title(r"Fisher $1\sigma$ regions ($\Delta\chi^2 = 2.30$); axes not to scale", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     finish(fig, out, "design_mass_split")

@@ -107,6 +107,13 @@ def _step(objective, optimizer, physical, params, state, args):
     return optax.apply_updates(params, updates), state, value, norm, physical(params, *args)
 
 
+def _strongly_typed(leaf):
+    """A weakly typed scalar of an optimiser's initial state (optax's L-BFGS line-search info) as a
+    strongly typed one of the same dtype: the states the step returns are strongly typed, and a state whose
+    types change after the first step would compile the step twice."""
+    return jnp.asarray(leaf, dtype=leaf.dtype) if getattr(leaf, "weak_type", False) else leaf
+
+
 def optimise(objective: Callable, params, args: tuple = (), *, physical: Callable | None = None, optimizer=None,
              max_steps: int = 200, gtol: float = 1e-6, ftol: float = 1e-10, patience: int = 3) -> DesignResult:
     """Minimise ``objective(params, *args)`` with optax; one jitted step (value, gradient, update) per iteration.
@@ -119,7 +126,7 @@ def optimise(objective: Callable, params, args: tuple = (), *, physical: Callabl
     """
     optimizer = default_optimizer() if optimizer is None else optimizer
     physical = physical if physical is not None else _params_as_physical
-    state = optimizer.init(params)
+    state = jax.tree_util.tree_map(_strongly_typed, optimizer.init(params))
 
     path_x, values, norms = [], [], []
     converged, reason, quiet = False, f"max_steps = {max_steps} reached", 0
