@@ -8,6 +8,7 @@ the curves on top of it stay visible.
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
@@ -53,3 +54,17 @@ def wrap_math(text: str, width: int) -> str:
     parts = text.split("$")
     glued = "$".join(p.replace(" ", "\x00") if i % 2 else p for i, p in enumerate(parts))
     return textwrap.fill(glued, width, break_on_hyphens=False).replace("\x00", " ")
+
+
+def save_figure(fig, out, name: str, tight: bool = True, dpi: int = 120) -> None:
+    """Save ``fig`` as ``out/name.png`` and ``out/name.pdf`` and close it.
+
+    The tight bounding box (padded by matplotlib's default 0.1 inch) is computed once and given to both
+    saves: ``bbox_inches="tight"`` would draw the figure twice per file only to measure it. PDFs carry no
+    creation date, so redrawing the same results writes the same bytes."""
+    if tight:
+        fig.tight_layout()
+    bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    fig.savefig(f"{out}/{name}.png", dpi=dpi, bbox_inches=bbox)
+    fig.savefig(f"{out}/{name}.pdf", dpi=dpi, bbox_inches=bbox, metadata={"CreationDate": None})
+    plt.close(fig)

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import cevns_jax  # noqa: E402
 from cevns_jax import design as D  # noqa: E402
 from cevns_jax.design.cost import ProgramCost, cryogenic_csi_cost  # noqa: E402
+from figure_style import save_figure  # noqa: E402
 
 cevns_jax.enable_x64()
 
@@ -51,10 +52,7 @@ SHORT = {"COH-Ar-750": "Ar", "COH-CryoCsI-10kg": "CsI", "COH-Ge-mini": "Ge", "Na
 
 
 def finish(fig, out: Path, name: str) -> None:
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"{name}.{ext}", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, name)
 
 
 BATCH = 64

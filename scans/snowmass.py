@@ -49,7 +49,7 @@ from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
 from cevns_jax.stats.forecast import (MAX_CROSSINGS, ROOT_ITERATIONS, AsimovForecast, ForecastSpec,  # noqa: E402
                                      dark_matter_coupling_scan, program_labels, shared_delta_chi2)
 from cevns_jax.stats.limits import DataLimit  # noqa: E402
-from figure_style import legend_outside, plain_log_ticks, style, wrap_math  # noqa: E402
+from figure_style import legend_outside, plain_log_ticks, save_figure, style, wrap_math  # noqa: E402
 
 cevns_jax.enable_x64()
 
@@ -118,6 +118,18 @@ class Lazy:
         return self.made(theta)
 
 
+def mapped_columns(flat: PytreeInputs, models: Callable, points: dict) -> dict:
+    """``flat``'s input columns of a study's models at ``points`` ({axis: (n,) array}); ``models`` is the
+    study's jitted, vmapped model map, called on the points padded (by repeating the last) to a multiple
+    of :data:`GENERIC_CHUNK`, so root finding, which asks for a different number of points at every step,
+    compiles it once per bucket instead of every eager operation of the model map per point count."""
+    arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
+    n = next(iter(arrays.values())).size
+    size = -(-n // GENERIC_CHUNK) * GENERIC_CHUNK
+    padded = {k: np.concatenate([v, np.full(size - n, v[-1])]) for k, v in arrays.items()}
+    return {k: v[:n] for k, v in flat.columns(models(padded), size).items()}
+
+
 class SharedProgram:
     """Every non-dark-matter study of one model family in one compiled program: the profiled Δχ² of every
     detector set and the CsI-2021 data at a model of the family's structure (:data:`FAMILIES`), whose
@@ -136,11 +148,10 @@ class SharedProgram:
         self.program = ScanProgram(point, before_compile=point.build)
 
     def prepare(self, model_of: Callable) -> Callable:
-        """Grid points {axis: array} → the program's inputs, through the study's model map (vmapped)."""
-        def prepare(points: dict) -> dict:
-            n = next(iter(points.values())).size
-            return self.flat.columns(jax.vmap(model_of)({k: jnp.asarray(v) for k, v in points.items()}), n)
-        return prepare
+        """Grid points {axis: array} → the program's inputs, through the study's model map (vmapped and
+        compiled once per study and bucket of points, :func:`mapped_columns`)."""
+        models = jax.jit(jax.vmap(model_of))
+        return lambda points: mapped_columns(self.flat, models, points)
 
 
 def scan_shared(name: str, shared: SharedProgram, model_of: Callable, axes, out, level) -> tuple:
@@ -185,10 +196,11 @@ class SharedDark:
 
     def prepare(self, model_of: Callable, axes) -> Callable:
         mass, coupling = axes[0].name, axes[1].name
+        models = jax.jit(jax.vmap(model_of))
         def prepare(points: dict) -> dict:  # noqa: E306
             m = np.asarray(points[mass], dtype=float)
-            batch = jax.vmap(model_of)({mass: jnp.asarray(m), coupling: jnp.ones_like(jnp.asarray(m))})
-            return {**self.flat.columns(batch, m.size), "coupling_scale": np.full(m.size, axes[1].start)}
+            columns = mapped_columns(self.flat, models, {mass: m, coupling: np.ones_like(m)})
+            return {**columns, "coupling_scale": np.full(m.size, axes[1].start)}
         return prepare
 
 
@@ -406,13 +418,8 @@ def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
 
 
 def finish(fig, out: Path, name: str, tight: bool = True) -> None:
-    """Save a figure as PNG and PDF and close it (no creation date in the PDF: a redraw of the same
-    results writes the same bytes)."""
-    if tight:
-        fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
-    fig.savefig(out / f"{name}.pdf", dpi=120, bbox_inches="tight", metadata={"CreationDate": None})
-    plt.close(fig)
+    """Save a figure as PNG and PDF and close it (:func:`figure_style.save_figure`)."""
+    save_figure(fig, out, name, tight=tight)
 
 
 @dataclass
