@@ -24,7 +24,9 @@ timing, mass) exactly like CEvNS, in forecasts as in data fits; it does not scal
 flux but with the π⁰ yield (``pi0``); flux and π⁰ are log-normal and shared per target station;
 parameters of Fisher studies such as δR_n are shared per nucleus. :func:`program_nuisances` is the
 one labelling function: a nuisance is labelled by its bare name when every experiment that has it
-shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target material or station).
+shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target material or station). A joint
+analysis may override a scope (``share``, e.g. one Lindhard k for every germanium detector of a joint
+reactor and stopped-pion fit, docs/physics.md §5.1).
 
 Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (the source
 normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
@@ -45,7 +47,7 @@ from .errors import CevnsInputError
 from .facilities import FACILITIES, target_station
 
 __all__ = [
-    "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "pi0_prior", "declaration", "scope_key", "program_nuisances",
+    "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "pi0_prior", "declaration", "check_share", "scope_key", "program_nuisances",
     "nuisance_priors", "check_nuisances", "zero_nuisances", "apply_nuisances", "neutrino_induced",
     "normalisation", "shape_names", "predicted_counts",
 ]
@@ -120,10 +122,26 @@ def declaration(name: str) -> Nuisance:
         raise CevnsInputError(f"unknown nuisance {name!r}; known: {', '.join(REGISTRY)}") from None
 
 
-def scope_key(name: str, experiment, detector_key: str | None = None) -> str:
+def check_share(share) -> tuple:
+    """``share``, a tuple of (nuisance name, scope) pairs overriding the registry's scopes in one joint
+    analysis (e.g. ``(("quenching_k", "nucleus"),)``: one Lindhard k for every germanium detector, reactor
+    and stopped-pion alike), checked: known names, known scopes, each name once."""
+    share = tuple(tuple(pair) for pair in share)
+    names = [pair[0] for pair in share if len(pair) == 2]
+    for pair in share:
+        if len(pair) != 2 or not isinstance(pair[0], str) or pair[1] not in SCOPES:
+            raise CevnsInputError(f"share: expected (nuisance name, scope) pairs with a scope in {SCOPES}, got {pair!r}")
+        declaration(pair[0])  # a named error for an unknown nuisance
+        if names.count(pair[0]) > 1:
+            raise CevnsInputError(f"share: nuisance {pair[0]!r} given more than once")
+    return share
+
+
+def scope_key(name: str, experiment, detector_key: str | None = None, share: tuple = ()) -> str:
     """Which value of nuisance ``name`` the experiment uses: its name (``detector_key`` if given), its
-    target material, its target station, or ``""`` (global)."""
-    scope = declaration(name).scope
+    target material, its target station, or ``""`` (global); ``share`` overrides the registry's scope
+    (:func:`check_share`)."""
+    scope = dict(share).get(name, declaration(name).scope)
     if scope == "detector":
         return detector_key or experiment.name
     if scope == "nucleus":
@@ -133,8 +151,9 @@ def scope_key(name: str, experiment, detector_key: str | None = None) -> str:
     return ""
 
 
-def program_nuisances(experiments, declared: list[dict]) -> tuple[list[dict], dict]:
-    """Labels of a joint analysis: per experiment {name: label} and the joint {label: σ}.
+def program_nuisances(experiments, declared: list[dict], share: tuple = ()) -> tuple[list[dict], dict]:
+    """Labels of a joint analysis: per experiment {name: label} and the joint {label: σ} (``share``: scope
+    overrides, :func:`check_share`).
 
     ``declared[k]`` = {name: σ (None: no prior)} of experiment k. A name is labelled bare when every
     experiment declaring it has the same :func:`scope_key`, else ``"<key>/<name>"``; experiments with
@@ -142,17 +161,18 @@ def program_nuisances(experiments, declared: list[dict]) -> tuple[list[dict], di
     widths (e.g. the π⁰ yield of the SNS First Target Station: 15% in the measured eras, 25% at the
     Proton Power Upgrade) get the widest, whatever their order.
     """
+    share = check_share(share)
     names = [e.name for e in experiments]
     det = [n if names.count(n) == 1 else f"{n}#{k}" for k, n in enumerate(names)]
     keys = {}
     for k, (exp, decl) in enumerate(zip(experiments, declared)):
         for name in decl:
-            keys.setdefault(name, set()).add(scope_key(name, exp, det[k]))
+            keys.setdefault(name, set()).add(scope_key(name, exp, det[k], share))
     local, priors = [], {}
     for k, (exp, decl) in enumerate(zip(experiments, declared)):
         labels = {}
         for name, sigma in decl.items():
-            label = name if len(keys[name]) == 1 else f"{scope_key(name, exp, det[k])}/{name}"
+            label = name if len(keys[name]) == 1 else f"{scope_key(name, exp, det[k], share)}/{name}"
             labels[name] = label
             known = priors.setdefault(label, sigma)
             if known is not None and sigma is not None and sigma > known:

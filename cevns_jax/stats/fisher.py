@@ -203,31 +203,32 @@ class FisherBlocks:
         return Fisher(tuple(self.labels[i] for i in idx), own[np.ix_(idx, idx)])
 
 
-def _fisher_labels(experiments, parameters, include):
+def _fisher_labels(experiments, parameters, include, share=()):
     declared = [{**{p: None for p in parameters}, **nuisance_priors(e, include)} for e in experiments]
-    local, priors = program_nuisances(list(experiments), declared)
+    local, priors = program_nuisances(list(experiments), declared, share)
     params = [lab for lab, s in priors.items() if s is None]
     labels = params + [lab for lab, s in priors.items() if s is not None]
     return local, priors, tuple(labels)
 
 
-def fisher_labels(experiments, parameters, include=None) -> tuple[str, ...]:
+def fisher_labels(experiments, parameters, include=None, share: tuple = ()) -> tuple[str, ...]:
     """The labels of :func:`fisher_blocks` (static; no computation)."""
-    return _fisher_labels(experiments, check_parameters(parameters), include)[2]
+    return _fisher_labels(experiments, check_parameters(parameters), include, share)[2]
 
 
-@partial(jax.jit, static_argnames=("parameters", "include"))
-def fisher_blocks(experiments: tuple, parameters: tuple, include: tuple | None = None) -> FisherBlocks:
+@partial(jax.jit, static_argnames=("parameters", "include", "share"))
+def fisher_blocks(experiments: tuple, parameters: tuple, include: tuple | None = None, share: tuple = ()) -> FisherBlocks:
     """Per-experiment data Fisher matrices of a program at the SM point, on the registry's joint labels.
 
     Labels: the physics ``parameters`` (labelled by their scope: ŝ², NSI global; δR_n per target
-    nucleus), then the nuisances (``include``: names kept). ``blocks[k] = Jₖᵀ diag(1/μₖ) Jₖ`` (full
+    nucleus), then the nuisances (``include``: names kept; ``share``: scope overrides of the registry,
+    :func:`cevns_jax.nuisances.check_share`). ``blocks[k] = Jₖᵀ diag(1/μₖ) Jₖ`` (full
     model, ``jax.jacfwd``). Every count of an experiment is proportional to its mass × exposure
     (backgrounds included), so its block scales linearly with them at fixed response:
     F(w) = Σₖ wₖ blocksₖ + diag(prior) (:func:`scaled_fisher`) is exact for mass and exposure designs.
     """
     parameters = check_parameters(parameters)
-    local, priors, labels = _fisher_labels(experiments, parameters, include)
+    local, priors, labels = _fisher_labels(experiments, parameters, include, share)
     index = {lab: i for i, lab in enumerate(labels)}
     blocks, members = [], []
     for exp, names in zip(experiments, local):

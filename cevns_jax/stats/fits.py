@@ -57,14 +57,15 @@ class Objective:
     (:func:`cevns_jax.nuisances.program_nuisances`: flux and π⁰ per target station, the rest per detector).
 
     ``model`` (optional :class:`cevns_jax.models.NewPhysics`) replaces the SM signal in every analysis
-    (see :func:`cevns_jax.stats.analyses.model_counts`); with dark matter ``pi0`` is added.
+    (see :func:`cevns_jax.stats.analyses.model_counts`); with dark matter ``pi0`` is added. ``share``:
+    scope overrides of the registry (e.g. one quenching k for every Ge detector, :func:`cevns_jax.nuisances.check_share`).
     A pytree (analyses and model: leaves; POI, labels and prior widths: static).
     """
 
-    def __init__(self, analyses, poi: str, model=None):
+    def __init__(self, analyses, poi: str, model=None, share: tuple = ()):
         self.analyses, self.poi, self.model = list(analyses), poi, model
         declared = [fit_priors(a, poi, has_dark_matter(model)) for a in self.analyses]
-        local, self.priors = program_nuisances([a.experiment for a in self.analyses], declared)
+        local, self.priors = program_nuisances([a.experiment for a in self.analyses], declared, share)
         self.local = tuple(tuple(m.items()) for m in local)
 
     def mu(self, theta: dict, nuisances: dict):

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
 from ..models.darkmatter import at_source
-from ..nuisances import (apply_nuisances, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
+from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
 from ..rates import background_counts, cevns_counts, dark_matter_counts
 from .likelihood import poisson_deviance, profiled_chi2
@@ -46,12 +46,14 @@ class ForecastSpec:
     """Static settings of a forecast (hashable): the nuisances kept (``include``: names, ``None`` for
     every declared prior), whether the model has dark matter (adds ``pi0``), profiling steps, and the
     width of the ``pi0`` prior (``None``: each experiment's declared value, else its facility's,
-    :func:`cevns_jax.nuisances.pi0_prior`; a number overrides both for every experiment)."""
+    :func:`cevns_jax.nuisances.pi0_prior`; a number overrides both for every experiment), and scope
+    overrides of the nuisance registry (``share``: (name, scope) pairs, :func:`cevns_jax.nuisances.check_share`)."""
 
     include: tuple | None = None
     dark_matter: bool = False
     n_steps: int = 6
     pi0_prior: float | None = None
+    share: tuple = ()
 
 
 @pytree_dataclass
@@ -85,7 +87,7 @@ class AsimovReference:
 def program_labels(experiments, spec: ForecastSpec) -> tuple[list[dict], dict]:
     """Per experiment {nuisance: label} and the joint {label: σ} of a forecast (the registry's labelling)."""
     declared = [nuisance_priors(e, spec.include, spec.dark_matter, spec.pi0_prior) for e in experiments]
-    return program_nuisances(list(experiments), declared)
+    return program_nuisances(list(experiments), declared, spec.share)
 
 
 def _cevns_template(exp, names, model=None) -> Morph:
@@ -181,11 +183,12 @@ class AsimovForecast:
     """
 
     def __init__(self, experiments: list, model_of: Callable, *, include: list[str] | None = None,
-                 n_steps: int = 6, dark_matter: bool = False, pi0_prior: float | None = None):
+                 n_steps: int = 6, dark_matter: bool = False, pi0_prior: float | None = None, share: tuple = ()):
         self.experiments = list(experiments)
         self.model_of = model_of
         self.n_steps = n_steps
-        self.spec = ForecastSpec(None if include is None else tuple(include), dark_matter, n_steps, pi0_prior)
+        self.spec = ForecastSpec(None if include is None else tuple(include), dark_matter, n_steps, pi0_prior,
+                                 check_share(share))
         self.reference = asimov_reference(tuple(self.experiments), self.spec)
         self.priors = self.reference.prior_dict()
         self.data = self.reference.data
