@@ -44,6 +44,8 @@ class Facility:
     target_station: str = ""
     """The target (and its station) the neutrinos and π⁰ come from; facilities that share it share their
     flux and π⁰ normalisation nuisances (:mod:`cevns_jax.nuisances`). Empty: the facility's own name."""
+    pulse_flat_top_ns: float = 0.0
+    """Width of a flat-top proton pulse [ns], its edges Gaussian with ``pulse_sigma_ns``; 0: a Gaussian pulse."""
 
     def protons_per_year(self) -> float:
         """Protons on target in one year of ``beam_hours_per_year`` at the nominal power."""
@@ -124,11 +126,13 @@ FACILITIES: dict[str, Facility] = {
             target_station="SNS-STS",
         ),
         Facility(
-            "ESS", 2.0, 5.0, 14.0, 0.3, 0.15, 826.0e3, 1430.0e3,
+            "ESS", 2.0, 5.0, 14.0, 0.3, 0.15, 1.0e3, 1430.0e3,
             sources="European Spallation Source: 2 GeV, 5 MW, 14 Hz, 2.86 ms pulse; 0.3 ν/flavour/proton (Baxter et "
             "al., arXiv:1911.00762).",
-            assumptions="The 2.86 ms flat pulse is represented by a Gaussian of the same rms (826 μs); timing gives "
-            "no flavour separation at the ESS either way. 5000 beam hours per year.",
+            assumptions="The 2.86 ms pulse is a flat top (closed-form timing, docs/physics.md §1.3) centred at 1.43 ms, "
+            "its edges Gaussian with σ = 1 μs (ASSUMED: the linac current rises within microseconds; the muon "
+            "lifetime, 2.2 μs, smooths the delayed edges more). 5000 beam hours per year.",
+            pulse_flat_top_ns=2.86e6,
             **_pi0_scaled(0.3, "no published π⁰ yield for the ESS tungsten target at 2 GeV."),
         ),
         Facility(
@@ -182,6 +186,7 @@ def make_source(
     nu_per_proton: float | None = None,
     pulse_mean_ns: float | None = None,
     pulse_sigma_ns: float | None = None,
+    pulse_flat_top_ns: float | None = None,
 ) -> Source:
     """A :class:`Source` for ``protons_on_target`` at ``facility``, with optional overrides."""
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
@@ -191,6 +196,7 @@ def make_source(
         sigma_ns=f(facility.pulse_sigma_ns if pulse_sigma_ns is None else pulse_sigma_ns),
         bunch_offsets_ns=f(facility.bunch_offsets_ns),
         bunch_weights=f([1.0] * n_bunch),
+        flat_top_ns=float(facility.pulse_flat_top_ns if pulse_flat_top_ns is None else pulse_flat_top_ns),
     )
     return Source(
         protons_on_target=f(protons_on_target),

@@ -74,10 +74,30 @@ def exgauss_antiderivatives(t, mu, sigma, tau):
     (:func:`cevns_jax.binning.gaussian_antiderivatives`). For t → ∞: G → t − (μ + τ),
     H → ½[(t − μ − τ)² + σ² + τ²], the mean and variance of the exGaussian.
     """
-    Fg, Gg, Hg = gaussian_antiderivatives(t - mu, sigma)
+    return _exgauss_levels(t, mu, sigma, tau)[:3]
+
+
+def gaussian_third_antiderivative(d, sigma):
+    """K = E[(x − X)₊³]/6 for X ~ N(mean, σ²), d = x − mean [ns³]: the antiderivative of the third member
+    of :func:`cevns_jax.binning.gaussian_antiderivatives`, [(d³ + 3dσ²)Φ(z) + σ(d² + 2σ²)φ(z)]/6, z = d/σ."""
+    z = d / sigma
+    return ((d**3 + 3.0 * d * sigma**2) * ndtr(z) + sigma * (d**2 + 2.0 * sigma**2) * jnp.exp(-0.5 * z**2) / jnp.sqrt(2.0 * jnp.pi)) / 6.0
+
+
+def _gauss_levels(t, mu, sigma):
+    """(F, G, H, K): the CDF of N(μ, σ) and its first three antiderivatives [1, ns, ns², ns³]."""
+    F, G, H = gaussian_antiderivatives(t - mu, sigma)
+    return F, G, H, gaussian_third_antiderivative(t - mu, sigma)
+
+
+def _exgauss_levels(t, mu, sigma, tau):
+    """(F, G, H, K) of N(μ, σ) ⊗ exponential(τ): each level is the Gaussian's minus τ times the level below
+    (τp' + p = g integrated once more than in :func:`exgauss_antiderivatives`)."""
+    Fg, Gg, Hg, Kg = _gauss_levels(t, mu, sigma)
     F = Fg - jnp.exp(_exgauss_log_tail(t, mu, sigma, tau))
     G = Gg - tau * F
-    return F, G, Hg - tau * G
+    H = Hg - tau * G
+    return F, G, H, Kg - tau * H
 
 
 def _two_stage(fn, t, mu, sigma):
@@ -88,51 +108,88 @@ def _two_stage(fn, t, mu, sigma):
 
 
 def _bunched(fn, t, pulse):
-    """Sum over the Gaussian bunches of a pulse (weights normalised to 1), of one array or a tuple of them."""
+    """Sum over the bunches of a pulse (weights normalised to 1), of one array or a tuple of them."""
     t = jnp.asarray(t)[..., None]
     w = pulse.bunch_weights / jnp.sum(pulse.bunch_weights)
     mu = pulse.mean_ns + pulse.bunch_offsets_ns
     return jax.tree.map(lambda v: jnp.sum(w * v, axis=-1), fn(t, mu, pulse.sigma_ns))
 
 
+def _profile(t_ns, pulse, levels, what: str):
+    """A time profile of the pulse ⊗ (decays) from ``levels(t, μ, σ) -> (F, G, H, K)`` of one Gaussian bunch.
+
+    Gaussian bunches: ``what`` = "cdf" → F, "anti" → (F, G, H). Flat-top bunches of width W
+    (``pulse.flat_top_ns`` > 0; each a uniform [μ − W/2, μ + W/2] ⊗ N(0, σ) edges): the uniform average
+    of a shifted profile is a difference of its next antiderivative, F_W(t) = [G(t − a) − G(t − b)]/W with
+    a, b = μ ∓ W/2, and likewise one level up for G_W and H_W (docs/physics.md §1.3)."""
+    W = pulse.flat_top_ns
+    if W > 0.0:
+        def flat(t, mu, sigma):
+            lo, hi = levels(t, mu - 0.5 * W, sigma), levels(t, mu + 0.5 * W, sigma)
+            return tuple((a - b) / W for a, b in zip(lo[1:], hi[1:]))  # (F, G, H) of the flat top
+        out = _bunched(flat, t_ns, pulse)
+    else:
+        out = _bunched(lambda t, mu, sigma: levels(t, mu, sigma)[:3], t_ns, pulse)
+    return out[0] if what == "cdf" else out
+
+
+def _pdf_of_flat(t_ns, pulse, levels):
+    """PDF of a flat-top pulse profile: [F(t − a) − F(t − b)]/W."""
+    W = pulse.flat_top_ns
+    return _bunched(lambda t, mu, sigma: (levels(t, mu - 0.5 * W, sigma)[0] - levels(t, mu + 0.5 * W, sigma)[0]) / W,
+                    t_ns, pulse)
+
+
+def _prompt_levels(t, mu, sigma):
+    return _exgauss_levels(t, mu, sigma, C.TAU_PION_NS)
+
+
+def _delayed_levels(t, mu, sigma):
+    return _two_stage(_exgauss_levels, t, mu, sigma)
+
+
 def prompt_time_pdf(t_ns, pulse):
     """Arrival-time PDF of prompt ν_μ [1/ns]: pulse ⊗ pion lifetime."""
+    if pulse.flat_top_ns > 0.0:
+        return _pdf_of_flat(t_ns, pulse, _prompt_levels)
     return _bunched(lambda t, m, s: exgauss_pdf(t, m, s, C.TAU_PION_NS), t_ns, pulse)
 
 
 def prompt_time_cdf(t_ns, pulse):
     """Arrival-time CDF of prompt ν_μ."""
-    return _bunched(lambda t, m, s: exgauss_cdf(t, m, s, C.TAU_PION_NS), t_ns, pulse)
+    return _profile(t_ns, pulse, _prompt_levels, "cdf")
 
 
 def prompt_time_antiderivatives(t_ns, pulse):
-    """(F, G, H) of the prompt ν_μ arrival time [1, ns, ns²] (:func:`exgauss_antiderivatives` per bunch)."""
-    return _bunched(lambda t, m, s: exgauss_antiderivatives(t, m, s, C.TAU_PION_NS), t_ns, pulse)
+    """(F, G, H) of the prompt arrival time [1, ns, ns²]."""
+    return _profile(t_ns, pulse, _prompt_levels, "anti")
 
 
 def delayed_time_pdf(t_ns, pulse):
     """Arrival-time PDF of delayed ν_e and ν̄_μ [1/ns]: pulse ⊗ pion ⊗ muon lifetimes."""
+    if pulse.flat_top_ns > 0.0:
+        return _pdf_of_flat(t_ns, pulse, _delayed_levels)
     return _bunched(lambda t, m, s: _two_stage(exgauss_pdf, t, m, s), t_ns, pulse)
 
 
 def delayed_time_cdf(t_ns, pulse):
     """Arrival-time CDF of delayed ν_e and ν̄_μ."""
-    return _bunched(lambda t, m, s: _two_stage(exgauss_cdf, t, m, s), t_ns, pulse)
+    return _profile(t_ns, pulse, _delayed_levels, "cdf")
 
 
 def delayed_time_antiderivatives(t_ns, pulse):
-    """(F, G, H) of the delayed ν_e and ν̄_μ arrival time [1, ns, ns²]."""
-    return _bunched(lambda t, m, s: _two_stage(exgauss_antiderivatives, t, m, s), t_ns, pulse)
+    """(F, G, H) of the delayed arrival time [1, ns, ns²]."""
+    return _profile(t_ns, pulse, _delayed_levels, "anti")
 
 
 def pulse_cdf(t_ns, pulse):
     """CDF of the proton pulse itself (time profile of prompt-like beam-related backgrounds)."""
-    return _bunched(lambda t, m, s: ndtr((t - m) / s), t_ns, pulse)
+    return _profile(t_ns, pulse, _gauss_levels, "cdf")
 
 
 def pulse_antiderivatives(t_ns, pulse):
     """(F, G, H) of the proton pulse's time profile [1, ns, ns²]."""
-    return _bunched(lambda t, m, s: gaussian_antiderivatives(t - m, s), t_ns, pulse)
+    return _profile(t_ns, pulse, _gauss_levels, "anti")
 
 
 def component_time_cdfs(t_ns, pulse):
@@ -154,13 +211,17 @@ class ProtonPulse:
 
     ``mean_ns`` is the mean of the first bunch in the time coordinate of the analysis (the light
     travel time L/c is absorbed into it); ``bunch_offsets_ns`` and ``bunch_weights`` describe
-    multi-bunch sources (J-PARC, CSNS); the SNS has a single bunch.
+    multi-bunch sources (J-PARC, CSNS); the SNS has a single bunch. A bunch is a Gaussian of width
+    ``sigma_ns``, or with ``flat_top_ns`` = W > 0 a flat top of width W with Gaussian edges.
     """
 
     mean_ns: jnp.ndarray
     sigma_ns: jnp.ndarray
     bunch_offsets_ns: jnp.ndarray
     bunch_weights: jnp.ndarray
+    flat_top_ns: float = static_field(default=0.0)
+    """Width W [ns] of a flat-top bunch (uniform over W around its mean, edges Gaussian with ``sigma_ns``;
+    the ESS's 2.86 ms pulse); 0: Gaussian bunches (static: it selects the closed forms)."""
 
 
 @pytree_dataclass

@@ -90,8 +90,11 @@ def compile_pion_source(tab: Table, baseline_m: float) -> tuple[Source, str, Exp
                       why=f" in magnitude (the {facility.name} beam period, μs)")
     sigma = tab.number("pulse_sigma_us", facility.pulse_sigma_ns / 1e3, positive=True, maximum=period_us / 2,
                        why=f" (half the {facility.name} beam period, μs)")
+    flat = tab.number("pulse_flat_top_us", facility.pulse_flat_top_ns / 1e3, minimum=0.0, maximum=period_us / 2,
+                      why=f" (0 for a Gaussian pulse; at most half the {facility.name} beam period, μs)")
     tab.check_unused()
-    src = make_source(facility, pot, nu_per_proton=r, pulse_mean_ns=mean * 1e3, pulse_sigma_ns=sigma * 1e3)
+    src = make_source(facility, pot, nu_per_proton=r, pulse_mean_ns=mean * 1e3, pulse_sigma_ns=sigma * 1e3,
+                      pulse_flat_top_ns=flat * 1e3)
     beam_GWh = pot * energy * 1e9 * C.ELEMENTARY_CHARGE_C / C.JOULE_PER_GWH
     exposure = Exposure(beam_GWh, beam_GWh * 1e3 / power * 3600.0, facility.repetition_rate_Hz)
     return src, facility.name, exposure
