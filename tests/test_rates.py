@@ -113,7 +113,8 @@ def test_every_preset_predicts_finite_positive_float64_counts(presets, jit_count
         for key, value in counts.items():
             assert value.dtype == jnp.float64, (name, key)
             assert np.all(np.isfinite(value)) and np.all(np.asarray(value) >= 0), (name, key)
-        assert float(sum(counts[c] for c in exp.source.components).sum()) > 10, name
+        # > 0.1: CONNIE's published 14.9 g·d Skipper-CCD exposure expects 0.3 SM events
+        assert float(sum(counts[c] for c in exp.source.components).sum()) > 0.1, name
 
 
 def test_counts_scale_with_mass_exposure_and_baseline(presets, jit_counts):
