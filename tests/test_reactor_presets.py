@@ -39,16 +39,18 @@ def test_reactor_preset_loads_and_predicts_finite_positive_counts(name, presets,
     assert _total(counts) > 0
 
 
-def test_conus_final_rate_is_within_a_factor_two_of_the_published_limit(presets, jit_counts):
-    """CONUS final (arXiv:2401.07684, abstract): '< 0.34 signal events kg⁻¹ d⁻¹ ... within a factor 2 of the rate
-    predicted by the standard model', so the SM rate lies between 0.17 and 0.68 per kg·d. The preset (flat
-    efficiency, every detector at 210 eVee) gives 0.59: above the limit, so the published SM rate is likely
-    at the low end of that band (efficiency near threshold, see the preset's assumptions)."""
+@pytest.mark.xfail(strict=True, reason="known discrepancy: the preset predicts 0.59 /(kg·d), 1.7× the published 90% CL "
+                   "limit; the measured efficiency near the 210 eVee threshold is not encoded (see the preset)")
+def test_conus_final_rate_is_below_the_published_limit(presets, jit_counts):
+    """CONUS final (arXiv:2401.07684, abstract): '< 0.34 signal events kg⁻¹ d⁻¹ (90% CL) ... within a factor 2 of
+    the rate predicted by the standard model': the SM rate lies below the limit. The preset (flat efficiency,
+    every detector at 210 eVee) gives 0.59, above it: this test records the discrepancy until the efficiency is
+    encoded (it then passes and the xfail must go)."""
     exp = presets["CONUS-Brokdorf-final"]
     limit = 0.34
     assert dict(exp.info.reference)["cevns_limit_per_kg_day"] == limit
     rate = _total(jit_counts(exp)) / (float(exp.detector.mass_kg) * float(exp.source.live_days))
-    assert limit / 2 < rate < 2 * limit
+    assert rate < limit
 
 
 def test_relics_recoil_window_matches_the_published_expectation(jit_counts):
