@@ -28,15 +28,11 @@ def _f64(value):
 
 
 @pytest.mark.parametrize("name", REACTOR_PRESETS)
-def test_reactor_preset_loads_and_predicts_finite_positive_counts(name, presets, jit_counts):
+def test_reactor_preset_is_cited_and_a_reactor(name, presets):
+    # (finite, positive float64 counts for every preset: tests/test_rates.py)
     exp = presets[name]
     assert exp.info.citation and exp.info.assumptions and exp.info.status in ("validation", "planned")
     assert exp.source.components == ("reactor_nuebar",)
-    counts = jit_counts(exp)
-    value = counts["reactor_nuebar"]
-    assert value.dtype == jnp.float64
-    assert np.all(np.isfinite(value)) and np.all(np.asarray(value) >= 0)
-    assert _total(counts) > 0
 
 
 @pytest.mark.xfail(strict=True, reason="known discrepancy: the preset predicts 0.59 /(kg·d), 1.7× the published 90% CL "
