@@ -20,7 +20,7 @@ steady source on the energy nodes of :func:`cevns_jax.spectra.energy_nodes`.
 
 Atomic binding: the stepping approximation — an electron of binding energy B scatters as free for T > B and
 not at all below, so an atom offers Z_eff(T) = Σ_shells n_s Θ(T − B_s) electrons (:func:`stepping_electrons`;
-Kopeikin et al., Phys. At. Nucl. 60, 1859 (1997); Chen et al., PLB 731, 159 (2014)). Binding energies:
+Kopeikin et al., Phys. At. Nucl. 60, 1859 (1997); docs/physics.md §10.4). Binding energies:
 :data:`BINDING_ENERGIES_KEV`.
 """
 

@@ -1,4 +1,4 @@
-"""Expected neutrino–electron scattering counts per (energy × time) bin (docs/physics.md §10.4).
+"""Expected neutrino–electron scattering counts per (energy × time) bin (docs/physics.md §10.5).
 
     μ_{i,j} = N_units Σ_c Φ_c Σ_k w_k n_e(T_k) dR_c/dT(T_k) R_i(T_k) τ_{c,j}
 
@@ -32,7 +32,7 @@ from .quadrature import RESPONSE_FLOOR, gauss_legendre_panels, response_breakpoi
 from .response import NoQuenching, energy_response
 from .xsec import resolve_standard_model
 
-__all__ = ["COMPONENT", "LOG_PANELS", "ELECTRON_OBSERVABLES", "response_ceiling", "electron_recoil_grid",
+__all__ = ["COMPONENT", "LOG_PANELS", "ELECTRON_OBSERVABLES", "response_ceiling", "electron_recoil_grid", "check_electron_scattering",
            "electron_events_per_node", "electron_counts"]
 
 COMPONENT = "nu_e_scattering"
