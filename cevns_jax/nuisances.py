@@ -293,8 +293,9 @@ def apply_nuisances(experiment, values: dict):
 def predicted_counts(experiment, values: dict, sm=None, model=None):
     """Expected counts {component or background: (n_E, n_t)} at nuisance ``values`` (full model).
 
-    CEvNS components and dark matter follow the detector nuisances; dark matter the π⁰ yield of the
-    experiment's facility (× e^ν_π⁰), CEvNS and neutrino-induced backgrounds the flux (× e^ν_flux).
+    CEvNS components, neutrino–electron scattering and dark matter follow the detector nuisances; dark matter
+    the π⁰ yield of the experiment's facility (× e^ν_π⁰), CEvNS, neutrino–electron scattering and
+    neutrino-induced backgrounds the flux (× e^ν_flux).
     """
     from .models.darkmatter import at_source
     from .rates import background_counts, cevns_counts, dark_matter_counts
@@ -302,6 +303,10 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     exp = apply_nuisances(experiment, values)
     signal = cevns_counts(exp, sm=sm, model=model) * normalisation(values, "cevns")
     out = {name: signal[c] for c, name in enumerate(exp.source.components)}
+    if exp.detector.electron_scattering:  # the same flux, mass and efficiency as CEvNS; no quenching
+        from .electron_rates import COMPONENT, electron_counts
+
+        out[COMPONENT] = jnp.sum(electron_counts(exp, sm=sm, model=model), axis=0) * normalisation(values, "cevns")
     if model is not None and model.dark_matter is not None:
         dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
         out["dark_matter"] = dark_matter_counts(exp, dm) * normalisation(values, "dark_matter")

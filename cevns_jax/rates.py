@@ -227,7 +227,8 @@ def expected_counts(experiment, sm=None, model=None):
     """All expected counts per (energy × time) bin: {component or background name: (n_E, n_t)}.
 
     Keys: the source's components (π-DAR: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar``), each
-    background's name and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
+    background's name, ``nu_e_scattering`` (all components' neutrino–electron counts) for a detector with
+    ``electron_scattering`` and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
     """
     if model is not None and model.dark_matter is not None and experiment.source.steady:
         from .errors import CevnsInputError
@@ -235,6 +236,10 @@ def expected_counts(experiment, sm=None, model=None):
         raise CevnsInputError(f"{experiment.name}: accelerator dark matter needs a π-DAR source, not a steady one")
     signal = cevns_counts(experiment, sm=sm, model=model)
     out = {name: signal[c] for c, name in enumerate(experiment.source.components)}
+    if experiment.detector.electron_scattering:
+        from .electron_rates import COMPONENT, electron_counts
+
+        out[COMPONENT] = jnp.sum(electron_counts(experiment, sm=sm, model=model), axis=0)
     if model is not None and model.dark_matter is not None:
         out["dark_matter"] = dark_matter_counts(experiment, model.dark_matter)
     out.update(background_counts(experiment))

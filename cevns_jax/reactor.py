@@ -118,6 +118,7 @@ class ReactorSource:
 
     components = ("reactor_nuebar",)
     flavours = (0,)
+    antineutrino = (True,)
     steady = True
     energy_breaks_MeV = REACTOR_BREAKS_MEV
     recoil_energies_MeV = (HUBER_MUELLER_MIN_MEV, REACTOR_BREAKS_MEV[-1])

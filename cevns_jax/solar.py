@@ -149,6 +149,10 @@ class SolarSource:
     def flavours(self) -> tuple:
         return self.flavours_per_line * len(self.lines)
 
+    @property
+    def antineutrino(self) -> tuple:
+        return (False,) * (3 * len(self.lines))
+
     energy_nodes_per_panel = 16
 
     @property

@@ -244,6 +244,7 @@ class Source:
     # the source interface (cevns_jax.spectra): a beam source, folded in closed form by cevns_jax.xsec
     components = COMPONENTS
     flavours = COMPONENT_FLAVOUR
+    antineutrino = (False, False, True)
     steady = False
     energy_breaks_MeV = (0.0, C.E_NU_MAX_MICHEL)
     recoil_energies_MeV = (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL)

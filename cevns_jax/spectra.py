@@ -6,6 +6,8 @@ Every source kind (π-DAR :class:`cevns_jax.source.Source`, :class:`cevns_jax.re
 * ``components`` (static): the names of its flux components, in the order of every array axis ``c``;
 * ``flavours`` (static): the flavour (0 = e, 1 = μ, 2 = τ) each component scatters as (ν̄ with the ν
   couplings: the vector charge enters CEvNS squared);
+* ``antineutrino`` (static, optional): whether each component is a ν̄ (neutrino–electron scattering tells
+  them apart, :mod:`cevns_jax.electron`; absent or empty: all neutrinos);
 * ``energy_breaks_MeV`` (static): increasing energies [MeV] between which every component's spectrum is
   smooth; the first is the lowest energy, the last the endpoint (the flux vanishes above);
 * ``recoil_energies_MeV`` (static): (E_break, E_end) [MeV], the neutrino energies whose recoil end points
@@ -99,6 +101,8 @@ class TabulatedSource:
             normalised to unit integral here (so only the shape matters).
         fluence: each component's fluence at the detector over the exposure [cm⁻²] (n_c,).
         components, flavours: names and flavours (0 = e, 1 = μ, 2 = τ) of the components (static).
+        antineutrino: whether each component is an antineutrino (static; empty: all neutrinos). It matters
+            for neutrino–electron scattering only (:mod:`cevns_jax.electron`).
         name: a label (static).
     """
 
@@ -109,6 +113,7 @@ class TabulatedSource:
     flavours: tuple = static_field(default=(0,))
     breaks: tuple = static_field(default=(0.0, 1.0))
     name: str = static_field(default="tabulated")
+    antineutrino: tuple = static_field(default=())
 
     steady = True
     energy_nodes_per_panel = 4
@@ -140,12 +145,13 @@ class TabulatedSource:
         return self.fluence
 
 
-def make_tabulated_source(energy_MeV, spectra, fluence_cm2, components, flavours, name: str = "tabulated"):
+def make_tabulated_source(energy_MeV, spectra, fluence_cm2, components, flavours, name: str = "tabulated",
+                          antineutrino=()):
     """A :class:`TabulatedSource` (numbers checked by the TOML compiler; here only shapes)."""
     E = np.asarray(energy_MeV, dtype=float)
     S = np.atleast_2d(np.asarray(spectra, dtype=float))
     return TabulatedSource(
         energy_MeV=jnp.asarray(E), spectra=jnp.asarray(S), fluence=jnp.asarray(np.asarray(fluence_cm2, dtype=float)),
         components=tuple(components), flavours=tuple(int(f) for f in flavours), breaks=tuple(float(e) for e in E),
-        name=name,
+        name=name, antineutrino=tuple(bool(a) for a in antineutrino),
     )

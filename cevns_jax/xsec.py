@@ -276,8 +276,8 @@ _GL64_X, _GL64_W = np.polynomial.legendre.leggauss(STERILE_ENERGY_NODES)
 
 
 def flavour_charges(sm: StandardModel, model, target, T_MeV):
-    """Coherent weak charge Q_V per flavour (3, n_iso, n_T) with charge-radius and Z′ shifts, and the
-    form factors (F_p, F_n)."""
+    """Coherent weak charge Q_V per flavour (3, n_iso, n_T) with charge-radius, millicharge and Z′ shifts, and
+    the form factors (F_p, F_n)."""
     M = target.mass_MeV[:, None]
     q = momentum_transfer(T_MeV, M)
     Fp, Fn = nucleon_form_factors(_column(target), q)
@@ -289,6 +289,11 @@ def flavour_charges(sm: StandardModel, model, target, T_MeV):
         gvp = gvp + charge_radius_coupling_shift(model.em.charge_radius_cm2)
     Z, N = target.Z[:, None], target.N[:, None]
     Q = jnp.stack([weak_charge(gvp[f], gvn[f], Z, N, Fp, Fn) for f in range(3)])
+    if model is not None and model.em is not None:
+        from .models.em import millicharge_coupling_shift
+
+        # a millicharge shifts g_V^p by ∝ q_ν/(MT) (docs/physics.md §4.4); adds exactly 0 at q_ν = 0
+        Q = Q + Z * Fp * millicharge_coupling_shift(model.em.millicharge_e[:, None, None], M, T_MeV)
     if model is not None and model.zprime is not None:
         from .models.zprime import charge_shift
 

@@ -79,6 +79,9 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         smearing, observable = compile_smearing(det.table("smearing"), target, quenching)
         efficiency = compile_efficiency(det.table("efficiency", {}), base)
     timing = compile_timing_efficiency(det.table("timing_efficiency", {}))
+    electron_scattering = det.get("electron_scattering", False)
+    if not isinstance(electron_scattering, bool):
+        raise det.error("electron_scattering", f"must be true or false, got {electron_scattering!r}")
     if steady and not isinstance(timing, resp.NoTimingEfficiency):
         raise det.error("timing_efficiency", f"a steady source ({kind}) has no beam timing: use model = \"none\"")
     det.check_unused()
@@ -115,7 +118,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
             raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
         btab = Table(entry, f"{label}.backgrounds[{k}]")
         bname = btab.text("name")
-        if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar"):
+        if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar", "nu_e_scattering"):
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
         btab.where = f"{label}.backgrounds[{bname}]"
         backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure)
@@ -130,10 +133,15 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         raise systematics.error("pulse_mean_us", f"a steady source ({kind}) has no proton pulse")
     root.check_unused()
 
-    detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable)
+    detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable,
+                        electron_scattering=electron_scattering)
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
                      info=info)
+    if electron_scattering:
+        from ..electron_rates import check_electron_scattering
+
+        check_electron_scattering(exp, f"{det.where}.electron_scattering")
     check_experiment(exp, label)
     check_noise_acceptance(exp, label)
     check_reachable(exp, bins, energy_edges)

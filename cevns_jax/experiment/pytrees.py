@@ -20,7 +20,9 @@ TIME_PROFILES = ("table", "flat", "beam", "prompt", "delayed")
 
 @pytree_dataclass
 class Detector:
-    """Detector and analysis: mass [kg], baseline [m], response chain and bins."""
+    """Detector and analysis: mass [kg], baseline [m], response chain and bins. ``electron_scattering``
+    (static, default False) adds neutrino–electron elastic scattering as a signal channel
+    (:mod:`cevns_jax.electron_rates`, docs/physics.md §10)."""
 
     mass_kg: jnp.ndarray
     baseline_m: jnp.ndarray
@@ -30,6 +32,7 @@ class Detector:
     timing_efficiency: Any
     binning: Binning
     observable: str = static_field(default="keVee")
+    electron_scattering: bool = static_field(default=False)
 
 
 @pytree_dataclass

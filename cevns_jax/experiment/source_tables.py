@@ -16,8 +16,8 @@ Reactor::
 Solar: ``live_days``, optional ``lines`` (["8B", "hep"]), ``flux_8B_cm2_s``, ``flux_hep_cm2_s``,
 ``sin2_theta12``, ``sin2_theta13``, ``sin2_theta23``, ``dm21_eV2``, ``b8_spectrum_file`` / ``hep_spectrum_file``
 (two columns: E [MeV], spectrum). Tabulated: ``file`` (columns E [MeV] and one spectrum per component) or
-``energy_MeV`` + ``spectrum`` (one component), ``components``, ``flavours`` ("e", "mu", "tau"; ν̄ scatter as
-their ν), and either ``fluence_cm2`` (per component, at the detector) or ``flux_cm2_s`` + ``live_days``.
+``energy_MeV`` + ``spectrum`` (one component), ``components``, ``flavours`` ("e", "mu", "tau", or "ebar",
+"mubar", "taubar" for antineutrinos: they scatter on nuclei as their ν, on electrons with g_A → −g_A), and either ``fluence_cm2`` (per component, at the detector) or ``flux_cm2_s`` + ``live_days``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = ["STEADY_KINDS", "FISSION_SUM_TOLERANCE", "compile_reactor", "compile_
 STEADY_KINDS = ("reactor", "solar", "tabulated")
 FISSION_SUM_TOLERANCE = 1e-3
 """Largest accepted |Σ f_i − 1| of the fission fractions (published fractions are rounded to 2–3 digits)."""
-FLAVOURS = {"e": 0, "mu": 1, "tau": 2}
+FLAVOURS = {"e": 0, "mu": 1, "tau": 2, "ebar": 0, "mubar": 1, "taubar": 2}
 
 
 def _per_isotope(tab: Table, key: str, default=None, **bounds) -> np.ndarray:
@@ -167,5 +167,6 @@ def compile_tabulated(tab: Table, base: Path):
         values = values * seconds
     name = tab.text("name", "tabulated")
     tab.check_unused()
-    src = make_tabulated_source(E, S, values, components, [FLAVOURS[f] for f in flavours], name=name)
+    src = make_tabulated_source(E, S, values, components, [FLAVOURS[f] for f in flavours], name=name,
+                                antineutrino=[f.endswith("bar") for f in flavours])
     return src, seconds

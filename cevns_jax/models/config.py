@@ -5,7 +5,7 @@ couplings, sin2_theta_w, ρ/κ/λ, gvp/gvn, t2_term; see :mod:`cevns_jax.physics
 experiment's own electroweak configuration is used), ``[zprime]`` (kind =
 universal | b_minus_l | lmu_ltau | general, mass_MeV, g — or g_nu, g_u, g_d for general),
 ``[nsi]`` (entries such as ee_u = 0.1, emu_d = 0.02), ``[em]`` (magnetic_moment_muB,
-charge_radius_cm2: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
+charge_radius_cm2, millicharge_e: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
 baseline_spread_m), ``[dark_matter]`` (m_chi_MeV, m_V_MeV (default 3 m_χ), epsilon or Y or alpha_B,
 alpha_D (0.5), particle, pi0_per_proton (default: the facility's yield)), ``[scalar]`` (mass_MeV, g,
 optional g_q). Unknown tables or fields are errors naming the field.
@@ -31,7 +31,7 @@ def _flavour(tab: _Table, key: str):
     value = tab.get(key, 0.0)
     if isinstance(value, list):
         return tab.numbers(key, length=3)
-    return tab.number(key, 0.0, nonnegative=key != "charge_radius_cm2")
+    return tab.number(key, 0.0, nonnegative=key == "magnetic_moment_muB")
 
 
 @contextmanager
@@ -71,7 +71,9 @@ def model_from_dict(data: dict, label: str = "<model>"):
         parts["nsi"] = couplings(**{k: t.number(k) for k in t.data})
     if root.has("em"):
         t = root.table("em")
-        parts["em"] = properties(_flavour(t, "magnetic_moment_muB"), _flavour(t, "charge_radius_cm2"))
+        with _named(t):
+            parts["em"] = properties(_flavour(t, "magnetic_moment_muB"), _flavour(t, "charge_radius_cm2"),
+                                     _flavour(t, "millicharge_e"))
         t.check_unused()
     if root.has("sterile"):
         t = root.table("sterile")
