@@ -18,7 +18,8 @@ Beyond the COHERENT releases, one-bin counting analyses built from published sum
 * CONUS+ 2025: reactor-on counts in the region of interest and a reactor-off exposure (60 of 327 kg·d)
   as a second Poisson term sharing the background normalisation; the background is the one implied by
   the published fit (395 ± 106 events), the published 3.7σ is left as the independent check.
-* XENONnT ⁸B 2024: 37 events observed over 26.4 ± 1.4 expected background (Gaussian prior).
+* XENONnT ⁸B 2024: 37 events observed over 26.4 ± 1.4 expected background (Gaussian prior);
+  PandaX-4T ⁸B 2024, US2 data: 332 events over 251 ± 32.
 
 The model in data space (:func:`model_counts`): the CEvNS signal (and a model's dark matter) follow
 the shape nuisances by linear template morphing (:mod:`cevns_jax.stats.morphing`, default) or the
@@ -47,10 +48,11 @@ __all__ = ["RELEASES", "PUBLISHED", "BinnedAnalysis", "SIGNAL_TEMPLATES", "with_
            "morphing_templates", "morphed_counts", "model_counts", "poisson_terms", "flat_means", "observed_vector",
            "analysis_priors", "has_dark_matter", "cenns10_analysis", "csi2017_analysis", "csi2021_analysis",
            "csi2017_prompt_neutrons", "ANALYSES", "load_analysis", "CSI2017_EXPOSURE_GWH", "COUNTING",
-           "onoff_background", "conusplus_analysis", "xenonnt_8b_analysis"]
+           "onoff_background", "conusplus_analysis", "counting_analysis", "xenonnt_8b_analysis",
+           "pandax_8b_analysis"]
 
 RELEASES = ("COHERENT-CsI-2017", "COHERENT-CENNS10-2020", "COHERENT-CsI-2021")
-COUNTING = ("CONUS+-2025", "XENONnT-8B-2024")
+COUNTING = ("CONUS+-2025", "XENONnT-8B-2024", "PandaX-4T-8B-2024")
 """One-bin analyses built from published summary numbers (not data releases; see :data:`PUBLISHED`)."""
 PUBLISHED = {
     # fitted CEvNS events (± 1σ), significance; flux-averaged σ [cm²] where published
@@ -64,6 +66,9 @@ PUBLISHED = {
     # SR0 + SR1, 3.51 t·yr; best-fit ⁸B events +3.7 −4.2; background (AC, ER, neutrons) 26.4 +1.4 −1.3
     "XENONnT-8B-2024": dict(cevns=10.7, error=4.2, error_up=3.7, significance=2.73, observed=37.0, background=26.4,
                             background_error=1.4, source="PRL 133, 191002 (2024), arXiv:2408.02877"),
+    # US2 (S2-only) data set, 1.04 t·yr; best-fit ⁸B events with ≈ 37% uncertainty (paired + US2 fit: 2.64σ)
+    "PandaX-4T-8B-2024": dict(cevns=75.0, error=0.37 * 75.0, significance=2.64, observed=332.0, background=251.0,
+                              background_error=32.0, source="PRL 133, 191001 (2024), arXiv:2407.10892"),
 }
 
 
@@ -339,16 +344,27 @@ def conusplus_analysis() -> BinnedAnalysis:
                           ("background:steady_state",), "CONUS+-2025", ac_scale=_f(ratio), collapse=True)
 
 
-def xenonnt_8b_analysis() -> BinnedAnalysis:
-    """XENONnT ⁸B 2024 as a one-bin counting analysis: 37 events over a background of 26.4 ± 1.4 (Gaussian
-    prior on its normalisation). The published 2.73σ comes from a four-dimensional likelihood that separates
-    the accidental coincidences; one bin cannot, so its significance is lower (docs/physics.md §5.6)."""
-    exp = load_experiment("XENONnT-8B-2024")
-    pub = PUBLISHED["XENONnT-8B-2024"]
+def counting_analysis(name: str) -> BinnedAnalysis:
+    """A one-bin counting analysis of preset ``name``: the published observed count over the published
+    expected background, whose normalisation has a Gaussian prior of the published relative error.
+
+    XENONnT ⁸B 2024: 37 over 26.4 ± 1.4; its published 2.73σ comes from a four-dimensional likelihood that
+    separates the accidental coincidences, which one bin cannot, so the significance here is lower. PandaX-4T
+    ⁸B 2024 (US2): 332 over 251 ± 32 (docs/physics.md §5.6)."""
+    exp = load_experiment(name)
+    pub = PUBLISHED[name]
     return BinnedAnalysis(exp, _f([pub["observed"]]), {"background": _f([pub["background"]])}, None, None, (1,),
-                          ("background:background",), "XENONnT-8B-2024",
+                          ("background:background",), name,
                           extra_priors=(("background:background", pub["background_error"] / pub["background"]),),
                           collapse=True)
+
+
+def xenonnt_8b_analysis() -> BinnedAnalysis:
+    return counting_analysis("XENONnT-8B-2024")
+
+
+def pandax_8b_analysis() -> BinnedAnalysis:
+    return counting_analysis("PandaX-4T-8B-2024")
 
 
 ANALYSES: dict[str, Callable[[], BinnedAnalysis]] = {
@@ -357,6 +373,7 @@ ANALYSES: dict[str, Callable[[], BinnedAnalysis]] = {
     "COHERENT-CsI-2021": csi2021_analysis,
     "CONUS+-2025": conusplus_analysis,
     "XENONnT-8B-2024": xenonnt_8b_analysis,
+    "PandaX-4T-8B-2024": pandax_8b_analysis,
 }
 
 
