@@ -1,5 +1,5 @@
 """Solar ⁸B presets (XENONnT-8B-2024, PandaX-4T-8B-2024) and the one-bin counting analyses built from published
-summary numbers (CONUS+-2025, XENONnT-8B-2024, PandaX-4T-8B-2024; docs/physics.md §5.6).
+summary numbers (CONUS+-2025, XENONnT-8B-2024, PandaX-4T-8B-2024; docs/physics.md §5.10).
 
 Independent references: the papers' own numbers — XENONnT's ⁸B expectation (11.9 events, PRL 133, 191002),
 its best fit (10.7 +3.7 −4.2) and flux (4.7 +3.6 −2.3 × 10⁶ cm⁻² s⁻¹); PandaX-4T's best fit (75 events, ≈ 37%);

@@ -13,7 +13,7 @@ steady-state background (same window length, so μ_SS,C = μ_SS,AC bin by bin).
   templates, the release's quenching and efficiency with their pulls.
 
 Beyond the COHERENT releases, one-bin counting analyses built from published summary numbers
-(:data:`PUBLISHED`; docs/physics.md §5.6):
+(:data:`PUBLISHED`; docs/physics.md §5.10):
 
 * CONUS+ 2025: reactor-on counts in the region of interest and a reactor-off exposure (60 of 327 kg·d)
   as a second Poisson term sharing the background normalisation; the background is the one implied by
@@ -322,7 +322,7 @@ def onoff_background(fitted: float, error: float, off_ratio: float) -> float:
     ``fitted`` ± ``error`` signal events with a control exposure ``off_ratio`` times the signal exposure.
 
     With N_on ~ Poisson(s + b) and N_off ~ Poisson(r·b), the profile-likelihood variance of ŝ is
-    N_on + N_off/r² = ŝ + b(1 + 1/r), so b = (σ² − ŝ)/(1 + 1/r) (docs/physics.md §5.6). Systematic
+    N_on + N_off/r² = ŝ + b(1 + 1/r), so b = (σ² − ŝ)/(1 + 1/r) (docs/physics.md §5.10). Systematic
     uncertainties inside the published error are thereby counted as background: b is an upper bound.
     """
     if not (0 < off_ratio and error**2 > fitted):
@@ -331,7 +331,7 @@ def onoff_background(fitted: float, error: float, off_ratio: float) -> float:
 
 
 def conusplus_analysis() -> BinnedAnalysis:
-    """CONUS+ 2025 as a one-bin on/off counting analysis (module docstring; docs/physics.md §5.6).
+    """CONUS+ 2025 as a one-bin on/off counting analysis (module docstring; docs/physics.md §5.10).
 
     Reactor on: N_on = ŝ + b events in the preset's region of interest; reactor off: N_off = r·b with
     r = 60/327 the exposure ratio, a Poisson term that fixes the background normalisation (no prior).
@@ -350,7 +350,7 @@ def counting_analysis(name: str) -> BinnedAnalysis:
 
     XENONnT ⁸B 2024: 37 over 26.4 ± 1.4; its published 2.73σ comes from a four-dimensional likelihood that
     separates the accidental coincidences, which one bin cannot, so the significance here is lower. PandaX-4T
-    ⁸B 2024 (US2): 332 over 251 ± 32 (docs/physics.md §5.6)."""
+    ⁸B 2024 (US2): 332 over 251 ± 32 (docs/physics.md §5.10)."""
     exp = load_experiment(name)
     pub = PUBLISHED[name]
     return BinnedAnalysis(exp, _f([pub["observed"]]), {"background": _f([pub["background"]])}, None, None, (1,),
