@@ -120,6 +120,8 @@ def test_conusplus_control_term_is_the_scaled_background():
     assert analyses.analysis_priors(a) == {"background:steady_state": None}
     with pytest.raises(CevnsInputError, match="on/off background"):
         analyses.onoff_background(395.0, 10.0, ratio)
+    with pytest.raises(CevnsInputError, match=r"CONUS\+-2025: \[experiment.reference\] lacks observed"):
+        analyses.counting_analysis("CONUS+-2025")  # publishes no observed count: only the on/off analysis
 
 
 def test_xenonnt_one_bin_fit_against_published(xenon):

@@ -63,12 +63,12 @@ PUBLISHED = {
     # exposures [kg·d] of the reactor-on and reactor-off data in the 3 detectors C2, C3, C5 (2.83 kg active)
     "CONUS+-2025": dict(cevns=395.0, error=106.0, significance=3.7, exposure_on_kg_d=327.0, exposure_off_kg_d=60.0,
                         source="arXiv:2501.05206 (Nature 2025, doi:10.1038/s41586-025-09322-2)"),
-    # SR0 + SR1, 3.51 t·yr; best-fit ⁸B events +3.7 −4.2; background (AC, ER, neutrons) 26.4 +1.4 −1.3
-    "XENONnT-8B-2024": dict(cevns=10.7, error=4.2, error_up=3.7, significance=2.73, observed=37.0, background=26.4,
-                            background_error=1.4, source="PRL 133, 191002 (2024), arXiv:2408.02877"),
+    # SR0 + SR1, 3.51 t·yr; best-fit ⁸B events +3.7 −4.2 (observed and background: the preset's reference)
+    "XENONnT-8B-2024": dict(cevns=10.7, error=4.2, error_up=3.7, significance=2.73,
+                            source="PRL 133, 191002 (2024), arXiv:2408.02877"),
     # US2 (S2-only) data set, 1.04 t·yr; best-fit ⁸B events with ≈ 37% uncertainty (paired + US2 fit: 2.64σ)
-    "PandaX-4T-8B-2024": dict(cevns=75.0, error=0.37 * 75.0, significance=2.64, observed=332.0, background=251.0,
-                              background_error=32.0, source="PRL 133, 191001 (2024), arXiv:2407.10892"),
+    "PandaX-4T-8B-2024": dict(cevns=75.0, error=0.37 * 75.0, significance=2.64,
+                              source="PRL 133, 191001 (2024), arXiv:2407.10892"),
 }
 
 
@@ -346,16 +346,20 @@ def conusplus_analysis() -> BinnedAnalysis:
 
 def counting_analysis(name: str) -> BinnedAnalysis:
     """A one-bin counting analysis of preset ``name``: the published observed count over the published
-    expected background, whose normalisation has a Gaussian prior of the published relative error.
+    expected background, whose normalisation has a Gaussian prior of the published relative error (the
+    preset's ``[experiment.reference]`` fields ``observed``, ``background_expected``, ``background_expected_error``).
 
     XENONnT ⁸B 2024: 37 over 26.4 ± 1.4; its published 2.73σ comes from a four-dimensional likelihood that
     separates the accidental coincidences, which one bin cannot, so the significance here is lower. PandaX-4T
     ⁸B 2024 (US2): 332 over 251 ± 32 (docs/physics.md §5.10)."""
     exp = load_experiment(name)
-    pub = PUBLISHED[name]
-    return BinnedAnalysis(exp, _f([pub["observed"]]), {"background": _f([pub["background"]])}, None, None, (1,),
-                          ("background:background",), name,
-                          extra_priors=(("background:background", pub["background_error"] / pub["background"]),),
+    ref = dict(exp.info.reference)
+    missing = [k for k in ("observed", "background_expected", "background_expected_error") if k not in ref]
+    if missing:
+        raise CevnsInputError(f"{name}: [experiment.reference] lacks {', '.join(missing)} (needed by a counting analysis)")
+    b, sigma_b = ref["background_expected"], ref["background_expected_error"]
+    return BinnedAnalysis(exp, _f([ref["observed"]]), {"background": _f([b])}, None, None, (1,),
+                          ("background:background",), name, extra_priors=(("background:background", sigma_b / b),),
                           collapse=True)
 
 
