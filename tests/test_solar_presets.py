@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from scipy import optimize
 
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import experiment_from_dict, load_experiment
@@ -122,6 +123,23 @@ def test_conusplus_control_term_is_the_scaled_background():
         analyses.onoff_background(395.0, 10.0, ratio)
     with pytest.raises(CevnsInputError, match=r"CONUS\+-2025: \[experiment.reference\] lacks observed"):
         analyses.counting_analysis("CONUS+-2025")  # publishes no observed count: only the on/off analysis
+
+
+def test_conusplus_profile_against_scipy():
+    """The profiled χ²(s) of the on/off analysis against a second method: the two-term Poisson deviance
+    2Σ[μ − n + n ln(n/μ)] with μ_on = s + b, μ_off = r·b minimised over b by scipy (bounded Brent)."""
+    a = analyses.load_analysis("CONUS+-2025")
+    n_on, n_off = float(a.observed[0]), float(a.ac_observed[0])
+    r, b0 = 60.0 / 327.0, float(a.templates["steady_state"][0])
+
+    def deviance(s, b):
+        return sum(2.0 * (m - n + n * np.log(n / m)) for m, n in ((s + b, n_on), (r * b, n_off)))
+
+    values = np.array([0.0, 200.0, 395.0, 600.0])
+    expected = [optimize.minimize_scalar(lambda b: deviance(s, b), bounds=(0.5 * b0, 1.5 * b0), method="bounded",
+                                         options={"xatol": 1e-9}).fun for s in values]
+    objective = fits.Objective([a], "cevns_count")
+    np.testing.assert_allclose(fits.profile_scan(objective, values, n_steps=20), expected, atol=1e-6)
 
 
 def test_xenonnt_one_bin_fit_against_published(xenon):
