@@ -181,10 +181,13 @@ def linear_rule(eff_edges, prob, m1, w):
     """P ε(lo) + m1 Δε/w for an efficiency linear on each sub-bin; ``eff_edges`` (n_sub + 1,) at the edges.
 
     ``prob``, ``m1`` have shape (n_sub, ...) and ``w`` broadcasts to them; exact for such an efficiency.
+    A sub-bin of zero width (a feature point on a bin edge, e.g. a table node at the threshold) holds no
+    probability (``prob = m1 = 0``); its slope is taken as 0 rather than 0/0.
     """
     batch = (1,) * (prob.ndim - 1)
     e_lo = eff_edges[:-1].reshape((-1,) + batch)
-    slope = ((eff_edges[1:] - eff_edges[:-1]).reshape((-1,) + batch)) / w
+    safe_w = jnp.where(w > 0, w, 1.0)
+    slope = ((eff_edges[1:] - eff_edges[:-1]).reshape((-1,) + batch)) / safe_w
     return prob * e_lo + m1 * slope
 
 

@@ -133,8 +133,9 @@ def _print_fit(r: dict) -> None:
     print(f"  CEvNS events        {c['best']:.1f} +{c['hi'] - c['best']:.1f} -{c['best'] - c['lo']:.1f}"
           f"   (SM prediction {r['cevns_predicted']:.1f}; published fit {pub.get('cevns', float('nan')):g} ± {pub.get('error', float('nan')):g})")
     print(f"  significance        {r['significance_sigma']:.1f} σ   (published {pub.get('significance', float('nan')):g} σ)")
-    print(f"  flux-averaged σ     ({1e40 * x['best']:.0f} +{1e40 * (x['hi'] - x['best']):.0f} -{1e40 * (x['best'] - x['lo']):.0f})e-40 cm²"
-          f"   (SM {1e40 * x['sm']:.0f}e-40 cm²)")
+    if x is not None:
+        print(f"  flux-averaged σ     ({1e40 * x['best']:.0f} +{1e40 * (x['hi'] - x['best']):.0f} -{1e40 * (x['best'] - x['lo']):.0f})e-40 cm²"
+              f"   (SM {1e40 * x['sm']:.0f}e-40 cm²)")
     print(f"  sin²θ_W             {w['best']:.3f} +{w['hi'] - w['best']:.3f} -{w['best'] - w['lo']:.3f}")
     print("  nuisance pulls      " + ", ".join(f"{k} = {v:+.3g}" for k, v in r["nuisances"].items()))
 
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="TOML file with a new-physics point (see cevns_jax/models/config.py)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a list with --all)")
     f = sub.add_parser("fit", help="fit a COHERENT data release")
-    f.add_argument("release", help="COHERENT-CsI-2017, COHERENT-CENNS10-2020 or COHERENT-CsI-2021")
+    f.add_argument("release", help="COHERENT-CsI-2017, COHERENT-CENNS10-2020, COHERENT-CsI-2021 (releases), "
+                                "CONUS+-2025 or XENONnT-8B-2024 (one-bin counting analyses)")
     f.add_argument("--template", default="model", choices=("model", "factorised"),
                    help="CEvNS template: the model's energy-time correlation, or factorised as in the CENNS-10 release")
     f.add_argument("--exact", action="store_true", help="full forward model at every step (no template morphing)")

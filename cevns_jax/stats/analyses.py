@@ -12,6 +12,15 @@ steady-state background (same window length, so μ_SS,C = μ_SS,AC bin by bin).
 * CsI 2021: the released events binned in (PE, time), AC events as steady state, BRN and NIN
   templates, the release's quenching and efficiency with their pulls.
 
+Beyond the COHERENT releases, one-bin counting analyses built from published summary numbers
+(:data:`PUBLISHED`; docs/physics.md §5.10):
+
+* CONUS+ 2025: reactor-on counts in the region of interest and a reactor-off exposure (60 of 327 kg·d)
+  as a second Poisson term sharing the background normalisation; the background is the one implied by
+  the published fit (395 ± 106 events), the published 3.7σ is left as the independent check.
+* XENONnT ⁸B 2024: 37 events observed over 26.4 ± 1.4 expected background (Gaussian prior);
+  PandaX-4T ⁸B 2024, US2 data: 332 events over 251 ± 32.
+
 The model in data space (:func:`model_counts`): the CEvNS signal (and a model's dark matter) follow
 the shape nuisances by linear template morphing (:mod:`cevns_jax.stats.morphing`, default) or the
 exact forward model (``morphing="exact"``), and every normalisation nuisance multiplies exactly
@@ -38,15 +47,28 @@ from .morphing import Morph, log_derivatives, morph, pulls
 __all__ = ["RELEASES", "PUBLISHED", "BinnedAnalysis", "SIGNAL_TEMPLATES", "with_linear_morphing",
            "morphing_templates", "morphed_counts", "model_counts", "poisson_terms", "flat_means", "observed_vector",
            "analysis_priors", "has_dark_matter", "cenns10_analysis", "csi2017_analysis", "csi2021_analysis",
-           "csi2017_prompt_neutrons", "ANALYSES", "load_analysis", "CSI2017_EXPOSURE_GWH"]
+           "csi2017_prompt_neutrons", "ANALYSES", "load_analysis", "CSI2017_EXPOSURE_GWH", "COUNTING",
+           "onoff_background", "conusplus_analysis", "counting_analysis", "xenonnt_8b_analysis",
+           "pandax_8b_analysis"]
 
 RELEASES = ("COHERENT-CsI-2017", "COHERENT-CENNS10-2020", "COHERENT-CsI-2021")
+COUNTING = ("CONUS+-2025", "XENONnT-8B-2024", "PandaX-4T-8B-2024")
+"""One-bin analyses built from published summary numbers (not data releases; see :data:`PUBLISHED`)."""
 PUBLISHED = {
     # fitted CEvNS events (± 1σ), significance; flux-averaged σ [cm²] where published
     "COHERENT-CsI-2017": dict(cevns=134.0, error=22.0, significance=6.7, source="Science 357, 1123 (2017)"),
     "COHERENT-CENNS10-2020": dict(cevns=159.0, error=43.0, significance=3.5, xs=2.2e-39, xs_error=0.7e-39,
                                   source="PRL 126, 012002 (2021); LArParametersAnlA.yaml"),
     "COHERENT-CsI-2021": dict(cevns=306.0, error=20.0, significance=11.6, source="PRL 129, 081801 (2022)"),
+    # exposures [kg·d] of the reactor-on and reactor-off data in the 3 detectors C2, C3, C5 (2.83 kg active)
+    "CONUS+-2025": dict(cevns=395.0, error=106.0, significance=3.7, exposure_on_kg_d=327.0, exposure_off_kg_d=60.0,
+                        source="arXiv:2501.05206 (Nature 2025, doi:10.1038/s41586-025-09322-2)"),
+    # SR0 + SR1, 3.51 t·yr; best-fit ⁸B events +3.7 −4.2 (observed and background: the preset's reference)
+    "XENONnT-8B-2024": dict(cevns=10.7, error=4.2, error_up=3.7, significance=2.73,
+                            source="PRL 133, 191002 (2024), arXiv:2408.02877"),
+    # US2 (S2-only) data set, 1.04 t·yr; best-fit ⁸B events with ≈ 37% uncertainty (paired + US2 fit: 2.64σ)
+    "PandaX-4T-8B-2024": dict(cevns=75.0, error=0.37 * 75.0, significance=2.64,
+                              source="PRL 133, 191001 (2024), arXiv:2407.10892"),
 }
 
 
@@ -55,7 +77,12 @@ class BinnedAnalysis:
     """Observed counts and the model pieces of one release fit (array leaves; data space is flat).
 
     ``signal_shape``: the SM CEvNS template in data space and its log-derivatives in the shape
-    nuisances (linear morphing; ``None``: the exact model at every step)."""
+    nuisances (linear morphing; ``None``: the exact model at every step).
+
+    ``ac_observed``: control counts of the steady-state background alone (COHERENT's anti-coincidence
+    window, a reactor-off period), whose mean is the steady-state template times ``ac_scale`` (the ratio
+    of the control exposure to the signal exposure; ``None``: 1, the same window length).
+    ``collapse``: the model is summed into one bin (a counting analysis)."""
 
     experiment: object
     observed: jnp.ndarray
@@ -68,6 +95,8 @@ class BinnedAnalysis:
     signal_template: str = static_field(default="model")
     extra_priors: tuple = static_field(default=())
     signal_shape: Morph | None = None
+    ac_scale: jnp.ndarray | None = None
+    collapse: bool = static_field(default=False)
 
 
 SIGNAL_TEMPLATES = ("model", "factorised")
@@ -89,6 +118,8 @@ def _signal_in_data_space(analysis: BinnedAnalysis, counts: dict):
 
 def _with_f90(analysis: BinnedAnalysis, counts):
     """(energy × time) → data space for a nuclear-recoil component without its own F90 shape."""
+    if analysis.collapse:
+        return jnp.reshape(jnp.sum(counts), (1,))
     if analysis.f90_fractions is not None:
         return counts[:, None, :] * analysis.f90_fractions[:, :, None]
     return counts
@@ -187,14 +218,15 @@ def _assemble(analysis: BinnedAnalysis, theta: dict, signal, dm, nuisances: dict
 
 
 def poisson_terms(analysis: BinnedAnalysis, theta: dict, nuisances: dict, sm=None, model=None):
-    """All Poisson means as one flat vector: coincidence bins, then AC bins (steady state) if any."""
+    """All Poisson means as one flat vector: signal-window bins, then the control bins (steady state) if any."""
     return flat_means(analysis, model_counts(analysis, theta, nuisances, sm, model))
 
 
 def flat_means(analysis: BinnedAnalysis, parts: dict):
     mu = sum(parts.values()).ravel()
     if analysis.ac_observed is not None:
-        mu = jnp.concatenate([mu, parts["steady_state"].ravel()])
+        control = parts["steady_state"].ravel()
+        mu = jnp.concatenate([mu, control if analysis.ac_scale is None else control * analysis.ac_scale])
     return mu
 
 
@@ -285,15 +317,72 @@ def csi2021_analysis() -> BinnedAnalysis:
     return BinnedAnalysis(exp, _f(observed), templates, None, _f(ac), observed.shape, nuisances, "COHERENT-CsI-2021")
 
 
+def onoff_background(fitted: float, error: float, off_ratio: float) -> float:
+    """Mean background b [events] in the signal window of a one-bin on/off measurement whose fit gave
+    ``fitted`` ± ``error`` signal events with a control exposure ``off_ratio`` times the signal exposure.
+
+    With N_on ~ Poisson(s + b) and N_off ~ Poisson(r·b), the profile-likelihood variance of ŝ is
+    N_on + N_off/r² = ŝ + b(1 + 1/r), so b = (σ² − ŝ)/(1 + 1/r) (docs/physics.md §5.10). Systematic
+    uncertainties inside the published error are thereby counted as background: b is an upper bound.
+    """
+    if not (0 < off_ratio and error**2 > fitted):
+        raise CevnsInputError(f"on/off background: need error² > fitted and off_ratio > 0, got {fitted}, {error}, {off_ratio}")
+    return (error**2 - fitted) / (1.0 + 1.0 / off_ratio)
+
+
+def conusplus_analysis() -> BinnedAnalysis:
+    """CONUS+ 2025 as a one-bin on/off counting analysis (module docstring; docs/physics.md §5.10).
+
+    Reactor on: N_on = ŝ + b events in the preset's region of interest; reactor off: N_off = r·b with
+    r = 60/327 the exposure ratio, a Poisson term that fixes the background normalisation (no prior).
+    """
+    exp = load_experiment("CONUS+-2025")
+    pub = PUBLISHED["CONUS+-2025"]
+    ratio = pub["exposure_off_kg_d"] / pub["exposure_on_kg_d"]
+    b = onoff_background(pub["cevns"], pub["error"], ratio)
+    return BinnedAnalysis(exp, _f([pub["cevns"] + b]), {"steady_state": _f([b])}, None, _f([ratio * b]), (1,),
+                          ("background:steady_state",), "CONUS+-2025", ac_scale=_f(ratio), collapse=True)
+
+
+def counting_analysis(name: str) -> BinnedAnalysis:
+    """A one-bin counting analysis of preset ``name``: the published observed count over the published
+    expected background, whose normalisation has a Gaussian prior of the published relative error (the
+    preset's ``[experiment.reference]`` fields ``observed``, ``background_expected``, ``background_expected_error``).
+
+    XENONnT ⁸B 2024: 37 over 26.4 ± 1.4; its published 2.73σ comes from a four-dimensional likelihood that
+    separates the accidental coincidences, which one bin cannot, so the significance here is lower. PandaX-4T
+    ⁸B 2024 (US2): 332 over 251 ± 32 (docs/physics.md §5.10)."""
+    exp = load_experiment(name)
+    ref = dict(exp.info.reference)
+    missing = [k for k in ("observed", "background_expected", "background_expected_error") if k not in ref]
+    if missing:
+        raise CevnsInputError(f"{name}: [experiment.reference] lacks {', '.join(missing)} (needed by a counting analysis)")
+    b, sigma_b = ref["background_expected"], ref["background_expected_error"]
+    return BinnedAnalysis(exp, _f([ref["observed"]]), {"background": _f([b])}, None, None, (1,),
+                          ("background:background",), name, extra_priors=(("background:background", sigma_b / b),),
+                          collapse=True)
+
+
+def xenonnt_8b_analysis() -> BinnedAnalysis:
+    return counting_analysis("XENONnT-8B-2024")
+
+
+def pandax_8b_analysis() -> BinnedAnalysis:
+    return counting_analysis("PandaX-4T-8B-2024")
+
+
 ANALYSES: dict[str, Callable[[], BinnedAnalysis]] = {
     "COHERENT-CsI-2017": csi2017_analysis,
     "COHERENT-CENNS10-2020": cenns10_analysis,
     "COHERENT-CsI-2021": csi2021_analysis,
+    "CONUS+-2025": conusplus_analysis,
+    "XENONnT-8B-2024": xenonnt_8b_analysis,
+    "PandaX-4T-8B-2024": pandax_8b_analysis,
 }
 
 
 def load_analysis(name: str, signal_template: str = "model", morphing: str = "linear") -> BinnedAnalysis:
-    """The :class:`BinnedAnalysis` of a release (see :data:`RELEASES`).
+    """The :class:`BinnedAnalysis` of a release (see :data:`RELEASES`) or counting analysis (:data:`COUNTING`).
 
     ``morphing``: ``"linear"`` (default; precomputed template derivatives, fast) or ``"exact"``
     (the full forward model at every profiling step).

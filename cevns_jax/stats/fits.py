@@ -295,8 +295,10 @@ def fit_release(name, *, poi: str = "cevns_count", n_scan: int = 41, signal_temp
         a = analyses[0]
         predicted = float(jnp.sum(model_counts(a, {}, {})["cevns"]))
         out["predicted"] = predicted
-        xs = flux_averaged_cross_section(a.experiment)
-        out["cross_section_cm2"] = {"sm": xs, "best": xs * best / predicted, "lo": xs * lo / predicted, "hi": xs * hi / predicted}
+        if hasattr(a.experiment.source, "protons_on_target"):  # π-DAR fluence; steady sources: no cross section here
+            xs = flux_averaged_cross_section(a.experiment)
+            out["cross_section_cm2"] = {"sm": xs, "best": xs * best / predicted, "lo": xs * lo / predicted,
+                                        "hi": xs * hi / predicted}
         say.say(f"significance {out['significance_sigma']:.2f} σ, SM prediction {predicted:.1f} events", timed=True)
     return out
 
@@ -330,7 +332,7 @@ def fit(name: str, signal_template: str = "model", n_scan: int = 41, morphing: s
         "cevns": {k: count[k] for k in ("best", "lo", "hi")},
         "cevns_predicted": count["predicted"],
         "significance_sigma": count["significance_sigma"],
-        "cross_section_cm2": count["cross_section_cm2"],
+        "cross_section_cm2": count.get("cross_section_cm2"),  # None for steady sources (no π-DAR fluence)
         "sin2_theta_w": {k: weak[k] for k in ("best", "lo", "hi")},
         "interval_ends": {"cevns": [count["lo_kind"], count["hi_kind"]], "sin2_theta_w": [weak["lo_kind"], weak["hi_kind"]]},
         "profile": {"cevns": count["scan"], "sin2_theta_w": weak["scan"]},
