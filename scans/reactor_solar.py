@@ -42,11 +42,12 @@ from snowmass import REFINE_ROUNDS, REFINE_RTOL, cached, curves_from_json, curve
 
 cevns_jax.enable_x64()
 
-DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "XENONnT-8B-2024",
-             "COH-Ar-750", "COH-CryoCsI-10kg", "COH-Ge-mini"]
+DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "COH-Ar-750", "COH-CryoCsI-10kg", "COH-Ge-mini"]
 """Detectors compared, in drawing order (the presets among them that the package ships). Not drawn: the
 liquid-xenon reactor presets (RED-100, RELICS), whose S2 response with the Lenardo charge yield extrapolated
-below 1 keVnr overpredicts RELICS's published count 4.4× (README, reactor validation)."""
+below 1 keVnr overpredicts RELICS's published count 4.4× (README, reactor validation); XENONnT-8B-2024, whose
+forecast program in batches of :data:`cevns_jax.stats.crossings.BATCH` points exceeded 20 GB (killed on the
+24 GB machine, 2026-11-28): its 100-row efficiency table multiplies the recoil nodes (to be chunked)."""
 LEVEL = C.DELTA_CHI2_90CL
 STYLE = {"reactor": dict(ls="-", lw=1.7), "solar": dict(ls="-.", lw=1.7), "pion_dar": dict(ls="--", lw=1.4)}
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
