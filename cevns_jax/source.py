@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr, ndtr
+from jax.scipy.special import log_ndtr
 
 from . import constants as C
 from ._pytree import pytree_dataclass, static_field
-from .binning import gaussian_antiderivatives
+from .binning import gaussian_antiderivatives, normal_cdf
 
 COMPONENTS = ("prompt_numu", "delayed_nue", "delayed_numubar")
 """Neutrino flux components of a π-DAR source, in the order used by every array axis ``c``."""
@@ -61,27 +61,11 @@ def exgauss_pdf(t, mu, sigma, tau):
     return jnp.exp(_exgauss_log_tail(t, mu, sigma, tau)) / tau
 
 
-def exgauss_cdf(t, mu, sigma, tau):
-    """CDF of N(μ, σ) ⊗ exponential(τ): Φ(z) − exp(σ²/2τ² − (t−μ)/τ) Φ(z − σ/τ)."""
-    return ndtr((t - mu) / sigma) - jnp.exp(_exgauss_log_tail(t, mu, sigma, tau))
-
-
-def exgauss_antiderivatives(t, mu, sigma, tau):
-    """(F, G, H) of N(μ, σ) ⊗ exponential(τ): the CDF and its antiderivatives G' = F, H' = G [1, ns, ns²].
-
-    The density p = g ⊗ e_τ obeys τp' + p = g (g the Gaussian density), so integrating from −∞ once, twice
-    and three times: F = F_g − τp, G = G_g − τF, H = H_g − τG, with (F_g, G_g, H_g) the Gaussian's
-    (:func:`cevns_jax.binning.gaussian_antiderivatives`). For t → ∞: G → t − (μ + τ),
-    H → ½[(t − μ − τ)² + σ² + τ²], the mean and variance of the exGaussian.
-    """
-    return _exgauss_levels(t, mu, sigma, tau)[:3]
-
-
 def gaussian_third_antiderivative(d, sigma):
     """K = E[(x − X)₊³]/6 for X ~ N(mean, σ²), d = x − mean [ns³]: the antiderivative of the third member
     of :func:`cevns_jax.binning.gaussian_antiderivatives`, [(d³ + 3dσ²)Φ(z) + σ(d² + 2σ²)φ(z)]/6, z = d/σ."""
     z = d / sigma
-    return ((d**3 + 3.0 * d * sigma**2) * ndtr(z) + sigma * (d**2 + 2.0 * sigma**2) * jnp.exp(-0.5 * z**2) / jnp.sqrt(2.0 * jnp.pi)) / 6.0
+    return ((d**3 + 3.0 * d * sigma**2) * normal_cdf(z) + sigma * (d**2 + 2.0 * sigma**2) * jnp.exp(-0.5 * z**2) / jnp.sqrt(2.0 * jnp.pi)) / 6.0
 
 
 def _gauss_levels(t, mu, sigma):
@@ -91,8 +75,14 @@ def _gauss_levels(t, mu, sigma):
 
 
 def _exgauss_levels(t, mu, sigma, tau):
-    """(F, G, H, K) of N(μ, σ) ⊗ exponential(τ): each level is the Gaussian's minus τ times the level below
-    (τp' + p = g integrated once more than in :func:`exgauss_antiderivatives`)."""
+    """(F, G, H, K) of N(μ, σ) ⊗ exponential(τ): the CDF and its antiderivatives G' = F, H' = G, K' = H
+    [1, ns, ns², ns³].
+
+    The density p = g ⊗ e_τ obeys τp' + p = g (g the Gaussian density), so integrating from −∞ once, twice,
+    three and four times: F = F_g − τp, G = G_g − τF, H = H_g − τG, K = K_g − τH, with the Gaussian's levels
+    (:func:`cevns_jax.binning.gaussian_antiderivatives`, :func:`gaussian_third_antiderivative`). For t → ∞:
+    G → t − (μ + τ), H → ½[(t − μ − τ)² + σ² + τ²], the mean and variance of the exGaussian.
+    """
     Fg, Gg, Hg, Kg = _gauss_levels(t, mu, sigma)
     F = Fg - jnp.exp(_exgauss_log_tail(t, mu, sigma, tau))
     G = Gg - tau * F
@@ -115,29 +105,26 @@ def _bunched(fn, t, pulse):
     return jax.tree.map(lambda v: jnp.sum(w * v, axis=-1), fn(t, mu, pulse.sigma_ns))
 
 
-def _profile(t_ns, pulse, levels, what: str):
-    """A time profile of the pulse ⊗ (decays) from ``levels(t, μ, σ) -> (F, G, H, K)`` of one Gaussian bunch.
+def _profile(t_ns, pulse, levels, what: str, density=None):
+    """A time profile of the pulse ⊗ (decays) from ``levels(t, μ, σ) -> (F, G, H, K)`` of one Gaussian bunch
+    (``density(t, μ, σ)``: its PDF): ``what`` = "pdf" → p, "cdf" → F, "anti" → (F, G, H).
 
-    Gaussian bunches: ``what`` = "cdf" → F, "anti" → (F, G, H). Flat-top bunches of width W
-    (``pulse.flat_top_ns`` > 0; each a uniform [μ − W/2, μ + W/2] ⊗ N(0, σ) edges): the uniform average
-    of a shifted profile is a difference of its next antiderivative, F_W(t) = [G(t − a) − G(t − b)]/W with
-    a, b = μ ∓ W/2, and likewise one level up for G_W and H_W (docs/physics.md §1.3)."""
+    Flat-top bunches of width W (``pulse.flat_top_ns`` > 0; each a uniform [μ − W/2, μ + W/2] ⊗ N(0, σ)
+    edges): the uniform average of a shifted profile is a difference of its next antiderivative,
+    p_W(t) = [F(t − a) − F(t − b)]/W with a, b = μ ∓ W/2, and likewise one level up for F_W, G_W and H_W
+    (docs/physics.md §1.3)."""
     W = pulse.flat_top_ns
     if W > 0.0:
-        def flat(t, mu, sigma):
+        def flat(t, mu, sigma):  # (p, F, G, H) of the flat top
             lo, hi = levels(t, mu - 0.5 * W, sigma), levels(t, mu + 0.5 * W, sigma)
-            return tuple((a - b) / W for a, b in zip(lo[1:], hi[1:]))  # (F, G, H) of the flat top
-        out = _bunched(flat, t_ns, pulse)
+            return tuple((a - b) / W for a, b in zip(lo, hi))
+        p, F, G, H = _bunched(flat, t_ns, pulse)
+    elif what == "pdf":
+        return _bunched(density, t_ns, pulse)
     else:
-        out = _bunched(lambda t, mu, sigma: levels(t, mu, sigma)[:3], t_ns, pulse)
-    return out[0] if what == "cdf" else out
-
-
-def _pdf_of_flat(t_ns, pulse, levels):
-    """PDF of a flat-top pulse profile: [F(t − a) − F(t − b)]/W."""
-    W = pulse.flat_top_ns
-    return _bunched(lambda t, mu, sigma: (levels(t, mu - 0.5 * W, sigma)[0] - levels(t, mu + 0.5 * W, sigma)[0]) / W,
-                    t_ns, pulse)
+        F, G, H = _bunched(lambda t, mu, sigma: levels(t, mu, sigma)[:3], t_ns, pulse)
+        p = None
+    return {"pdf": p, "cdf": F, "anti": (F, G, H)}[what]
 
 
 def _prompt_levels(t, mu, sigma):
@@ -150,9 +137,7 @@ def _delayed_levels(t, mu, sigma):
 
 def prompt_time_pdf(t_ns, pulse):
     """Arrival-time PDF of prompt ν_μ [1/ns]: pulse ⊗ pion lifetime."""
-    if pulse.flat_top_ns > 0.0:
-        return _pdf_of_flat(t_ns, pulse, _prompt_levels)
-    return _bunched(lambda t, m, s: exgauss_pdf(t, m, s, C.TAU_PION_NS), t_ns, pulse)
+    return _profile(t_ns, pulse, _prompt_levels, "pdf", lambda t, m, s: exgauss_pdf(t, m, s, C.TAU_PION_NS))
 
 
 def prompt_time_cdf(t_ns, pulse):
@@ -167,9 +152,7 @@ def prompt_time_antiderivatives(t_ns, pulse):
 
 def delayed_time_pdf(t_ns, pulse):
     """Arrival-time PDF of delayed ν_e and ν̄_μ [1/ns]: pulse ⊗ pion ⊗ muon lifetimes."""
-    if pulse.flat_top_ns > 0.0:
-        return _pdf_of_flat(t_ns, pulse, _delayed_levels)
-    return _bunched(lambda t, m, s: _two_stage(exgauss_pdf, t, m, s), t_ns, pulse)
+    return _profile(t_ns, pulse, _delayed_levels, "pdf", lambda t, m, s: _two_stage(exgauss_pdf, t, m, s))
 
 
 def delayed_time_cdf(t_ns, pulse):
