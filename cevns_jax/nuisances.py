@@ -26,7 +26,7 @@ parameters of Fisher studies such as δR_n are shared per nucleus. :func:`progra
 one labelling function: a nuisance is labelled by its bare name when every experiment that has it
 shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target material or station). A joint
 analysis may override a scope (``share``, e.g. one Lindhard k for every germanium detector of a joint
-reactor and stopped-pion fit, docs/physics.md §5.1).
+reactor and stopped-pion fit, docs/physics.md §5.6).
 
 Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (the source
 normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
