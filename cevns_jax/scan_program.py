@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .batches import pad_points
 from .errors import CevnsInputError
 
 __all__ = ["ScanProgram", "PytreeInputs"]
@@ -89,7 +90,7 @@ class ScanProgram:
 
     def run_slice(self, points: dict, lo: int, hi: int) -> dict:
         """Points ``lo:hi`` (at most one chunk), padded to a whole chunk, run, and trimmed back."""
-        chunk = {k: np.pad(v[lo:hi], (0, self.chunk_size - (hi - lo)), mode="edge") for k, v in points.items()}
+        chunk = pad_points({k: v[lo:hi] for k, v in points.items()}, self.chunk_size)
         return {k: v[: hi - lo] for k, v in self.run_chunk(chunk).items()}
 
     def __call__(self, points: dict) -> dict:

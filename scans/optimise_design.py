@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import cevns_jax  # noqa: E402
 from cevns_jax import design as D  # noqa: E402
 from cevns_jax.design.cost import ProgramCost, cryogenic_csi_cost  # noqa: E402
+from cevns_jax.batches import in_batches  # noqa: E402
 from figure_style import save_figure  # noqa: E402
 
 cevns_jax.enable_x64()
@@ -59,17 +60,13 @@ BATCH = 64
 """Points per call of a study's batched program (a fixed shape: compiled once, whatever the grid)."""
 
 
-def in_batches(fn, *arrays) -> np.ndarray:
-    """``fn`` (vmapped, jitted) on broadcast ``arrays`` in batches of :data:`BATCH` points (the last padded
-    by repeating its first point), reshaped to the broadcast shape."""
+def on_grid(fn, *arrays) -> np.ndarray:
+    """``fn`` (vmapped, jitted, positional) on broadcast ``arrays`` in batches of :data:`BATCH` points
+    (:func:`cevns_jax.batches.in_batches`: one compiled shape), reshaped to the broadcast shape."""
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in arrays))
-    shape, flat = arrays[0].shape, [a.ravel() for a in arrays]
-    n = flat[0].size
-    out = []
-    for i in range(0, n, BATCH):
-        batch = [np.concatenate([a[i:i + BATCH], np.full(max(0, i + BATCH - n), a[i])]) for a in flat]
-        out.append(np.asarray(fn(*(jnp.asarray(b) for b in batch)))[:min(BATCH, n - i)])
-    return np.concatenate(out).reshape(shape)
+    columns = {str(i): a.ravel() for i, a in enumerate(arrays)}
+    out = in_batches(lambda b: fn(*(jnp.asarray(b[str(i)]) for i in range(len(arrays)))), columns, BATCH)
+    return out["value"].reshape(arrays[0].shape)
 
 
 def keVnr_per_PE(exp) -> float:
@@ -102,8 +99,8 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
 
     def along_budget(design_, xs):
         """(objective, mass) along a budget line at thresholds ``xs`` [PE]; +inf where the budget buys no mass."""
-        masses = in_batches(lambda x: mass_bought(x, design_), xs)
-        values = in_batches(on_free, xs, np.where(masses > 0, masses, 1.0))
+        masses = on_grid(lambda x: mass_bought(x, design_), xs)
+        values = on_grid(on_free, xs, np.where(masses > 0, masses, 1.0))
         return np.where(masses > 0, values, np.inf), masses
 
     # brute-force grid along the budget line (same objective, physical threshold → u)
@@ -122,10 +119,10 @@ def study_threshold_mass(out: Path, quick: bool) -> dict:
     th_axis = np.linspace(*THRESHOLD_BOX_PE, 13 if quick else 25)
     m_axis = np.geomspace(3.0, 80.0, 12 if quick else 24)
     t0 = time.perf_counter()
-    landscape = in_batches(on_free, *np.meshgrid(th_axis, m_axis, indexing="ij"))  # (n_th, n_m)
+    landscape = on_grid(on_free, *np.meshgrid(th_axis, m_axis, indexing="ij"))  # (n_th, n_m)
     t_land = time.perf_counter() - t0
     preset_params = D.validate_design(free, [exp])  # the preset itself: 8 PE, 10 kg
-    preset = float(in_batches(on_free, float(preset_params["threshold"]), float(preset_params["mass_kg"])))
+    preset = float(on_grid(on_free, float(preset_params["threshold"]), float(preset_params["mass_kg"])))
     preset_budget, preset_budget_mass = (float(v[0]) for v in along_budget(design, np.array([8.0])))
 
     # how the optimum moves with the assumed threshold cost (grid along each budget line)

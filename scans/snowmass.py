@@ -43,6 +43,7 @@ from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
 from cevns_jax.provenance import content_hash, source_hash  # noqa: E402
 from cevns_jax.scan import Axis, raster_crossings, run_scan  # noqa: E402
 from cevns_jax.scan_program import PytreeInputs, ScanProgram  # noqa: E402
+from cevns_jax.batches import pad_points, padded_size  # noqa: E402
 from cevns_jax.stats.crossings import XTOL, LimitCurves, refine_masses, solve_crossings  # noqa: E402
 from cevns_jax.stats.analyses import load_analysis, with_linear_morphing  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
@@ -125,8 +126,8 @@ def mapped_columns(flat: PytreeInputs, models: Callable, points: dict) -> dict:
     compiles it once per bucket instead of every eager operation of the model map per point count."""
     arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
     n = next(iter(arrays.values())).size
-    size = -(-n // GENERIC_CHUNK) * GENERIC_CHUNK
-    padded = {k: np.concatenate([v, np.full(size - n, v[-1])]) for k, v in arrays.items()}
+    size = padded_size(n, GENERIC_CHUNK)
+    padded = pad_points(arrays, size)
     return {k: v[:n] for k, v in flat.columns(models(padded), size).items()}
 
 

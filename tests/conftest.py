@@ -10,6 +10,7 @@ by the others instead of being compiled again.
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 
 import jax
 import pytest
@@ -31,12 +32,35 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ.pop(_RUN_CACHE, ""), ignore_errors=True)
 
 
+class _Presets(Mapping):
+    """Every preset by name, each loaded on first access and then kept (a worker running a few test
+    modules loads only the presets they use: loading runs the input checks, tens of small compilations)."""
+
+    def __init__(self):
+        from cevns_jax.experiment import list_presets
+
+        self._names, self._loaded = tuple(list_presets()), {}
+
+    def __getitem__(self, name):
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._loaded:
+            from cevns_jax.experiment import load_experiment
+
+            self._loaded[name] = load_experiment(name)
+        return self._loaded[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+
 @pytest.fixture(scope="session")
 def presets():
-    """Compiled experiment presets, loaded once per session."""
-    from cevns_jax.experiment import list_presets, load_experiment
-
-    return {name: load_experiment(name) for name in list_presets()}
+    """Experiment presets by name, each loaded once per session (on first use)."""
+    return _Presets()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Converged limits: crossings solved by root finding (every one kept), curves refined along the mass axis."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -104,3 +105,26 @@ def test_a_scan_program_solves_the_limits_without_compiling_again(tmp_path):
     for label in ("toy", "steep"):
         for a, b in zip(curves.crossings[label], direct.crossings[label]):
             np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_fixed_shape_batches_compile_once_and_return_only_the_real_points():
+    """``in_batches`` pads to one shape: any number of points, one trace; padded rows never returned."""
+    from cevns_jax.batches import in_batches, pad_points, padded_size
+
+    traces = []
+
+    @jax.jit
+    def fn(b):
+        traces.append(1)
+        return {"sq": b["x"] ** 2, "sum": b["x"] + b["y"]}
+
+    for n in (1, 5, 8, 13):
+        x, y = np.arange(n, dtype=float), np.linspace(0.0, 1.0, n)
+        out = in_batches(fn, {"x": x, "y": y}, 4)
+        np.testing.assert_array_equal(out["sq"], x**2)
+        np.testing.assert_array_equal(out["sum"], x + y)
+    assert len(traces) == 1
+    assert padded_size(0, 4) == 4 and padded_size(4, 4) == 4 and padded_size(5, 4) == 8
+    np.testing.assert_array_equal(pad_points({"a": np.array([1.0, 2.0])}, 4)["a"], [1.0, 2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="'a' has 0 points"):
+        pad_points({"a": np.array([])}, 4)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..batches import in_batches
 from ..errors import CevnsInputError
 
 __all__ = ["raster_crossings", "XTOL", "MAX_ITERATIONS", "BATCH", "LimitCurves", "evaluate", "brackets_from_raster", "solve_brackets", "solve_crossings",
@@ -63,16 +64,10 @@ def evaluate(fn: Callable, masses, couplings) -> dict:
     if hasattr(fn, "evaluate"):
         out = fn.evaluate(masses, couplings)
         return {k: np.asarray(v) for k, v in (out if isinstance(out, dict) else {"value": out}).items()}
-    n = masses.size
-    parts = []
-    for lo in range(0, max(n, 1), BATCH):
-        m, g = masses[lo:lo + BATCH], couplings[lo:lo + BATCH]
-        pad = BATCH - m.size
-        m = np.concatenate([m, np.full(pad, m[0] if m.size else 1.0)])
-        g = np.concatenate([g, np.full(pad, g[0] if g.size else 1.0)])
-        out = _evaluate(fn, jnp.asarray(m, dtype=jnp.float64), jnp.asarray(g, dtype=jnp.float64))
-        parts.append({k: np.asarray(v)[: BATCH - pad] for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
+    if masses.size == 0:  # nothing asked: the labels from one evaluation, no rows
+        return {k: v[:0] for k, v in evaluate(fn, [1.0], [1.0]).items()}
+    return in_batches(lambda b: _evaluate(fn, jnp.asarray(b["m"], dtype=jnp.float64), jnp.asarray(b["g"], dtype=jnp.float64)),
+                      {"m": masses, "g": couplings}, BATCH)
 
 
 def _h(delta_chi2, level):
