@@ -23,6 +23,9 @@ from cevns_jax.rates import expected_counts
 from cevns_jax.stats.fisher import fisher_blocks
 
 
+_counts = jax.jit(deuteron_counts)  # one compiled program per experiment structure
+
+
 def _preset(name):
     return tomllib.loads((PRESET_DIR / f"{name}.toml").read_text())
 
@@ -84,7 +87,7 @@ def test_quadrature_converged(d2o):
     from cevns_jax._pytree import replace
 
     fine = replace(d2o, detector=replace(d2o.detector, binning=replace(d2o.detector.binning, refine=2)))
-    c1, c2 = deuteron_counts(d2o)["nu_d_cc"], deuteron_counts(fine)["nu_d_cc"]
+    c1, c2 = _counts(d2o)["nu_d_cc"], _counts(fine)["nu_d_cc"]
     assert float(jnp.max(jnp.abs(c1 - c2) / c2)) < 1e-6
 
 
@@ -93,12 +96,12 @@ def test_counts_of_an_ideal_detector(ideal):
     n_d = 2 * C.AVOGADRO * 592e3 / 20.0276
     assert abs(float(deuterons_per_kg(ideal.target)) * 592.0 / n_d - 1) < 1e-4
     phi = float(ideal.source.fluence_cm2(20.0)[1])
-    N = float(jnp.sum(expected_counts(ideal)["nu_d_cc"]))
+    N = float(jnp.sum(_counts(ideal)["nu_d_cc"]))
     assert abs(N / (n_d * phi * float(flux_averaged_cm2()["delayed_nue_cc"])) - 1) < 1e-4
 
 
 def test_no_cevns_and_finite_counts(d2o):
-    c = expected_counts(d2o)
+    c = jax.jit(expected_counts)(d2o)
     for name in d2o.source.components:
         assert float(jnp.max(jnp.abs(c[name]))) == 0.0  # nuclear recoils are invisible to a Cherenkov detector
     for name in ("nu_d_cc", "nu_d_nc"):
@@ -108,14 +111,17 @@ def test_no_cevns_and_finite_counts(d2o):
 
 def test_counts_follow_the_flux_nuisance(d2o):
     """ν–d counts scale as e^ν_flux (log-normal), (1 + ν) in mass, efficiency and the ν–d cross section."""
-    base = predicted_counts(d2o, {})
-    for name, factor in (("flux", np.exp(0.1)), ("mass", 1.1), ("efficiency", 1.1), ("deuteron_cross_section", 1.1)):
-        moved = predicted_counts(d2o, {name: jnp.asarray(0.1)})
+    names = ("flux", "mass", "efficiency", "deuteron_cross_section")
+    at = jax.jit(lambda nu: predicted_counts(d2o, nu))
+    zero = {n: jnp.asarray(0.0) for n in names}
+    base = at(zero)
+    for name, factor in zip(names, (np.exp(0.1), 1.1, 1.1, 1.1)):
+        moved = at({**zero, name: jnp.asarray(0.1)})
         for ch in ("nu_d_cc", "nu_d_nc"):
             np.testing.assert_allclose(np.asarray(moved[ch]), factor * np.asarray(base[ch]), rtol=1e-12)
         np.testing.assert_allclose(np.asarray(moved["steady_state"]), np.asarray(base["steady_state"]), rtol=1e-12)
     # the ¹⁶O CC background is neutrino-induced: it follows the flux, not the ν–d cross section
-    moved = predicted_counts(d2o, {"flux": jnp.asarray(0.1), "deuteron_cross_section": jnp.asarray(0.1)})
+    moved = at({**zero, "flux": jnp.asarray(0.1), "deuteron_cross_section": jnp.asarray(0.1)})
     np.testing.assert_allclose(np.asarray(moved["o16_cc"]), np.exp(0.1) * np.asarray(base["o16_cc"]), rtol=1e-12)
 
 
@@ -128,8 +134,8 @@ def test_gradients_mass_baseline(ideal):
         return jnp.sum(deuteron_counts(replace(ideal, detector=det))["nu_d_cc"])
 
     m, L = jnp.asarray(592.0), jnp.asarray(20.0)
-    N = float(total(m, L))
-    gm, gL = jax.grad(total, argnums=(0, 1))(m, L)
+    N, (gm, gL) = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))(m, L)
+    N = float(N)
     assert abs(float(gm) / (N / 592.0) - 1) < 1e-10 and abs(float(gL) / (-2 * N / 20.0) - 1) < 1e-10
 
 
@@ -137,7 +143,7 @@ def test_flux_error_of_a_counting_experiment(ideal):
     """Background-free D₂O, flux prior wide, every other nuisance off: σ(flux) → 1/√N (N: the counts)."""
     blocks = fisher_blocks((ideal,), ("sin2_theta_w",), include=("flux",))
     assert blocks.labels == ("flux",)  # a detector without CEvNS carries no CEvNS parameter
-    N = sum(float(jnp.sum(v)) for v in expected_counts(ideal).values())
+    N = sum(float(jnp.sum(v)) for v in _counts(ideal).values())
     sigma = blocks.fisher().marginalised_errors()["flux"]
     assert abs(sigma * np.sqrt(N) - 1) < 1e-5
 
