@@ -48,6 +48,8 @@ M_PION_CHARGED = 139.57039
 M_PION_NEUTRAL = 134.9768
 M_PROTON = 938.27208816
 M_NEUTRON = 939.56542052
+M_DEUTERON = 1875.61294257
+"""Deuteron mass [MeV], CODATA 2018. With m_p, m_n, m_e it fixes the ν–d thresholds (docs/physics.md §11)."""
 M_W = 80369.2
 """W mass [MeV], PDG 2024 world average 80.3692 GeV. Enters only logarithmically (charge radii)."""
 
@@ -69,6 +71,15 @@ E_NU_MU_PROMPT = (M_PION_CHARGED**2 - M_MUON**2) / (2.0 * M_PION_CHARGED)
 """Prompt ν_μ energy from π⁺ → μ⁺ ν_μ at rest [MeV] (= 29.792 MeV)."""
 E_NU_MAX_MICHEL = M_MUON / 2.0
 """Michel endpoint m_μ/2 [MeV] (= 52.829 MeV)."""
+
+# --- neutrino–deuteron breakup (derived; docs/physics.md §11) ---------------------------------------
+Q_NUE_D_CC = 2.0 * M_PROTON + M_ELECTRON - M_DEUTERON
+"""Threshold of ν_e d → e⁻ p p [MeV] (= 1.442 MeV): the electron's kinetic energy is at most E_ν − Q."""
+B_DEUTERON = M_PROTON + M_NEUTRON - M_DEUTERON
+"""Deuteron binding energy [MeV] (= 2.2246 MeV), the threshold of ν d → ν n p."""
+E_GAMMA_N_D_CAPTURE = 6.2572
+"""Energy of the γ from thermal neutron capture on deuterium, n + d → ³H + γ [MeV]: the neutron separation
+energy of ³H, S_n = 6.2572 MeV (AME2020, Wang et al., Chin. Phys. C 45, 030003 (2021)); recoil neglected."""
 
 # --- derived conversions -----------------------------------------------------------------------
 JOULE_PER_GWH = 3.6e12

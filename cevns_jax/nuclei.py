@@ -22,6 +22,9 @@ Sources:
   W are identical in NUBASE2020, whose newer Si values differ by ≤ 3e-4); charge radii from Angeli &
   Marinova 2013 (their table as distributed by the IAEA NDS). The radii enter only the form factor, which
   is ≈ 1 at reactor momentum transfers.
+* H (¹H, ²H; heavy water ``D2O`` = ²H₂O for the ν–d breakup channel, docs/physics.md §11): mass excesses
+  AME2020 (7.289, 13.136 MeV), abundances IUPAC 2009, charge radii Angeli & Marinova 2013 (0.8783,
+  2.1421 fm). Natural oxygen in D₂O (isotopic enrichment of the water's oxygen neglected).
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ def _iso(sym, Z, N, ab, delta, rch):
 
 
 ELEMENTS: dict[str, tuple[Isotope, ...]] = {
+    "H": (
+        _iso("1H", 1, 0, 0.999885, 7.289, 0.8783),
+        _iso("2H", 1, 1, 0.000115, 13.136, 2.1421),
+    ),
     "O": (
         _iso("16O", 8, 8, 0.99757, -4.737, 2.6991),
         _iso("17O", 8, 9, 0.00038, -0.809, 2.6932),
@@ -132,7 +139,7 @@ ELEMENTS: dict[str, tuple[Isotope, ...]] = {
 
 ISOTOPES: dict[str, Isotope] = {iso.symbol: iso for isos in ELEMENTS.values() for iso in isos}
 
-DEFAULT_NEUTRON_SKIN_FM = {"O": 0.0, "Na": 0.05, "Al": 0.0, "Si": 0.0, "Ca": 0.0, "Ar": 0.1, "Ge": 0.1, "I": 0.2,
+DEFAULT_NEUTRON_SKIN_FM = {"H": 0.0, "O": 0.0, "Na": 0.05, "Al": 0.0, "Si": 0.0, "Ca": 0.0, "Ar": 0.1, "Ge": 0.1, "I": 0.2,
                            "Xe": 0.2, "Cs": 0.2, "W": 0.2}
 
 MATERIALS: dict[str, dict[str, int]] = {
@@ -151,6 +158,7 @@ MATERIALS: dict[str, dict[str, int]] = {
     "W": {"W": 1},
     "CaWO4": {"Ca": 1, "W": 1, "O": 4},
     "Al2O3": {"Al": 2, "O": 3},
+    "D2O": {"2H": 2, "O": 1},
 }
 """Named materials: formula units as {element or isotope: atoms per unit}."""
 

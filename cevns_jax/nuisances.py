@@ -28,7 +28,8 @@ shares one scope key, else ``"<key>/<name>"`` (key: experiment name, target mate
 analysis may override a scope (``share``, e.g. one Lindhard k for every germanium detector of a joint
 reactor and stopped-pion fit, docs/physics.md §5.6).
 
-Names: relative ``mass``, ``efficiency``, ``background:<name>``; log-normal ``flux`` (the source
+Names: relative ``mass``, ``efficiency``, ``background:<name>``, ``deuteron_cross_section`` (the ν–d breakup
+cross sections, global); log-normal ``flux`` (the source
 normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
 :data:`cevns_jax.reactor.REACTOR_FLUX_PRIOR`; for the Sun the line fluxes), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
 ``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
@@ -47,7 +48,7 @@ from .errors import CevnsInputError
 from .facilities import FACILITIES, target_station
 
 __all__ = [
-    "Nuisance", "REGISTRY", "KNOWN", "PI0_PRIOR", "pi0_prior", "declaration", "check_share", "scope_key", "program_nuisances",
+    "Nuisance", "REGISTRY", "DEUTERON", "KNOWN", "has_cevns", "PI0_PRIOR", "pi0_prior", "declaration", "check_share", "scope_key", "program_nuisances",
     "nuisance_priors", "check_nuisances", "zero_nuisances", "apply_nuisances", "neutrino_induced",
     "normalisation", "shape_names", "predicted_counts",
 ]
@@ -74,12 +75,17 @@ class Nuisance:
 
 
 _DETECTOR = ("cevns", "dark_matter")
+DEUTERON = ("nu_d_cc", "nu_d_nc")
+"""The ν–d breakup components (:data:`cevns_jax.deuteron.CHANNELS`): like CEvNS they follow the flux, the
+target mass and the efficiency, and the ν–d cross-section normalisation."""
 REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
-    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced"), "station",
+    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced") + DEUTERON, "station",
              "source normalisation: ν yield per proton (π-DAR), ν̄ per fission (reactor), line flux (Sun)"),
     Nuisance("pi0", "lognormal", ("dark_matter",), "station", "π⁰ yield per proton (dark-matter production)"),
-    Nuisance("mass", "relative", _DETECTOR, "detector", "target mass"),
-    Nuisance("efficiency", "relative", _DETECTOR, "detector", "detection efficiency normalisation"),
+    Nuisance("mass", "relative", _DETECTOR + DEUTERON, "detector", "target mass"),
+    Nuisance("efficiency", "relative", _DETECTOR + DEUTERON, "detector", "detection efficiency normalisation"),
+    Nuisance("deuteron_cross_section", "relative", DEUTERON, "global",
+             "ν–d breakup cross sections (Nakamura et al. 2002), common to every heavy-water detector"),
     Nuisance("quenching_a", "shift", _DETECTOR, "detector", "LAr linear quenching: constant term"),
     Nuisance("quenching_b_per_keVnr", "shift", _DETECTOR, "detector", "LAr linear quenching: slope [1/keVnr]"),
     Nuisance("quenching_factor", "shift", _DETECTOR, "detector", "constant quenching factor"),
@@ -215,6 +221,12 @@ def check_nuisances(experiment) -> None:
         "efficiency_pca": ("efficiency", R.Coherent2021Efficiency),
     }
     for name in nuisance_priors(experiment):
+        if name == "deuteron_cross_section" and has_cevns(experiment):
+            raise CevnsInputError(f"{experiment.name}: systematic {name!r} needs a detector with "
+                                  'channel = "deuteron_breakup"')
+        if not has_cevns(experiment) and declaration(name).shape:
+            raise CevnsInputError(f"{experiment.name}: a deuteron_breakup detector takes normalisation systematics "
+                                  f"only (flux, mass, efficiency, deuteron_cross_section, backgrounds), not {name!r}")
         if name in needs:
             part, cls = needs[name]
             model = getattr(experiment.detector, part)
@@ -236,6 +248,12 @@ def zero_nuisances(priors: dict) -> dict:
 def shape_names(names) -> tuple[str, ...]:
     """The shape nuisances among ``names`` (those morphed linearly in template fits)."""
     return tuple(n for n in names if declaration(n).shape)
+
+
+def has_cevns(experiment) -> bool:
+    """Whether the experiment sees CEvNS (and dark-matter) recoils: every detector but a ``deuteron_breakup``
+    one (docs/physics.md §11). A Fisher study's CEvNS parameters (ŝ², δR_n, NSI) act only on these."""
+    return experiment.detector.deuteron is None
 
 
 def neutrino_induced(experiment, name: str) -> bool:
@@ -293,9 +311,10 @@ def apply_nuisances(experiment, values: dict):
 def predicted_counts(experiment, values: dict, sm=None, model=None):
     """Expected counts {component or background: (n_E, n_t)} at nuisance ``values`` (full model).
 
-    CEvNS components, neutrino–electron scattering and dark matter follow the detector nuisances; dark matter
-    the π⁰ yield of the experiment's facility (× e^ν_π⁰), CEvNS, neutrino–electron scattering and
-    neutrino-induced backgrounds the flux (× e^ν_flux).
+    CEvNS components, neutrino–electron scattering, ν–d breakup and dark matter follow the detector
+    nuisances; dark matter the π⁰ yield of the experiment's facility (× e^ν_π⁰), CEvNS, neutrino–electron
+    scattering, ν–d breakup and neutrino-induced backgrounds the flux (× e^ν_flux); ν–d breakup also the
+    ν–d cross-section normalisation (``deuteron_cross_section``).
     """
     from .models.darkmatter import at_source
     from .rates import background_counts, cevns_counts, dark_matter_counts
@@ -307,6 +326,11 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
         from .electron_rates import COMPONENT, electron_counts
 
         out[COMPONENT] = jnp.sum(electron_counts(exp, sm=sm, model=model), axis=0) * normalisation(values, "cevns")
+    if exp.detector.deuteron is not None:  # ν–d breakup: flux, mass, efficiency, ν–d cross section
+        from .deuteron import deuteron_counts
+
+        for name, counts in deuteron_counts(exp).items():
+            out[name] = counts * normalisation(values, name)
     if model is not None and model.dark_matter is not None:
         dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
         out["dark_matter"] = dark_matter_counts(exp, dm) * normalisation(values, "dark_matter")

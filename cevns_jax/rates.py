@@ -155,12 +155,47 @@ def neutrino_time_fractions(experiment):
     return time_bin_fractions(experiment, lambda t: tuple(f.T for f in src.time_antiderivatives(t))).T
 
 
+def invisible_recoils(experiment) -> bool:
+    """Whether the detector cannot see nuclear recoils at all (static): a ``deuteron_breakup`` water-Cherenkov
+    detector, whose CEvNS and dark-matter recoils (≲ 3 MeV deuterons, ≲ 0.4 MeV oxygen) are far below the
+    Cherenkov threshold of a nucleus (docs/physics.md §11). Their counts are then exactly 0."""
+    return experiment.detector.deuteron is not None
+
+
+def _zero_counts(experiment, n_c: int | None = None):
+    b = experiment.detector.binning
+    shape = (b.energy_edges.shape[0] - 1, b.time_edges_ns.shape[0] - 1)
+    return jnp.zeros(shape if n_c is None else (n_c,) + shape)
+
+
 def cevns_counts(experiment, sm=None, model=None):
     """Expected CEvNS counts per component and bin; shape (n_c, n_E, n_t) (order: the source's ``components``)."""
+    if invisible_recoils(experiment):
+        return _zero_counts(experiment, len(experiment.source.components))
     T, events = events_per_recoil_node(experiment, sm=sm, model=model)
     R = recoil_response(experiment, T, shared=shares_response(experiment))
     spectrum = jnp.einsum("cik,eik->ce", events, R)
     return spectrum[:, :, None] * neutrino_time_fractions(experiment)[:, None, :]
+
+
+def _flat_profile(experiment):
+    start = experiment.detector.binning.time_edges_ns[0]
+
+    def flat(t):  # uniform density 1/ns from the window's start (counts are normalised to the window)
+        u = (t - start)[:, None]
+        return u, 0.5 * u**2, u**3 / 6.0
+
+    return flat
+
+
+def flat_time_fractions(experiment):
+    """Time-bin probabilities (n_t,) of a signal uniform in time over the analysis window, with the timing
+    efficiency (they sum to 1 without one)."""
+    from .response import NoTimingEfficiency
+
+    flat = _flat_profile(experiment)
+    frac = time_bin_fractions(experiment, flat)[:, 0]
+    return frac / jnp.sum(time_bin_fractions(experiment, flat, NoTimingEfficiency())[:, 0])
 
 
 def background_counts(experiment):
@@ -169,12 +204,7 @@ def background_counts(experiment):
 
     out = {}
     pulse = getattr(experiment.source, "pulse", None)  # beam-timed profiles exist for a beam source only
-    start = experiment.detector.binning.time_edges_ns[0]
-
-    def flat(t):  # uniform density 1/ns from the window's start (counts are normalised to the window)
-        u = (t - start)[:, None]
-        return u, 0.5 * u**2, u**3 / 6.0
-
+    flat = _flat_profile(experiment)
     profiles = {
         "flat": flat,
         "beam": lambda t: tuple(f[:, None] for f in pulse_antiderivatives(t, pulse)),
@@ -205,6 +235,8 @@ def dark_matter_counts(experiment, dm):
     from .xsec import _column
 
     require_x64()
+    if invisible_recoils(experiment):
+        return _zero_counts(experiment)
     target, det, src = experiment.target, experiment.detector, experiment.source
     dm = D.at_source(dm, src)
     M = target.mass_MeV
@@ -228,7 +260,7 @@ def expected_counts(experiment, sm=None, model=None):
 
     Keys: the source's components (π-DAR: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar``), each
     background's name, ``nu_e_scattering`` (all components' neutrino–electron counts) for a detector with
-    ``electron_scattering`` and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
+    ``electron_scattering``, ``nu_d_cc`` and ``nu_d_nc`` (ν–d breakup) for a ``deuteron_breakup`` detector and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
     """
     if model is not None and model.dark_matter is not None and experiment.source.steady:
         from .errors import CevnsInputError
@@ -240,6 +272,10 @@ def expected_counts(experiment, sm=None, model=None):
         from .electron_rates import COMPONENT, electron_counts
 
         out[COMPONENT] = jnp.sum(electron_counts(experiment, sm=sm, model=model), axis=0)
+    if experiment.detector.deuteron is not None:  # ν–d breakup (SM cross sections, docs/physics.md §11)
+        from .deuteron import deuteron_counts
+
+        out.update(deuteron_counts(experiment))
     if model is not None and model.dark_matter is not None:
         out["dark_matter"] = dark_matter_counts(experiment, model.dark_matter)
     out.update(background_counts(experiment))

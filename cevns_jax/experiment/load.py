@@ -13,6 +13,7 @@ from .. import response as resp
 from .._pytree import replace, require_x64
 from ..binning import Binning, assign_points
 from ..domain import MIN_BASELINE_M, check_experiment
+from ..deuteron import DeuteronResponse, check_deuteron
 from ..errors import CevnsInputError
 from ..nuclei import FORM_FACTOR_MODELS
 from ..nuisances import check_nuisances
@@ -26,9 +27,11 @@ from .pytrees import Detector, Experiment, ExperimentInfo
 from .sections import (SOURCE_KINDS, compile_background, compile_efficiency, compile_quenching, compile_smearing,
                        compile_source, compile_timing_efficiency, time_subdivisions)
 
-__all__ = ["PRESET_DIR", "experiment_from_dict", "load_experiment", "list_presets", "preset_summaries"]
+__all__ = ["PRESET_DIR", "DETECTOR_CHANNELS", "experiment_from_dict", "load_experiment", "list_presets", "preset_summaries"]
 
 PRESET_DIR = Path(str(resources.files("cevns_jax") / "presets"))
+DETECTOR_CHANNELS = ("cevns", "deuteron_breakup")
+"""Values of ``[detector] channel``: CEvNS (default) or ν–d breakup in heavy water (docs/physics.md §11)."""
 
 
 def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None = None) -> Experiment:
@@ -67,8 +70,25 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     if not isinstance(target_spec, (str, dict)):
         raise det.error("target", f"must be a material name or a formula table, got {target_spec!r}")
     target = target_from_tables(target_spec, form_factor, det.table("nuclear", {}), det.where)
+    channel = det.text("channel", "cevns", choices=DETECTOR_CHANNELS)
+    deuteron = None
+    if channel == "deuteron_breakup":  # a heavy-water Cherenkov detector: ν–d breakup, no nuclear recoils
+        if det.has("quenching") or det.get("response", "detector") != "detector":
+            field = "quenching" if det.has("quenching") else "response"
+            raise det.error(field, 'a deuteron_breakup (water-Cherenkov) detector sees no nuclear recoils: give no '
+                            'quenching table and keep response = "detector" (smearing and efficiency act on electrons)')
+        dtab = det.table("deuteron", {})
+        deuteron = DeuteronResponse(nc_efficiency=_f(dtab.number("nc_efficiency", 0.0, nonnegative=True, maximum=1.0)))
+        dtab.check_unused()
+    elif det.has("deuteron"):
+        raise det.error("deuteron", 'the [detector.deuteron] table needs channel = "deuteron_breakup"')
     response = det.text("response", "detector", choices=("detector", "none"))
-    if response == "none":  # ideal detector: bins in true recoil energy [keVnr]
+    if deuteron is not None:
+        quenching = resp.NoQuenching()
+        smearing, observable = compile_smearing(det.table("smearing"), target, quenching)
+        observable = "keVee" if observable == "keVnr" else observable  # electrons: their energy is keVee
+        efficiency = compile_efficiency(det.table("efficiency", {}), base)
+    elif response == "none":  # ideal detector: bins in true recoil energy [keVnr]
         present = [k for k in ("quenching", "smearing", "efficiency") if det.has(k)]
         if present:
             raise det.error("response", f'"none" (ideal detector, bins in keVnr) takes no {", ".join(present)} table')
@@ -100,8 +120,10 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         _f(energy_edges), _f(time_edges_us * 1e3), n_sub_energy=n_sub_e, n_sub_time=n_sub_t,
         point_bins=assign_points(efficiency.points(), energy_edges),
         time_point_bins=assign_points(timing.points(), time_edges_us * 1e3),
-        recoil_satellites=sharp_response_satellites(target, quenching, smearing, energy_edges, energies),
-        recoil_log_panels=recoil_log_panels(target, quenching, smearing, energy_edges, energies),
+        recoil_satellites=() if deuteron is not None else sharp_response_satellites(target, quenching, smearing,
+                                                                                    energy_edges, energies),
+        recoil_log_panels=0 if deuteron is not None else recoil_log_panels(target, quenching, smearing, energy_edges,
+                                                                           energies),
     )
     if isinstance(smearing, resp.PoissonPESmearing):
         smearing = replace(smearing, n_max=resp.poisson_pe_terms(float(energy_edges[-1]), float(smearing.spe_width)))
@@ -118,7 +140,8 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
             raise CevnsInputError(f"{label}.backgrounds[{k}]: must be a table")
         btab = Table(entry, f"{label}.backgrounds[{k}]")
         bname = btab.text("name")
-        if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar", "nu_e_scattering"):
+        if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar", "nu_e_scattering", "nu_d_cc",
+                                            "nu_d_nc"):
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
         btab.where = f"{label}.backgrounds[{bname}]"
         backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure)
@@ -134,7 +157,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     root.check_unused()
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable,
-                        electron_scattering=electron_scattering)
+                        electron_scattering=electron_scattering, deuteron=deuteron)
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
                      info=info)
@@ -144,7 +167,10 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         check_electron_scattering(exp, f"{det.where}.electron_scattering")
     check_experiment(exp, label)
     check_noise_acceptance(exp, label)
-    check_reachable(exp, bins, energy_edges)
+    if deuteron is not None:
+        check_deuteron(exp, f"{det.where}.channel")
+    else:
+        check_reachable(exp, bins, energy_edges)
     check_nuisances(exp)
     return exp
 

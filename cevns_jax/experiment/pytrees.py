@@ -22,7 +22,10 @@ TIME_PROFILES = ("table", "flat", "beam", "prompt", "delayed")
 class Detector:
     """Detector and analysis: mass [kg], baseline [m], response chain and bins. ``electron_scattering``
     (static, default False) adds neutrino–electron elastic scattering as a signal channel
-    (:mod:`cevns_jax.electron_rates`, docs/physics.md §10)."""
+    (:mod:`cevns_jax.electron_rates`, docs/physics.md §10). ``deuteron`` (a
+    :class:`cevns_jax.deuteron.DeuteronResponse`, or ``None``) makes it a heavy-water Cherenkov detector of the
+    ν–d breakup channel (TOML ``channel = "deuteron_breakup"``, docs/physics.md §11): it then sees no nuclear
+    recoils."""
 
     mass_kg: jnp.ndarray
     baseline_m: jnp.ndarray
@@ -33,6 +36,7 @@ class Detector:
     binning: Binning
     observable: str = static_field(default="keVee")
     electron_scattering: bool = static_field(default=False)
+    deuteron: Any = None
 
 
 @pytree_dataclass

@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 from .. import constants as C
 from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError
-from ..nuisances import nuisance_priors, predicted_counts, program_nuisances
+from ..nuisances import has_cevns, nuisance_priors, predicted_counts, program_nuisances
 from ..xsec import resolve_standard_model
 
 __all__ = ["DELTA_CHI2_2D", "Fisher", "fisher_matrix", "PHYSICS_DEFAULTS", "check_parameters", "FisherBlocks",
@@ -204,7 +204,8 @@ class FisherBlocks:
 
 
 def _fisher_labels(experiments, parameters, include, share=()):
-    declared = [{**{p: None for p in parameters}, **nuisance_priors(e, include)} for e in experiments]
+    # a detector without CEvNS (ν–d breakup) carries none of the CEvNS parameters (docs/physics.md §11)
+    declared = [{**{p: None for p in parameters if has_cevns(e)}, **nuisance_priors(e, include)} for e in experiments]
     local, priors = program_nuisances(list(experiments), declared, share)
     params = [lab for lab, s in priors.items() if s is None]
     labels = params + [lab for lab, s in priors.items() if s is not None]
@@ -239,7 +240,8 @@ def fisher_blocks(experiments: tuple, parameters: tuple, include: tuple | None =
 
         def mu(x, exp=exp, inverse=inverse):
             p = {inverse[lab]: v for lab, v in unravel(x).items()}
-            counts = model_counts(exp, {k: p[k] for k in parameters}, {k: v for k, v in p.items() if k not in parameters})
+            counts = model_counts(exp, {k: p[k] for k in parameters if k in p},
+                                  {k: v for k, v in p.items() if k not in parameters})
             return counts, counts
 
         J, mu0 = jax.jacfwd(mu, has_aux=True)(flat0)

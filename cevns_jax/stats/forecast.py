@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
+from ..deuteron import deuteron_counts
 from ..models.darkmatter import at_source
 from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
@@ -105,9 +106,11 @@ def dark_matter_template(exp, dm, names) -> Morph:
 @partial(jax.jit, static_argnames="names")
 def experiment_reference(exp, names: tuple) -> tuple:
     """The SM CEvNS template of one experiment with its log-derivatives in the shape nuisances ``names``,
-    and its backgrounds: compiled once per experiment structure (so a detector that appears in several
+    and its fixed templates: the backgrounds and, for a ``deuteron_breakup`` detector, the ν–d breakup counts
+    (SM cross sections, independent of the model; each scaled by its registry normalisations in
+    :func:`expected`). Compiled once per experiment structure (so a detector that appears in several
     forecasts, alone and in combinations, is compiled once)."""
-    return _cevns_template(exp, names), background_counts(exp)
+    return _cevns_template(exp, names), {**deuteron_counts(exp), **background_counts(exp)}
 
 
 def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
