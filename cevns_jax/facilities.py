@@ -174,14 +174,14 @@ FACILITIES: dict[str, Facility] = {
             **_pi0_scaled(round(nu_per_proton_power_law(0.8), 3), "CCM's own π⁰ yield of the Lujan target is not re-read here."),
         ),
         Facility(
-            "J-PARC-MLF", 3.0, 1.0, 25.0, 0.48, 0.35, 42.5, 0.0, (0.0, 540.0),
+            "J-PARC-MLF", 3.0, 1.0, 25.0, 0.485, 0.35, 42.5, 0.0, (0.0, 540.0),
             sources="J-PARC MLF (JSNS²): 3 GeV RCS, 1 MW (0.33 mA), 25 Hz, mercury target; each spill two 100 ns bunches "
             "540 ns apart; 3.8e22 POT per 5000-hour year (JSNS² TDR, arXiv:1705.08629). Yield: JSNS²'s measured ν_e "
             "flux (6.7 ± 1.6 stat ± 1.7 syst)e-9 cm⁻² per proton at 24 m (arXiv:2412.18509) = 0.485 ν per flavour "
             "per proton (one ν_e per μ⁺ decay at rest), ±35%.",
             assumptions="Each bunch a Gaussian of FWHM 100 ns (σ = 42.5 ns), equal weights (docs/physics.md §1.3). "
             "The bunch spacing is JSNS²'s 540 ns; half the RCS revolution period at 3 GeV is 598 ns.",
-            **_pi0_scaled(0.48, "no published π⁰ yield of the MLF mercury target at 3 GeV."),
+            **_pi0_scaled(0.485, "no published π⁰ yield of the MLF mercury target at 3 GeV."),
         ),
     )
 }
