@@ -39,7 +39,8 @@ from .forecast import Signals, expected
 from .minimise import DECREMENT_TOLERANCE, fit_box
 
 __all__ = ["ToyModel", "ToyRun", "TOY_AXIS", "toy_key", "generating_nuisances", "generate", "fit_counts",
-           "toy_outcome", "toy_point_function", "toy_program", "run_toys", "failure_fraction", "forecast_toy_model", "FIT_STEPS"]
+           "toy_outcome", "toy_point_function", "toy_program", "run_toys", "failure_fraction", "forecast_toy_model",
+           "FIT_STEPS"]
 
 TOY_AXIS = "toy"
 """Name of the toy-index axis of a toy scan (the last axis)."""
@@ -127,7 +128,8 @@ def _bounds(model: ToyModel, free_poi: bool):
     n_nu = len(model.nuisance_names)
     lo = [-jnp.inf if p[1] is None else float(p[1]) for p in model.poi] if free_poi else []
     hi = [jnp.inf if p[2] is None else float(p[2]) for p in model.poi] if free_poi else []
-    return (jnp.asarray(lo + [-jnp.inf] * n_nu, dtype=jnp.float64), jnp.asarray(hi + [jnp.inf] * n_nu, dtype=jnp.float64))
+    as_array = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    return as_array(lo + [-jnp.inf] * n_nu), as_array(hi + [jnp.inf] * n_nu)
 
 
 def toy_key(seed: int, hypothesis, index):
@@ -269,7 +271,8 @@ def run_toys(model: ToyModel, axes: list, n_toys: int, out_dir: str | Path, *, s
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise CevnsInputError(f"toys: seed must be a whole number in [0, 2³²), got {seed!r}")
     if generate_at is not None and sorted(generate_at) != sorted(names):
-        raise CevnsInputError(f"toys: generate_at must give every parameter of interest {list(names)}, got {sorted(generate_at)}")
+        raise CevnsInputError(f"toys: generate_at must give every parameter of interest {list(names)}, "
+                              f"got {sorted(generate_at)}")
     axes = list(axes)
     grid_axes = axes + [Axis(TOY_AXIS, 0.0, float(n_toys - 1), n_toys)]
     nu_names = model.nuisance_names
@@ -306,7 +309,8 @@ def _forecast_mu(args, theta, nu):
     return expected(reference, scaled, nu)
 
 
-def forecast_toy_model(reference, sigs: list, data=None, n_steps: int = FIT_STEPS, lower: float | None = 0.0) -> ToyModel:
+def forecast_toy_model(reference, sigs: list, data=None, n_steps: int = FIT_STEPS,
+                       lower: float | None = 0.0) -> ToyModel:
     """Toys of an experiment's forecast μ (:func:`cevns_jax.stats.forecast.expected`: every nuisance of the
     reference profiled) with one parameter of interest ``mu``, the strength of the signal templates
     ``sigs`` (CEvNS; 1 = the templates as given, bounded below by ``lower``). ``data``: observed counts
