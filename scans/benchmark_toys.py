@@ -58,7 +58,8 @@ def main() -> None:
     import cevns_jax
     from cevns_jax.models import NewPhysics, sterile_mixing
     from cevns_jax.stats.forecast import AsimovForecast, ForecastSpec, asimov_reference, reference_signals
-    from cevns_jax.stats.toys import TOY_AXIS, forecast_toy_model, generating_nuisances, toy_program
+    from cevns_jax.stats.toys import TOY_AXIS, forecast_toy_model, generating_nuisances
+    from cevns_jax.toyscan import toy_program
 
     cevns_jax.enable_x64()
     exp = cevns_jax.load_experiment(args.experiment)

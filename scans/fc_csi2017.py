@@ -8,7 +8,7 @@ the CEvNS count s ≥ 0. On a grid of s:
 
 * t_obs(s) = χ²(s, ν̂̂) − min_{s′ ≥ 0} χ²(s′, ν̂) of the data (:func:`cevns_jax.stats.neyman.observed_statistics`);
 * ``--toys`` toys at every s (generated at the profiled nuisances of s, auxiliary measurements fluctuated;
-  :func:`cevns_jax.stats.toys.run_toys`, resumable in ``--out``/toys);
+  :func:`cevns_jax.toyscan.run_toys`, resumable in ``--out``/toys);
 * the FC critical value c(s) (their ``--cl`` quantile) against Wilks' χ²₁ threshold (2.706 at 90%), and the
   coverage of the Wilks region measured with the same toys, P(t ≤ 2.706 | s);
 * the two intervals {s : t_obs ≤ threshold} (grid points; the grid step is their precision).
@@ -48,7 +48,8 @@ def main() -> None:
     from cevns_jax.stats.analyses import load_analysis
     from cevns_jax.stats.fits import Objective
     from cevns_jax.stats.neyman import confidence_region, critical_values, interval, observed_statistics
-    from cevns_jax.stats.toys import ToyModel, run_toys
+    from cevns_jax.stats.toys import ToyModel
+    from cevns_jax.toyscan import run_toys
 
     cevns_jax.enable_x64()
     objective = Objective([load_analysis("COHERENT-CsI-2017")], "cevns_count")

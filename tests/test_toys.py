@@ -13,12 +13,13 @@ from scipy.optimize import brentq
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.scan import Axis
 from cevns_jax.stats.forecast import ForecastSpec, asimov_reference, reference_signals
-from cevns_jax.stats.neyman import (confidence_region, critical_values, interval, neyman_construction,
-                                    observed_statistics, weighted_critical_values)
+from cevns_jax.stats.neyman import (confidence_region, critical_values, interval, observed_statistics,
+                                    weighted_critical_values)
 from cevns_jax.stats.teststats import (cls_asymptotic, cls_from_toys, expected_cls_from_toys, expected_limit_asymptotic,
                                        limit_from_cls, q0, q_mu)
-from cevns_jax.stats.toys import (ToyModel, fit_counts, forecast_toy_model, generate, generating_nuisances,
-                                  run_toys, toy_key, toy_outcome, toy_program)
+from cevns_jax.stats.toys import (ToyModel, fit_counts, forecast_toy_model, generate, generating_nuisances, toy_key,
+                                  toy_outcome)
+from cevns_jax.toyscan import neyman_construction, run_toys, toy_program
 
 KS_LEVEL = 0.01
 """Asymptotic-law tests pass when the KS (or binomial) p-value exceeds this, with fixed seeds."""

@@ -9,17 +9,14 @@ level CL is {data : t ≤ c(θ)} with c(θ) the smallest value such that P(t ≤
 quantile (:func:`critical_values`), or for an enumerable outcome space (one Poisson bin) the exact value
 from the outcomes' probabilities (:func:`weighted_critical_values`), which is FC's rule of adding
 outcomes in order of the likelihood ratio until their probability reaches CL. The confidence region of
-the observed data is {θ : t_obs(θ) ≤ c(θ)} (:func:`confidence_region`; :func:`interval` for one POI).
+the observed data is {θ : t_obs(θ) ≤ c(θ)} (:func:`confidence_region`; :func:`interval` for one POI). The
+whole construction with its toys run under the scan engine is :func:`cevns_jax.toyscan.neyman_construction`.
 
 Toys whose fits did not converge enter with t = +∞ (outside every acceptance region), which can only
-raise c(θ) and widen the region: conservative, and counted in :attr:`NeymanBelt.failure_fraction`.
+raise c(θ) and widen the region: conservative, and counted in :attr:`cevns_jax.toyscan.NeymanBelt.failure_fraction`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,10 +24,9 @@ import numpy as np
 
 from ..errors import CevnsInputError
 from .teststats import TIE_TOLERANCE
-from .toys import ToyModel, fit_counts, run_toys
+from .toys import ToyModel, fit_counts
 
-__all__ = ["critical_values", "weighted_critical_values", "confidence_region", "interval", "observed_statistics",
-           "NeymanBelt", "neyman_construction"]
+__all__ = ["critical_values", "weighted_critical_values", "confidence_region", "interval", "observed_statistics"]
 
 
 def critical_values(t, cl: float, converged=None) -> np.ndarray:
@@ -88,31 +84,3 @@ def observed_statistics(model: ToyModel, thetas, counts=None, centre=None) -> di
     out = _observed_batch(model, jnp.asarray(thetas, dtype=jnp.float64).reshape(-1, len(model.poi_names)), counts,
                           centre)
     return {k: np.asarray(v) for k, v in out.items()}
-
-
-@dataclass
-class NeymanBelt:
-    """A Neyman construction on a grid: ``hypotheses`` {poi: values (grid…)}, ``critical`` c(θ) (grid…),
-    ``t_obs`` (grid…), ``accepted`` (grid…, bool), ``failure_fraction`` (grid…) and the toy run."""
-
-    hypotheses: dict
-    critical: np.ndarray
-    t_obs: np.ndarray
-    accepted: np.ndarray
-    failure_fraction: np.ndarray
-    cl: float
-    toys: Any
-
-
-def neyman_construction(model: ToyModel, axes: list, n_toys: int, out_dir: str | Path, *, seed: int,
-                        cl: float = 0.9, program=None, progress: bool = True, **scan_options) -> NeymanBelt:
-    """Feldman–Cousins region of ``model.data`` at ``cl`` on the grid ``axes`` (one or two POIs, or more):
-    ``n_toys`` toys per grid point generated there (:func:`cevns_jax.stats.toys.run_toys`, resumable in
-    ``out_dir``), c(θ) their ``cl`` quantile, the region {θ : t_obs(θ) ≤ c(θ)}."""
-    run = run_toys(model, axes, n_toys, out_dir, seed=seed, program=program, progress=progress, **scan_options)
-    crit = critical_values(run.values["t"], cl, run.values["converged"])
-    names = model.poi_names
-    grid = np.stack([run.hypotheses[k] for k in names], axis=-1)
-    shape = grid.shape[:-1]
-    t_obs = observed_statistics(model, grid.reshape(-1, len(names)))["t"].reshape(shape)
-    return NeymanBelt(run.hypotheses, crit, t_obs, confidence_region(t_obs, crit), run.failure_fraction, cl, run)

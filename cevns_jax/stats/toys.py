@@ -17,16 +17,14 @@ tested hypothesis θ_h:
    convergence flag; :func:`fit_counts`. The output of a toy is t = χ²_cond − χ²_free, both χ², θ̂ and
    the flags; test statistics (q_μ, q̃_μ, q₀, t_μ) follow from them (:mod:`cevns_jax.stats.teststats`).
 
-:func:`run_toys` runs hypotheses × toys under :func:`cevns_jax.scan.run_scan` (the toy index is the last
-grid axis): chunked with memory flat in the number of toys, sharded over devices, resumable and
-identified by the model's content, the seed and the settings. Failed fits are kept and counted
-(:func:`failure_fraction`), never dropped.
+:func:`cevns_jax.toyscan.run_toys` runs hypotheses × toys under :func:`cevns_jax.scan.run_scan` (the toy
+index is the last grid axis; the scan layer sits above ``stats``, so it lives there): chunked with memory
+flat in the number of toys, sharded over devices, resumable and identified by the model's content, the
+seed and the settings. Failed fits are kept and counted (:func:`failure_fraction`), never dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -38,8 +36,8 @@ from ..errors import CevnsInputError
 from .forecast import Signals, expected
 from .minimise import DECREMENT_TOLERANCE, fit_box
 
-__all__ = ["ToyModel", "ToyRun", "TOY_AXIS", "toy_key", "generating_nuisances", "generate", "fit_counts",
-           "toy_outcome", "toy_point_function", "toy_program", "run_toys", "failure_fraction", "forecast_toy_model",
+__all__ = ["ToyModel", "TOY_AXIS", "toy_key", "generating_nuisances", "generating_batch", "generate", "fit_counts",
+           "toy_outcome", "toy_point_function", "failure_fraction", "check_toy_model", "forecast_toy_model",
            "FIT_STEPS"]
 
 TOY_AXIS = "toy"
@@ -85,7 +83,7 @@ class ToyModel:
                 "n_steps": self.n_steps, "tolerance": self.tolerance}
 
 
-def _check(model: ToyModel) -> None:
+def check_toy_model(model: ToyModel) -> None:
     names = set(model.nuisances)
     for name, sigma in model.priors:
         if name not in names:
@@ -198,21 +196,9 @@ def toy_outcome(model: ToyModel, theta_test, theta_gen, nu_gen, key) -> dict:
 
 
 @jax.jit
-def _generating_batch(model: ToyModel, thetas):
+def generating_batch(model: ToyModel, thetas):
+    """:func:`generating_nuisances` at each row of ``thetas`` (n, n_poi): (n, n_nuisances)."""
     return jax.vmap(lambda th: generating_nuisances(model, th))(thetas)
-
-
-@dataclass
-class ToyRun:
-    """Toys on a hypothesis grid: ``values[name]`` has shape (grid…, n_toys); ``hypotheses`` {poi: grid
-    values, shape (grid…)}; ``failure_fraction`` (grid…): share of toys whose fits did not converge
-    (kept in ``values``, flagged by ``values["converged"]`` = 0); ``scan``: the underlying
-    :class:`cevns_jax.scan.ScanResult`."""
-
-    values: dict
-    hypotheses: dict
-    failure_fraction: np.ndarray
-    scan: Any
 
 
 def failure_fraction(values: dict) -> np.ndarray:
@@ -224,7 +210,7 @@ def toy_point_function(model: ToyModel) -> Callable:
     """The point function of a toy scan of ``model``: named scalar inputs (the POIs θ_test, ``gen:<poi>``
     θ_gen, ``nu:<nuisance>`` ν_gen, ``seed``, ``hypothesis``, :data:`TOY_AXIS`) → :func:`toy_outcome`.
     Everything that changes between runs of one model is an input, so one compiled program
-    (:func:`toy_program`) serves every grid, seed and generating point."""
+    (:func:`cevns_jax.toyscan.toy_program`) serves every grid, seed and generating point."""
     names, nu_names = model.poi_names, model.nuisance_names
 
     def point(p: dict) -> dict:
@@ -236,69 +222,6 @@ def toy_point_function(model: ToyModel) -> Callable:
         return toy_outcome(model, theta_test, theta_gen, nu_gen, key)
 
     return point
-
-
-def toy_program(model: ToyModel):
-    """A :class:`cevns_jax.scan_program.ScanProgram` of :func:`toy_point_function`: pass it to several
-    :func:`run_toys` calls of one model (hypothesis grids, seeds, ``generate_at``) to compile once."""
-    from ..scan_program import ScanProgram  # scan machinery sits above stats: imported at call time
-
-    return ScanProgram(toy_point_function(model))
-
-
-def run_toys(model: ToyModel, axes: list, n_toys: int, out_dir: str | Path, *, seed: int,
-             generate_at: dict | None = None, program=None, chunk_size: int | None = None,
-             memory_budget_bytes: float = 1e9, progress: bool = True, label: str | None = None,
-             on_chunk=None) -> ToyRun:
-    """``n_toys`` toys at every hypothesis of the grid ``axes`` (:class:`cevns_jax.scan.Axis` over the POIs),
-    run under :func:`cevns_jax.scan.run_scan` into ``out_dir`` (chunked, resumable, identified).
-
-    Toys are generated at the tested hypothesis (θ_gen = θ_test, the Neyman construction) unless
-    ``generate_at`` ({poi: value}, e.g. the background-only point for CLs) fixes θ_gen for all of them;
-    ν_gen is profiled on the observed data at θ_gen (module docstring). The toy index is the last grid
-    axis (:data:`TOY_AXIS`); toy i of hypothesis h (C-order grid index) has key :func:`toy_key` (seed, h, i).
-    ``program``: a :func:`toy_program` of this model, shared between runs (default: a new one).
-    """
-    from ..scan import Axis, run_scan  # scan sits above stats: imported at call time
-
-    _check(model)
-    names = model.poi_names
-    if sorted(a.name for a in axes) != sorted(names):
-        raise CevnsInputError(f"toys: the hypothesis axes must be exactly the parameters of interest {list(names)}, "
-                              f"got {[a.name for a in axes]}")
-    if isinstance(n_toys, bool) or not isinstance(n_toys, int) or n_toys < 1:
-        raise CevnsInputError(f"toys: n_toys must be a whole number ≥ 1, got {n_toys!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise CevnsInputError(f"toys: seed must be a whole number in [0, 2³²), got {seed!r}")
-    if generate_at is not None and sorted(generate_at) != sorted(names):
-        raise CevnsInputError(f"toys: generate_at must give every parameter of interest {list(names)}, "
-                              f"got {sorted(generate_at)}")
-    axes = list(axes)
-    grid_axes = axes + [Axis(TOY_AXIS, 0.0, float(n_toys - 1), n_toys)]
-    nu_names = model.nuisance_names
-
-    def prepare(points: dict) -> dict:
-        n_points = points[TOY_AXIS].size
-        thetas = np.stack([points[k] for k in names], axis=-1)[::n_toys]  # one row per hypothesis
-        gen = np.tile([float(generate_at[k]) for k in names], (thetas.shape[0], 1)) if generate_at else thetas
-        uniq, inverse = np.unique(gen, axis=0, return_inverse=True)
-        nus = np.asarray(_generating_batch(model, jnp.asarray(uniq, dtype=jnp.float64))).reshape(len(uniq), -1)
-        nus = nus[np.ravel(inverse)]
-        out = {k: points[k] for k in names}
-        out.update({TOY_AXIS: points[TOY_AXIS], "seed": np.full(n_points, float(seed)),
-                    "hypothesis": (np.arange(n_points) // n_toys).astype(float)})
-        out.update({f"gen:{k}": np.repeat(gen[:, i], n_toys) for i, k in enumerate(names)})
-        out.update({f"nu:{k}": np.repeat(nus[:, j], n_toys) for j, k in enumerate(nu_names)})
-        return out
-
-    description = {"kind": "toys", "seed": int(seed), "n_toys": n_toys, "hypothesis_axes": [a.name for a in axes],
-                   "generate_at": None if generate_at is None else {k: float(v) for k, v in generate_at.items()}}
-    result = run_scan(toy_program(model) if program is None else program, grid_axes, out_dir,
-                      memory_budget_bytes=memory_budget_bytes, chunk_size=chunk_size, description=description,
-                      identity=model.identity(), label=label, progress=progress, on_chunk=on_chunk, prepare=prepare)
-    values = dict(result.values)
-    hyp = {a.name: m for a, m in zip(axes, np.meshgrid(*[a.values() for a in axes], indexing="ij"))}
-    return ToyRun(values, hyp, failure_fraction(values), result)
 
 
 # ---------------------------------------------------------------- a forecast's μ as a toy model
