@@ -1,10 +1,12 @@
 """Binned Poisson likelihood with Gaussian-constrained nuisances, Asimov data and profiling.
 
-    χ²(θ, ν) = 2 Σ_b [μ_b − n_b + n_b ln(n_b/μ_b)] + Σ_k (ν_k/σ_k)²          (docs/physics.md §5.2)
+    χ²(θ, ν) = 2 Σ_b [μ_b − n_b + n_b ln(n_b/μ_b)] + Σ_k ((ν_k − ν₀_k)/σ_k)²    (docs/physics.md §5.2)
 
 (−2 ln L up to a constant; n ln(n/μ) ≡ 0 for n = 0, μ clipped at 1e-12 inside logs.) A nuisance with
 σ = ∞ (``None``) is unconstrained by a prior, e.g. a steady-state normalisation fixed by its own
-anti-coincidence Poisson term.
+anti-coincidence Poisson term. ν₀ (``centre``, the auxiliary measurements or "global observables") is 0
+unless given: toys fluctuate it (docs/physics.md §5.11); with ``centre=None`` every function here runs
+exactly the computation it ran before ν₀ existed.
 
 Profiling runs a fixed number of Fisher-scoring steps (``lax.fori_loop``), so it is ``jit``- and
 ``vmap``-able and can be evaluated at millions of parameter points. The profiled χ² is differentiable
@@ -40,28 +42,37 @@ def _inverse_variances(priors: dict, template: dict):
     return ravel_pytree(inv)[0]
 
 
-def prior_penalty(nuisances: dict, priors: dict):
-    """Σ (ν_k/σ_k)² over constrained nuisances."""
+def _offset(flat, centre, template):
+    """ν − ν₀ on the flat vector (``flat`` itself when ``centre`` is None: the ν₀ = 0 computation, unchanged)."""
+    if centre is None:
+        return flat
+    full = {k: jnp.broadcast_to(jnp.asarray(centre.get(k, 0.0), dtype=jnp.float64), jnp.shape(v)) for k, v in template.items()}
+    return flat - ravel_pytree(full)[0]  # (a nuisance absent from ``centre`` is centred on 0)
+
+
+def prior_penalty(nuisances: dict, priors: dict, centre: dict | None = None):
+    """Σ ((ν_k − ν₀_k)/σ_k)² over constrained nuisances (ν₀ = ``centre``, default 0)."""
     flat, _ = ravel_pytree(nuisances)
-    return jnp.sum(flat**2 * _inverse_variances(priors, nuisances))
+    return jnp.sum(_offset(flat, centre, nuisances)**2 * _inverse_variances(priors, nuisances))
 
 
-def chi2(mu_fn: Callable, n, theta, nuisances: dict, priors: dict):
-    """χ²(θ, ν) = Poisson deviance of ``mu_fn(θ, ν)`` against ``n`` + Gaussian prior terms."""
-    return poisson_deviance(mu_fn(theta, nuisances), n) + prior_penalty(nuisances, priors)
+def chi2(mu_fn: Callable, n, theta, nuisances: dict, priors: dict, centre: dict | None = None):
+    """χ²(θ, ν) = Poisson deviance of ``mu_fn(θ, ν)`` against ``n`` + Gaussian prior terms (centred on ν₀)."""
+    return poisson_deviance(mu_fn(theta, nuisances), n) + prior_penalty(nuisances, priors, centre)
 
 
 STEP_LENGTHS = (1.0, 0.5, 0.25, 0.1, 0.03, 0.0)
 """Candidate fractions of the Fisher-scoring step; the best is kept, so χ² never increases."""
 
 
-def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12):
+def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12,
+                      centre: dict | None = None):
     """ν̂(θ) = argmin_ν χ²(θ, ν) by ``n_steps`` damped Fisher-scoring steps from ``nuisances0``.
 
-    Direction: Δ = H⁻¹g with g = 2Jᵀ(1 − n/μ) + 2ν/σ² and H = 2Jᵀdiag(1/μ)J + 2/σ² (expected
+    Direction: Δ = H⁻¹g with g = 2Jᵀ(1 − n/μ) + 2(ν − ν₀)/σ² and H = 2Jᵀdiag(1/μ)J + 2/σ² (expected
     information). Along Δ the χ² is evaluated at the fractions :data:`STEP_LENGTHS` in one vectorised
     call and the lowest is taken (a backtracking line search of fixed cost, safe for nuisances that
-    enter non-linearly such as the pulse timing).
+    enter non-linearly such as the pulse timing). ``centre``: the prior centres ν₀ (default 0).
     """
     if not nuisances0:
         return nuisances0
@@ -74,11 +85,11 @@ def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict,
         return mu, mu
 
     def objective(x):
-        return poisson_deviance(mu_fn(theta, unravel(x)), n) + jnp.sum(inv_var * x**2)
+        return poisson_deviance(mu_fn(theta, unravel(x)), n) + jnp.sum(inv_var * _offset(x, centre, nuisances0)**2)
 
     def step(_, x):
         J, mu = jax.jacfwd(mu_of, has_aux=True)(x)
-        g = 2.0 * J.T @ (1.0 - n / mu) + 2.0 * inv_var * x
+        g = 2.0 * J.T @ (1.0 - n / mu) + 2.0 * inv_var * _offset(x, centre, nuisances0)
         H = 2.0 * (J.T / mu) @ J + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
         delta = jnp.linalg.solve(H, g)
         delta = jnp.where(jnp.all(jnp.isfinite(delta)), delta, 0.0)  # singular H (μ at its floor): stay put
@@ -90,12 +101,15 @@ def profile_nuisances(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict,
     return unravel(jax.lax.fori_loop(0, n_steps, step, x0))
 
 
-def profiled_chi2(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12):
+def profiled_chi2(mu_fn: Callable, n, theta, nuisances0: dict, priors: dict, n_steps: int = 12,
+                  centre: dict | None = None):
     """min_ν χ²(θ, ν), differentiable in θ, ``n`` (and in whatever ``mu_fn`` closes over) via the envelope
-    theorem: ν̂ is found on constants (no tangent enters the profiling loop) and held fixed."""
+    theorem: ν̂ is found on constants (no tangent enters the profiling loop) and held fixed. ``centre``:
+    the prior centres ν₀ (default 0)."""
     stop = jax.lax.stop_gradient
-    nu_hat = stop(profile_nuisances(mu_fn, stop(n), stop(theta), stop(nuisances0), priors, n_steps))
-    return chi2(mu_fn, n, theta, nu_hat, priors)
+    c = None if centre is None else stop(centre)
+    nu_hat = stop(profile_nuisances(mu_fn, stop(n), stop(theta), stop(nuisances0), priors, n_steps, c))
+    return chi2(mu_fn, n, theta, nu_hat, priors, centre)
 
 
 def asimov_data(mu_fn: Callable, theta0, nuisances0: dict):
