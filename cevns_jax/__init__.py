@@ -46,6 +46,7 @@ __all__ = [
     "list_presets", "load_experiment", "FACILITIES", "make_target", "cevns_counts", "expected_counts", "total_cevns",
     "COMPONENTS", "ReactorSource", "make_reactor", "SolarSource", "make_solar", "TabulatedSource",
     "make_tabulated_source", "StandardModel", "standard_model", "enable_x64", "enable_compilation_cache", "CACHE_ENV",
+    "fast_cpu_compilation", "CPU_COMPILE_FLAGS", "XLA_DEFAULTS_ENV",
     "__version__",
 ]
 
@@ -77,3 +78,42 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return folder
+
+
+XLA_DEFAULTS_ENV = "CEVNS_JAX_XLA_DEFAULTS"
+"""Environment variable: ``0``/``off`` keeps XLA's own CPU compiler settings (:func:`fast_cpu_compilation`)."""
+
+CPU_COMPILE_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
+"""XLA CPU flags set by :func:`fast_cpu_compilation`: XLA's elemental (LLVM IR) fusion emitter instead of its
+newer MLIR fusion emitters. Compilation, most of a cold start, is 25–40% faster on this package's programs at
+the same run time (measured with jaxlib 0.10.2 on 2 CPU cores: three presets' forward models 8.0 → 5.0 s,
+the Ar-750 scan program 4.0 → 3.0 s with 0.95 → 0.89 s run; README, Speed). Results are unchanged: the
+emitters generate the same arithmetic (the test suite runs with the flag)."""
+
+_FLAGS_VERIFIED_FROM = (0, 10)  # the first jaxlib these flags were measured with; older ones are left alone
+
+
+def fast_cpu_compilation() -> bool:
+    """Append :data:`CPU_COMPILE_FLAGS` to ``XLA_FLAGS`` so that XLA compiles CPU programs faster.
+
+    XLA reads ``XLA_FLAGS`` when its backend starts, so call this before the first computation (the command
+    line, the ``scans/`` jobs and the test suite do; the library alone never does). A flag already present in
+    ``XLA_FLAGS`` is kept as the user set it; ``CEVNS_JAX_XLA_DEFAULTS=0`` opts out, and jaxlib releases older
+    than the one the flags were measured with are left alone (an unknown XLA flag aborts the process).
+    Returns whether the flags are in ``XLA_FLAGS``.
+    """
+    if os.environ.get(XLA_DEFAULTS_ENV, "").lower() in ("0", "off", "no", "false"):
+        return False
+    import jaxlib
+
+    try:
+        version = tuple(int(p) for p in jaxlib.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    if version < _FLAGS_VERIFIED_FROM:
+        return False
+    flags = os.environ.get("XLA_FLAGS", "")
+    extra = [f for f in CPU_COMPILE_FLAGS if f.split("=")[0] not in flags]
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+    return True

@@ -22,7 +22,7 @@ import json as _json
 import math
 import sys
 
-from . import enable_compilation_cache, enable_x64
+from . import enable_compilation_cache, enable_x64, fast_cpu_compilation
 from .errors import CevnsInputError
 
 
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         "holds only the result)")
     args = parser.parse_args(argv)
     enable_x64()
+    fast_cpu_compilation()
     enable_compilation_cache()
     try:
         if args.command == "list":

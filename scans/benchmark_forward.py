@@ -27,6 +27,7 @@ import cevns_jax
 from cevns_jax import rates
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
 
 def _block(tree):

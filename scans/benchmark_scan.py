@@ -52,6 +52,7 @@ def main() -> None:
     from cevns_jax.scan import Axis, grid_points, run_scan
 
     cevns_jax.enable_x64()
+    cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
     exp = cevns_jax.load_experiment(args.experiment)
     fc = AsimovForecast([exp], lambda p: NewPhysics(zprime=lmu_minus_ltau(p["mass_MeV"], p["g"])))
     axes = [Axis("mass_MeV", 1.0, 1000.0, args.grid, "log"), Axis("g", 1e-6, 1e-2, args.grid, "log")]

@@ -62,6 +62,7 @@ def main() -> None:
     from cevns_jax.toyscan import toy_program
 
     cevns_jax.enable_x64()
+    cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
     exp = cevns_jax.load_experiment(args.experiment)
     t0 = time.perf_counter()
     reference = asimov_reference((exp,), ForecastSpec())

@@ -52,6 +52,7 @@ def main() -> None:
     from cevns_jax.toyscan import run_toys
 
     cevns_jax.enable_x64()
+    cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
     objective = Objective([load_analysis("COHERENT-CsI-2017")], "cevns_count")
     model = ToyModel(objective, objective.observed(), objective.zero(), _release_mu,
                      tuple(sorted(objective.priors.items())), (("cevns_count", 0.0, None),))

@@ -23,6 +23,7 @@ import cevns_jax  # noqa: E402
 from cevns_jax.stats import analyses, fits  # noqa: E402
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
 COLOURS = {"cevns": "#d62728", "steady_state": "#7f7f7f", "brn": "#1f77b4", "brn_prompt": "#1f77b4",
            "brn_delayed": "#aec7e8", "nin": "#2ca02c"}

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cevns_jax  # noqa: E402
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 from cevns_jax import constants as C  # noqa: E402
 from cevns_jax.experiment import experiment_from_dict, load_experiment  # noqa: E402
 from cevns_jax.experiment.load import PRESET_DIR  # noqa: E402

@@ -28,6 +28,7 @@ from cevns_jax.models import (NewPhysics, b_minus_l, dark_matter, em_properties,
 from cevns_jax.source import COMPONENTS  # noqa: E402
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
 BENCHMARKS = {
     "zprime_universal": ("universal Z′: M = 10 MeV, g = 6e-5", NewPhysics(zprime=universal(10.0, 6e-5))),

@@ -42,6 +42,7 @@ from cevns_jax.batches import in_batches  # noqa: E402
 from figure_style import save_figure  # noqa: E402
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
 BUDGET = 400.0
 THRESHOLD_BOX_PE = (6.0, 30.0)

@@ -41,6 +41,7 @@ from figure_style import legend_outside, save_figure  # noqa: E402
 from snowmass import REFINE_ROUNDS, REFINE_RTOL, cached, curves_from_json, curves_to_json  # noqa: E402
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
 DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "COH-Ar-750", "COH-CryoCsI-10kg", "COH-Ge-mini"]
 """Detectors compared, in drawing order (the presets among them that the package ships). Not drawn: the

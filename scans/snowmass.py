@@ -53,6 +53,7 @@ from cevns_jax.stats.limits import DataLimit  # noqa: E402
 from figure_style import legend_outside, plain_log_ticks, save_figure, style, wrap_math  # noqa: E402
 
 cevns_jax.enable_x64()
+cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
 PLANNED = ["COH-Ar-750", "COH-CryoCsI-10kg", "COH-CryoCsI-700kg", "COH-Ge-mini", "NaIvETe"]
 REFERENCE = "COHERENT-CsI-2021"

@@ -22,9 +22,10 @@ if not os.environ.get(_RUN_CACHE):
     os.environ[_RUN_CACHE] = tempfile.mkdtemp(prefix="cevns_jax_tests_")
 os.environ["CEVNS_JAX_COMPILATION_CACHE"] = os.environ[_RUN_CACHE]  # CLI tests run in-process: same folder
 
-from cevns_jax import enable_compilation_cache  # noqa: E402
+from cevns_jax import enable_compilation_cache, fast_cpu_compilation  # noqa: E402
 
 enable_compilation_cache()
+fast_cpu_compilation()  # before any test starts the backend; workers and subprocesses inherit XLA_FLAGS
 
 
 def pytest_unconfigure(config):

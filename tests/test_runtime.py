@@ -1,9 +1,12 @@
 """The persistent compilation cache: opt-in for the library, on for the CLI and jobs, opt-out by environment."""
 
+import math
 import os
 import subprocess
 import sys
 import textwrap
+
+import cevns_jax
 
 
 def _run(code: str, env: dict) -> subprocess.CompletedProcess:
@@ -26,3 +29,26 @@ def test_compilation_cache_folder_and_opt_out(tmp_path):
     assert off.returncode == 0 and off.stdout.strip() == "None" and not (tmp_path / "xdg").exists()
     default = _run(code, {"CEVNS_JAX_COMPILATION_CACHE": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")})
     assert default.stdout.strip() == str(tmp_path / "xdg" / "cevns_jax" / "jax")
+
+
+def test_fast_cpu_compilation_flags_opt_out_and_user_settings():
+    """The CPU compiler flags are appended to XLA_FLAGS (and XLA starts with them), an opt-out leaves
+    XLA_FLAGS untouched, and a flag the user set keeps the user's value."""
+    code = """
+        import os, jax, jax.numpy as jnp, cevns_jax
+        cevns_jax.enable_x64()
+        print(cevns_jax.fast_cpu_compilation())
+        print(os.environ.get("XLA_FLAGS", ""))
+        print(float(jax.jit(lambda x: jnp.sum(jnp.sin(x)))(jnp.arange(3.0))))
+    """
+    flag = cevns_jax.CPU_COMPILE_FLAGS[0]
+    on = _run(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=1", "CEVNS_JAX_XLA_DEFAULTS": ""})
+    assert on.returncode == 0, on.stderr
+    applied, flags, value = on.stdout.split("\n")[:3]
+    assert applied == "True" and flags.split() == ["--xla_force_host_platform_device_count=1", flag]
+    assert abs(float(value) - sum(math.sin(x) for x in (0.0, 1.0, 2.0))) < 1e-14
+    off = _run(code, {"XLA_FLAGS": "", "CEVNS_JAX_XLA_DEFAULTS": "0"})
+    assert off.returncode == 0 and off.stdout.split("\n")[:2] == ["False", ""]
+    name = flag.split("=")[0]
+    user = _run(code, {"XLA_FLAGS": f"{name}=true", "CEVNS_JAX_XLA_DEFAULTS": ""})
+    assert user.returncode == 0 and user.stdout.split("\n")[1] == f"{name}=true"
