@@ -78,12 +78,15 @@ _DETECTOR = ("cevns", "dark_matter")
 DEUTERON = ("nu_d_cc", "nu_d_nc")
 """The ν–d breakup components (:data:`cevns_jax.deuteron.CHANNELS`): like CEvNS they follow the flux, the
 target mass and the efficiency, and the ν–d cross-section normalisation."""
+ELECTRON = ("nu_e_scattering",)
+"""The neutrino–electron scattering component (:data:`cevns_jax.electron_rates.COMPONENT`): the same flux, target
+mass and efficiency as CEvNS, no quenching."""
 REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
-    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced") + DEUTERON, "station",
+    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced") + DEUTERON + ELECTRON, "station",
              "source normalisation: ν yield per proton (π-DAR), ν̄ per fission (reactor), line flux (Sun)"),
     Nuisance("pi0", "lognormal", ("dark_matter",), "station", "π⁰ yield per proton (dark-matter production)"),
-    Nuisance("mass", "relative", _DETECTOR + DEUTERON, "detector", "target mass"),
-    Nuisance("efficiency", "relative", _DETECTOR + DEUTERON, "detector", "detection efficiency normalisation"),
+    Nuisance("mass", "relative", _DETECTOR + DEUTERON + ELECTRON, "detector", "target mass"),
+    Nuisance("efficiency", "relative", _DETECTOR + DEUTERON + ELECTRON, "detector", "detection efficiency normalisation"),
     Nuisance("deuteron_cross_section", "relative", DEUTERON, "global",
              "ν–d breakup cross sections (Nakamura et al. 2002), common to every heavy-water detector"),
     Nuisance("quenching_a", "shift", _DETECTOR, "detector", "LAr linear quenching: constant term"),
@@ -325,7 +328,7 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     if exp.detector.electron_scattering:  # the same flux, mass and efficiency as CEvNS; no quenching
         from .electron_rates import COMPONENT, electron_counts
 
-        out[COMPONENT] = jnp.sum(electron_counts(exp, sm=sm, model=model), axis=0) * normalisation(values, "cevns")
+        out[COMPONENT] = jnp.sum(electron_counts(exp, sm=sm, model=model), axis=0) * normalisation(values, COMPONENT)
     if exp.detector.deuteron is not None:  # ν–d breakup: flux, mass, efficiency, ν–d cross section
         from .deuteron import deuteron_counts
 

@@ -109,4 +109,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from job import run_job
+
+    run_job(main)

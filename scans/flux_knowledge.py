@@ -186,4 +186,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from job import run_job
+
+    run_job(main)

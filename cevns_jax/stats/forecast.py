@@ -30,6 +30,8 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
 from ..deuteron import deuteron_counts
+from ..electron_rates import COMPONENT as ELECTRON
+from ..electron_rates import electron_counts
 from ..models.darkmatter import at_source
 from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
@@ -60,13 +62,16 @@ class ForecastSpec:
 @pytree_dataclass
 class Signals:
     """The θ-dependent templates of one experiment: CEvNS counts (n_E, n_t), all flux components
-    summed, and the dark-matter :class:`~cevns_jax.stats.morphing.Morph` (``None`` without dark matter)."""
+    summed, the dark-matter :class:`~cevns_jax.stats.morphing.Morph` (``None`` without dark matter) and,
+    for a detector with ``electron_scattering``, the neutrino–electron counts (n_E, n_t) under the model
+    (``None``: the SM ones of the reference, for signal builders that leave ν–e scattering unchanged)."""
 
     cevns: jnp.ndarray
     dark_matter: Morph | None = None
+    electron: jnp.ndarray | None = None
 
     def scaled_dark_matter(self, factor) -> "Signals":
-        return Signals(self.cevns, None if self.dark_matter is None else self.dark_matter.scaled(factor))
+        return Signals(self.cevns, None if self.dark_matter is None else self.dark_matter.scaled(factor), self.electron)
 
 
 @pytree_dataclass
@@ -106,11 +111,13 @@ def dark_matter_template(exp, dm, names) -> Morph:
 @partial(jax.jit, static_argnames="names")
 def experiment_reference(exp, names: tuple) -> tuple:
     """The SM CEvNS template of one experiment with its log-derivatives in the shape nuisances ``names``,
-    and its fixed templates: the backgrounds and, for a ``deuteron_breakup`` detector, the ν–d breakup counts
-    (SM cross sections, independent of the model; each scaled by its registry normalisations in
-    :func:`expected`). Compiled once per experiment structure (so a detector that appears in several
+    and its fixed templates: the backgrounds, for a ``deuteron_breakup`` detector the ν–d breakup counts
+    (SM cross sections, independent of the model) and, for a detector with ``electron_scattering``, the SM
+    neutrino–electron counts (replaced by a model's own, :attr:`Signals.electron`); each scaled by its
+    registry normalisations in :func:`expected`. Compiled once per experiment structure (so a detector that appears in several
     forecasts, alone and in combinations, is compiled once)."""
-    return _cevns_template(exp, names), {**deuteron_counts(exp), **background_counts(exp)}
+    electron = {ELECTRON: jnp.sum(electron_counts(exp), axis=0)} if exp.detector.electron_scattering else {}
+    return _cevns_template(exp, names), {**deuteron_counts(exp), **electron, **background_counts(exp)}
 
 
 def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
@@ -134,7 +141,8 @@ def signals(exp, model, names: tuple = ()) -> Signals:
     dm = None
     if model is not None and model.dark_matter is not None:
         dm = dark_matter_template(exp, model.dark_matter, names)
-    return Signals(cevns, dm)
+    electron = jnp.sum(electron_counts(exp, model=model), axis=0) if exp.detector.electron_scattering else None
+    return Signals(cevns, dm, electron)
 
 
 def reference_signals(reference: AsimovReference, model) -> list:
@@ -154,6 +162,8 @@ def expected(reference: AsimovReference, sigs: list, nu: dict):
         if sig.dark_matter is not None:
             total = total + sig.dark_matter.at(values) * normalisation(values, "dark_matter")
         for name, counts in bkg.items():
+            if name == ELECTRON and sig.electron is not None:
+                counts = sig.electron  # ν–e scattering under the model (e.g. a magnetic moment)
             total = total + counts * normalisation(values, name, neutrino_induced(exp, name))
         parts.append(jnp.ravel(total))
     return jnp.concatenate(parts)

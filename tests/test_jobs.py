@@ -1,0 +1,42 @@
+"""The jobs in ``scans/``: arguments checked before any compute (exit 2, nothing written), and refused inputs
+reported on one line (exit 2, no traceback)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCANS = Path(__file__).resolve().parents[1] / "scans"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "no-such-study"], "invalid choice: 'no-such-study'"),
+    (["--years", "nan"], "--years must be a positive number of SNS years"),
+])
+def test_main_job_refuses_bad_arguments_before_any_compute(args, message, tmp_path):
+    out, results = tmp_path / "figures", tmp_path / "results"
+    run = subprocess.run([sys.executable, str(SCANS / "snowmass.py"), *args, "--out", str(out), "--results", str(results)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists() and not results.exists()  # nothing written
+
+
+def test_a_refused_input_is_one_line_and_exit_2(capsys, monkeypatch):
+    """``run_job``: a :class:`CevnsInputError` (e.g. a results folder computed for other inputs) becomes
+    ``<job>: error: <message>`` on one line of stderr and status 2; other exceptions propagate."""
+    monkeypatch.syspath_prepend(str(SCANS))
+    monkeypatch.setattr(sys, "argv", ["snowmass.py"])
+    from job import run_job
+
+    from cevns_jax.errors import CevnsInputError
+
+    def refused():
+        raise CevnsInputError("results/x: holds a scan computed for other inputs;\n  remove the folder")
+
+    with pytest.raises(SystemExit) as stop:
+        run_job(refused)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "snowmass.py: error: results/x: holds a scan computed for other inputs; remove the folder\n"
+    with pytest.raises(ZeroDivisionError):
+        run_job(lambda: 1 / 0)
