@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object (a list with --all)")
     f = sub.add_parser("fit", help="fit a COHERENT data release")
     f.add_argument("release", help="COHERENT-CsI-2017, COHERENT-CENNS10-2020, COHERENT-CsI-2021 (releases), "
-                                "CONUS+-2025 or XENONnT-8B-2024 (one-bin counting analyses)")
+                                "CONUS+-2025, XENONnT-8B-2024, PandaX-4T-8B-2024 or COHERENT-Ge-Mini-2025 "
+                                "(one-bin counting analyses)")
     f.add_argument("--template", default="model", choices=("model", "factorised"),
                    help="CEvNS template: the model's energy-time correlation, or factorised as in the CENNS-10 release")
     f.add_argument("--exact", action="store_true", help="full forward model at every step (no template morphing)")

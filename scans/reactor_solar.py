@@ -43,12 +43,17 @@ from snowmass import REFINE_ROUNDS, REFINE_RTOL, cached, curves_from_json, curve
 cevns_jax.enable_x64()
 cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
-DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "COH-Ar-750", "COH-CryoCsI-10kg", "COH-Ge-mini"]
-"""Detectors compared, in drawing order (the presets among them that the package ships). Not drawn: the
-liquid-xenon reactor presets (RED-100, RELICS), whose S2 response with the Lenardo charge yield extrapolated
-below 1 keVnr overpredicts RELICS's published count 4.4× (README, reactor validation); XENONnT-8B-2024, whose
-forecast program in batches of :data:`cevns_jax.stats.crossings.BATCH` points exceeded 20 GB (killed on the
-24 GB machine, 2026-11-28): its 100-row efficiency table multiplies the recoil nodes (to be chunked)."""
+DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "XENONnT-8B-2024", "COH-Ar-750", "COH-CryoCsI-10kg",
+             "COH-Ge-mini"]
+"""Detectors compared, in drawing order (the presets among them that the package ships). XENONnT-8B-2024 at its
+published 3.51 t·yr, signal only (its 26.4 expected background is a reference number of the preset, not a
+template; optimistic like the reactor presets); its fold (3 × 1032 recoil × 2448 energy nodes) is
+model-independent (:func:`cevns_jax.folding.spectral_moments`), so a batch of points costs only prefactors (the
+former per-point fold exceeded 20 GB per batch of 32; now < 1 GB). Not drawn: PandaX-4T-8B-2024, whose preset
+has no selection efficiency (511 SM events against the ≈ 47 implied by the published US2 fit: a forecast ten
+times too optimistic), and the liquid-xenon reactor presets (RED-100, RELICS), whose S2 response with the
+Lenardo charge yield extrapolated below 1 keVnr overpredicts RELICS's published count 4.4× (README, reactor
+validation)."""
 LEVEL = C.DELTA_CHI2_90CL
 STYLE = {"reactor": dict(ls="-", lw=1.7), "solar": dict(ls="-.", lw=1.7), "pion_dar": dict(ls="--", lw=1.4)}
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -34,7 +34,8 @@ from .likelihood import chi2, profile_nuisances, profiled_chi2
 
 __all__ = ["FLUX_PRIOR", "fit_priors", "Objective", "best_fit", "profile_scan", "profiled_chi2_at", "POI_BOUNDS",
            "INTERVAL_STEPS", "BEST_FIT_STEPS", "check_scan_points", "profile_interval", "fit_release",
-           "flux_averaged_cross_section", "fit"]
+           "flux_averaged_cross_section", "fit", "free_nuisance_priors", "profiled_chi2_fixed", "fixed_profile",
+           "fixed_minimum", "fixed_interval"]
 
 FLUX_PRIOR = 0.10
 """Prior on the ν flux in ``sin2_theta_w`` fits: the 10% of the COHERENT releases (SNS-2017/2020/2021)."""
@@ -42,10 +43,11 @@ FLUX_PRIOR = 0.10
 
 def fit_priors(analysis, poi: str = "sin2_theta_w", dark_matter: bool = False) -> dict:
     """{nuisance: σ} of one analysis in a fit of ``poi``: the analysis nuisances, the flux
-    (:data:`FLUX_PRIOR`) for ``sin2_theta_w``, and ``pi0`` with dark matter (declared, else the
+    (:data:`FLUX_PRIOR`, unless the analysis lists ``flux`` among its nuisances with its own prior) for ``sin2_theta_w``, and ``pi0`` with dark matter (declared, else the
     facility's, :func:`cevns_jax.nuisances.pi0_prior`: 15% for the SNS eras of the releases)."""
-    out = {k: v for k, v in analysis_priors(analysis).items() if not (poi == "sin2_theta_w" and k == "flux")}
-    if poi == "sin2_theta_w":
+    own_flux = "flux" in analysis.nuisances
+    out = {k: v for k, v in analysis_priors(analysis).items() if not (poi == "sin2_theta_w" and k == "flux" and not own_flux)}
+    if poi == "sin2_theta_w" and not own_flux:
         out["flux"] = FLUX_PRIOR
     if dark_matter:
         out["pi0"] = nuisance_priors(analysis.experiment, dark_matter=True)["pi0"]
@@ -170,6 +172,80 @@ BEST_FIT_STEPS = 30
 """Fisher-scoring steps of the joint best fit (POI free)."""
 MIN_SCAN_POINTS, MAX_SCAN_POINTS = 3, 1001
 """Profile-curve points: at least the best fit and one point on each side; at most 1001 (each is a fit)."""
+
+
+def free_nuisance_priors(objective: Objective, labels) -> dict:
+    """The objective's priors with ``labels`` unconstrained (σ = None): to measure a nuisance from the data
+    alone, e.g. one shared Lindhard k (:func:`fixed_profile`)."""
+    unknown = [k for k in labels if k not in objective.priors]
+    if unknown:
+        raise CevnsInputError(f"unknown nuisance label(s) {', '.join(unknown)}; the objective has {', '.join(objective.priors)}")
+    return {k: (None if k in labels else v) for k, v in objective.priors.items()}
+
+
+@partial(jax.jit, static_argnames="n_steps")
+def _fixed_chi2(objective: Objective, poi_value, fixed: dict, nu0: dict, n_steps: int):
+    """min over the other nuisances of χ²(POI, ν) with the labels of ``fixed`` held at their values (no prior
+    term for them)."""
+    rest = {k: v for k, v in objective.priors.items() if k not in fixed}
+
+    def mu(theta, nu):
+        return objective.mu(theta, {**nu, **fixed})
+
+    return profiled_chi2(mu, objective.observed(), {objective.poi: poi_value}, nu0, rest, n_steps)
+
+
+@partial(jax.jit, static_argnames="n_steps")
+def _fixed_chi2_many(objective: Objective, poi_value, fixed: dict, nu0: dict, n_steps: int):
+    return jax.vmap(lambda f: _fixed_chi2(objective, poi_value, f, nu0, n_steps))(fixed)
+
+
+def _as_fixed(fixed: dict) -> dict:
+    return {k: jnp.asarray(v, dtype=jnp.float64) for k, v in fixed.items()}
+
+
+def profiled_chi2_fixed(objective: Objective, poi_value: float, fixed: dict, n_steps: int = INTERVAL_STEPS) -> float:
+    """χ² at POI = ``poi_value`` and the nuisance labels of ``fixed`` {label: value} held, every other nuisance
+    profiled (from 0) with its prior; the held labels carry no prior term (docs/physics.md §5.6)."""
+    fixed = _as_fixed(fixed)
+    nu0 = {k: jnp.zeros((), jnp.float64) for k in objective.priors if k not in fixed}
+    return float(_fixed_chi2(objective, jnp.asarray(poi_value, dtype=jnp.float64), fixed, nu0, n_steps))
+
+
+def fixed_profile(objective: Objective, poi_value: float, label: str, values, n_steps: int = INTERVAL_STEPS):
+    """:func:`profiled_chi2_fixed` along ``values`` of one nuisance label (vmapped, one compiled program)."""
+    values = jnp.asarray(values, dtype=jnp.float64)
+    nu0 = {k: jnp.zeros((), jnp.float64) for k in objective.priors if k != label}
+    return np.asarray(_fixed_chi2_many(objective, jnp.asarray(poi_value, dtype=jnp.float64), {label: values}, nu0, n_steps))
+
+
+def fixed_minimum(objective: Objective, poi_value: float, label: str, start: float = 0.0,
+                  n_steps: int = BEST_FIT_STEPS) -> tuple[float, float]:
+    """(ν̂_label, χ²_min) at POI = ``poi_value`` with ``label`` free and unconstrained (no prior) and every other
+    nuisance profiled with its prior: the best value of one nuisance measured by the data."""
+    priors = free_nuisance_priors(objective, (label,))
+    nu0 = {**objective.zero(), label: jnp.asarray(start, dtype=jnp.float64)}
+    p_hat, value = _fixed_best(objective, jnp.asarray(poi_value, dtype=jnp.float64), tuple(priors.items()), nu0, n_steps)
+    return float(p_hat[label]), float(value)
+
+
+@partial(jax.jit, static_argnames=("priors", "n_steps"))
+def _fixed_best(objective: Objective, poi_value, priors: tuple, nu0: dict, n_steps: int):
+    priors = dict(priors)
+    theta = {objective.poi: poi_value}
+    p_hat = profile_nuisances(objective.mu, objective.observed(), theta, nu0, priors, n_steps)
+    return p_hat, chi2(objective.mu, objective.observed(), theta, p_hat, priors)
+
+
+def fixed_interval(objective: Objective, poi_value: float, label: str, best: float, chi2_min: float, step: float, *,
+                   level: float = 1.0, n_steps: int = INTERVAL_STEPS, xtol: float | None = None):
+    """Ends (lower, upper) :class:`cevns_jax.stats.intervals.IntervalEnd` of {ν_label : Δχ² ≤ level}, Δχ² the
+    :func:`profiled_chi2_fixed` curve minus ``chi2_min`` (from :func:`fixed_minimum`); bracketing from ``best``
+    in steps of ``step`` doubling, then Brent (:func:`cevns_jax.stats.intervals.find_crossing`)."""
+    def delta(x):
+        return profiled_chi2_fixed(objective, poi_value, {label: x}, n_steps) - chi2_min
+
+    return tuple(find_crossing(delta, best, step, d, level=level, xtol=xtol, what=label) for d in (-1, 1))
 
 
 def check_scan_points(n_scan, what: str = "n_scan") -> int:
