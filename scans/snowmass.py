@@ -63,7 +63,7 @@ LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
 BAND_ALPHA = 0.1
 BAND_LEVELS = asimov_band_levels(BAND_ALPHA, BAND_SIGMAS)
 """Asimov Δχ² levels of the expected-limit bands −2σ, −1σ, +1σ, +2σ (CLs at 90% CL, CCGV eq. 91:
-0.702, 1.319, 5.656, 10.85; the median's level, Φ⁻¹(0.95)² = 2.7055, is the raster level 2.706 to
+0.701, 1.317, 5.654, 10.85; the median's level, Φ⁻¹(0.95)² = 2.7055, is the raster level 2.706 to
 2e-4, i.e. 5e-5 in a coupling² limit, so the median is the main curve). docs/physics.md §5.11."""
 BAND_CURVE = "combined"
 """The detector set whose bands are drawn along the whole curve (every other set: ±1σ at the benchmarks in the
@@ -788,7 +788,7 @@ def main() -> None:
                "curves join the solved limits at the grid masses; `--refine-curves` refines them (the sterile-neutrino curves "
                "oscillate between the 12 Δm² points). —: no limit inside the scanned "
                "coupling range. ±1σ: the expected-limit band at the benchmark mass (−1σ–+1σ), from the Asimov Δχ² "
-               "crossing the CLs band levels of Cowan, Cranmer, Gross & Vitells (90% CL: 1.32 and 5.66; the median's "
+               "crossing the CLs band levels of Cowan, Cranmer, Gross & Vitells (90% CL: 1.32 and 5.65; the median's "
                "level is the 2.71 of the limit; docs/physics.md §5.11); none for the data.\n\n" + "\n".join(table) + "\n")
     if wanted("fisher"):
         fisher_lines = fisher_forecasts({n: one_year[n] for n in PLANNED}, args.out, args.results)
