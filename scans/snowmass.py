@@ -617,8 +617,8 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
             mm, gg = np.meshgrid(benchmarks, couplings, indexing="ij")
             extra = fn.evaluate(mm.ravel(), gg.ravel())
             raster = {k: np.vstack([grids[k], np.asarray(extra[k]).reshape(mm.shape)]) for k in band_labels}
-            at_bench = np.r_[np.zeros(grid_masses.size, bool), np.ones(benchmarks.size, bool)]
-            rows = {k: ((0, 1, 2, 3), np.ones(at_bench.size, bool)) if k == BAND_CURVE else ((1, 2), at_bench)
+            bench_rows = np.r_[np.zeros(grid_masses.size, bool), np.ones(benchmarks.size, bool)]
+            rows = {k: ((0, 1, 2, 3), np.ones(bench_rows.size, bool)) if k == BAND_CURVE else ((1, 2), bench_rows)
                     for k in band_labels}  # full curves for the combination, ±1σ at the benchmarks for the rest
             both = band_limits(fn, np.concatenate([grid_masses, benchmarks]), couplings, raster, band_labels, rows)
             on_grid = {k: v[:, :grid_masses.size] for k, v in both.items()}
