@@ -50,6 +50,7 @@ from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
 from cevns_jax.stats.forecast import (MAX_CROSSINGS, ROOT_ITERATIONS, AsimovForecast, ForecastSpec,  # noqa: E402
                                      dark_matter_coupling_scan, program_labels, shared_delta_chi2)
 from cevns_jax.stats.limits import DataLimit  # noqa: E402
+from cevns_jax.stats.teststats import BAND_SIGMAS, asimov_band_levels  # noqa: E402
 from figure_style import legend_outside, plain_log_ticks, save_figure, style, wrap_math  # noqa: E402
 
 cevns_jax.enable_x64()
@@ -59,6 +60,14 @@ PLANNED = ["COH-Ar-750", "COH-CryoCsI-10kg", "COH-CryoCsI-700kg", "COH-Ge-mini",
 REFERENCE = "COHERENT-CsI-2021"
 LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
 LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
+BAND_ALPHA = 0.1
+BAND_LEVELS = asimov_band_levels(BAND_ALPHA, BAND_SIGMAS)
+"""Asimov Δχ² levels of the expected-limit bands −2σ, −1σ, +1σ, +2σ (CLs at 90% CL, CCGV eq. 91:
+0.701, 1.317, 5.654, 10.85; the median's level, Φ⁻¹(0.95)² = 2.7055, is the raster level 2.706 to
+2e-4, i.e. 5e-5 in a coupling² limit, so the median is the main curve). docs/physics.md §5.11."""
+BAND_CURVE = "combined"
+"""The detector set whose bands are drawn along the whole curve (every other set: ±1σ at the benchmarks in the
+summary table; dark matter solves every band of every set in its program anyway)."""
 REFINE_RTOL = 5e-3  # solved curves: bisect mass intervals until limits change < 0.5% between points
 REFINE_ROUNDS = 5
 MEMORY_BUDGET = 2e9
@@ -187,7 +196,7 @@ class SharedDark:
             evaluators = {label: AsimovForecast(exps, self.flat.build, dark_matter=True) for label, exps in sets.items()}
             evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
             return dark_matter_coupling_scan(evaluators, self.flat.build, "coupling", ratios, power, level=level,
-                                             scale="coupling_scale")
+                                             scale="coupling_scale", band_levels=tuple(float(b) for b in BAND_LEVELS))
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)
 
@@ -213,7 +222,7 @@ def scan_dark(name, shared: SharedDark, model_of, axes, out, level) -> tuple:
     result = run_scan(shared.program, axes[:1], out / name, memory_budget_bytes=MEMORY_BUDGET,
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
                                    "priors": shared.priors, "data": DATA, "couplings": axes[1].values().tolist(),
-                                   "study": name},
+                                   "study": name, "band_levels": BAND_LEVELS.tolist()},
                       identity={"sets": sets, "data": shared.data, "couplings": axes[0].start * shared.ratios},
                       label=f"{name}", units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in list(sets) + [DATA]}},
                       output_axes=axes[1:], prepare=shared.prepare(model_of, axes))
@@ -255,6 +264,28 @@ class _InProgramCrossings:
     def solve(self, masses) -> LimitCurves:
         masses = np.atleast_1d(np.asarray(masses, dtype=float))
         return self.curves(self.result.evaluate({self.mass_name: masses}), masses)
+
+    def bands(self, masses, labels, values: dict | None = None) -> dict:
+        """{label: (n_bands, n_masses) band limits} solved in-program at ``masses`` (``values``: the
+        program's outputs there, if already computed)."""
+        if values is None:
+            values = self.result.evaluate({self.mass_name: np.atleast_1d(np.asarray(masses, dtype=float))})
+        return {k: np.atleast_2d(np.asarray(values[f"{k}@bands"])).T for k in labels}
+
+
+class _BandLevels:
+    """A batched evaluator whose outputs ``{label}#{j}`` are Δχ² × LEVEL / BAND_LEVELS[j] for the pairs
+    (label, j) asked: its crossings of LEVEL are those of each band level, so one :func:`solve_crossings`
+    call solves every band asked together, with the study's own compiled program."""
+
+    def __init__(self, pairs, wanted):
+        self.pairs, self.wanted = pairs, list(wanted)
+
+    def scale(self, values: dict) -> dict:
+        return {f"{k}#{j}": np.asarray(values[k]) * (LEVEL / BAND_LEVELS[j]) for k, j in self.wanted}
+
+    def evaluate(self, m, g):
+        return self.scale(self.pairs.evaluate(m, g))
 
 
 class _ScanPairs:
@@ -319,6 +350,36 @@ def solved_curves(fn, masses, couplings, grids: dict, benchmarks, refine: bool =
         if not curves.converged:
             print(f"  note: mass refinement stopped after {REFINE_ROUNDS} rounds", flush=True)
     return curves, at
+
+
+def band_limits(fn, masses, couplings, grids: dict, labels, rows: dict | None = None) -> dict:
+    """Expected-limit bands (docs/physics.md §5.11): {label: (n_bands, n_masses)} the first crossing of the
+    Asimov Δχ² with each of :data:`BAND_LEVELS` at ``masses``, solved by root finding with the study's own
+    program (dark matter: in that program, from the same templates, every band of every label).
+    ``grids``: the raster at ``masses`` (shared programs; its rows are the masses), or for dark matter the
+    program's outputs there (or None). ``rows`` (shared programs): {label: (band indices, mask of the
+    masses)} to solve only those (NaN elsewhere; default every band at every mass): root finding costs
+    one evaluation of the study's program per bracket and iteration."""
+    if isinstance(fn, _InProgramCrossings):
+        return fn.bands(masses, labels, grids)
+    rows = rows or {k: (range(len(BAND_LEVELS)), np.ones(len(masses), bool)) for k in labels}
+    wanted = [(k, j) for k in labels for j in rows[k][0]]
+    scaled = _BandLevels(fn, wanted)
+    raster = {f"{k}#{j}": np.where(rows[k][1][:, None], v, 0.0)  # 0: no bracket, not solved
+              for (k, j), v in zip(wanted, scaled.scale(grids).values())}
+    solved = solve_crossings(scaled, masses, couplings, LEVEL, raster=raster)
+    out = {k: np.full((len(BAND_LEVELS), len(masses)), np.nan) for k in labels}
+    for k, j in wanted:
+        out[k][j] = np.where(rows[k][1], solved.limit(f"{k}#{j}"), np.nan)
+    return out
+
+
+def draw_bands(ax, masses, bands: np.ndarray, label: str, swap: bool) -> None:
+    """±2σ (yellow) and ±1σ (green) expected bands around a median limit (rows of :data:`BAND_LEVELS`)."""
+    fill = ax.fill_betweenx if swap else ax.fill_between
+    ok2, ok1 = np.isfinite(bands[0]) & np.isfinite(bands[3]), np.isfinite(bands[1]) & np.isfinite(bands[2])
+    fill(masses, bands[0], bands[3], where=ok2, color="#ffdd33", lw=0, zorder=0.6, label=f"{label}: expected $\\pm2\\sigma$")
+    fill(masses, bands[1], bands[2], where=ok1, color="#33cc33", lw=0, zorder=0.7, label=f"{label}: expected $\\pm1\\sigma$")
 
 
 def excluded_bands(crossings: list, top: float) -> list:
@@ -546,6 +607,25 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
         curves_to_json(c) for c in solved_curves(fn, masses, couplings, grids, benchmarks, refine=refine)]))
     masses = solved.masses
     curves = {label: solved.limit(label) for label in grids}
+    grid_masses, band_labels = study.mass.values(), [k for k in grids if k != DATA]
+
+    def compute_bands():  # the expected-limit bands at the grid masses and the benchmarks
+        if isinstance(fn, _InProgramCrossings):
+            on_grid = band_limits(fn, grid_masses, couplings, fn.result.values, band_labels)
+            at_bench = band_limits(fn, benchmarks, couplings, None, band_labels)
+        else:
+            mm, gg = np.meshgrid(benchmarks, couplings, indexing="ij")
+            extra = fn.evaluate(mm.ravel(), gg.ravel())
+            raster = {k: np.vstack([grids[k], np.asarray(extra[k]).reshape(mm.shape)]) for k in band_labels}
+            bench_rows = np.r_[np.zeros(grid_masses.size, bool), np.ones(benchmarks.size, bool)]
+            rows = {k: ((0, 1, 2, 3), np.ones(bench_rows.size, bool)) if k == BAND_CURVE else ((1, 2), bench_rows)
+                    for k in band_labels}  # full curves for the combination, ±1σ at the benchmarks for the rest
+            both = band_limits(fn, np.concatenate([grid_masses, benchmarks]), couplings, raster, band_labels, rows)
+            on_grid = {k: v[:, :grid_masses.size] for k, v in both.items()}
+            at_bench = {k: v[:, grid_masses.size:] for k, v in both.items()}
+        return {k: np.hstack([on_grid[k], at_bench[k]]).tolist() for k in band_labels}
+    bands = {k: np.asarray(v, dtype=float) for k, v in cached(
+        results / name / "bands.json", {**key, "band_levels": BAND_LEVELS.tolist()}, compute_bands).items()}
     if check:  # the quoted numbers with a doubled coupling raster (other brackets, same roots); dark matter:
         # by a second method, host root finding on the direct Δχ² (a second compiled program)
         fine = np.geomspace(couplings[0], couplings[-1], 2 * couplings.size - 1)
@@ -570,14 +650,20 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
         relic = cached(results / name / "relic.json", key, lambda: np.asarray(relic_Y(masses, study.relic)).tolist())
         ax.plot(masses, relic, "k:", lw=1.3, label=f"thermal relic ({study.relic}, " + r"$\Omega h^2 = 0.12$)")
     caption = wrap_math(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
-                        r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; shaded: "
-                            "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
+                        r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; "
+                        r"green/yellow: $\pm1\sigma$/$\pm2\sigma$ expected bands of the combination (asymptotic CLs, "
+                        r"Cowan et al. 2011; solved at the grid masses); grey: "
+                        "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
     plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
          data=(solved.crossings[DATA], study.coupling.stop) if DATA in grids else None)
+    if BAND_CURVE in bands:
+        draw_bands(ax, grid_masses, bands[BAND_CURVE][:, :grid_masses.size], BAND_CURVE, study.swap_axes)
     (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
     legend_outside(ax, fontsize=7)
     finish(fig, out, f"snowmass_{study.name}")
-    return [(study.name, label, *at.limit(label)) for label in curves]
+    n = grid_masses.size  # ±1σ at the benchmarks: rows 1 (−1σ) and 2 (+1σ) of BAND_LEVELS
+    one_sigma = {k: [(bands[k][1, n + i], bands[k][2, n + i]) for i in range(len(benchmarks))] for k in band_labels}
+    return [(study.name, label, *at.limit(label), *one_sigma.get(label, [None] * len(benchmarks))) for label in curves]
 
 
 def allowed_area(u, d, grid, level: float) -> float:
@@ -686,10 +772,12 @@ def main() -> None:
     if wanted("nsi"):
         rows += nsi_regions(shared("zprime_nsi"), args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start)
 
-    table = ["| study | detector | at benchmark 1 | at benchmark 2 |", "|---|---|---|---|"]
-    for obs, label, a, b in rows:
+    table = ["| study | detector | at benchmark 1 | ±1σ | at benchmark 2 | ±1σ |", "|---|---|---|---|---|---|"]
+    for obs, label, a, b, *band in rows:
         cell = lambda v: f"{v:.3g}" if np.isfinite(v) else "—"  # noqa: E731  (— : no crossing in the scanned range)
-        table.append(f"| {obs} | {label} | {cell(a)} | {cell(b)} |")
+        span = lambda w: "" if w is None else f"{cell(w[0])}–{cell(w[1])}"  # noqa: E731
+        band = band or [None, None]
+        table.append(f"| {obs} | {label} | {cell(a)} | {span(band[0])} | {cell(b)} | {span(band[1])} |")
     benchmarks = "; ".join(f"{s.name}: {s.benchmarks[0]:g}, {s.benchmarks[1]:g} ({s.mass.name})"
                            for s in raster_studies(n_mass, n_coupling))
     summary = (f"# Expected 90% CL sensitivities ({args.years:g} SNS years per planned detector; starting grid "
@@ -699,7 +787,9 @@ def main() -> None:
                "segment around the SM, is not resolved by the NSI grid: it is an upper-order-of-magnitude estimate). The drawn "
                "curves join the solved limits at the grid masses; `--refine-curves` refines them (the sterile-neutrino curves "
                "oscillate between the 12 Δm² points). —: no limit inside the scanned "
-               "coupling range.\n\n" + "\n".join(table) + "\n")
+               "coupling range. ±1σ: the expected-limit band at the benchmark mass (−1σ–+1σ), from the Asimov Δχ² "
+               "crossing the CLs band levels of Cowan, Cranmer, Gross & Vitells (90% CL: 1.32 and 5.65; the median's "
+               "level is the 2.71 of the limit; docs/physics.md §5.11); none for the data.\n\n" + "\n".join(table) + "\n")
     if wanted("fisher"):
         fisher_lines = fisher_forecasts({n: one_year[n] for n in PLANNED}, args.out, args.results)
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"

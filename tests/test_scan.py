@@ -191,6 +191,7 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     """Counts ∝ Y² at fixed masses (and so are their derivatives in the detector nuisances): the rescaled
     raster equals evaluating every (m_χ, Y) point directly; Δχ² keeps rising with Y (log-normal π⁰)."""
     from cevns_jax.stats.forecast import AsimovForecast, dark_matter_coupling_scan
+    from cevns_jax.stats.teststats import asimov_band_levels
     from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y
 
     def model_of(th):
@@ -200,7 +201,9 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     fc = AsimovForecast([coarse_ge()], model_of, dark_matter=True)
     Ys = jnp.array([3e-12, 3e-11, 3e-10, 1e-8])
     # the raster given as ratios to an input coupling (how scans with scaled rasters share one program)
-    scan = dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys / Ys[0], power=2.0, level=2.706, scale="Y0")
+    bands = asimov_band_levels(0.1, (-1.0, 2.0))  # expected-limit band levels (1.32, 10.85), same loop
+    scan = dark_matter_coupling_scan({"ge": fc}, model_of, "Y", Ys / Ys[0], power=2.0, level=2.706, scale="Y0",
+                                     band_levels=tuple(bands))
     fast_all = jax.jit(scan)({"m_chi": 8.0, "Y0": Ys[0]})
     fast = fast_all["ge"]
     one = jax.jit(lambda y: fc.delta_chi2({"m_chi": 8.0, "Y": y}))
@@ -217,3 +220,7 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     crossings = np.asarray(fast_all["ge@crossings"])
     assert int(fast_all["ge@brackets"]) == 1 and np.isfinite(crossings).sum() == 1
     assert crossings[0] == pytest.approx(root, rel=1e-8)
+    # the band crossings solved in the same loop (first crossing of each band level), against Brent too
+    for level, got in zip(bands, np.asarray(fast_all["ge@bands"])):
+        ref = np.exp(brentq(lambda ly: float(one(np.exp(ly))) - level, np.log(Ys[0]), np.log(Ys[-1]), xtol=1e-13))
+        assert got == pytest.approx(ref, rel=1e-7)

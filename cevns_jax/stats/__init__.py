@@ -15,13 +15,13 @@ from .fisher import Fisher, FisherBlocks, fisher_blocks, fisher_matrix
 from .forecast import AsimovForecast, ForecastSpec, asimov_delta_chi2, asimov_reference, profiled_delta_chi2
 from .limits import DataLimit, data_delta_chi2, data_reference
 from .neyman import confidence_region, critical_values, interval, observed_statistics
-from .teststats import (cls_asymptotic, cls_from_toys, expected_cls_from_toys, expected_limit_asymptotic, limit_from_cls,
-                        q0, q_mu)
+from .teststats import (asimov_band_levels, cls_asymptotic, cls_from_toys, expected_cls_from_toys,
+                        expected_limit_asymptotic, limit_from_cls, q0, q_mu)
 from .toys import ToyModel, fit_counts, forecast_toy_model, toy_key
 
 __all__ = ["Fisher", "FisherBlocks", "fisher_blocks", "fisher_matrix", "AsimovForecast", "ForecastSpec",
            "asimov_delta_chi2", "asimov_reference", "profiled_delta_chi2", "DataLimit", "data_delta_chi2",
            "data_reference", "LimitCurves", "refine_masses", "solve_crossings", "ToyModel", "fit_counts",
            "forecast_toy_model", "toy_key", "q_mu", "q0", "cls_asymptotic", "cls_from_toys",
-           "expected_cls_from_toys", "expected_limit_asymptotic", "limit_from_cls", "confidence_region",
+           "expected_cls_from_toys", "expected_limit_asymptotic", "limit_from_cls", "asimov_band_levels", "confidence_region",
            "critical_values", "interval", "observed_statistics"]

@@ -267,25 +267,30 @@ MAX_CROSSINGS = 4
 """Crossings solved per label and mass in-program (a dark-matter Δχ² crosses its level once; islands)."""
 
 
-def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
-    """Δχ² on the raster u = ln g, then the first ``n_roots`` sign changes of h = ln(Δχ²/level) refined by
-    Illinois regula falsi in u. One evaluation site inside one loop (``chi2`` of ``n_roots`` couplings per
-    step: the raster in slices of that size, then the guesses), so the profiling code is compiled once
-    and every step costs ``n_roots`` evaluations. Returns (raster Δχ², roots in u, valid, brackets)."""
-    k, m = u.shape[0], n_roots
+def _raster_then_illinois(chi2, u, levels, ranks, iterations: int):
+    """Δχ² on the raster u = ln g, then in each slot j the ``ranks[j]``-th sign change of
+    h_j = ln(Δχ²/``levels[j]``) refined by Illinois regula falsi in u (slots: the first crossings at one
+    level, and the first crossing at each expected-limit band level). One evaluation site inside one loop
+    (``chi2`` of one coupling per slot at each step: the raster in slices of that size, then the guesses),
+    so the profiling code is compiled once and every step costs one evaluation per slot. Returns
+    (raster Δχ², roots in u, valid, sign changes at each slot's level)."""
+    levels, ranks = jnp.asarray(levels, dtype=jnp.float64), jnp.asarray(ranks)
+    k, m = u.shape[0], levels.shape[0]
     r = -(-k // m)  # raster steps
     u_pad = jnp.pad(u, (0, r * m - k), mode="edge")
-    h = lambda d: jnp.log(jnp.maximum(d, 1e-30 * level) / level)  # noqa: E731
+    h = lambda d, lev: jnp.log(jnp.maximum(d, 1e-30 * lev) / lev)  # noqa: E731
 
     def sign_changes(raster):
-        """h on the raster, where it changes sign, and the first ``m`` such intervals (in order)."""
-        hr = h(raster[:k])
-        changes = hr[:-1] * hr[1:] < 0
-        return hr, changes, jnp.argsort(~changes, stable=True)[:m]
+        """h of every slot on the raster (m, k), where it changes sign, and each slot's interval."""
+        hr = h(raster[None, :k], levels[:, None])
+        changes = hr[:, :-1] * hr[:, 1:] < 0
+        first = jax.vmap(lambda c, n: jnp.argsort(~c, stable=True)[n])(changes, ranks)
+        return hr, changes, first
 
     def brackets(raster):
         hr, _, first = sign_changes(raster)
-        return u[first], u[first + 1], hr[first], hr[first + 1]
+        rows = jnp.arange(m)
+        return u[first], u[first + 1], hr[rows, first], hr[rows, first + 1]
 
     def step(i, state):
         raster, a, b, fa, fb = state
@@ -296,7 +301,7 @@ def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
         at = jnp.minimum(i, r - 1) * m
         d = chi2(jnp.exp(jnp.where(i < r, jax.lax.dynamic_slice(u_pad, (at,), (m,)), c)))
         raster = jnp.where(i < r, jax.lax.dynamic_update_slice(raster, d, (at,)), raster)
-        fc = h(d)
+        fc = h(d, levels)
         flip = fc * fb < 0
         later = (jnp.where(flip, b, a), c, jnp.where(flip, fb, 0.5 * fa), fc)
         new = jax.tree_util.tree_map(lambda s0, s1, s2: jnp.where(i == r - 1, s0, jnp.where(i >= r, s1, s2)),
@@ -306,11 +311,11 @@ def _raster_then_illinois(chi2, u, level: float, n_roots: int, iterations: int):
     zero = jnp.zeros(m)
     raster, _, root, _, _ = jax.lax.fori_loop(0, r + iterations, step, (jnp.zeros(r * m), zero, zero, zero, zero))
     _, changes, first = sign_changes(raster)
-    return raster[:k], root, changes[first], jnp.sum(changes)
+    return raster[:k], root, changes[jnp.arange(m), first], jnp.sum(changes, axis=1)
 
 
 def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float,
-                              level: float | None = None, scale: str | None = None) -> Callable:
+                              level: float | None = None, scale: str | None = None, band_levels: tuple = ()) -> Callable:
     """Point function θ (without the coupling) → {label: Δχ² at each of ``couplings``} for dark matter.
 
     At fixed masses the dark-matter counts are an exact power of the coupling (∝ Y² for a dark photon
@@ -324,6 +329,9 @@ def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: st
     :data:`MAX_CROSSINGS`) is refined by :data:`ROOT_ITERATIONS` Illinois steps in ln g, giving
     ``"{label}@crossings"`` (ascending, NaN-padded to :data:`MAX_CROSSINGS`) and ``"{label}@brackets"``
     (how many there were; more than :data:`MAX_CROSSINGS` means some were not solved).
+    ``band_levels``: with ``level``, also solve the first crossing of Δχ² = each of these levels in the same
+    loop (the expected-limit bands, :func:`cevns_jax.stats.teststats.asimov_band_levels`), giving
+    ``"{label}@bands"`` (one per level, NaN where there is none).
 
     ``scale``: the name of an input that multiplies ``couplings`` (the raster is ``theta[scale] ×
     couplings``), so scans whose rasters differ by a factor share one compiled program.
@@ -344,9 +352,14 @@ def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: st
                 out[label] = chi2(couplings)
                 continue
             n_roots = min(MAX_CROSSINGS, couplings.shape[0] - 1)
-            out[label], root, valid, n = _raster_then_illinois(chi2, u, level, n_roots, ROOT_ITERATIONS)
-            out[f"{label}@crossings"] = jnp.where(valid, jnp.exp(root), jnp.nan)
-            out[f"{label}@brackets"] = n
+            levels = [level] * n_roots + [float(b) for b in band_levels]
+            ranks = list(range(n_roots)) + [0] * len(band_levels)
+            out[label], root, valid, n = _raster_then_illinois(chi2, u, levels, ranks, ROOT_ITERATIONS)
+            roots = jnp.where(valid, jnp.exp(root), jnp.nan)
+            out[f"{label}@crossings"] = roots[:n_roots]
+            out[f"{label}@brackets"] = n[0]
+            if band_levels:
+                out[f"{label}@bands"] = roots[n_roots:]
         return out
 
     return point

@@ -32,7 +32,7 @@ from ..errors import CevnsInputError
 
 __all__ = ["q_mu", "q0", "pvalue_t", "pvalue_q", "pvalue_q_tilde", "clb_q_tilde", "cls_asymptotic",
            "significance", "expected_limit_asymptotic", "limit_from_cls", "cls_from_toys",
-           "expected_cls_from_toys", "TIE_TOLERANCE"]
+           "expected_cls_from_toys", "asimov_band_levels", "BAND_SIGMAS", "TIE_TOLERANCE"]
 
 TIE_TOLERANCE = 1e-9
 """Toys whose statistic equals the observed one within this (absolute, χ² units) count as at least as
@@ -104,6 +104,29 @@ def expected_limit_asymptotic(q_asimov_of: Callable, bracket: tuple, alpha: floa
     target = (stats.norm.isf(alpha * stats.norm.cdf(n_sigma)) if cls else stats.norm.isf(alpha)) + n_sigma
     return _root(lambda m: np.sqrt(max(float(q_asimov_of(m)), 0.0)) - target, *bracket,
                  what=f"expected limit ({n_sigma:+g}σ)", xtol=xtol)
+
+
+BAND_SIGMAS = (-2.0, -1.0, 1.0, 2.0)
+"""The bands drawn around a median expected limit: ±1σ and ±2σ."""
+
+
+def asimov_band_levels(alpha: float = 0.1, n_sigma=BAND_SIGMAS, cls: bool = True) -> np.ndarray:
+    """The Asimov Δχ² levels whose crossings are the expected limits of bands ``n_sigma`` (CCGV eqs. 89, 91).
+
+    The expected limit of band N solves √q_{μ,A}(μ) = Φ⁻¹(1 − αΦ(N)) + N (CLs) or Φ⁻¹(1 − α) + N (CLs+b),
+    with q_{μ,A} the profiled Δχ² of μ on the background-only Asimov data: it is the crossing of
+    Δχ²_A = level_N, level_N = (that right-hand side)². At N = 0 with CLs and α = 0.1 the level is
+    Φ⁻¹(0.95)² = 2.7055, the 90% CL raster level of a Wilks limit, so the median CLs limit at 90% CL is
+    the usual Asimov limit. Raises :class:`CevnsInputError` for a band whose right-hand side is ≤ 0 (CLs+b
+    with N ≤ −Φ⁻¹(1 − α): no limit above μ = 0). Returns an array of the levels in ``n_sigma`` order."""
+    if not 0.0 < alpha < 1.0:
+        raise CevnsInputError(f"expected-limit bands: alpha must lie in (0, 1), got {alpha!r}")
+    n = np.atleast_1d(np.asarray(n_sigma, dtype=float))
+    target = (stats.norm.isf(alpha * stats.norm.cdf(n)) if cls else np.full(n.shape, stats.norm.isf(alpha))) + n
+    if np.any(target <= 0) or not np.all(np.isfinite(target)):
+        raise CevnsInputError(f"expected-limit bands: no positive limit for bands {n[~(target > 0)].tolist()} "
+                              f"(alpha {alpha}, {'CLs' if cls else 'CLs+b'})")
+    return target**2
 
 
 def limit_from_cls(cls_of: Callable, bracket: tuple, alpha: float = 0.05, xtol: float = 1e-8) -> float:
