@@ -138,14 +138,16 @@ def at_source(dm: DarkMatter, source) -> DarkMatter:
     """``dm`` with the π⁰, η and π⁻ yields of the facility that ``source`` comes from (its ``name``).
 
     Only for a model built without its own ``pi0_per_proton`` (``dm.pi0_from_facility``); a source that
-    is no facility preset (``name`` not in ``FACILITIES``) keeps the model's yield. Idempotent.
+    is no facility preset (``name`` not in ``FACILITIES``) keeps the model's yield. The result holds the
+    facility's yields as its own (``pi0_from_facility`` False), so a later call, or :func:`scale_channels` before
+    :func:`cevns_jax.rates.dark_matter_channel_counts`, keeps them. Idempotent.
     """
     facility = FACILITIES.get(source.name)
     if not dm.pi0_from_facility or facility is None:
         return dm
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     return replace(dm, pi0_per_proton=f(facility.pi0_per_proton), eta_per_proton=f(facility.eta_per_proton),
-                   piminus_per_proton=f(facility.piminus_per_proton))
+                   piminus_per_proton=f(facility.piminus_per_proton), pi0_from_facility=False)
 
 
 def channels(dm: DarkMatter) -> tuple:
@@ -154,7 +156,8 @@ def channels(dm: DarkMatter) -> tuple:
 
 
 def scale_channels(dm: DarkMatter, values: dict) -> DarkMatter:
-    """``dm`` with each channel's yield × e^ν of its nuisance in ``values`` (:data:`CHANNEL_NUISANCES`; absent: 1)."""
+    """``dm`` with each channel's yield × e^ν of its nuisance in ``values`` (:data:`CHANNEL_NUISANCES`; absent: 1).
+    Apply it after :func:`at_source` (which would otherwise replace the scaled yields by the facility's)."""
     eta, pim = CHANNEL_NUISANCES["eta"], CHANNEL_NUISANCES["piminus"]
     if eta not in values and pim not in values:
         return dm
