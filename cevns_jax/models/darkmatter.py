@@ -25,7 +25,7 @@ The signal is prompt: the proton pulse delayed by the χ time of flight L(1/β �
 At fixed α_D and m_V/m_χ, N ∝ ε⁴ ∝ Y² with Y = ε² α_D (m_χ/m_V)⁴.
 
 Domain: 0 < 2m_χ < m_V < m_η (on-shell production; masses enter squared, so a negative mass would
-silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (π⁰ > 0), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
+silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
 either sign (only ε² enters). Concrete values outside the domain raise
 :class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
 Not modelled: mesons decaying in flight, proton bremsstrahlung, off-shell V (m_V above a meson's mass).
@@ -108,8 +108,8 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     m_chi_MeV, m_V = masses[0], masses[1]
     alpha_D = domain_checked(alpha_D, lambda a: (a > 0) & jnp.isfinite(a), "dark-matter alpha_D must be > 0 and finite")
     if pi0_per_proton is not None:
-        pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p > 0) & jnp.isfinite(p),
-                                        "dark-matter pi0_per_proton must be > 0 and finite")
+        pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p >= 0) & jnp.isfinite(p),
+                                        "dark-matter pi0_per_proton must be >= 0 and finite")
     for name, value in (("eta_per_proton", eta_per_proton), ("piminus_per_proton", piminus_per_proton)):
         if value is not None:
             domain_checked(value, lambda p: (p >= 0) & jnp.isfinite(p), f"dark-matter {name} must be >= 0 and finite")
