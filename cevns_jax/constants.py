@@ -46,6 +46,8 @@ M_TAU = 1776.86
 L_μ−L_τ reference values were derived with it; the shift is 1.4e-5 relative."""
 M_PION_CHARGED = 139.57039
 M_PION_NEUTRAL = 134.9768
+M_ETA = 547.862
+"""η mass [MeV], PDG 2024 (547.862 ± 0.017)."""
 M_PROTON = 938.27208816
 M_NEUTRON = 939.56542052
 M_DEUTERON = 1875.61294257
@@ -60,6 +62,12 @@ TAU_MUON_NS = 2196.9811
 
 BR_PI0_GAMMA_GAMMA = 0.98823
 """BR(π⁰ → γγ), PDG 2024."""
+BR_ETA_GAMMA_GAMMA = 0.3936
+"""BR(η → γγ), PDG 2024 (39.36 ± 0.18)%."""
+PIMINUS_RADIATIVE_CAPTURE = 0.02
+"""Fraction of π⁻ stopped in a heavy nucleus that are captured radiatively (π⁻ A → γ X), ≈ 2% for complex
+nuclei (Bistirlich et al., PRC 5, 1867 (1972); on hydrogen it is 1/(1 + P) = 0.39 with the Panofsky ratio
+P = 1.546, Spuller et al., PLB 67, 479 (1977)). The dark-photon rate of π⁻ capture is ε² times this (docs/physics.md §4.3)."""
 
 # --- electroweak inputs -----------------------------------------------------------------------
 SIN2_THETA_W_LOW_ENERGY = 0.23857

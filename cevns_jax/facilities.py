@@ -9,6 +9,11 @@ is a GEANT value for the SNS mercury target near 1 GeV; elsewhere it is scaled w
 own π⁺ (decay-at-rest ν) yield, π⁰/p = R · ν/p with R = 0.106/0.0875 fixed at the SNS near 1 GeV
 (:data:`PI0_TO_NU_AT_1GEV`): isospin ties π⁰ to the charged-pion production of the same beam and
 target, so the ν yield carries the energy and target dependence. Each facility states which it is.
+
+The other production channels of dark matter (docs/physics.md §4.3) are tied to the π⁰ yield of the same
+facility: stopped π⁻ per proton with the GEANT ratio of the SNS mercury target (:data:`PIMINUS_TO_PI0_SNS`),
+and η per proton with an energy-dependent η/π⁰ ratio (:func:`eta_to_pi0`, an assumption: the η is produced
+near or below its free nucleon–nucleon threshold at these beams, and no published yield was found).
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ class Facility:
     flux and π⁰ normalisation nuisances (:mod:`cevns_jax.nuisances`). Empty: the facility's own name."""
     pulse_flat_top_ns: float = 0.0
     """Width of a flat-top proton pulse [ns], its edges Gaussian with ``pulse_sigma_ns``; 0: a Gaussian pulse."""
+    eta_per_proton: float = 0.0
+    """η per proton (dark-matter production, η → γV); its log-normal prior width ``eta_rel_uncertainty``."""
+    eta_rel_uncertainty: float = 0.0
+    eta_source: str = ""
+    piminus_per_proton: float = 0.0
+    """π⁻ stopped (and captured) per proton (dark-matter production, π⁻p → nV); prior ``piminus_rel_uncertainty``."""
+    piminus_rel_uncertainty: float = 0.0
+    piminus_source: str = ""
 
     def protons_per_year(self) -> float:
         """Protons on target in one year of ``beam_hours_per_year`` at the nominal power."""
@@ -57,6 +70,50 @@ PI0_SNS_1GEV = 0.106
 """π⁰ per proton on the SNS mercury target near 1 GeV: GEANT (52935 π⁰ in 500000 protons, pyCEvNS); ±15%."""
 NU_SNS_1GEV = 0.0875
 """ν per flavour per proton near 1 GeV: the middle of the release values 0.08–0.09 (SNS-2017/2020/2021)."""
+PIMINUS_TO_PI0_SNS = 18324 / 52935
+"""Stopped π⁻ per π⁰ on the SNS mercury target near 1 GeV (≈ 0.346): GEANT, 18324 π⁻ and 52935 π⁰ in 500000
+protons (pyCEvNS ``DMFluxFromPiMinusAbsorption`` and ``DMFluxFromPi0Decay`` defaults, the code of Dutta et al.,
+PRL 124, 121802 (2020), arXiv:1906.10745)."""
+ETA_TO_PI0_ANCHORS = ((0.8, 0.003), (1.0, 0.01), (1.3, 0.02), (2.0, 1.0 / 30.0))
+"""(E_p [GeV], η/π⁰) of :func:`eta_to_pi0` — ASSUMED, not measured: 1/30 is the η/π⁰ ratio of the BdNMC production
+model for multi-GeV beams (deNiverville, Frugiuele, Pospelov & Ritz, arXiv:1609.01770), taken from 2 GeV on;
+below, the η threshold in free NN collisions (T_p = 1.254 GeV) suppresses it: 0.02 at 1.3 GeV, 0.01 at 1 GeV
+(production through Fermi motion and secondary πN → ηN only), 0.003 at 0.8 GeV."""
+ETA_PRIOR_WIDTH = 1.0
+"""Log-normal width of every η yield (a factor e): the ratio is an assumption (:data:`ETA_TO_PI0_ANCHORS`)."""
+PIMINUS_PRIOR_WIDTH = 0.5
+"""Log-normal width of every stopped-π⁻ yield × radiative-capture fraction (≈ 2% in heavy nuclei, 0.39 on hydrogen)."""
+
+
+def eta_to_pi0(proton_energy_GeV: float) -> float:
+    """η per π⁰ at proton kinetic energy E_p [GeV]: log-linear between :data:`ETA_TO_PI0_ANCHORS`, constant
+    outside (an assumption, stated there)."""
+    E = [e for e, _ in ETA_TO_PI0_ANCHORS]
+    r = [math.log(v) for _, v in ETA_TO_PI0_ANCHORS]
+    x = min(max(proton_energy_GeV, E[0]), E[-1])
+    for k in range(len(E) - 1):
+        if x <= E[k + 1]:
+            return math.exp(r[k] + (r[k + 1] - r[k]) * (x - E[k]) / (E[k + 1] - E[k]))
+    return math.exp(r[-1])
+
+
+ETA_TO_PI0_SNS = eta_to_pi0(1.0)
+"""η/π⁰ at the SNS near 1 GeV (0.01, an assumption): the default ratio of a model with a fixed π⁰ yield."""
+
+
+def _channels(pi0: float, proton_energy_GeV: float) -> dict:
+    """η and π⁻ fields of a facility from its π⁰ yield (ratios :func:`eta_to_pi0`, :data:`PIMINUS_TO_PI0_SNS`)."""
+    ratio = eta_to_pi0(proton_energy_GeV)
+    return dict(
+        eta_per_proton=round(ratio * pi0, 6), eta_rel_uncertainty=ETA_PRIOR_WIDTH,
+        eta_source=f"Assumption: η/π⁰ = {ratio:.4f} at {proton_energy_GeV} GeV (facilities.eta_to_pi0) × π⁰/p = {pi0}; "
+        "log-normal prior 1.0 (a factor e).",
+        piminus_per_proton=round(PIMINUS_TO_PI0_SNS * pi0, 6), piminus_rel_uncertainty=PIMINUS_PRIOR_WIDTH,
+        piminus_source=f"π⁻/π⁰ = 18324/52935 (GEANT, SNS mercury near 1 GeV, pyCEvNS) × π⁰/p = {pi0}; prior 0.5 "
+        "(with the radiative-capture fraction, constants.PIMINUS_RADIATIVE_CAPTURE).",
+    )
+
+
 PI0_TO_NU_AT_1GEV = PI0_SNS_1GEV / NU_SNS_1GEV
 """π⁰ per decay-at-rest π⁺ at the SNS near 1 GeV (≈ 1.21), used to scale π⁰ yields to other beams."""
 
@@ -64,9 +121,10 @@ _PI0_GEANT = ("GEANT π⁰ yield of the SNS mercury target near 1 GeV: 52935 π�
               "(pyCEvNS); COHERENT's own GEANT4 yields (arXiv:1911.06422, arXiv:2110.11453) not re-read here. ±15%.")
 
 
-def _pi0_scaled(nu_per_proton: float, why: str) -> dict:
-    """π⁰ fields of a facility whose π⁰ yield is scaled with its ν yield (an assumption, stated)."""
+def _pi0_scaled(nu_per_proton: float, why: str, proton_energy_GeV: float) -> dict:
+    """π⁰ (and η, π⁻) fields of a facility whose π⁰ yield is scaled with its ν yield (an assumption, stated)."""
     return dict(
+        **_channels(round(PI0_TO_NU_AT_1GEV * nu_per_proton, 4), proton_energy_GeV),
         pi0_per_proton=round(PI0_TO_NU_AT_1GEV * nu_per_proton, 4),
         pi0_rel_uncertainty=0.25,
         pi0_source=f"Assumption: π⁰/p = {PI0_TO_NU_AT_1GEV:.3f} × ν/p (the SNS ratio near 1 GeV, 0.106/0.0875) × "
@@ -106,6 +164,7 @@ FACILITIES: dict[str, Facility] = {
             "arrival-time PDF (pyCEvNS uses 0.7 μs).",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
             pi0_source=_PI0_GEANT + " Taken at 0.957 GeV (4% below 1 GeV, inside the 15%).",
+            **_channels(PI0_SNS_1GEV, 1.0),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
@@ -113,6 +172,7 @@ FACILITIES: dict[str, Facility] = {
             sources="COHERENT CENNS-10 release (arXiv:2006.12659, LArParametersAnlA.yaml): 0.09 ± 0.009 ν/flavour/proton, "
             "13.8e22 POT = 6.12 GWh (⇒ E_p = 0.9965 GeV), pulse mean 440 ± 200 ns, σ = 150 ns.",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15, pi0_source=_PI0_GEANT,
+            **_channels(PI0_SNS_1GEV, 1.0),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
@@ -122,6 +182,7 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Pulse mean set per experiment (the 2021 release's time origin).",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
             pi0_source=_PI0_GEANT + " Taken at 0.983 GeV (2% below 1 GeV, inside the 15%).",
+            **_channels(PI0_SNS_1GEV, 1.0),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
@@ -131,14 +192,14 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Yield 0.13 ν/flavour/proton at 1.3 GeV: the yield grows with proton energy (COHERENT, "
             "arXiv:2109.11049); 0.12–0.13 is the commonly quoted range and a power law through 0.0875 at 1 GeV and "
             "0.3 at 2 GeV gives 0.14. Prior widened to 15%.",
-            **_pi0_scaled(0.13, "no published π⁰ yield at 1.3 GeV."),
+            **_pi0_scaled(0.13, "no published π⁰ yield at 1.3 GeV.", 1.3),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
             "SNS-STS", 1.3, 0.7, 15.0, 0.13, 0.15, 150.0, 0.0,
             sources="SNS Second Target Station: 1.3 GeV, 700 kW, 15 Hz (one pulse in four), tungsten target.",
             assumptions="Yield taken equal to the FTS value at 1.3 GeV (tungsten vs mercury target not modelled).",
-            **_pi0_scaled(0.13, "no published π⁰ yield for the STS tungsten target."),
+            **_pi0_scaled(0.13, "no published π⁰ yield for the STS tungsten target.", 1.3),
             target_station="SNS-STS",
         ),
         Facility(
@@ -149,7 +210,7 @@ FACILITIES: dict[str, Facility] = {
             "its edges Gaussian with σ = 1 μs (ASSUMED: the linac current rises within microseconds; the muon "
             "lifetime, 2.2 μs, smooths the delayed edges more). 5000 beam hours per year.",
             pulse_flat_top_ns=2.86e6,
-            **_pi0_scaled(0.3, "no published π⁰ yield for the ESS tungsten target at 2 GeV."),
+            **_pi0_scaled(0.3, "no published π⁰ yield for the ESS tungsten target at 2 GeV.", 2.0),
         ),
         Facility(
             "CSNS", 1.6, 0.1, 25.0, round(nu_per_proton_power_law(1.6), 3), 0.25, 30.0, 0.0, (0.0, 410.0),
@@ -161,7 +222,7 @@ FACILITIES: dict[str, Facility] = {
             "1 GeV and 0.3 at 2 GeV) at 1.6 GeV, 25% prior (no published CSNS yield). Two equal bunches per pulse "
             "(harmonic number 2), 410 ns apart: half the revolution period of the 227.92 m ring at 1.6 GeV (409 ns); "
             "each a Gaussian of σ = 30 ns (ASSUMED).",
-            **_pi0_scaled(round(nu_per_proton_power_law(1.6), 3), "no published π⁰ yield at 1.6 GeV."),
+            **_pi0_scaled(round(nu_per_proton_power_law(1.6), 3), "no published π⁰ yield at 1.6 GeV.", 1.6),
         ),
         Facility(
             "Lujan", 0.8, 0.1, 20.0, round(nu_per_proton_power_law(0.8), 3), 0.30, 123.0, 0.0,
@@ -171,7 +232,7 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Pulse: a Gaussian of FWHM 290 ns (σ = 123 ns). Yield from the package's power law in proton "
             "energy (nu_per_proton_power_law) at 0.8 GeV, 30% prior: CCM's own simulated yield of the Lujan target "
             "is not re-read here.",
-            **_pi0_scaled(round(nu_per_proton_power_law(0.8), 3), "CCM's own π⁰ yield of the Lujan target is not re-read here."),
+            **_pi0_scaled(round(nu_per_proton_power_law(0.8), 3), "CCM's own π⁰ yield of the Lujan target is not re-read here.", 0.8),
         ),
         Facility(
             "J-PARC-MLF", 3.0, 1.0, 25.0, 0.485, 0.35, 42.5, 0.0, (0.0, 540.0),
@@ -181,7 +242,7 @@ FACILITIES: dict[str, Facility] = {
             "per proton (one ν_e per μ⁺ decay at rest), ±35%.",
             assumptions="Each bunch a Gaussian of FWHM 100 ns (σ = 42.5 ns), equal weights (docs/physics.md §1.3). "
             "The bunch spacing is JSNS²'s 540 ns; half the RCS revolution period at 3 GeV is 598 ns.",
-            **_pi0_scaled(0.485, "no published π⁰ yield of the MLF mercury target at 3 GeV."),
+            **_pi0_scaled(0.485, "no published π⁰ yield of the MLF mercury target at 3 GeV.", 3.0),
         ),
     )
 }

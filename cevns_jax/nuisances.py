@@ -48,7 +48,8 @@ from .errors import CevnsInputError
 from .facilities import FACILITIES, target_station
 
 __all__ = [
-    "Nuisance", "REGISTRY", "DEUTERON", "KNOWN", "has_cevns", "PI0_PRIOR", "pi0_prior", "declaration", "check_share", "scope_key", "program_nuisances",
+    "Nuisance", "REGISTRY", "DEUTERON", "KNOWN", "has_cevns", "PI0_PRIOR", "pi0_prior", "DM_CHANNEL_NUISANCES",
+    "dark_matter_priors", "declaration", "check_share", "scope_key", "program_nuisances",
     "nuisance_priors", "check_nuisances", "zero_nuisances", "apply_nuisances", "neutrino_induced",
     "normalisation", "shape_names", "predicted_counts",
 ]
@@ -84,7 +85,11 @@ mass and efficiency as CEvNS, no quenching."""
 REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
     Nuisance("flux", "lognormal", ("cevns", "neutrino_induced") + DEUTERON + ELECTRON, "station",
              "source normalisation: ν yield per proton (π-DAR), ν̄ per fission (reactor), line flux (Sun)"),
-    Nuisance("pi0", "lognormal", ("dark_matter",), "station", "π⁰ yield per proton (dark-matter production)"),
+    Nuisance("pi0", "lognormal", ("dark_matter",), "station",
+             "π⁰ yield per proton (dark-matter production; scales every production channel)"),
+    Nuisance("eta", "lognormal", ("dark_matter:eta",), "station", "η yield per proton relative to π⁰ (η → γV only)"),
+    Nuisance("piminus", "lognormal", ("dark_matter:piminus",), "station",
+             "stopped π⁻ per proton × radiative-capture fraction relative to π⁰ (π⁻p → nV only)"),
     Nuisance("mass", "relative", _DETECTOR + DEUTERON + ELECTRON, "detector", "target mass"),
     Nuisance("efficiency", "relative", _DETECTOR + DEUTERON + ELECTRON, "detector", "detection efficiency normalisation"),
     Nuisance("deuteron_cross_section", "relative", DEUTERON, "global",
@@ -117,6 +122,26 @@ def pi0_prior(experiment) -> float:
     SNS-PPU, SNS-STS, ESS, CSNS, Lujan, J-PARC-MLF), else :data:`PI0_PRIOR` (docs/physics.md §5.1)."""
     facility = FACILITIES.get(experiment.info.facility or experiment.source.name)
     return facility.pi0_rel_uncertainty if facility is not None and facility.pi0_rel_uncertainty > 0 else PI0_PRIOR
+
+
+DM_CHANNEL_NUISANCES = ("eta", "piminus")
+"""Nuisances of single dark-matter production channels (``models.darkmatter.CHANNEL_NUISANCES``): each scales its
+channel's yield by e^ν (exactly, also in template fits: :meth:`cevns_jax.stats.morphing.Morph.at`); ``pi0`` scales all."""
+
+
+def dark_matter_priors(experiment, pi0: float | None = None, declared: dict | None = None) -> dict[str, float]:
+    """Prior widths of the production nuisances of dark matter: ``pi0`` (the override ``pi0``, else the declared
+    one, else the facility's, :func:`pi0_prior`), ``eta`` and ``piminus`` (declared, else the facility's
+    ``eta_rel_uncertainty`` / ``piminus_rel_uncertainty``, else ``facilities.ETA_PRIOR_WIDTH`` / ``PIMINUS_PRIOR_WIDTH``)."""
+    from .facilities import ETA_PRIOR_WIDTH, PIMINUS_PRIOR_WIDTH
+
+    declared = declared or {}
+    facility = FACILITIES.get(experiment.info.facility or experiment.source.name)
+    own = lambda field, default: (getattr(facility, field) if facility is not None and getattr(facility, field) > 0  # noqa: E731
+                                  else default)
+    return {"pi0": float(pi0) if pi0 is not None else declared.get("pi0", pi0_prior(experiment)),
+            "eta": declared.get("eta", own("eta_rel_uncertainty", ETA_PRIOR_WIDTH)),
+            "piminus": declared.get("piminus", own("piminus_rel_uncertainty", PIMINUS_PRIOR_WIDTH))}
 
 
 def declaration(name: str) -> Nuisance:
@@ -192,8 +217,9 @@ def program_nuisances(experiments, declared: list[dict], share: tuple = ()) -> t
 
 def nuisance_priors(experiment, include=None, dark_matter: bool = False, pi0: float | None = None) -> dict[str, float]:
     """Prior widths σ of the experiment's nuisances, {name: σ} (PCA entries expanded; ``include``
-    keeps only those names; ``dark_matter`` adds ``pi0``: the width ``pi0`` if given (an explicit
-    override), else the one declared in ``[systematics]``, else the facility's, :func:`pi0_prior`)."""
+    keeps only those names; ``dark_matter`` adds ``pi0``, ``eta`` and ``piminus`` (:func:`dark_matter_priors`:
+    ``pi0`` the width ``pi0`` if given (an explicit override), else the one declared in ``[systematics]``, else
+    the facility's, :func:`pi0_prior`)."""
     out = {}
     for name, sigma in experiment.info.priors:
         for n in _EXPANDED.get(name, (name,)):
@@ -205,7 +231,7 @@ def nuisance_priors(experiment, include=None, dark_matter: bool = False, pi0: fl
     if include is not None:
         out = {k: v for k, v in out.items() if k in include}
     if dark_matter:
-        out["pi0"] = float(pi0) if pi0 is not None else out.get("pi0", pi0_prior(experiment))
+        out.update(dark_matter_priors(experiment, pi0, out))
     return out
 
 
@@ -315,11 +341,12 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
     """Expected counts {component or background: (n_E, n_t)} at nuisance ``values`` (full model).
 
     CEvNS components, neutrino–electron scattering, ν–d breakup and dark matter follow the detector
-    nuisances; dark matter the π⁰ yield of the experiment's facility (× e^ν_π⁰), CEvNS, neutrino–electron
+    nuisances; dark matter the yields of the experiment's facility (× e^ν_π⁰, the η channel also × e^ν_η, the
+    π⁻ channel × e^ν_π⁻), CEvNS, neutrino–electron
     scattering, ν–d breakup and neutrino-induced backgrounds the flux (× e^ν_flux); ν–d breakup also the
     ν–d cross-section normalisation (``deuteron_cross_section``).
     """
-    from .models.darkmatter import at_source
+    from .models.darkmatter import at_source, scale_channels
     from .rates import background_counts, cevns_counts, dark_matter_counts
 
     exp = apply_nuisances(experiment, values)
@@ -335,7 +362,7 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
         for name, counts in deuteron_counts(exp).items():
             out[name] = counts * normalisation(values, name)
     if model is not None and model.dark_matter is not None:
-        dm = at_source(model.dark_matter, exp.source)  # π⁰ yield of the experiment's facility
+        dm = scale_channels(at_source(model.dark_matter, exp.source), values)  # the facility's yields × e^ν_channel
         out["dark_matter"] = dark_matter_counts(exp, dm) * normalisation(values, "dark_matter")
     for name, counts in background_counts(exp).items():
         out[name] = counts * normalisation(values, name, neutrino_induced(experiment, name))

@@ -222,37 +222,50 @@ def background_counts(experiment):
     return out
 
 
-def dark_matter_counts(experiment, dm):
-    """Expected accelerator-produced dark-matter counts per (energy × time) bin, shape (n_E, n_t).
+def dark_matter_channel_counts(experiment, dm) -> dict:
+    """Expected accelerator-produced dark-matter counts of each production channel per (energy × time) bin:
+    {channel: (n_E, n_t)} (``models.darkmatter.channels``: ``pi0``, ``eta``, ``piminus``; ``table``).
 
-    Recoil panels break at T_max(E₋) (the kink of the box spectrum's lower edge); at each recoil node
-    the χ energy is integrated with 32-node Gauss–Legendre, and each χ energy carries its own
-    time-of-flight delay of the prompt (proton-pulse) time profile.
+    Each channel has its own χ box spectrum, so its own recoil panels, broken at T_max(E₋) (the kink of the
+    box's lower edge); at each recoil node the χ energy is integrated with 32-node Gauss–Legendre, and each
+    χ energy carries its own time-of-flight delay of the prompt (proton-pulse) time profile.
     """
+    from .models import darkmatter as D
+
+    require_x64()
+    if invisible_recoils(experiment):
+        return {c: _zero_counts(experiment) for c in D.channels(dm)}
+    dm = D.at_source(dm, experiment.source)
+    return {c: _channel_counts(experiment, dm, c) for c in D.channels(dm)}
+
+
+def _channel_counts(experiment, dm, channel: str):
     from .models import darkmatter as D
     from .form_factors import nucleon_form_factors
     from .kinematics import momentum_transfer
     from .xsec import _column
 
-    require_x64()
-    if invisible_recoils(experiment):
-        return _zero_counts(experiment)
     target, det, src = experiment.target, experiment.detector, experiment.source
-    dm = D.at_source(dm, src)
     M = target.mass_MeV
-    E_lo, E_hi = D.energy_box(dm)
+    E_lo, E_hi = D.energy_box(dm, channel)
     T, wT = experiment_panels(experiment, D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))
     Mc = M[:, None]
     Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T, Mc))
-    E, wE = D.energy_nodes(dm, T, Mc, D.ENERGY_NODES * det.binning.refine)
+    E, wE = D.energy_nodes(dm, T, Mc, D.ENERGY_NODES * det.binning.refine, channel=channel)
     sig = D.dsigma_dT(dm, E, T[..., None], Mc[..., None], target.Z[:, None, None], target.N[:, None, None],
                       Fp[..., None], Fn[..., None])
-    scale = D.fluence(dm, src.protons_on_target, det.baseline_m) * units_per_kg(target) * det.mass_kg
+    scale = D.fluence(dm, src.protons_on_target, det.baseline_m, channel) * units_per_kg(target) * det.mass_kg
     events = scale * target.atoms_per_unit[:, None, None] * wT[..., None] * wE * sig  # (n_iso, n_T, n_E)
     R = energy_response(det.smearing, det.efficiency, det.binning, electron_equivalent_keV(experiment, T))
     delay = D.time_of_flight_delay_ns(dm, E, det.baseline_m)
     tau = time_bin_fractions(experiment, lambda t: pulse_antiderivatives(t.reshape(-1, 1, 1, 1) - delay[None], src.pulse))
     return jnp.einsum("eik,ikj,tikj->et", R, events, tau)
+
+
+def dark_matter_counts(experiment, dm):
+    """Expected accelerator-produced dark-matter counts per (energy × time) bin, shape (n_E, n_t): the sum of
+    :func:`dark_matter_channel_counts` over the production channels (docs/physics.md §4.3)."""
+    return sum(dark_matter_channel_counts(experiment, dm).values())
 
 
 def expected_counts(experiment, sm=None, model=None):

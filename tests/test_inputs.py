@@ -143,7 +143,7 @@ MODEL_PROBES = {
     "negative Z′ mass": ({"zprime": {"kind": "universal", "mass_MeV": -10.0, "g": 1e-4}}, "m.toml.zprime.mass_MeV"),
     "|U_e4|² > 1": ({"sterile": {"dm2_eV2": 1.0, "Ue4_sq": 1.5}}, "m.toml.sterile.Ue4_sq"),
     "m_V < 2 m_χ": ({"dark_matter": {"m_chi_MeV": 20.0, "m_V_MeV": 30.0, "epsilon": 1e-4}}, "m.toml.dark_matter: on-shell"),
-    "m_V > m_π0": ({"dark_matter": {"m_chi_MeV": 50.0, "epsilon": 1e-4}}, "m.toml.dark_matter: on-shell"),
+    "m_V > m_η": ({"dark_matter": {"m_chi_MeV": 200.0, "epsilon": 1e-4}}, "m.toml.dark_matter: on-shell"),
 }
 
 

@@ -228,7 +228,7 @@ def test_dark_matter_zero_coupling_and_gradient(presets):
 
 def test_dark_matter_bad_input():
     with pytest.raises(CevnsInputError, match="on-shell"):
-        dark_matter(50.0, epsilon=1e-4)  # m_V = 150 MeV > m_π0
+        dark_matter(200.0, epsilon=1e-4)  # m_V = 600 MeV > m_η
     with pytest.raises(CevnsInputError, match="exactly one of epsilon"):
         dark_matter(10.0)
 
@@ -298,7 +298,7 @@ def test_tabulated_dark_matter_spectrum_reproduces_the_box(presets):
     """A table of the at-rest box spectrum with the at-rest yield gives the same counts (second route)."""
     exp = presets["COH-Ar-750"]
     eps = 1e-4
-    box = dark_matter(10.0, 30.0, epsilon=eps)
+    box = dark_matter(10.0, 30.0, epsilon=eps, eta_per_proton=0.0, piminus_per_proton=0.0)  # the π⁰ channel alone
     lo, hi = (float(x) for x in dmod.energy_box(box))
     E = np.linspace(lo, hi, 50)
     pi0 = dmod.at_source(box, exp.source).pi0_per_proton  # the facility's yield, as rates.dark_matter_counts takes it
@@ -334,7 +334,9 @@ def test_pi0_yield_follows_the_facility(presets):
     ppu, ess = FACILITIES["SNS-PPU"].pi0_per_proton, FACILITIES["ESS"].pi0_per_proton
     assert ppu != 0.106 and ess != ppu  # otherwise the ratios below could not fail
     follow = NewPhysics(dark_matter=dark_matter(10.0, epsilon=1e-4))
-    fixed = dark_matter(10.0, epsilon=1e-4, pi0_per_proton=0.106)
+    own = FACILITIES["SNS-PPU"]  # fixed yields in the facility's channel ratios
+    fixed = dark_matter(10.0, epsilon=1e-4, pi0_per_proton=0.106, eta_per_proton=own.eta_per_proton * 0.106 / ppu,
+                        piminus_per_proton=own.piminus_per_proton * 0.106 / ppu)
     a = float(predicted_counts(exp, {}, model=follow)["dark_matter"].sum())
     assert a == pytest.approx(float(rates.dark_matter_counts(exp, fixed).sum()) * ppu / 0.106, rel=1e-12)
     assert float(signals(exp, follow).dark_matter.nominal.sum()) == pytest.approx(a, rel=1e-12)

@@ -1,10 +1,18 @@
 """Accelerator-produced light dark matter through a vector portal (docs/physics.md §4.3).
 
-Production (at rest): π⁰ → γV, V → χχ̄ on shell (m_V < m_π0, m_V > 2m_χ), with
-BR(π⁰→γV) = 2ε²(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a dark photon (kinetic mixing ε) and
-2(α_B/α)(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a leptophobic (baryonic) mediator. Two χ per decay;
-fluence Φ_χ = 2 f_π0 BR N_POT/(4πL²) (isotropic at-rest approximation). Isotropic V decay gives a
-flat χ energy spectrum on [E₋, E₊], E_± = γ m_V/2 ± βγ p*.
+Production (at rest, on shell, m_V > 2m_χ), three channels, each a component with its own spectrum:
+
+* ``pi0``: π⁰ → γV, BR = 2ε²(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a dark photon (kinetic mixing ε) and
+  2(α_B/α)(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a leptophobic (baryonic) mediator;
+* ``eta``: η → γV, BR = 2ε²(1 − m_V²/m_η²)³ BR(η→γγ) (dark photon; not modelled for the leptophobic mediator);
+* ``piminus``: π⁻ captured at rest, π⁻p → nV (a monochromatic V), V per stopped π⁻ =
+  ε² R_γ p_V/p_γ with R_γ the radiative-capture fraction (``constants.PIMINUS_RADIATIVE_CAPTURE``)
+  and p_V/p_γ the two-body phase-space ratio (dark photon only).
+
+Two χ per V; fluence Φ_χ = 2 f_meson BR N_POT/(4πL²) per channel (isotropic at-rest approximation).
+Isotropic V decay gives a flat χ energy spectrum on [E₋, E₊], E_± = E_V/2 ± (p_V/m_V) p*, with (E_V, p_V)
+of each channel. Every kinematic end is smooth in m_V (the phase factors vanish as (1 − x)³ or as p_V),
+so gradients exist for every m_V below m_η; a channel above its own end contributes exactly 0.
 
 Scattering (coherent, couples to charge ⇒ Z and F_p for the dark photon; to baryon number ⇒ A for
 the leptophobic mediator), E the total χ energy, following deNiverville, Pospelov & Ritz,
@@ -16,10 +24,11 @@ arXiv:1505.07805 (scalar) and pyCEvNS ``DMNucleusElasticVector`` (Dirac):
 The signal is prompt: the proton pulse delayed by the χ time of flight L(1/β − 1)/c per energy.
 At fixed α_D and m_V/m_χ, N ∝ ε⁴ ∝ Y² with Y = ε² α_D (m_χ/m_V)⁴.
 
-Domain: 0 < 2m_χ < m_V < m_π0 (on-shell production; masses enter squared, so a negative mass would
-silently act as |m|), α_D > 0, α_B ≥ 0, π⁰ yield > 0, Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
+Domain: 0 < 2m_χ < m_V < m_η (on-shell production; masses enter squared, so a negative mass would
+silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
 either sign (only ε² enters). Concrete values outside the domain raise
 :class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
+Not modelled: mesons decaying in flight, proton bremsstrahlung, off-shell V (m_V above a meson's mass).
 """
 
 from __future__ import annotations
@@ -30,11 +39,17 @@ import numpy as np
 from .. import constants as C
 from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError, domain_checked
-from ..facilities import FACILITIES, PI0_SNS_1GEV
+from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS
 
 PI0_PER_PROTON = PI0_SNS_1GEV
 """π⁰ per proton of a model not yet tied to a source (the SNS near 1 GeV, ``facilities.PI0_SNS_1GEV``);
 :func:`at_source` replaces it with the yield of the experiment's facility."""
+CHANNELS = ("pi0", "eta", "piminus")
+"""Production channels summed into the dark-matter signal (a tabulated spectrum is the one channel ``table``)."""
+CHANNEL_NUISANCES = {"eta": "eta", "piminus": "piminus"}
+"""Channel → the nuisance that scales its yield alone (log-normal, :mod:`cevns_jax.nuisances`); ``pi0`` scales all."""
+E_GAMMA_PIMINUS_CAPTURE = ((C.M_PION_CHARGED + C.M_PROTON) ** 2 - C.M_NEUTRON**2) / (2 * (C.M_PION_CHARGED + C.M_PROTON))
+"""Photon energy of π⁻p → nγ at rest [MeV] (129.4): the reference momentum p_γ of the π⁻-capture phase space."""
 ENERGY_NODES = 32
 """Gauss–Legendre nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests)."""
 
@@ -48,8 +63,8 @@ class DarkMatter:
     0 for a complex scalar, ``leptophobic`` 1 for a baryonic mediator (coupling α_B) and 0 for a dark
     photon (coupling ε): leaves, not static switches, so dark-matter models of every kind share one
     compiled program (values other than 0 and 1 are not physical; the constructor gives only those).
-    ``pi0_from_facility`` (static): the yield follows the facility of the experiment (:func:`at_source`)
-    instead of being the user's own number.
+    ``pi0_from_facility`` (static): the yields of every channel follow the facility of the experiment
+    (:func:`at_source`) instead of being the user's own numbers.
     Optionally a tabulated χ spectrum replaces the at-rest π⁰ model: energies ``spectrum_E_MeV``, a
     density ``spectrum_pdf`` (any normalisation; linearly interpolated) and ``spectrum_yield`` χ per
     proton per unit coupling² (ε², or α_B) — e.g. from a Monte Carlo with π⁰ decays in flight.
@@ -63,17 +78,21 @@ class DarkMatter:
     spectrum_E_MeV: jnp.ndarray | None = None
     spectrum_pdf: jnp.ndarray | None = None
     spectrum_yield: jnp.ndarray | None = None
+    eta_per_proton: jnp.ndarray = ETA_TO_PI0_SNS * PI0_SNS_1GEV
+    piminus_per_proton: jnp.ndarray = PIMINUS_TO_PI0_SNS * PI0_SNS_1GEV
     dirac: jnp.ndarray = 0.0
     leptophobic: jnp.ndarray = 0.0
     pi0_from_facility: bool = static_field(default=False)
 
 
 def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=None, particle="scalar",
-                pi0_per_proton=None, spectrum=None) -> DarkMatter:
+                pi0_per_proton=None, spectrum=None, eta_per_proton=None, piminus_per_proton=None) -> DarkMatter:
     """Dark photon (``epsilon``) or leptophobic (``alpha_B``) dark matter; m_V defaults to 3 m_χ.
 
-    ``pi0_per_proton``: None (default) takes the π⁰ yield of each experiment's facility
-    (``facilities.FACILITIES[…].pi0_per_proton``, through :func:`at_source`); a number fixes it.
+    Yields: all three None (default) take those of each experiment's facility (``facilities.FACILITIES[…]``,
+    through :func:`at_source`); otherwise they are fixed, ``eta_per_proton`` and ``piminus_per_proton``
+    defaulting to the SNS ratios to π⁰ (``facilities.ETA_TO_PI0_SNS``, ``PIMINUS_TO_PI0_SNS``) times the π⁰
+    yield (itself defaulting to the SNS value); 0 switches a channel off.
     ``spectrum = (E_MeV, pdf, yield_per_proton_per_coupling2)`` replaces the at-rest π⁰ production.
     """
     if particle not in ("scalar", "dirac"):
@@ -83,14 +102,17 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     m_V = 3.0 * m_chi_MeV if m_V_MeV is None else m_V_MeV
     masses = jnp.stack([jnp.asarray(m_chi_MeV, dtype=jnp.float64), jnp.asarray(m_V, dtype=jnp.float64)])
     masses = domain_checked(
-        masses, lambda m: jnp.broadcast_to((0 < 2 * m[0]) & (2 * m[0] < m[1]) & (m[1] < C.M_PION_NEUTRAL), m.shape),
-        f"on-shell π⁰ → γV, V → χχ̄ needs 0 < 2 m_χ < m_V < m_π0 = {C.M_PION_NEUTRAL} MeV; (m_χ, m_V)",
+        masses, lambda m: jnp.broadcast_to((0 < 2 * m[0]) & (2 * m[0] < m[1]) & (m[1] < C.M_ETA), m.shape),
+        f"on-shell meson → γV, V → χχ̄ needs 0 < 2 m_χ < m_V < m_η = {C.M_ETA} MeV; (m_χ, m_V)",
     )
     m_chi_MeV, m_V = masses[0], masses[1]
     alpha_D = domain_checked(alpha_D, lambda a: (a > 0) & jnp.isfinite(a), "dark-matter alpha_D must be > 0 and finite")
     if pi0_per_proton is not None:
-        pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p > 0) & jnp.isfinite(p),
-                                        "dark-matter pi0_per_proton must be > 0 and finite")
+        pi0_per_proton = domain_checked(pi0_per_proton, lambda p: (p >= 0) & jnp.isfinite(p),
+                                        "dark-matter pi0_per_proton must be >= 0 and finite")
+    for name, value in (("eta_per_proton", eta_per_proton), ("piminus_per_proton", piminus_per_proton)):
+        if value is not None:
+            domain_checked(value, lambda p: (p >= 0) & jnp.isfinite(p), f"dark-matter {name} must be >= 0 and finite")
     if alpha_B is not None:
         alpha_B = domain_checked(alpha_B, lambda a: (a >= 0) & jnp.isfinite(a),
                                  "leptophobic alpha_B must be >= 0 and finite (the branching ratio is linear in it)")
@@ -103,22 +125,44 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
         if np.any(E <= float(m_chi_MeV)):
             raise CevnsInputError("tabulated χ spectrum: every total energy must exceed m_χ")
         table = (f(E), f(pdf / np.trapezoid(pdf, E)), f(yield_))
-    follow = pi0_per_proton is None and spectrum is None
+    follow = pi0_per_proton is None and eta_per_proton is None and piminus_per_proton is None and spectrum is None
     pi0 = PI0_PER_PROTON if pi0_per_proton is None else pi0_per_proton
+    eta = ETA_TO_PI0_SNS * pi0 if eta_per_proton is None else eta_per_proton
+    piminus = PIMINUS_TO_PI0_SNS * pi0 if piminus_per_proton is None else piminus_per_proton
     return DarkMatter(f(m_chi_MeV), f(m_V), f(epsilon if alpha_B is None else alpha_B), f(alpha_D), f(pi0),
-                      *table, f(float(particle == "dirac")), f(float(alpha_B is not None)), pi0_from_facility=follow)
+                      *table, f(eta), f(piminus), f(float(particle == "dirac")), f(float(alpha_B is not None)),
+                      pi0_from_facility=follow)
 
 
 def at_source(dm: DarkMatter, source) -> DarkMatter:
-    """``dm`` with the π⁰ yield of the facility that ``source`` comes from (its ``name``).
+    """``dm`` with the π⁰, η and π⁻ yields of the facility that ``source`` comes from (its ``name``).
 
     Only for a model built without its own ``pi0_per_proton`` (``dm.pi0_from_facility``); a source that
-    is no facility preset (``name`` not in ``FACILITIES``) keeps the model's yield. Idempotent.
+    is no facility preset (``name`` not in ``FACILITIES``) keeps the model's yield. The result holds the
+    facility's yields as its own (``pi0_from_facility`` False), so a later call, or :func:`scale_channels` before
+    :func:`cevns_jax.rates.dark_matter_channel_counts`, keeps them. Idempotent.
     """
     facility = FACILITIES.get(source.name)
     if not dm.pi0_from_facility or facility is None:
         return dm
-    return replace(dm, pi0_per_proton=jnp.asarray(facility.pi0_per_proton, dtype=jnp.float64))
+    f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+    return replace(dm, pi0_per_proton=f(facility.pi0_per_proton), eta_per_proton=f(facility.eta_per_proton),
+                   piminus_per_proton=f(facility.piminus_per_proton), pi0_from_facility=False)
+
+
+def channels(dm: DarkMatter) -> tuple:
+    """The production channels of ``dm`` (static): :data:`CHANNELS`, or ``("table",)`` for a tabulated spectrum."""
+    return ("table",) if dm.spectrum_E_MeV is not None else CHANNELS
+
+
+def scale_channels(dm: DarkMatter, values: dict) -> DarkMatter:
+    """``dm`` with each channel's yield × e^ν of its nuisance in ``values`` (:data:`CHANNEL_NUISANCES`; absent: 1).
+    Apply it after :func:`at_source` (which would otherwise replace the scaled yields by the facility's)."""
+    eta, pim = CHANNEL_NUISANCES["eta"], CHANNEL_NUISANCES["piminus"]
+    if eta not in values and pim not in values:
+        return dm
+    return replace(dm, eta_per_proton=dm.eta_per_proton * jnp.exp(values.get(eta, 0.0)),
+                   piminus_per_proton=dm.piminus_per_proton * jnp.exp(values.get(pim, 0.0)))
 
 
 def benchmark_Y(epsilon, m_chi_MeV, m_V_MeV, alpha_D=0.5):
@@ -134,23 +178,54 @@ def epsilon_from_Y(Y, m_chi_MeV, m_V_MeV=None, alpha_D=0.5):
     return jnp.sqrt(jnp.maximum(Y, 1e-300) / (alpha_D * (m_chi_MeV / m_V) ** 4))
 
 
-def branching_ratio(dm: DarkMatter):
-    """BR(π⁰ → γV)."""
-    phase = jnp.clip(1.0 - dm.m_V_MeV**2 / C.M_PION_NEUTRAL**2, 0.0, 1.0) ** 3
+_MESON_MASS = {"pi0": C.M_PION_NEUTRAL, "eta": C.M_ETA}
+_SQRT_S_CAPTURE = C.M_PION_CHARGED + C.M_PROTON  # π⁻p at rest (atomic and nuclear binding neglected)
+
+
+def _check_channel(channel: str) -> None:
+    if channel not in CHANNELS + ("table",):
+        raise CevnsInputError(f"unknown dark-matter production channel {channel!r}; known: {', '.join(CHANNELS)}")
+
+
+def mediator_kinematics(dm: DarkMatter, channel: str = "pi0"):
+    """(E_V, p_V) [MeV] of the mediator of ``channel`` at rest: meson → γV (p_V = (M² − m_V²)/2M, 0 above M)
+    or π⁻p → nV (p_V = λ^½(s, m_V², m_n²)/2√s, 0 above √s − m_n)."""
+    _check_channel(channel)
+    mV = dm.m_V_MeV
+    if channel == "piminus":
+        s = _SQRT_S_CAPTURE**2
+        lam = (s - (mV + C.M_NEUTRON) ** 2) * (s - (mV - C.M_NEUTRON) ** 2)
+        pV = jnp.sqrt(jnp.maximum(lam, 1e-300)) / (2 * _SQRT_S_CAPTURE)
+        return jnp.sqrt(mV**2 + pV**2), pV  # = (s + m_V² − m_n²)/2√s below the end, m_V (at rest) above it
+    M = _MESON_MASS[channel]
+    return (M**2 + mV**2) / (2 * M), jnp.maximum(M**2 - mV**2, 0.0) / (2 * M)
+
+
+def branching_ratio(dm: DarkMatter, channel: str = "pi0"):
+    """V per decaying meson (π⁰ → γV, η → γV) or per stopped π⁻ (π⁻p → nV) of ``channel``."""
+    _check_channel(channel)
     lepto = dm.leptophobic
-    strength = (1.0 - lepto) * dm.coupling**2 + lepto * dm.coupling / C.ALPHA_EM
-    return 2.0 * strength * phase * C.BR_PI0_GAMMA_GAMMA
+    if channel == "pi0":
+        phase = jnp.clip(1.0 - dm.m_V_MeV**2 / C.M_PION_NEUTRAL**2, 0.0, 1.0) ** 3
+        strength = (1.0 - lepto) * dm.coupling**2 + lepto * dm.coupling / C.ALPHA_EM
+        return 2.0 * strength * phase * C.BR_PI0_GAMMA_GAMMA
+    dark_photon = (1.0 - lepto) * dm.coupling**2  # η and π⁻ channels: dark photon only (docs/physics.md §4.3)
+    if channel == "eta":
+        return 2.0 * dark_photon * jnp.clip(1.0 - dm.m_V_MeV**2 / C.M_ETA**2, 0.0, 1.0) ** 3 * C.BR_ETA_GAMMA_GAMMA
+    if channel == "piminus":
+        return dark_photon * C.PIMINUS_RADIATIVE_CAPTURE * mediator_kinematics(dm, "piminus")[1] / E_GAMMA_PIMINUS_CAPTURE
+    return jnp.zeros(())
 
 
-def energy_box(dm: DarkMatter):
-    """(E₋, E₊) of χ from V decays in flight after π⁰ → γV at rest [MeV] (the table's range if tabulated)."""
+def energy_box(dm: DarkMatter, channel: str = "pi0"):
+    """(E₋, E₊) of χ from V decays in flight after ``channel``'s production at rest [MeV] (the table's range if
+    tabulated)."""
     if dm.spectrum_E_MeV is not None:
         return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
-    mpi, mV, m = C.M_PION_NEUTRAL, dm.m_V_MeV, dm.m_chi_MeV
-    EV = (mpi**2 + mV**2) / (2 * mpi)
-    pV = (mpi**2 - mV**2) / (2 * mpi)
+    mV, m = dm.m_V_MeV, dm.m_chi_MeV
+    EV, pV = mediator_kinematics(dm, channel)
     p_star = jnp.sqrt(jnp.maximum(mV**2 / 4 - m**2, 0.0))
-    return EV / mV * mV / 2 - pV / mV * p_star, EV / mV * mV / 2 + pV / mV * p_star
+    return EV / 2 - pV / mV * p_star, EV / 2 + pV / mV * p_star
 
 
 def max_recoil(E_MeV, m_MeV, M_MeV):
@@ -176,26 +251,33 @@ def dsigma_dT(dm: DarkMatter, E_MeV, T_MeV, M_MeV, Z, N, Fp, Fn):
     return jnp.where(T_MeV <= max_recoil(E_MeV, m, M_MeV), jnp.maximum(value, 0.0), 0.0)
 
 
-def fluence(dm: DarkMatter, protons_on_target, baseline_m):
-    """χ fluence [cm⁻²]: 2 f_π0 BR(π⁰ → γV) N_POT/(4πL²)."""
+def yield_per_proton(dm: DarkMatter, channel: str = "pi0"):
+    """Mesons (π⁰, η) or stopped π⁻ per proton of ``channel``."""
+    _check_channel(channel)
+    return {"pi0": dm.pi0_per_proton, "eta": dm.eta_per_proton, "piminus": dm.piminus_per_proton}.get(channel, 0.0)
+
+
+def fluence(dm: DarkMatter, protons_on_target, baseline_m, channel: str = "pi0"):
+    """χ fluence [cm⁻²] of ``channel``: 2 f_meson BR N_POT/(4πL²) (the table's yield for a tabulated spectrum)."""
     L_cm = baseline_m * C.M_TO_CM
     if dm.spectrum_E_MeV is not None:
         per_proton = dm.spectrum_yield * ((1.0 - dm.leptophobic) * dm.coupling**2 + dm.leptophobic * dm.coupling)
     else:
-        per_proton = 2.0 * dm.pi0_per_proton * branching_ratio(dm)
+        per_proton = 2.0 * yield_per_proton(dm, channel) * branching_ratio(dm, channel)
     return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)
 
 
-def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES):
-    """χ energies and weights (box spectrum × ``nodes``-point GL) on [max(E₋, E_min(T)), E₊]: shapes (…, nodes)."""
+def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channel: str = "pi0"):
+    """χ energies and weights (box spectrum × ``nodes``-point GL) on [max(E₋, E_min(T)), E₊]: shapes (…, nodes)
+    (a box of zero width, a channel above its kinematic end, has zero weights)."""
     gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
-    Em, Ep = energy_box(dm)
+    Em, Ep = energy_box(dm, channel)
     lo = jnp.minimum(jnp.maximum(Em, min_energy(T_MeV, dm.m_chi_MeV, M_MeV)), Ep)[..., None]
     half = 0.5 * (Ep - lo)
     E = lo + half * (gl_x + 1.0)
     if dm.spectrum_E_MeV is not None:
         return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
-    return E, half * gl_w / (Ep - Em)
+    return E, half * gl_w / jnp.maximum(Ep - Em, 1e-30)
 
 
 def time_of_flight_delay_ns(dm: DarkMatter, E_MeV, baseline_m):

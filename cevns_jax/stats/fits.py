@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
 
 from ..errors import CevnsInputError
-from ..nuisances import nuisance_priors, program_nuisances
+from ..nuisances import dark_matter_priors, nuisance_priors, program_nuisances
 from ..xsec import resolve_standard_model
 from .analyses import PUBLISHED, analysis_priors, has_dark_matter, load_analysis, model_counts, observed_vector, poisson_terms
 from .intervals import find_crossing
@@ -43,14 +43,15 @@ FLUX_PRIOR = 0.10
 
 def fit_priors(analysis, poi: str = "sin2_theta_w", dark_matter: bool = False) -> dict:
     """{nuisance: σ} of one analysis in a fit of ``poi``: the analysis nuisances, the flux
-    (:data:`FLUX_PRIOR`, unless the analysis lists ``flux`` among its nuisances with its own prior) for ``sin2_theta_w``, and ``pi0`` with dark matter (declared, else the
-    facility's, :func:`cevns_jax.nuisances.pi0_prior`: 15% for the SNS eras of the releases)."""
+    (:data:`FLUX_PRIOR`, unless the analysis lists ``flux`` among its nuisances with its own prior) for
+    ``sin2_theta_w``, and ``pi0``, ``eta``, ``piminus`` with dark matter (declared, else the facility's,
+    :func:`cevns_jax.nuisances.dark_matter_priors`: π⁰ 15% for the SNS eras of the releases)."""
     own_flux = "flux" in analysis.nuisances
     out = {k: v for k, v in analysis_priors(analysis).items() if not (poi == "sin2_theta_w" and k == "flux" and not own_flux)}
     if poi == "sin2_theta_w" and not own_flux:
         out["flux"] = FLUX_PRIOR
     if dark_matter:
-        out["pi0"] = nuisance_priors(analysis.experiment, dark_matter=True)["pi0"]
+        out.update(dark_matter_priors(analysis.experiment, declared=out))
     return out
 
 

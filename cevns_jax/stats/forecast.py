@@ -32,12 +32,12 @@ from .._pytree import pytree_dataclass, static_field
 from ..deuteron import deuteron_counts
 from ..electron_rates import COMPONENT as ELECTRON
 from ..electron_rates import electron_counts
-from ..models.darkmatter import at_source
+from ..models.darkmatter import CHANNEL_NUISANCES, at_source
 from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
-from ..rates import background_counts, cevns_counts, dark_matter_counts
+from ..rates import background_counts, cevns_counts, dark_matter_channel_counts, dark_matter_counts
 from .likelihood import poisson_deviance, profiled_chi2
-from .morphing import Morph, log_derivatives, pulls
+from .morphing import Morph, channel_log_derivatives, log_derivatives, pulls
 
 __all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "experiment_reference", "asimov_reference", "signals",
            "dark_matter_template", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
@@ -101,11 +101,12 @@ def _cevns_template(exp, names, model=None) -> Morph:
 
 
 def dark_matter_template(exp, dm, names) -> Morph:
-    """Dark-matter counts of ``exp`` (the facility's π⁰ yield) and their log-derivatives in ``names``
-    (shape nuisances): a prompt signal with its own recoil spectrum responds differently to the
+    """Dark-matter counts of ``exp`` (the facility's yields), their log-derivatives in ``names`` (shape
+    nuisances) and the fraction of each production channel (scaled exactly by ``eta``, ``piminus``): a prompt signal with its own recoil spectrum responds differently to the
     quenching and timing nuisances than CEvNS, so these are computed for every dark-matter point."""
     dm = at_source(dm, exp.source)
-    return log_derivatives(lambda nu: dark_matter_counts(apply_nuisances(exp, nu), dm), names)
+    return channel_log_derivatives(lambda nu: dark_matter_channel_counts(apply_nuisances(exp, nu), dm), names,
+                                   CHANNEL_NUISANCES)
 
 
 @partial(jax.jit, static_argnames="names")

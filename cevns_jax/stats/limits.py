@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
 from ..errors import CevnsInputError
-from ..nuisances import PI0_PRIOR
+from ..nuisances import DM_CHANNEL_NUISANCES, PI0_PRIOR
 from ..xsec import StandardModel
 from .analyses import BinnedAnalysis, flat_means, has_dark_matter, load_analysis, morphed_counts, morphing_templates
 from .analyses import observed_vector, poisson_terms
@@ -45,10 +45,14 @@ class DataReference:
     priors: tuple = static_field(default=())
     pi0_prior: float = static_field(default=PI0_PRIOR)
     n_steps: int = static_field(default=6)
+    channel_priors: tuple = static_field(default=())
+    """((``eta``, σ), (``piminus``, σ)): the production-channel nuisances of dark matter (the facility's)."""
 
     def priors_for(self, model) -> dict:
-        """Prior widths of the profiled nuisances under ``model`` (adds ``pi0`` with dark matter)."""
-        return {**dict(self.priors), "pi0": self.pi0_prior} if has_dark_matter(model) else dict(self.priors)
+        """Prior widths of the profiled nuisances under ``model`` (adds ``pi0``, ``eta``, ``piminus`` with dark matter)."""
+        if not has_dark_matter(model):
+            return dict(self.priors)
+        return {**dict(self.priors), "pi0": self.pi0_prior, **dict(self.channel_priors)}
 
 
 def _mu(analysis: BinnedAnalysis, sm):
@@ -83,7 +87,9 @@ def data_reference(analysis: BinnedAnalysis, reference_sm: StandardModel | None 
     zero = {k: jnp.zeros((), dtype=jnp.float64) for k in priors}
     args = data_templates(analysis, None, reference_sm)
     nu_hat, value = _profile(analysis, observed, reference_sm, args, priors, zero, reference_steps)
-    return DataReference(analysis, observed, nu_hat, value, tuple(priors.items()), pi0_prior, n_steps)
+    channels = {k: v for k, v in fit_priors(analysis, dark_matter=True).items() if k in DM_CHANNEL_NUISANCES}
+    return DataReference(analysis, observed, nu_hat, value, tuple(priors.items()), pi0_prior, n_steps,
+                         tuple(channels.items()))
 
 
 def data_delta_chi2(reference: DataReference, model, sm: StandardModel | None = None, templates=None, n_steps=None):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
 
-__all__ = ["Morph", "log_derivatives", "morph", "pulls"]
+__all__ = ["Morph", "log_derivatives", "channel_log_derivatives", "morph", "pulls"]
 
 
 @pytree_dataclass
@@ -33,14 +33,23 @@ class Morph:
     nominal: jnp.ndarray
     logd: jnp.ndarray
     names: tuple = static_field(default=())
+    channel_fractions: jnp.ndarray | None = None
+    """Optional (C, *shape): the fraction of each bin made by each of the components ``channel_names``
+    (e.g. dark-matter production channels), each scaled exactly by e^ν of its log-normal nuisance."""
+    channel_names: tuple = static_field(default=())
 
     def scaled(self, factor) -> "Morph":
-        """The template × ``factor`` (log-derivatives unchanged)."""
-        return Morph(self.nominal * factor, self.logd, self.names)
+        """The template × ``factor`` (log-derivatives and channel fractions unchanged)."""
+        return Morph(self.nominal * factor, self.logd, self.names, self.channel_fractions, self.channel_names)
 
     def at(self, values: dict):
-        """The morphed template at nuisance ``values`` (names absent from ``values`` at 0)."""
-        return morph(self.nominal, self.logd, pulls(values, self.names))
+        """The morphed template at nuisance ``values`` (names absent from ``values`` at 0): linear in the
+        shape nuisances, times 1 + Σ_c f_c (e^{ν_c} − 1) for the channel nuisances (exact)."""
+        out = morph(self.nominal, self.logd, pulls(values, self.names))
+        if self.channel_fractions is None or not self.channel_names:
+            return out
+        factors = jnp.exp(pulls(values, self.channel_names)) - 1.0
+        return out * (1.0 + jnp.tensordot(factors, self.channel_fractions, axes=1))
 
 
 def log_derivatives(counts_of: Callable[[dict], jnp.ndarray], names: tuple) -> Morph:
@@ -54,6 +63,34 @@ def log_derivatives(counts_of: Callable[[dict], jnp.ndarray], names: tuple) -> M
     positive = nominal > 0
     safe = jnp.where(positive, nominal, 1.0)
     return Morph(nominal, jnp.stack([jnp.where(positive, J[k] / safe, 0.0) for k in names]), names)
+
+
+def channel_log_derivatives(counts_of: Callable[[dict], dict], names: tuple, channel_nuisances: dict) -> Morph:
+    """:class:`Morph` of the sum of the components ``counts_of(ν)`` = {component: array} in the shape nuisances
+    ``names``, with the fraction of each component listed in ``channel_nuisances`` ({component: nuisance
+    name}) stored so that its nuisance scales it exactly (:meth:`Morph.at`). One forward pass."""
+    names = tuple(names)
+    zero = {k: jnp.zeros((), dtype=jnp.float64) for k in names}
+    order = list(jax.eval_shape(counts_of, zero))  # component names, traced abstractly (no computation)
+
+    def stacked(v):
+        parts = counts_of(v)  # one evaluation of every component
+        return jnp.stack([parts[k] for k in order])
+
+    if names:
+        J, nominal_c = jax.jacfwd(lambda v: (stacked(v),) * 2, has_aux=True)(zero)
+    else:
+        nominal_c, J = stacked(zero), {}
+    nominal = jnp.sum(nominal_c, axis=0)
+    positive = nominal > 0
+    safe = jnp.where(positive, nominal, 1.0)
+    logd = (jnp.stack([jnp.where(positive, jnp.sum(J[k], axis=0) / safe, 0.0) for k in names]) if names
+            else jnp.zeros((0,) + jnp.shape(nominal)))
+    chosen = [k for k in order if k in channel_nuisances]
+    if not chosen:
+        return Morph(nominal, logd, names)
+    fractions = jnp.stack([jnp.where(positive, nominal_c[order.index(k)] / safe, 0.0) for k in chosen])
+    return Morph(nominal, logd, names, fractions, tuple(channel_nuisances[k] for k in chosen))
 
 
 def pulls(values: dict, names: tuple):
