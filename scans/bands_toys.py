@@ -54,7 +54,7 @@ def main() -> None:
     from cevns_jax.models import NewPhysics, dark_matter, epsilon_from_Y
     from cevns_jax.scan import Axis
     from cevns_jax.stats.forecast import ForecastSpec, asimov_reference, profiled_delta_chi2, reference_signals
-    from cevns_jax.stats.teststats import BAND_SIGMAS, asimov_band_levels, expected_cls_from_toys, q_mu
+    from cevns_jax.stats.teststats import asimov_band_levels, expected_cls_from_toys, q_mu
     from cevns_jax.stats.toys import ToyModel
     from cevns_jax.toyscan import run_toys, toy_program
 

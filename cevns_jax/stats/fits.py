@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
 
 from ..errors import CevnsInputError
-from ..nuisances import dark_matter_priors, nuisance_priors, program_nuisances
+from ..nuisances import dark_matter_priors, program_nuisances
 from ..xsec import resolve_standard_model
 from .analyses import PUBLISHED, analysis_priors, has_dark_matter, load_analysis, model_counts, observed_vector, poisson_terms
 from .intervals import find_crossing

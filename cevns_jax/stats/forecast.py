@@ -35,7 +35,7 @@ from ..electron_rates import electron_counts
 from ..models.darkmatter import CHANNEL_NUISANCES, at_source
 from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
-from ..rates import background_counts, cevns_counts, dark_matter_channel_counts, dark_matter_counts
+from ..rates import background_counts, cevns_counts, dark_matter_channel_counts
 from .likelihood import poisson_deviance, profiled_chi2
 from .morphing import Morph, channel_log_derivatives, log_derivatives, pulls
 
