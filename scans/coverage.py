@@ -1,9 +1,11 @@
 """Where Wilks fails: coverage of the Wilks region and Feldman–Cousins regions for a 3+1 sterile neutrino.
 
-    python scans/coverage.py [--grid 10] [--toys 200] [--steps 4] [--csi-steps 12] [--seed 41] [--csi2017 results/fc_csi2017]
+    python scans/coverage.py [--grid 10] [--toys 200] [--steps 4] [--csi-grid 8] [--csi-toys 100] [--csi-steps 8] [--csi2017 results/fc_csi2017]
                              [--out figures] [--results results/coverage]
 
-Two (Δm²₄₁, |U_μ4|²) planes (log grids, ``--grid``² hypotheses, Δm²₄₁ 0.1–100 eV², |U_μ4|² 0.003–0.5):
+Two (Δm²₄₁, |U_μ4|²) planes (log grids, ``--grid``² and ``--csi-grid``² hypotheses, Δm²₄₁ 0.1–100 eV²,
+|U_μ4|² 0.003–0.5; each plane is stored in ``--results`` as it finishes and reused by a rerun with the same
+settings and package source):
 
 * COH-Ar-750 (3 SNS years, every preset nuisance profiled), observed = the SM Asimov data (the expected
   region: what a null experiment excludes);
@@ -49,7 +51,9 @@ def _parse():
     p.add_argument("--grid", type=int, default=10, help="points per axis of each plane")
     p.add_argument("--toys", type=int, default=200, help="toys per hypothesis")
     p.add_argument("--steps", type=int, default=4, help="Fisher-scoring steps per profiled fit, COH-Ar-750")
-    p.add_argument("--csi-steps", type=int, default=12, help="the same for the CsI-2021 release fit (AC constraint)")
+    p.add_argument("--csi-steps", type=int, default=8, help="the same for the CsI-2021 release fit (AC constraint)")
+    p.add_argument("--csi-grid", type=int, default=8, help="points per axis of the CsI-2021 plane")
+    p.add_argument("--csi-toys", type=int, default=100, help="toys per hypothesis of the CsI-2021 plane")
     p.add_argument("--batch", type=int, default=25, help="toys per compiled call")
     p.add_argument("--years", type=float, default=3.0, help="COH-Ar-750 exposure [SNS years]")
     p.add_argument("--seed", type=int, default=41)
@@ -153,6 +157,7 @@ def main() -> None:
     from cevns_jax import replace
     from cevns_jax.models import NewPhysics, sterile_mixing
     from cevns_jax.nuisances import shape_names
+    from cevns_jax.provenance import source_hash
     from cevns_jax.stats.analyses import load_analysis, morphing_templates, observed_vector, with_linear_morphing
     from cevns_jax.stats.fits import fit_priors
     from cevns_jax.stats.forecast import ForecastSpec, asimov_reference, signals
@@ -160,62 +165,76 @@ def main() -> None:
     from cevns_jax.stats.toys import ToyModel
 
     start = time.perf_counter()
-    n = args.grid
-    dm2 = np.geomspace(0.1, 100.0, n)
-    umu = np.geomspace(3e-3, 0.5, n)
-    D, U = (a.ravel() for a in np.meshgrid(dm2, umu, indexing="ij"))  # hypothesis h = (i_dm2, j_U) in C order
     wilks = float(stats.chi2(2).ppf(args.cl))
     sterile = lambda d, u: NewPhysics(sterile=sterile_mixing(d, Umu4_sq=u))  # noqa: E731
+    args.results.mkdir(parents=True, exist_ok=True)
 
-    # COH-Ar-750: Asimov forecast reference (SM data) and the templates of every grid point + the null
-    exp = cevns_jax.load_experiment("COH-Ar-750")
-    exp = replace(exp, source=replace(exp.source, protons_on_target=exp.source.protons_on_target * args.years),
-                  backgrounds={k: replace(b, counts=b.counts * args.years) for k, b in exp.backgrounds.items()})
-    reference = asimov_reference((exp,), ForecastSpec())
-    names = shape_names(dict(reference.labels[0]))
-    templ = jax.jit(jax.vmap(lambda d, u: signals(exp, sterile(d, u), names).cevns))
-    ar_t = jnp.concatenate([templ(jnp.asarray(D), jnp.asarray(U)), templ(jnp.asarray([1.0]), jnp.asarray([0.0]))])
-    priors = reference.prior_dict()
-    ar = ToyModel((reference, ar_t), reference.data, {k: jnp.zeros(()) for k in priors}, forecast_grid_mu,
-                  tuple(sorted(priors.items())), (("index", None, None),), args.steps)
-    print(f"COH-Ar-750 templates: {ar_t.shape} ({time.perf_counter() - start:.0f} s)", flush=True)
+    def plane(n):
+        dm2, umu = np.geomspace(0.1, 100.0, n), np.geomspace(3e-3, 0.5, n)
+        D, U = (jnp.asarray(a.ravel()) for a in np.meshgrid(dm2, umu, indexing="ij"))  # h = (i_dm2, j_U), C order
+        return dm2, umu, D, U
 
-    # CsI-2021 data: the release analysis with linear morphing (the main job's data limit), sterile templates
-    analysis = with_linear_morphing(load_analysis("COHERENT-CsI-2021", morphing="exact"))
-    ctempl = jax.jit(jax.vmap(lambda d, u: morphing_templates(analysis, {}, None, sterile(d, u))["signal"]))
-    csi_t = jnp.concatenate([ctempl(jnp.asarray(D), jnp.asarray(U)), ctempl(jnp.asarray([1.0]), jnp.asarray([0.0]))])
-    cpriors = fit_priors(analysis)
-    csi = ToyModel((analysis, csi_t), observed_vector(analysis), {k: jnp.zeros(()) for k in cpriors}, release_grid_mu,
-                   tuple(sorted(cpriors.items())), (("index", None, None),), args.csi_steps)
-    print(f"CsI-2021 templates: {csi_t.shape} ({time.perf_counter() - start:.0f} s)", flush=True)
+    def coh_ar(n):  # Asimov forecast reference (SM data), templates of every grid point and of the null
+        _, _, D, U = plane(n)
+        exp = cevns_jax.load_experiment("COH-Ar-750")
+        exp = replace(exp, source=replace(exp.source, protons_on_target=exp.source.protons_on_target * args.years),
+                      backgrounds={k: replace(b, counts=b.counts * args.years) for k, b in exp.backgrounds.items()})
+        reference = asimov_reference((exp,), ForecastSpec())
+        names = shape_names(dict(reference.labels[0]))
+        templ = jax.jit(jax.vmap(lambda d, u: signals(exp, sterile(d, u), names).cevns))
+        t = jnp.concatenate([templ(D, U), templ(jnp.asarray([1.0]), jnp.asarray([0.0]))])
+        priors = reference.prior_dict()
+        return ToyModel((reference, t), reference.data, {k: jnp.zeros(()) for k in priors}, forecast_grid_mu,
+                        tuple(sorted(priors.items())), (("index", None, None),), args.steps)
 
-    summary = {"grid": n, "toys_per_point": args.toys, "steps": [args.steps, args.csi_steps], "cl": args.cl, "wilks_threshold": wilks,
-               "dm2_eV2": dm2.tolist(), "Umu4_sq": umu.tolist(), "seed": args.seed, "planes": {}}
+    def csi2021(n):  # the release analysis with linear morphing (the main job's data limit), sterile templates
+        _, _, D, U = plane(n)
+        analysis = with_linear_morphing(load_analysis("COHERENT-CsI-2021", morphing="exact"))
+        templ = jax.jit(jax.vmap(lambda d, u: morphing_templates(analysis, {}, None, sterile(d, u))["signal"]))
+        t = jnp.concatenate([templ(D, U), templ(jnp.asarray([1.0]), jnp.asarray([0.0]))])
+        priors = fit_priors(analysis)
+        return ToyModel((analysis, t), observed_vector(analysis), {k: jnp.zeros(()) for k in priors}, release_grid_mu,
+                        tuple(sorted(priors.items())), (("index", None, None),), args.csi_steps)
+
+    summary = {"cl": args.cl, "wilks_threshold": wilks, "seed": args.seed, "planes": {}}
     results = {}
-    for key, model, title in (("COH-Ar-750", ar, f"COH-Ar-750, {args.years:g} SNS years, SM Asimov data"),
-                              ("CsI-2021", csi, "COHERENT CsI-2021 data")):
-        r = construction(model, n * n, args.toys, args.batch, args.seed, model.n_steps, key)
-        crit = critical_values(r["t"], args.cl, r["ok"]).reshape(n, n)
-        cover = np.mean((r["t"] <= wilks) & r["ok"], axis=-1).reshape(n, n)
-        t_obs = r["t_obs"].reshape(n, n)
-        results[key] = (crit, cover, t_obs, title)
+    for key, make, n, toys, steps, title in (
+            ("COH-Ar-750", coh_ar, args.grid, args.toys, args.steps, f"COH-Ar-750, {args.years:g} SNS years, SM Asimov data"),
+            ("CsI-2021", csi2021, args.csi_grid, args.csi_toys, args.csi_steps, "COHERENT CsI-2021 data")):
+        dm2, umu, _, _ = plane(n)
+        ident = {"grid": n, "toys": toys, "steps": steps, "seed": args.seed, "years": args.years, "source": source_hash()}
+        stored = args.results / f"{key}.json"
+        saved = json.loads(stored.read_text()) if stored.exists() else {}
+        if saved.get("identity") == ident:
+            r = {k: np.asarray(v) for k, v in saved["values"].items()}
+        else:
+            model = make(n)
+            print(f"{key}: templates {model.args[1].shape} ({time.perf_counter() - start:.0f} s)", flush=True)
+            r = construction(model, n * n, toys, args.batch, args.seed, steps, key)
+            stored.write_text(json.dumps({"identity": ident, "values": {k: np.asarray(v).tolist() for k, v in r.items()}}))
+        ok = np.asarray(r["ok"], dtype=bool)
+        crit = critical_values(r["t"], args.cl, ok).reshape(n, n)
+        cover = np.mean((r["t"] <= wilks) & ok, axis=-1).reshape(n, n)
+        t_obs = np.asarray(r["t_obs"]).reshape(n, n)
+        results[key] = (dm2, umu, crit, cover, t_obs, title)
         summary["planes"][key] = {
-            "title": title, "fc_critical": crit.tolist(), "wilks_coverage": cover.tolist(), "t_obs": t_obs.tolist(),
-            "failure_fraction": float(1 - r["ok"].mean()), "observed_fits_converged": r["obs_ok"],
+            "title": title, "grid": n, "toys_per_point": toys, "steps": steps, "dm2_eV2": dm2.tolist(),
+            "Umu4_sq": umu.tolist(), "fc_critical": crit.tolist(), "wilks_coverage": cover.tolist(),
+            "t_obs": t_obs.tolist(), "failure_fraction": float(1 - ok.mean()),
+            "observed_fits_converged": bool(r["obs_ok"]),
             "wilks_region_points": int((t_obs <= wilks).sum()), "fc_region_points": int((t_obs <= crit).sum()),
             "coverage_min": float(cover.min()), "coverage_median": float(np.median(cover)),
             "critical_min": float(crit.min()), "critical_max": float(crit.max())}
         print(f"{key}: Wilks coverage {cover.min():.3f}–{cover.max():.3f} (median {np.median(cover):.3f}); FC critical "
               f"{crit.min():.2f}–{crit.max():.2f} (Wilks {wilks:.3f}); allowed points Wilks {(t_obs <= wilks).sum()}, "
-              f"FC {(t_obs <= crit).sum()} of {n * n}; failure fraction {1 - r['ok'].mean():.2g} "
+              f"FC {(t_obs <= crit).sum()} of {n * n}; failure fraction {1 - ok.mean():.2g} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "summary.json").write_text(json.dumps(summary, indent=1))
-    draw(args, dm2, umu, wilks, results, summary)
+    draw(args, wilks, results, summary)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 
-def draw(args, dm2, umu, wilks, results: dict, summary: dict) -> None:
+def draw(args, wilks, results: dict, summary: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -229,7 +248,7 @@ def draw(args, dm2, umu, wilks, results: dict, summary: dict) -> None:
     fc17 = json.loads(csi2017.read_text()) if csi2017.exists() else None
     ncol = 3 if fc17 else 2
     fig, axs = plt.subplots(1, ncol, figsize=(5.0 * ncol, 5.2))
-    for ax, (key, (crit, cover, t_obs, title)) in zip(axs, results.items()):
+    for ax, (key, (dm2, umu, crit, cover, t_obs, title)) in zip(axs, results.items()):
         mesh = ax.pcolormesh(umu, dm2, cover, cmap="RdBu", vmin=args.cl - 0.15, vmax=args.cl + 0.15, shading="nearest")
         ax.contour(umu, dm2, t_obs - wilks, levels=[0.0], colors="C1", linewidths=2.0, linestyles="--")
         ax.contour(umu, dm2, t_obs - crit, levels=[0.0], colors="k", linewidths=1.6)
@@ -263,12 +282,13 @@ def draw(args, dm2, umu, wilks, results: dict, summary: dict) -> None:
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     p = summary["planes"]
+    a, c = p["COH-Ar-750"], p["CsI-2021"]
     caption = (f"Sterile 3+1 (ν_μ disappearance), {args.cl:.0%} CL regions in the plane: allowed to the left of the "
-               f"lines. Grid {args.grid}×{args.grid} in log Δm²₄₁ (0.1–100 eV²) × log |U_μ4|² (0.003–0.5), "
-               f"{args.toys} toys per point ({args.grid ** 2 * args.toys} per plane), minimum of χ² over the grid and "
-               f"U = 0, every nuisance profiled ({args.steps} and {args.csi_steps} steps; failure fraction "
-               f"{p['COH-Ar-750']['failure_fraction']:.2g} and {p['CsI-2021']['failure_fraction']:.2g}). "
-               "Colour: coverage of Wilks' region measured with the toys (red: under-covers). "
+               f"lines. Log grids in Δm²₄₁ (0.1–100 eV²) × |U_μ4|² (0.003–0.5): COH-Ar-750 {a['grid']}×{a['grid']} with "
+               f"{a['toys_per_point']} toys per point, CsI-2021 {c['grid']}×{c['grid']} with {c['toys_per_point']}; "
+               f"minimum of χ² over the grid and U = 0, every nuisance profiled ({a['steps']} and {c['steps']} steps; "
+               f"failure fraction {a['failure_fraction']:.2g} and {c['failure_fraction']:.2g}, failed toys count as "
+               "outside both regions). Colour: coverage of Wilks' region measured with the toys (red: under-covers). "
                + (f"Right: CsI 2017 CEvNS count, {len(fc17['grid'])} points × {fc17['toys_per_point']} toys "
                   "(scans/fc_csi2017.py)." if fc17 else ""))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.02, 0.0), ncol=2, fontsize=8, frameon=False)
