@@ -247,7 +247,7 @@ def draw(args, wilks, results: dict, summary: dict) -> None:
     csi2017 = args.csi2017 / "summary.json"
     fc17 = json.loads(csi2017.read_text()) if csi2017.exists() else None
     ncol = 3 if fc17 else 2
-    fig, axs = plt.subplots(1, ncol, figsize=(5.0 * ncol, 5.2))
+    fig, axs = plt.subplots(1, ncol, figsize=(5.6 * ncol, 6.2))
     for ax, (key, (dm2, umu, crit, cover, t_obs, title)) in zip(axs, results.items()):
         mesh = ax.pcolormesh(umu, dm2, cover, cmap="RdBu", vmin=args.cl - 0.15, vmax=args.cl + 0.15, shading="nearest")
         ax.contour(umu, dm2, t_obs - wilks, levels=[0.0], colors="C1", linewidths=2.0, linestyles="--")
@@ -280,7 +280,7 @@ def draw(args, wilks, results: dict, summary: dict) -> None:
         ax.set_title(f"CsI 2017, CEvNS count: Wilks [{lo_w:.0f}, {hi_w:.0f}], FC [{lo_f:.0f}, {hi_f:.0f}]", fontsize=9)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False, ncol=2)
     p = summary["planes"]
     a, c = p["COH-Ar-750"], p["CsI-2021"]
     caption = (f"Sterile 3+1 (ν_μ disappearance), {args.cl:.0%} CL regions in the plane: allowed to the left of the "
@@ -293,7 +293,7 @@ def draw(args, wilks, results: dict, summary: dict) -> None:
                   "(scans/fc_csi2017.py)." if fc17 else ""))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.02, 0.0), ncol=2, fontsize=8, frameon=False)
     fig.suptitle(wrap_math(caption, 170), fontsize=8, y=0.99)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.9))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.9))
     args.out.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.out, "coverage_sterile", tight=False)
 
