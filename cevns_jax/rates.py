@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from . import constants as C
 from ._pytree import require_x64
@@ -44,20 +45,29 @@ def shares_response(experiment) -> bool:
     return bool(same(experiment.target.isotopes)) if same is not None else False
 
 
-def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_panels: int | None = None):
+def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_panels: int | None = None,
+                      geometric: int = 0):
     """Recoil nodes and weights [MeV] (n_iso, n_T) for ``experiment``: base panels on [T_floor, T_end]
     split at the response's breakpoints (sharp resolutions only), ``log_panels`` log-spaced ones below
     T_break (default 24). T_floor is the response floor (``quadrature.response_floor``: lower recoils are
     seen above the lowest bin edge with probability < 1e-12), at least 10⁻⁵ T_break. With ``shared`` every
-    isotope gets the same nodes (rows equal), on panels that hold every isotope's T_break and T_end."""
+    isotope gets the same nodes (rows equal), on panels that hold every isotope's T_break and T_end.
+    ``geometric`` (not with ``shared``): that many more panels, their edges log-spaced between T_break and
+    T_end (× ``refine``), for integrands spanning decades above T_break (a dark-matter χ box)."""
     det = experiment.detector
     Z, A = _isotope_columns(experiment.target)
     x0 = det.binning.energy_edges[0]
     if not shared:
         T_lo = LOWEST_FRACTION * T_break[:, None]
         floor = response_floor(det.quenching, det.smearing, x0, Z, A, T_lo, T_break[:, None])[:, 0]
-        return panel_nodes(T_break, T_end, response_breakpoints(det, Z, A, T_lo, T_end[:, None]),
-                           refine=det.binning.refine, T_low=floor, log_panels=log_panels)
+        extra = response_breakpoints(det, Z, A, T_lo, T_end[:, None])
+        if geometric:
+            k = geometric * det.binning.refine
+            start = jnp.maximum(T_break, 1e-9 * T_end + 1e-300)[:, None]
+            frac = np.linspace(0.0, 1.0, k + 1)[1:-1]
+            logs = start * jnp.exp(frac * jnp.log(T_end[:, None] / start))
+            extra = logs if extra is None else jnp.concatenate([extra, logs], axis=1)
+        return panel_nodes(T_break, T_end, extra, refine=det.binning.refine, T_low=floor, log_panels=log_panels)
     T_lo, T_hi = LOWEST_FRACTION * jnp.min(T_break), jnp.max(T_end)
     floor = response_floor(det.quenching, det.smearing, x0, Z[:1], A[:1], T_lo, jnp.min(T_break))[0, 0]
     extra = response_breakpoints(det, Z[:1], A[:1], T_lo, T_hi)
@@ -222,12 +232,18 @@ def background_counts(experiment):
     return out
 
 
+DM_GEOMETRIC_PANELS = 8
+"""Extra recoil panels of a dark-matter channel, log-spaced between T_max(E₋) and T_max(E₊): the η box spans
+decades of recoil (≈ 16–900 keV on Cs at m_V = 60 MeV) while the detector sees its lowest tens of keV; with
+linear panels alone doubling the grid moved CsI-2021 bins by 1.6e-3 (docs/physics.md §3.4.1)."""
+
+
 def dark_matter_channel_counts(experiment, dm) -> dict:
     """Expected accelerator-produced dark-matter counts of each production channel per (energy × time) bin:
     {channel: (n_E, n_t)} (``models.darkmatter.channels``: ``pi0``, ``eta``, ``piminus``; ``table``).
 
     Each channel has its own χ box spectrum, so its own recoil panels, broken at T_max(E₋) (the kink of the
-    box's lower edge); at each recoil node the χ energy is integrated with 32-node Gauss–Legendre, and each
+    box's lower edge), with :data:`DM_GEOMETRIC_PANELS` log-spaced ones above it; at each recoil node the χ energy is integrated with 32-node Gauss–Legendre, and each
     χ energy carries its own time-of-flight delay of the prompt (proton-pulse) time profile.
     """
     from .models import darkmatter as D
@@ -248,7 +264,8 @@ def _channel_counts(experiment, dm, channel: str):
     target, det, src = experiment.target, experiment.detector, experiment.source
     M = target.mass_MeV
     E_lo, E_hi = D.energy_box(dm, channel)
-    T, wT = experiment_panels(experiment, D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M))
+    T, wT = experiment_panels(experiment, D.max_recoil(E_lo, dm.m_chi_MeV, M), D.max_recoil(E_hi, dm.m_chi_MeV, M),
+                              geometric=DM_GEOMETRIC_PANELS)
     Mc = M[:, None]
     Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T, Mc))
     E, wE = D.energy_nodes(dm, T, Mc, D.ENERGY_NODES * det.binning.refine, channel=channel)
