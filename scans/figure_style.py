@@ -2,8 +2,8 @@
 legends outside the data.
 
 Every detector set has a colour *and* a line style (and, where two curves can coincide — CryoCsI-700kg
-dominates the combination — a marker), and the combination is drawn first as a wide translucent band so
-the curves on top of it stay visible.
+dominates the combination — a marker); the combination is a solid black line drawn under the detectors'
+curves (which stay visible on top of it) and over the green/yellow expected bands centred on it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ STYLES = {
     "COH-CryoCsI-700kg": dict(color="#d62728", ls="-.", lw=1.5, marker="o", ms=3.5, markevery=0.08),
     "COH-Ge-mini": dict(color="#2ca02c", ls=(0, (2, 1.5)), lw=1.8),
     "NaIvETe": dict(color="#9467bd", ls=(0, (8, 2, 1, 2, 1, 2)), lw=1.5),
-    "combined": dict(color="k", ls="-", lw=5.0, alpha=0.3, zorder=1.5, solid_capstyle="butt"),
+    "combined": dict(color="k", ls="-", lw=2.0, zorder=1.9),
     "COHERENT-CsI-2021": dict(color="0.35", ls=":", lw=1.4),
 }
-"""Matplotlib line properties per detector set (``combined``: a wide translucent band drawn underneath)."""
+"""Matplotlib line properties per detector set (``combined``: solid black, drawn under the others)."""
 
 
 def style(label: str) -> dict:
