@@ -163,7 +163,7 @@ GROUPINGS = {
 }
 
 
-@pytest.mark.parametrize("case", list(GROUPINGS))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c == "CryoCsI-4-300PE" else c for c in GROUPINGS])
 def test_one_wide_bin_equals_the_sum_of_fine_bins(case):
     data, fine_edges = GROUPINGS[case]
     fine = np.asarray(_counts(load(with_edges(data, fine_edges)))).sum(axis=(0, 2))
@@ -263,7 +263,7 @@ def _refined(exp, refine=2):
 def _assert_converged(exp, model=None, tol=1e-4):
     base = np.asarray(_counts(exp, SM, model)).sum(axis=0)
     fine = np.asarray(_counts(_refined(exp), SM, model)).sum(axis=0)
-    big = fine > 1.0
+    big = fine > min(1.0, 1e-3 * fine.max())  # every bin that matters (CONNIE's published exposure: 0.3 events)
     assert big.any()
     worst = np.max(np.abs(base[big] / fine[big] - 1.0))
     assert worst < tol, f"largest change {worst:.2e}"
@@ -275,8 +275,12 @@ def test_doubling_every_quadrature_changes_no_bin_of_a_user_detector(case):
     _assert_converged(load(with_edges(data, fine_edges[[0, -1]])))
 
 
+NO_CEVNS = {"COH-D2O": "a heavy-water detector sees no CEvNS; its ν–d quadrature: test_d2o.py::test_quadrature_converged"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(p.stem for p in PRESET_DIR.glob("*.toml")))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.skip(reason=NO_CEVNS[n])) if n in NO_CEVNS else n
+                                  for n in sorted(p.stem for p in PRESET_DIR.glob("*.toml"))])
 def test_doubling_every_quadrature_changes_no_preset_bin(name):
     _assert_converged(load(preset(name)))
 
@@ -299,5 +303,5 @@ def test_doubling_every_quadrature_for_dark_matter():
     dm = jax.jit(rates.dark_matter_counts)
     model = dark_matter(20.0, 60.0, 1e-3, 0.5)  # Y ≈ 6e-9: hundreds of events
     base, fine = np.asarray(dm(exp, model)), np.asarray(dm(_refined(exp), model))
-    big = fine > 1.0
+    big = fine > min(1.0, 1e-3 * fine.max())  # every bin that matters (CONNIE's published exposure: 0.3 events)
     assert big.any() and np.max(np.abs(base[big] / fine[big] - 1.0)) < 1e-4

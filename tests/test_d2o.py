@@ -148,6 +148,7 @@ def test_flux_error_of_a_counting_experiment(ideal):
     assert abs(sigma * np.sqrt(N) - 1) < 1e-5
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_joint_fisher_d2o_shrinks_flux(d2o):
     """With a CEvNS detector at the same target station, adding D₂O shrinks σ(flux) and σ(ŝ²): the flux
     nuisance is shared (one label) and the D₂O block adds to it."""

@@ -216,7 +216,7 @@ def test_vmap_over_magnetic_moments_equals_a_loop(reactor, total_electron):
     assert float(batched[2] - batched[0]) == pytest.approx(25 * float(batched[1] - batched[0]), rel=1e-9)  # ∝ μ²
 
 
-@pytest.mark.parametrize("name", ["CONUS+-2025", "COH-Ge-mini"])
+@pytest.mark.parametrize("name", ["CONUS+-2025", pytest.param("COH-Ge-mini", marks=pytest.mark.slow)])
 def test_halving_the_recoil_and_energy_steps_changes_no_bin_by_more_than_the_target(name):
     exp = _with_electrons(name)
     fine = replace(exp, detector=replace(exp.detector, binning=replace(exp.detector.binning, refine=2)))

@@ -69,6 +69,7 @@ def csi2021_count():
     return fits.fit_release("COHERENT-CsI-2021", n_scan=3)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_csi2021_interval_does_not_depend_on_scan_points(csi2021_count):
     """The interval ends are root-finder crossings: 3 or 41 curve points give the same numbers (the
     old raster read +19.2/−17.5 at 5 points and +33.1/−32.2 at 41)."""
@@ -141,6 +142,7 @@ def _all_finite(tree) -> bool:
     return not isinstance(tree, float) or np.isfinite(tree)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_cli_fit_json(capsys):
     """Also: progress goes to stderr only (phases, compilation announced on its own, the curve's bar), stdout
     stays one JSON object; ``--quiet`` prints nothing there and gives the same result (compiled programs reused)."""
@@ -221,6 +223,7 @@ def lmu_scan(lmu_limit):
     return run
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_data_limit_reference_is_the_sm_fit_and_null_models_give_zero(csi2021, lmu_limit, lmu_scan):
     """χ²_min is the SM (ŝ² = 0.23857) with the nuisances profiled; the ``sin2_theta_w`` objective at
     that value is a second route to it. Zero coupling (the model's signal recomputed) gives Δχ² = 0."""

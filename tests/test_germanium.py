@@ -72,6 +72,7 @@ def test_own_flux_prior_is_kept(parts):
     assert fits.fit_priors(parts["COHERENT-Ge-Mini-2025"], "sin2_theta_w")["flux"] == pytest.approx(0.10)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_joint_without_sharing_is_the_sum_of_the_parts(parts, poi):
     single = {n: objective([parts[n]]) for n in NAMES}
     joint = objective([parts[n] for n in NAMES])
@@ -83,6 +84,7 @@ def test_joint_without_sharing_is_the_sum_of_the_parts(parts, poi):
     assert joint_chi2 == pytest.approx(parts_chi2, rel=1e-8, abs=1e-8)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_shared_k_fit(parts, poi):
     """One shared k: the joint χ² at a held k is the sum of the parts at that k; at the joint best k the Δχ² is
     0 and rises on both sides, while the two single χ² pull in opposite directions (their slopes have opposite

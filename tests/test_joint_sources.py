@@ -33,6 +33,7 @@ def test_one_quenching_k_for_every_germanium_detector_when_shared(pair):
     assert local[0]["flux"] != local[1]["flux"]  # only the named nuisance is re-scoped
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_shared_fisher_is_the_projection_of_the_unshared_one(pair):
     # a shift shared by both detectors moves both k's together: F_shared = Pᵀ F P (chain rule), P mapping
     # (ŝ², k) to (ŝ², k_Ge, k_CONUS); checked on the data blocks, summed over the two detectors

@@ -79,7 +79,7 @@ def counts_of(exp, flux_scale, s2):
     return jnp.ravel(sum(out.values()))
 
 
-@pytest.mark.parametrize("name", ["flux", "s2"])
+@pytest.mark.parametrize("name", [pytest.param("flux", marks=pytest.mark.slow), "s2"])
 def test_fisher_sigma_equals_asimov_scan_half_width(ge, name):
     p0 = {"flux": jnp.asarray(1.0), "s2": jnp.asarray(0.23857)}
     mu = lambda p: counts_of(ge, p["flux"], p["s2"])  # noqa: E731

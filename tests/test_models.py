@@ -294,6 +294,7 @@ def test_scalar_mediator_two_routes_and_null(presets):
     np.testing.assert_allclose(np.asarray(f(NewPhysics(scalar=scalar_mediator(10.0, 0.0)))), sm, rtol=1e-14)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_tabulated_dark_matter_spectrum_reproduces_the_box(presets):
     """A table of the at-rest box spectrum with the at-rest yield gives the same counts (second route)."""
     exp = presets["COH-Ar-750"]

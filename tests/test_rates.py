@@ -9,6 +9,7 @@ from cevns_jax import constants as C
 from cevns_jax import rates
 from cevns_jax import response as R
 from cevns_jax.binning import Binning
+from cevns_jax.experiment import list_presets
 from cevns_jax._pytree import replace
 from cevns_jax.kinematics import max_recoil_energy
 from cevns_jax.releases import data_path, grid_histogram
@@ -107,16 +108,23 @@ def test_conus_plus_against_published_prediction(presets, jit_counts):
     assert float(counts["reactor_nuebar"].sum()) == pytest.approx(347.0, rel=0.15)
 
 
-def test_every_preset_predicts_finite_positive_float64_counts(presets, jit_counts):
-    for name, exp in presets.items():
-        counts = jit_counts(exp)
-        for key, value in counts.items():
-            assert value.dtype == jnp.float64, (name, key)
-            assert np.all(np.isfinite(value)) and np.all(np.asarray(value) >= 0), (name, key)
-        # > 0.1: CONNIE's published 14.9 g·d Skipper-CCD exposure expects 0.3 SM events; a heavy-water
-        # detector (COH-D2O) sees no CEvNS: its signal is ν–d breakup (docs/physics.md §11)
-        signal_keys = exp.source.components if exp.detector.deuteron is None else ("nu_d_cc",)
-        assert float(sum(counts[c] for c in signal_keys).sum()) > 0.1, name
+ONE_OF_EACH_KIND = ("COHERENT-CsI-2021", "COH-Ar-750", "CONUS+-2025", "XENONnT-8B-2024", "COH-D2O", "NUCLEUS", "CONNIE")
+"""π-DAR in PE and keVee, a reactor Ge diode, solar S2-only xenon, heavy water, a heat channel, a Skipper CCD:
+the default tier; every other preset in the slow tier."""
+
+
+@pytest.mark.parametrize("name", [n if n in ONE_OF_EACH_KIND else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in list_presets()])
+def test_every_preset_predicts_finite_positive_float64_counts(presets, jit_counts, name):
+    exp = presets[name]
+    counts = jit_counts(exp)
+    for key, value in counts.items():
+        assert value.dtype == jnp.float64, key
+        assert np.all(np.isfinite(value)) and np.all(np.asarray(value) >= 0), key
+    # > 0.1: CONNIE's published 14.9 g·d Skipper-CCD exposure expects 0.3 SM events; a heavy-water
+    # detector (COH-D2O) sees no CEvNS: its signal is ν–d breakup (docs/physics.md §11)
+    signal_keys = exp.source.components if exp.detector.deuteron is None else ("nu_d_cc",)
+    assert float(sum(counts[c] for c in signal_keys).sum()) > 0.1
 
 
 def test_counts_scale_with_mass_exposure_and_baseline(presets, jit_counts):

@@ -187,6 +187,7 @@ def test_asimov_profiling_matches_bfgs_on_the_full_model(presets):
     assert fast <= float(res.fun) + 1e-9 and fast == pytest.approx(float(res.fun), rel=1e-3)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     """Counts ∝ Y² at fixed masses (and so are their derivatives in the detector nuisances): the rescaled
     raster equals evaluating every (m_χ, Y) point directly; Δχ² keeps rising with Y (log-normal π⁰)."""

@@ -44,6 +44,7 @@ def special_ndtr(z):
     return jax.scipy.special.ndtr(z)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_gaussian_antiderivative_derivatives_equal_autodiff_of_the_formulas():
     d = jnp.linspace(-7.0, 7.0, 57)
     sigma = jnp.full_like(d, 0.7)
@@ -95,6 +96,7 @@ def test_sub_bin_rule_jvp_equals_autodiff_of_the_rule():
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * float(jnp.max(jnp.abs(b))))
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_sub_bin_rule_clips_like_the_formula():
     """Sub-bins with negligible probability (centre and w²/12) and clipped moments take the same branch
     in value and derivative as the formula."""
@@ -111,6 +113,7 @@ def test_sub_bin_rule_clips_like_the_formula():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_poisson_pe_per_component_equals_the_mixture_rule():
     """Σ_n r[i, n] P(n; λ) against the rule applied to the summed (F, G, H) of the mixture: equal within
     the rule's own error (both exact for a quadratic efficiency; tested with one)."""

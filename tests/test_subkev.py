@@ -262,6 +262,7 @@ def test_gradients_germanium(ge):
                           ("efficiency", "threshold")])
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_gradients_xenon_charge_yield(xe):
     _check_gradients(xe, [("quenching", "k"), ("quenching", "alpha"), ("quenching", "gamma"),
                           ("quenching", "field_V_per_cm"), ("smearing", "light_yield_PE_per_keV"),

@@ -224,6 +224,7 @@ def test_feldman_cousins_from_toys(small, dfit, tmp_path):
     assert lo == 0.0 and hi == pytest.approx(FC_UPPER[3], abs=0.2)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_two_dimensional_construction_matches_chi2_two_dof(tmp_path):
     """Two unbounded signal strengths, 200 background events per bin: t ~ χ²₂, so the 90% critical values
     approach 4.605; the mean over a 3 × 3 grid of 1000-toy quantiles has a standard error ≈ 0.07."""
@@ -253,6 +254,7 @@ def argon(presets):
     return forecast_toy_model(reference, reference_signals(reference, None))
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_real_experiment_toys_resume_bit_identical(argon, tmp_path):
     """COH-Ar-750 (63 energy × time bins, 7 nuisances profiled, the forecast's μ with a CEvNS strength):
     toys converge (failure fraction reported: 0), an interrupted run resumes to the same bits, and the

@@ -42,9 +42,11 @@ CASES = [
     ("COHERENT-CENNS10-2020", ("detector", "binning", "energy_edges")),
     ("COH-Ge-mini", ("target", "radius_scale")),
 ]
+SLOW_CASES = [("COHERENT-CsI-2021", ("source", "pulse", "mean_ns"))]  # the same leaf as CENNS10's: slow tier
 
 
-@pytest.mark.parametrize("name,path", CASES, ids=[f"{n}:{'.'.join(p)}" for n, p in CASES])
+@pytest.mark.parametrize("name,path", [pytest.param(*c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in CASES],
+                         ids=[f"{n}:{'.'.join(p)}" for n, p in CASES])
 def test_gradient_matches_central_differences(presets, name, path):
     exp = presets[name]
     x0 = jnp.asarray(get_leaf(exp, path))
