@@ -22,6 +22,7 @@ STYLES = {
     "NaIvETe": dict(color="#9467bd", ls=(0, (8, 2, 1, 2, 1, 2)), lw=1.5),
     "combined": dict(color="k", ls="-", lw=2.0, zorder=1.9),
     "COHERENT-CsI-2021": dict(color="0.35", ls=":", lw=1.4),
+    "combined + COH-D2O": dict(color="k", ls="--", lw=1.6, marker="s", ms=4, mfc="none"),
 }
 """Matplotlib line properties per detector set (``combined``: solid black, drawn under the others)."""
 

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import cevns_jax  # noqa: E402
 from cevns_jax import constants as C  # noqa: E402
 from cevns_jax import replace  # noqa: E402
+from cevns_jax.facilities import get_facility  # noqa: E402
 from cevns_jax.models import (NewPhysics, dark_matter, epsilon_from_Y, general, lmu_minus_ltau,  # noqa: E402
                               nsi_couplings, relic_Y, sterile_mixing, universal)
 from cevns_jax.models.zprime import muon_g2_shift  # noqa: E402
@@ -58,6 +59,10 @@ cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its 
 
 PLANNED = ["COH-Ar-750", "COH-CryoCsI-10kg", "COH-CryoCsI-700kg", "COH-Ge-mini", "NaIvETe"]
 REFERENCE = "COHERENT-CsI-2021"
+FLUX_MONITOR = "COH-D2O"
+"""The heavy-water flux monitor (ν_e d → e⁻pp; no CEvNS): the Fisher forecasts add a "combined + COH-D2O" row,
+its counts sharing the target station's flux nuisance with the planned detectors (docs/physics.md §11)."""
+WITH_MONITOR = f"combined + {FLUX_MONITOR}"
 LEVEL = C.DELTA_CHI2_90CL  # 90% CL, one parameter at fixed mass (raster)
 LEVEL_2D = C.DELTA_CHI2_90CL_2D  # 90% CL, two parameters (NSI planes)
 BAND_ALPHA = 0.1
@@ -429,9 +434,9 @@ def fisher_numbers(exps: dict, years: list) -> dict:
     table, ellipses = {}, {}
     # one data block per detector on joint labels (ŝ² shared, δR_n per nucleus, flux per target station);
     # exps hold one SNS year here, and every count scales with exposure, so the data blocks do too
-    blocks = fisher_blocks(tuple(exps[n] for n in PLANNED), ("sin2_theta_w", "delta_rn_fm"))
+    blocks = fisher_blocks(tuple(exps[n] for n in PLANNED + [FLUX_MONITOR]), ("sin2_theta_w", "delta_rn_fm"))
     for y in years:
-        weights = np.full(len(PLANNED), y)
+        weights = np.r_[np.full(len(PLANNED), y), 0.0]  # the monitor's weight 0: its nuisances keep their priors
         fishers = {n: blocks.fisher(weights, k) for k, n in enumerate(PLANNED)}
         rn = {n: next(lab for lab in F.labels if lab.endswith("delta_rn_fm")) for n, F in fishers.items()}
         for n, F in fishers.items():
@@ -441,6 +446,7 @@ def fisher_numbers(exps: dict, years: list) -> dict:
                 pts = F.ellipse("sin2_theta_w", rn[n], centre=(C.SIN2_THETA_W_LOW_ENERGY, 0.0))
                 ellipses[n] = [np.asarray(pts[0]).tolist(), np.asarray(pts[1]).tolist()]
         table[f"combined|{y:g}"] = (float(blocks.fisher(weights).marginalised_errors()["sin2_theta_w"]), None)
+        table[f"{WITH_MONITOR}|{y:g}"] = (float(blocks.fisher(np.full(len(PLANNED) + 1, y)).marginalised_errors()["sin2_theta_w"]), None)
     return {"table": table, "ellipses": ellipses}
 
 
@@ -448,7 +454,7 @@ def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
     """σ(sin²θ_W) and σ(R_n) against exposure (1–5 SNS years), per detector and combined; ellipse figure.
     The numbers are cached with the hash of the experiments and of the package source."""
     years = [1.0, 2.0, 3.0, 4.0, 5.0]
-    key = {"experiments": content_hash(tuple(exps[n] for n in PLANNED)), "source": source_hash(), "years": years}
+    key = {"experiments": content_hash(tuple(exps[n] for n in PLANNED + [FLUX_MONITOR])), "source": source_hash(), "years": years}
     results.mkdir(parents=True, exist_ok=True)
     numbers = cached(results / "fisher.json", key, lambda: fisher_numbers(exps, years))
     table = {(k.split("|")[0], float(k.split("|")[1])): (a, float("nan") if b is None else b)
@@ -464,19 +470,19 @@ def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
     ax.grid(alpha=0.3)
     finish(fig, out, "snowmass_fisher_ellipses")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for n in PLANNED + ["combined"]:
+    for n in PLANNED + ["combined", WITH_MONITOR]:
         ax.plot(years, [table[(n, y)][0] for y in years], **{**style(n), "marker": "o", "markevery": 1}, label=n)
     ax.set_xlabel("exposure [SNS years per detector]")
     ax.set_ylabel(r"$\sigma(\sin^2\theta_W)$, marginalised")
     ax.set_yscale("log")
     ax.set_title(r"Fisher forecast of $\sin^2\theta_W$ ($R_n$ per nucleus and all preset nuisances marginalised;"
-                 "\nflux per target station)", fontsize=9)
+                 "\nflux per target station; + COH-D2O: the heavy-water flux monitor added, same exposure)", fontsize=9)
     legend_outside(ax, fontsize=8)
     ax.grid(alpha=0.3, which="both")
     finish(fig, out, "snowmass_sin2w_vs_exposure")
     lines = ["| detector | " + " | ".join(f"σ(ŝ²) {y:g} y" for y in years) + " | σ(R_n) [fm] 3 y |",
              "|---|" + "---|" * (len(years) + 1)]
-    for n in PLANNED + ["combined"]:
+    for n in PLANNED + ["combined", WITH_MONITOR]:
         rn = table[(n, 3.0)][1]  # combined: δR_n is a parameter per nucleus, no single value to quote
         rn_cell = f"{rn:.3f}" if np.isfinite(rn) else "per nucleus (rows above)"
         lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn_cell} |")
@@ -794,7 +800,11 @@ def main() -> None:
                "crossing the CLs band levels of Cowan, Cranmer, Gross & Vitells (90% CL: 1.32 and 5.65; the median's "
                "level is the 2.71 of the limit; docs/physics.md §5.11); none for the data.\n\n" + "\n".join(table) + "\n")
     if wanted("fisher"):
-        fisher_lines = fisher_forecasts({n: one_year[n] for n in PLANNED}, args.out, args.results)
+        monitor = cevns_jax.load_experiment(FLUX_MONITOR)  # its preset runs 2 SNS years; the Fisher blocks hold one
+        monitor_years = float(monitor.source.protons_on_target) / get_facility(monitor.info.facility).protons_per_year()
+        fisher_lines = fisher_forecasts({**{n: one_year[n] for n in PLANNED},
+                                         FLUX_MONITOR: scale_exposure(monitor, 1.0 / monitor_years)},
+                                        args.out, args.results)
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
                     + "\n".join(fisher_lines) + "\n")
     if args.only is not None and set(args.only) != set(studies):  # a partial run never overwrites the full summary
