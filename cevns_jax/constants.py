@@ -89,6 +89,22 @@ E_GAMMA_N_D_CAPTURE = 6.2572
 """Energy of the γ from thermal neutron capture on deuterium, n + d → ³H + γ [MeV]: the neutron separation
 energy of ³H, S_n = 6.2572 MeV (AME2020, Wang et al., Chin. Phys. C 45, 030003 (2021)); recoil neglected."""
 
+# --- inelastic neutrino–nucleus channels (docs/physics.md §12) ---------------------------------------
+Q_AR40_CC = -33.5354 - (-35.0399)
+"""Threshold of ⁴⁰Ar(ν_e, e⁻)⁴⁰K (ground state) [MeV] (= 1.5045 MeV): the difference of the atomic mass excesses
+of ⁴⁰K (−33535.4 keV) and ⁴⁰Ar (−35039.9 keV), AME2020 (Wang et al., Chin. Phys. C 45, 030003 (2021)); with
+atomic masses the electron's kinetic energy is T_e = E_ν − Q − E_x (nuclear recoil neglected)."""
+E_X_AR40_IAS = 4.384
+"""Excitation energy of the isobaric analogue state of ⁴⁰K [MeV], which carries the Fermi strength of
+⁴⁰Ar(ν_e, e⁻) and most of the π-DAR cross section (M. Bhattacharya et al., Phys. Rev. C 58, 3677 (1998)):
+the default single effective excitation of the charged-current channel."""
+E_GAMMA_AR40_NC = 9.8
+"""Effective de-excitation γ energy of ⁴⁰Ar(ν, ν′)⁴⁰Ar* [MeV]: the 1⁺ M1 level near 9.8 MeV to which the
+SNOwGLoBES argon NC channel de-excites directly to the ground state (SNOwGLoBES manual, §"Charged and inelastic
+neutral current interactions with argon"); an assumption of this package's NC response."""
+M_LEAD_G_PER_MOL = 207.2
+"""Standard atomic weight of lead [g/mol] (CIAAW 2021 abridged value 207.2): lead nuclei per kg of shield."""
+
 # --- derived conversions -----------------------------------------------------------------------
 JOULE_PER_GWH = 3.6e12
 """Joules in one GWh."""

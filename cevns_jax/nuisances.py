@@ -29,7 +29,8 @@ analysis may override a scope (``share``, e.g. one Lindhard k for every germaniu
 reactor and stopped-pion fit, docs/physics.md §5.6).
 
 Names: relative ``mass``, ``efficiency``, ``background:<name>``, ``deuteron_cross_section`` (the ν–d breakup
-cross sections, global); log-normal ``flux`` (the source
+cross sections, global), ``ar40_cc_cross_section`` and ``ar40_nc_cross_section`` (inelastic argon channels,
+global); log-normal ``nin_yield`` (neutrino-induced neutrons from lead, global; docs/physics.md §12); log-normal ``flux`` (the source
 normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
 :data:`cevns_jax.reactor.REACTOR_FLUX_PRIOR`; for the Sun the line fluxes), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
 ``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
@@ -48,7 +49,7 @@ from .errors import CevnsInputError
 from .facilities import FACILITIES, target_station
 
 __all__ = [
-    "Nuisance", "REGISTRY", "DEUTERON", "KNOWN", "has_cevns", "PI0_PRIOR", "pi0_prior", "DM_CHANNEL_NUISANCES",
+    "Nuisance", "REGISTRY", "DEUTERON", "ARGON_INELASTIC", "NIN", "KNOWN", "has_cevns", "PI0_PRIOR", "pi0_prior", "DM_CHANNEL_NUISANCES",
     "dark_matter_priors", "declaration", "check_share", "scope_key", "program_nuisances",
     "nuisance_priors", "check_nuisances", "zero_nuisances", "apply_nuisances", "neutrino_induced",
     "normalisation", "shape_names", "predicted_counts",
@@ -82,16 +83,29 @@ target mass and the efficiency, and the ν–d cross-section normalisation."""
 ELECTRON = ("nu_e_scattering",)
 """The neutrino–electron scattering component (:data:`cevns_jax.electron_rates.COMPONENT`): the same flux, target
 mass and efficiency as CEvNS, no quenching."""
+ARGON_INELASTIC = ("ar40_nue_cc", "ar40_nc")
+"""The inelastic argon channels (:mod:`cevns_jax.inelastic`): flux, target mass, efficiency and their own
+cross-section normalisation."""
+NIN = ("pb_nin",)
+"""Neutrino-induced neutrons from lead: flux and their own yield (not the target's mass or efficiency)."""
 REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
-    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced") + DEUTERON + ELECTRON, "station",
+    Nuisance("flux", "lognormal", ("cevns", "neutrino_induced") + DEUTERON + ELECTRON + ARGON_INELASTIC + NIN,
+             "station",
              "source normalisation: ν yield per proton (π-DAR), ν̄ per fission (reactor), line flux (Sun)"),
     Nuisance("pi0", "lognormal", ("dark_matter",), "station",
              "π⁰ yield per proton (dark-matter production; scales every production channel)"),
     Nuisance("eta", "lognormal", ("dark_matter:eta",), "station", "η yield per proton relative to π⁰ (η → γV only)"),
     Nuisance("piminus", "lognormal", ("dark_matter:piminus",), "station",
              "stopped π⁻ per proton × radiative-capture fraction relative to π⁰ (π⁻p → nV only)"),
-    Nuisance("mass", "relative", _DETECTOR + DEUTERON + ELECTRON, "detector", "target mass"),
-    Nuisance("efficiency", "relative", _DETECTOR + DEUTERON + ELECTRON, "detector", "detection efficiency normalisation"),
+    Nuisance("mass", "relative", _DETECTOR + DEUTERON + ELECTRON + ARGON_INELASTIC, "detector", "target mass"),
+    Nuisance("efficiency", "relative", _DETECTOR + DEUTERON + ELECTRON + ARGON_INELASTIC, "detector",
+             "detection efficiency normalisation"),
+    Nuisance("ar40_cc_cross_section", "relative", ("ar40_nue_cc",), "global",
+             "⁴⁰Ar(ν_e, e⁻) cross section (MARLEY table), common to every argon detector"),
+    Nuisance("ar40_nc_cross_section", "relative", ("ar40_nc",), "global",
+             "⁴⁰Ar inelastic NC cross section (SNOwGLoBES table), common to every argon detector"),
+    Nuisance("nin_yield", "lognormal", NIN, "global",
+             "neutrino-induced neutron yield of lead relative to the theory table (Engel et al. 2003)"),
     Nuisance("deuteron_cross_section", "relative", DEUTERON, "global",
              "ν–d breakup cross sections (Nakamura et al. 2002), common to every heavy-water detector"),
     Nuisance("quenching_a", "shift", _DETECTOR, "detector", "LAr linear quenching: constant term"),
@@ -249,7 +263,13 @@ def check_nuisances(experiment) -> None:
         "quenching_pca_0": ("quenching", R.PolynomialQuenching), "quenching_pca_1": ("quenching", R.PolynomialQuenching),
         "efficiency_pca": ("efficiency", R.Coherent2021Efficiency),
     }
+    inel = experiment.detector.inelastic
+    carried = () if inel is None else inel.channels
     for name in nuisance_priors(experiment):
+        needed = {"ar40_cc_cross_section": "ar40_nue_cc", "ar40_nc_cross_section": "ar40_nc", "nin_yield": "pb_nin"}
+        if name in needed and needed[name] not in carried:
+            raise CevnsInputError(f"{experiment.name}: systematic {name!r} needs the inelastic channel "
+                                  f"{needed[name]!r} in [detector.inelastic] channels")
         if name == "deuteron_cross_section" and has_cevns(experiment):
             raise CevnsInputError(f"{experiment.name}: systematic {name!r} needs a detector with "
                                   'channel = "deuteron_breakup"')
@@ -360,6 +380,11 @@ def predicted_counts(experiment, values: dict, sm=None, model=None):
         from .deuteron import deuteron_counts
 
         for name, counts in deuteron_counts(exp).items():
+            out[name] = counts * normalisation(values, name)
+    if exp.detector.inelastic is not None:  # inelastic channels: flux, mass, efficiency, own cross sections
+        from .inelastic import inelastic_counts
+
+        for name, counts in inelastic_counts(exp).items():
             out[name] = counts * normalisation(values, name)
     if model is not None and model.dark_matter is not None:
         dm = scale_channels(at_source(model.dark_matter, exp.source), values)  # the facility's yields × e^ν_channel

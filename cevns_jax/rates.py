@@ -290,7 +290,8 @@ def expected_counts(experiment, sm=None, model=None):
 
     Keys: the source's components (π-DAR: ``prompt_numu``, ``delayed_nue``, ``delayed_numubar``), each
     background's name, ``nu_e_scattering`` (all components' neutrino–electron counts) for a detector with
-    ``electron_scattering``, ``nu_d_cc`` and ``nu_d_nc`` (ν–d breakup) for a ``deuteron_breakup`` detector and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
+    ``electron_scattering``, ``nu_d_cc`` and ``nu_d_nc`` (ν–d breakup) for a ``deuteron_breakup`` detector, the detector's inelastic
+    channels (``ar40_nue_cc``, ``ar40_nc``, ``pb_nin``; docs/physics.md §12) and, for a model with dark matter (π-DAR sources only), ``dark_matter``.
     """
     if model is not None and model.dark_matter is not None and experiment.source.steady:
         from .errors import CevnsInputError
@@ -306,6 +307,10 @@ def expected_counts(experiment, sm=None, model=None):
         from .deuteron import deuteron_counts
 
         out.update(deuteron_counts(experiment))
+    if experiment.detector.inelastic is not None:  # inelastic channels (SM cross sections, docs/physics.md §12)
+        from .inelastic import inelastic_counts
+
+        out.update(inelastic_counts(experiment))
     if model is not None and model.dark_matter is not None:
         out["dark_matter"] = dark_matter_counts(experiment, model.dark_matter)
     out.update(background_counts(experiment))

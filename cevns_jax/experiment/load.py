@@ -15,6 +15,7 @@ from ..binning import Binning, assign_points
 from ..domain import MIN_BASELINE_M, check_experiment
 from ..deuteron import DeuteronResponse, check_deuteron
 from ..errors import CevnsInputError
+from ..inelastic import CHANNELS as INELASTIC_CHANNELS, InelasticResponse, check_inelastic
 from ..nuclei import FORM_FACTOR_MODELS
 from ..nuisances import check_nuisances
 from ..physicsconfig import electroweak_from_table, target_from_tables
@@ -99,6 +100,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         smearing, observable = compile_smearing(det.table("smearing"), target, quenching)
         efficiency = compile_efficiency(det.table("efficiency", {}), base)
     timing = compile_timing_efficiency(det.table("timing_efficiency", {}))
+    inelastic = _compile_inelastic(det.table("inelastic"), channel) if det.has("inelastic") else None
     electron_scattering = det.get("electron_scattering", False)
     if not isinstance(electron_scattering, bool):
         raise det.error("electron_scattering", f"must be true or false, got {electron_scattering!r}")
@@ -141,7 +143,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         btab = Table(entry, f"{label}.backgrounds[{k}]")
         bname = btab.text("name")
         if bname in backgrounds or bname in ("prompt_numu", "delayed_nue", "delayed_numubar", "nu_e_scattering", "nu_d_cc",
-                                            "nu_d_nc"):
+                                            "nu_d_nc") + INELASTIC_CHANNELS:
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
         btab.where = f"{label}.backgrounds[{bname}]"
         backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure)
@@ -157,7 +159,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     root.check_unused()
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable,
-                        electron_scattering=electron_scattering, deuteron=deuteron)
+                        electron_scattering=electron_scattering, deuteron=deuteron, inelastic=inelastic)
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
                      info=info)
@@ -171,8 +173,37 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
         check_deuteron(exp, f"{det.where}.channel")
     else:
         check_reachable(exp, bins, energy_edges)
+    check_inelastic(exp, f"{det.where}.inelastic.channels")
     check_nuisances(exp)
     return exp
+
+
+def _compile_inelastic(tab: Table, channel: str) -> InelasticResponse:
+    """The ``[detector.inelastic]`` table (docs/physics.md §12): ``channels`` (a non-empty list of
+    :data:`cevns_jax.inelastic.CHANNELS`), optional ``excitation_MeV`` and ``gamma_MeV`` (argon CC and NC),
+    ``lead_kg`` and ``nin_efficiency`` (required with ``pb_nin``) and ``nin_scale`` (default 1)."""
+    from .. import constants as C
+
+    if channel != "cevns":
+        raise tab.error("channels", f'inelastic channels need a CEvNS detector (channel = "cevns"), not {channel!r}')
+    names = strings(tab, "channels")
+    bad = [n for n in names if n not in INELASTIC_CHANNELS]
+    if not names or bad or len(set(names)) != len(names):
+        raise tab.error("channels", f"must be a non-empty list of distinct names from {', '.join(INELASTIC_CHANNELS)}"
+                        + (f"; unknown {bad[0]!r}" if bad else ""))
+    nin = "pb_nin" in names
+    for key in ("lead_kg", "nin_efficiency", "nin_scale"):
+        if not nin and tab.has(key):
+            raise tab.error(key, 'needs "pb_nin" in channels')
+    out = InelasticResponse(
+        excitation_MeV=_f(tab.number("excitation_MeV", C.E_X_AR40_IAS, nonnegative=True, maximum=20.0)),
+        gamma_MeV=_f(tab.number("gamma_MeV", C.E_GAMMA_AR40_NC, positive=True, maximum=20.0)),
+        lead_kg=_f(tab.number("lead_kg", positive=True) if nin else 0.0),
+        nin_efficiency=_f(tab.number("nin_efficiency", nonnegative=True, maximum=1.0) if nin else 0.0),
+        nin_scale=_f(tab.number("nin_scale", 1.0, nonnegative=True) if nin else 1.0),
+        channels=names)
+    tab.check_unused()
+    return out
 
 
 def load_experiment(name_or_path: str | Path) -> Experiment:

@@ -25,7 +25,8 @@ class Detector:
     (:mod:`cevns_jax.electron_rates`, docs/physics.md §10). ``deuteron`` (a
     :class:`cevns_jax.deuteron.DeuteronResponse`, or ``None``) makes it a heavy-water Cherenkov detector of the
     ν–d breakup channel (TOML ``channel = "deuteron_breakup"``, docs/physics.md §11): it then sees no nuclear
-    recoils."""
+    recoils. ``inelastic`` (a :class:`cevns_jax.inelastic.InelasticResponse`, or ``None``) adds the inelastic
+    channels of TOML ``[detector.inelastic] channels`` (docs/physics.md §12)."""
 
     mass_kg: jnp.ndarray
     baseline_m: jnp.ndarray
@@ -37,6 +38,7 @@ class Detector:
     observable: str = static_field(default="keVee")
     electron_scattering: bool = static_field(default=False)
     deuteron: Any = None
+    inelastic: Any = None
 
 
 @pytree_dataclass
