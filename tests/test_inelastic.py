@@ -213,3 +213,13 @@ def test_bad_combinations():
     data["detector"]["inelastic"] = {"channels": ["ar40_nue_cc"]}
     with pytest.raises(CevnsInputError, match=r"inelastic\.channels.*ar40_nue_cc.*argon"):
         experiment_from_dict(data, label="csi.toml")
+
+
+def test_forecasts_carry_the_channels(argon, counts):
+    """An Asimov forecast's fixed templates are the channels' counts (scaled by their registry nuisances
+    there, like the ν–d breakup counts): a forecast of an argon detector sees its CC and NC events."""
+    from cevns_jax.stats.forecast import experiment_reference
+
+    _, fixed = experiment_reference(argon, ())
+    for name in CHANNELS:
+        np.testing.assert_allclose(np.asarray(fixed[name]), np.asarray(counts[name]), rtol=1e-10)

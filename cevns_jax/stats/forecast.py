@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, static_field
 from ..deuteron import deuteron_counts
+from ..inelastic import inelastic_counts
 from ..electron_rates import COMPONENT as ELECTRON
 from ..electron_rates import electron_counts
 from ..models.darkmatter import CHANNEL_NUISANCES, at_source
@@ -113,12 +114,12 @@ def dark_matter_template(exp, dm, names) -> Morph:
 def experiment_reference(exp, names: tuple) -> tuple:
     """The SM CEvNS template of one experiment with its log-derivatives in the shape nuisances ``names``,
     and its fixed templates: the backgrounds, for a ``deuteron_breakup`` detector the ν–d breakup counts
-    (SM cross sections, independent of the model) and, for a detector with ``electron_scattering``, the SM
+    (SM cross sections, independent of the model), the inelastic channels' counts (docs/physics.md §12) and, for a detector with ``electron_scattering``, the SM
     neutrino–electron counts (replaced by a model's own, :attr:`Signals.electron`); each scaled by its
     registry normalisations in :func:`expected`. Compiled once per experiment structure (so a detector that appears in several
     forecasts, alone and in combinations, is compiled once)."""
     electron = {ELECTRON: jnp.sum(electron_counts(exp), axis=0)} if exp.detector.electron_scattering else {}
-    return _cevns_template(exp, names), {**deuteron_counts(exp), **electron, **background_counts(exp)}
+    return _cevns_template(exp, names), {**deuteron_counts(exp), **inelastic_counts(exp), **electron, **background_counts(exp)}
 
 
 def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
