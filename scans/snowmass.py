@@ -414,8 +414,10 @@ def plot(ax, masses, curves, xlabel, ylabel, title, swap=False, data=None):
         for lo, hi in excluded_bands(*data):
             (ax.fill_betweenx if swap else ax.fill_between)(masses, lo, hi, color="0.82", zorder=0, lw=0)
         ax.fill_between([], [], color="0.82", label="excluded by the CsI-2021 data,\n90% CL (this package)")
-    for label, curve in curves.items():  # the combination first: a wide band under the single detectors
+    for label, curve in curves.items():
         xy = (curve, masses) if swap else (masses, curve)
+        if not np.any(np.isfinite(curve)):  # no limit anywhere in the scanned coupling range: no legend entry
+            continue  # (the summary table says "—")
         if label == REFERENCE:
             ax.plot(*xy, **style(label), label=f"{REFERENCE} expected\n(released exposure)")
         elif label != DATA:  # the data are drawn as the shaded region above
@@ -662,7 +664,7 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
                         r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; "
                         r"green/yellow: $\pm1\sigma$/$\pm2\sigma$ expected bands of the combination (asymptotic CLs, "
                         r"Cowan et al. 2011; solved at the grid masses); grey: "
-                        "excluded by the CsI-2021 data (same statistic, fitted here)", 105)
+                        "excluded by the CsI-2021 data (same statistic, fitted here)", 95)
     plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
          data=(solved.crossings[DATA], study.coupling.stop) if DATA in grids else None)
     if BAND_CURVE in bands:
