@@ -1,6 +1,7 @@
 """Benchmark: toy fits per second (issue 15's speed figures; not a test).
 
-    python scans/benchmark_toys.py [--experiment COH-Ar-750] [--chunk 4096] [--chunks 4] [--steps 8]
+    python scans/benchmark_toys.py [--experiment COH-Ar-750] [--chunk 4096] [--chunks 4] [--steps 6]
+                                   [--check-steps 12] [--t-tolerance 1e-3]
                                    [--fc-grid 60] [--fc-toys 1000] [--json results/bench_toys.json]
 
 Toys of COH-Ar-750 binned in energy and time with every preset nuisance profiled: the forecast's μ
@@ -13,7 +14,10 @@ each (:mod:`cevns_jax.stats.minimise`). Reported separately:
 * run: ``--chunks`` chunks through the compiled program (toys/s and fits/s = 2 × toys/s, after compilation);
 * memory: XLA's memory analysis of one chunk, and the process's peak RSS after 1 and after all chunks
   (flat in the number of toys: chunks are fixed size and nothing is kept on the device between them);
-* convergence: the failure fraction of the fits;
+* convergence: the failure fraction of the fits (Newton decrement ≥ 10⁻⁴), and the step count tested:
+  the toys of one chunk refitted with ``--check-steps`` (default 2 × ``--steps``) steps, the largest change
+  of t = χ²_cond − χ²_free against its stated target ``--t-tolerance`` (10⁻³ in χ², a tenth of the 0.01
+  resolution of a critical value) — the benchmark fails if it is exceeded or more than 1% of fits fail;
 * Feldman–Cousins estimate (an extrapolation, not a measurement of the full construction): a
   ``--fc-grid``² sterile plane (Δm²₄₁ × |U_μ4|²) with ``--fc-toys`` toys per point costs, per point, the
   sterile templates of the point (measured on a batch of points) plus ``--fc-toys`` toys at the rate
@@ -37,10 +41,12 @@ def _parse():
     p.add_argument("--experiment", default="COH-Ar-750")
     p.add_argument("--chunk", type=int, default=4096, help="toys per chunk")
     p.add_argument("--chunks", type=int, default=4, help="chunks timed")
-    p.add_argument("--steps", type=int, default=8, help="Fisher-scoring steps per fit (the failure fraction says if enough)")
+    p.add_argument("--steps", type=int, default=6, help="Fisher-scoring steps per fit (the failure fraction says if enough)")
     p.add_argument("--fc-grid", type=int, default=60, help="points per axis of the sterile plane (estimate)")
     p.add_argument("--fc-toys", type=int, default=1000, help="toys per plane point (estimate)")
     p.add_argument("--fc-batch", type=int, default=32, help="sterile points timed for the template cost")
+    p.add_argument("--check-steps", type=int, default=None, help="steps of the refit that tests --steps (default 2×)")
+    p.add_argument("--t-tolerance", type=float, default=1e-3, help="allowed |Δt| (χ²) between --steps and --check-steps")
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args()
 
@@ -58,7 +64,7 @@ def main() -> None:
     import cevns_jax
     from cevns_jax.models import NewPhysics, sterile_mixing
     from cevns_jax.stats.forecast import AsimovForecast, ForecastSpec, asimov_reference, reference_signals
-    from cevns_jax.stats.toys import TOY_AXIS, forecast_toy_model, generating_nuisances
+    from cevns_jax.stats.toys import TOY_AXIS, forecast_toy_model, generating_nuisances, toy_point_function
     from cevns_jax.toyscan import toy_program
 
     cevns_jax.enable_x64()
@@ -97,6 +103,14 @@ def main() -> None:
     n_toys = args.chunks * args.chunk
     toys_per_s = n_toys / run_s
 
+    # the step count tested: the last chunk's toys refitted with more steps (same toys: same keys)
+    check_steps = 2 * args.steps if args.check_steps is None else args.check_steps
+    finer = forecast_toy_model(reference, reference_signals(reference, None), n_steps=check_steps)
+    last = {k: jnp.asarray(v) for k, v in chunk_inputs(args.chunks).items()}
+    t_coarse = jax.jit(jax.vmap(toy_point_function(model)))(last)["t"]
+    t_fine = jax.jit(jax.vmap(toy_point_function(finer)))(last)["t"]
+    max_dt = float(jnp.max(jnp.abs(t_coarse - t_fine)))
+
     # Feldman–Cousins estimate: sterile templates per plane point (batched) + toys per point at the rate above
     fc = AsimovForecast([exp], lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Umu4_sq=th["Umu4_sq"])))
     templates = jax.jit(jax.vmap(fc.signals))
@@ -113,6 +127,7 @@ def main() -> None:
         "jax": jax.__version__, "compile_s": round(compile_s, 2), "toys_timed": n_toys, "run_s": round(run_s, 2),
         "toys_per_s": round(toys_per_s), "fits_per_s": round(2 * toys_per_s),
         "failure_fraction": float(1.0 - np.mean(np.concatenate(converged))),
+        f"max_abs_dt_vs_{check_steps}_steps": float(f"{max_dt:.3g}"), "t_tolerance": args.t_tolerance,
         "chunk_memory_MB": round(chunk_bytes / 1e6, 1), "peak_rss_after_1_chunk_MB": round(rss_one),
         f"peak_rss_after_{args.chunks + 1}_chunks_MB": round(rss_all),
         "sterile_template_s_per_point": round(template_s, 4),
@@ -126,6 +141,8 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=2))
     if report["failure_fraction"] > 0.01:
         sys.exit(f"failure fraction {report['failure_fraction']:.3g} above 1%")
+    if not max_dt <= args.t_tolerance:
+        sys.exit(f"{args.steps} steps not converged: t moves by {max_dt:.3g} > {args.t_tolerance} with {check_steps} steps")
 
 
 if __name__ == "__main__":

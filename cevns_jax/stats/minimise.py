@@ -27,11 +27,34 @@ import jax.numpy as jnp
 
 from .likelihood import MU_FLOOR, STEP_LENGTHS, poisson_deviance
 
-__all__ = ["DECREMENT_TOLERANCE", "fit_box"]
+__all__ = ["DECREMENT_TOLERANCE", "fit_box", "spd_solve"]
 
 DECREMENT_TOLERANCE = 1e-4
 """A fit is converged when ½ gᵀH⁻¹g (the estimated distance to the minimum, in χ² units) is below this:
 far below the 0.01 resolution of a Δχ² threshold (2.706 at 90% CL)."""
+
+
+def spd_solve(H, g):
+    """H⁻¹g for a small symmetric positive-definite ``H`` (n × n, n static) by a Cholesky factorisation
+    unrolled into elementwise operations: under ``vmap`` over many toys these are a few hundred vector
+    operations over the batch instead of a batched LAPACK call per toy, the cost that dominated toy fits
+    of a few parameters on CPU (docs/physics.md §5.11). Not pivoted: H is the Fisher matrix plus priors
+    plus 1e-12·I, or the identity on active rows, so it is positive definite; a non-positive pivot gives
+    NaN, which the caller treats as a failed step (as it treats a singular ``jnp.linalg.solve``)."""
+    n = g.shape[0]
+    L = [[None] * n for _ in range(n)]
+    for j in range(n):
+        d = H[j, j] - sum(L[j][k] * L[j][k] for k in range(j))
+        L[j][j] = jnp.sqrt(jnp.where(d > 0, d, jnp.nan))
+        for i in range(j + 1, n):
+            L[i][j] = (H[i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
+    y = [None] * n
+    for i in range(n):  # L y = g
+        y[i] = (g[i] - sum(L[i][k] * y[k] for k in range(i))) / L[i][i]
+    x = [None] * n
+    for i in reversed(range(n)):  # Lᵀ x = y
+        x[i] = (y[i] - sum(L[k][i] * x[k] for k in range(i + 1, n))) / L[i][i]
+    return jnp.stack(x) if n else jnp.zeros_like(g)
 
 
 def _direction(mu_fn, n, x, inv_var, centre, lo, hi):
@@ -46,7 +69,7 @@ def _direction(mu_fn, n, x, inv_var, centre, lo, hi):
     active = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
     H = jnp.where(active[:, None] | active[None, :], jnp.eye(x.size), H)
     g = jnp.where(active, 0.0, g)
-    delta = jnp.linalg.solve(H, g)
+    delta = spd_solve(H, g)
     ok = jnp.all(jnp.isfinite(delta))
     delta = jnp.where(ok, delta, 0.0)  # singular H (μ at its floor): stay put
     decrement = jnp.where(ok, 0.5 * jnp.dot(g, delta), jnp.inf)
