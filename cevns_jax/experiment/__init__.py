@@ -13,9 +13,11 @@ Modules, each importing only those before it: :mod:`~cevns_jax.experiment.pytree
 from ..tomltable import read_toml
 from .pytrees import TIME_PROFILES, Background, Detector, Experiment, ExperimentInfo
 from .sections import EXPOSURES, TIMING_STEP
-from .load import PRESET_DIR, experiment_from_dict, list_presets, load_experiment, preset_summaries
+from .load import (OFF_SUFFIX, PRESET_DIR, experiment_from_dict, list_presets, load_experiment, load_exposures,
+                   preset_summaries, reactor_off_description)
 
 __all__ = [
     "Experiment", "Detector", "Background", "ExperimentInfo", "TIME_PROFILES", "EXPOSURES", "TIMING_STEP",
     "PRESET_DIR", "experiment_from_dict", "load_experiment", "read_toml", "list_presets", "preset_summaries",
+    "OFF_SUFFIX", "load_exposures", "reactor_off_description",
 ]

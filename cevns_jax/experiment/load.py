@@ -28,7 +28,8 @@ from .pytrees import Detector, Experiment, ExperimentInfo
 from .sections import (SOURCE_KINDS, compile_background, compile_efficiency, compile_quenching, compile_smearing,
                        compile_source, compile_timing_efficiency, time_subdivisions)
 
-__all__ = ["PRESET_DIR", "DETECTOR_CHANNELS", "experiment_from_dict", "load_experiment", "list_presets", "preset_summaries"]
+__all__ = ["PRESET_DIR", "DETECTOR_CHANNELS", "OFF_SUFFIX", "experiment_from_dict", "load_experiment", "load_exposures",
+           "reactor_off_description", "list_presets", "preset_summaries"]
 
 PRESET_DIR = Path(str(resources.files("cevns_jax") / "presets"))
 DETECTOR_CHANNELS = ("cevns", "deuteron_breakup")
@@ -146,7 +147,8 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
                                             "nu_d_nc") + INELASTIC_CHANNELS:
             raise btab.error("name", f"duplicate or reserved background name {bname!r}")
         btab.where = f"{label}.backgrounds[{bname}]"
-        backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure)
+        backgrounds[bname], prior = compile_background(btab, energy_edges, time_edges_us, base, mass, exposure,
+                                                                observable)
         if steady and backgrounds[bname].time_profile not in ("table", "flat"):
             raise btab.error("time_profile", f"a steady source ({kind}) has no beam: use \"flat\" or \"table\"")
         if prior is not None:
@@ -178,6 +180,7 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     return exp
 
 
+<<<<<<< HEAD
 def _compile_inelastic(tab: Table, channel: str) -> InelasticResponse:
     """The ``[detector.inelastic]`` table (docs/physics.md §12): ``channels`` (a non-empty list of
     :data:`cevns_jax.inelastic.CHANNELS`), optional ``excitation_MeV`` and ``gamma_MeV`` (argon CC and NC),
@@ -208,6 +211,50 @@ def _compile_inelastic(tab: Table, channel: str) -> InelasticResponse:
 
 def load_experiment(name_or_path: str | Path) -> Experiment:
     """Load a preset by name (see :func:`list_presets`) or a TOML file by path."""
+=======
+OFF_SUFFIX = " (reactor off)"
+"""Appended to an experiment's name for its reactor-off exposure (:func:`load_exposures`)."""
+
+
+def reactor_off_description(data: dict, label: str = "<dict>") -> dict | None:
+    """The reactor-off exposure of a reactor description with ``[source] off_live_days``: the same detector,
+    bins and backgrounds (whose ``rate_per_kg_day`` or ``rate_per_kg_day_keV`` then scale with the off live
+    time), ``load_factor = 0`` (no ν̄: no CEvNS signal), ``live_days`` the off time and the name
+    suffixed with :data:`OFF_SUFFIX` (docs/physics.md §1.5). ``None`` when the description has none."""
+    source = data.get("source", {})
+    if not isinstance(source, dict) or "off_live_days" not in source:
+        return None
+    if source.get("kind") != "reactor":
+        raise CevnsInputError(f"{label}.source.off_live_days: only a reactor source has a reactor-off exposure")
+    experiment = dict(data.get("experiment", {}))
+    backgrounds = data.get("backgrounds", [])
+    for k, v in enumerate(backgrounds if isinstance(backgrounds, list) else []):
+        if isinstance(v, dict) and "counts" in v:
+            raise CevnsInputError(f"{label}.backgrounds[{v.get('name', k)}].counts: a fixed count does not scale to the "
+                                  "reactor-off live time; give rate_per_kg_day or rate_per_kg_day_keV")
+    experiment["name"] = f"{experiment.get('name', label)}{OFF_SUFFIX}"
+    experiment.pop("reference", None)  # the published numbers are those of the reactor-on exposure
+    off = {k: v for k, v in source.items() if k != "off_live_days"}
+    off.update(live_days=source["off_live_days"], load_factor=0.0)
+    return {**data, "experiment": experiment, "source": off}
+
+
+def load_exposures(name_or_path: str | Path) -> list[Experiment]:
+    """A preset or TOML file as its exposures: ``[reactor on]``, or ``[reactor on, reactor off]`` when its
+    ``[source]`` gives ``off_live_days`` (:func:`reactor_off_description`). In a joint likelihood the off
+    exposure fixes the background normalisation when its nuisances are shared with the on exposure at
+    ``station`` scope (``share`` of :class:`cevns_jax.stats.forecast.AsimovForecast`)."""
+    on = load_experiment(name_or_path)
+    path = _preset_path(name_or_path)
+    data = read_toml(path, "experiment")
+    off = reactor_off_description(data, path.name)
+    if off is None:
+        return [on]
+    return [on, experiment_from_dict(off, label=f"{path.name}{OFF_SUFFIX}", base=path.parent)]
+
+
+def _preset_path(name_or_path: str | Path) -> Path:
+>>>>>>> reactorbkg
     path = Path(name_or_path)
     if not (path.suffix == ".toml" or path.exists()):
         path = PRESET_DIR / f"{name_or_path}.toml"
@@ -216,6 +263,12 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
                 f"unknown experiment {str(name_or_path)!r}; available presets: {', '.join(list_presets())} "
                 "(or give the path of a TOML file)"
             )
+    return path
+
+
+def load_experiment(name_or_path: str | Path) -> Experiment:
+    """Load a preset by name (see :func:`list_presets`) or a TOML file by path."""
+    path = _preset_path(name_or_path)
     return experiment_from_dict(read_toml(path, "experiment"), label=path.name, base=path.parent)
 
 

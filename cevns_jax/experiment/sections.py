@@ -254,9 +254,11 @@ def _path(tab: Table, key: str, base: Path) -> Path:
 
 
 def compile_background(
-    tab: Table, energy_edges, time_edges_us, base: Path, mass_kg: float, exposure: Exposure
+    tab: Table, energy_edges, time_edges_us, base: Path, mass_kg: float, exposure: Exposure, observable: str = "keVee"
 ) -> tuple[Background, float | None]:
     profile = tab.text("time_profile", choices=TIME_PROFILES)
+    if tab.has("rate_per_kg_day_keV"):
+        _check_differential_rate(tab, observable)
     n_E = energy_edges.size - 1
     if profile == "table":
         spec = tab.table("template")
@@ -280,23 +282,38 @@ def compile_background(
     total = float(np.sum(tmpl))
     if not total > 0:
         raise CevnsInputError(f"{tab.where}: background template is empty inside the analysis bins")
-    counts = _background_counts(tab, total if profile == "table" else None, time_edges_us, mass_kg, exposure)
+    roi_width = float(energy_edges[-1] - energy_edges[0])
+    counts = _background_counts(tab, total if profile == "table" else None, time_edges_us, mass_kg, exposure, roi_width)
     prior = tab.number("prior", positive=True) if tab.has("prior") else None
     tab.check_unused()
     return Background(counts=_f(counts), shape=_f(tmpl / total), time_profile=profile), prior
 
 
-def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float, exposure: Exposure) -> float:
-    """Expected background counts in the analysis region from one of three normalisations.
+def _check_differential_rate(tab: Table, observable: str) -> None:
+    """``rate_per_kg_day_keV`` is a flat rate per unit of a keV energy axis (docs/physics.md §1.5)."""
+    if observable not in ("keVee", "keVnr"):
+        raise tab.error("rate_per_kg_day_keV", f"is a rate per keV, but the bins are in {observable}: use counts or "
+                        "rate_per_kg_day")
+    if tab.get("time_profile") != "flat" or tab.get("energy_shape", "flat") != "flat":
+        raise tab.error("rate_per_kg_day_keV", 'is a flat rate: it needs time_profile = "flat" and energy_shape = "flat"')
+
+
+def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float, exposure: Exposure,
+                       roi_width: float = 0.0) -> float:
+    """Expected background counts in the analysis region from one of four normalisations.
 
     * ``counts``: the number itself (default for release templates: the template's own sum);
     * ``counts_per_kg_GWh``: beam-related backgrounds, scaled with target mass and delivered beam energy;
     * ``rate_per_kg_day``: steady-state rate (counts per kg per day of continuous live time, over the
-      analysis energy range) times mass, beam days and the duty factor (repetition rate × window).
+      analysis energy range) times mass, beam days and the duty factor (repetition rate × window);
+    * ``rate_per_kg_day_keV``: a flat rate per kg·day·keV (keVee or keVnr, the bins' unit), the form in which
+      reactor experiments publish backgrounds; times the width of the analysis region ``roi_width`` it is
+      ``rate_per_kg_day``.
     """
-    given = [k for k in ("counts", "counts_per_kg_GWh", "rate_per_kg_day") if tab.has(k)]
+    keys = ("counts", "counts_per_kg_GWh", "rate_per_kg_day", "rate_per_kg_day_keV")
+    given = [k for k in keys if tab.has(k)]
     if len(given) > 1:
-        raise CevnsInputError(f"{tab.where}: give only one of counts, counts_per_kg_GWh, rate_per_kg_day")
+        raise CevnsInputError(f"{tab.where}: give only one of {', '.join(keys)}")
     if not given:
         if template_total is None:
             raise CevnsInputError(f"{tab.where}: missing required field 'counts' (or counts_per_kg_GWh, rate_per_kg_day)")
@@ -305,6 +322,8 @@ def _background_counts(tab: Table, template_total, time_edges_us, mass_kg: float
     value = tab.number(key, nonnegative=True)
     if key == "counts":
         return value
+    if key == "rate_per_kg_day_keV":
+        value = value * roi_width
     if key == "counts_per_kg_GWh":
         if exposure.steady:
             raise tab.error(key, "a steady source has no beam energy; use counts or rate_per_kg_day")

@@ -9,6 +9,7 @@ Reactor::
     thermal_power_GW = 3.9             # or thermal_power_MW
     load_factor = 1.0                  # [0, 1]; 0: reactor off (a background-only exposure)
     live_days = 100.0                  # reactor-on live time [d]
+    off_live_days = 21.2               # optional: reactor-off live time [d], a second exposure (load_exposures)
     fission_fractions = { U235 = 0.58, U238 = 0.07, Pu239 = 0.29, Pu241 = 0.06 }   # each in [0, 1], sum 1
     energy_per_fission_MeV = { ... }   # optional; default Ma et al. 2013
     core = "point"                     # or "cylinder" with core_radius_m, core_height_m (baseline > radius)
@@ -68,6 +69,10 @@ def compile_reactor(tab: Table, baseline_m: float):
     power_MW = tab.number(powers[0], positive=True) * (1e3 if powers[0] == "thermal_power_GW" else 1.0)
     load = tab.number("load_factor", 1.0, minimum=0.0, maximum=1.0)  # 0: reactor off (a background-only exposure)
     days = _live_days(tab)
+    if tab.has("off_live_days"):  # read by load_exposures (a second, background-only experiment)
+        tab.number("off_live_days", positive=True)
+        if load == 0.0:
+            raise tab.error("off_live_days", "this exposure is already reactor-off (load_factor = 0)")
     fractions = _per_isotope(tab, "fission_fractions", minimum=0.0, maximum=1.0)
     if abs(fractions.sum() - 1.0) > FISSION_SUM_TOLERANCE:
         raise tab.error("fission_fractions", f"must sum to 1 (within {FISSION_SUM_TOLERANCE:g}), got {fractions.sum():.6g}")
