@@ -180,7 +180,6 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     return exp
 
 
-<<<<<<< HEAD
 def _compile_inelastic(tab: Table, channel: str) -> InelasticResponse:
     """The ``[detector.inelastic]`` table (docs/physics.md §12): ``channels`` (a non-empty list of
     :data:`cevns_jax.inelastic.CHANNELS`), optional ``excitation_MeV`` and ``gamma_MeV`` (argon CC and NC),
@@ -209,9 +208,6 @@ def _compile_inelastic(tab: Table, channel: str) -> InelasticResponse:
     return out
 
 
-def load_experiment(name_or_path: str | Path) -> Experiment:
-    """Load a preset by name (see :func:`list_presets`) or a TOML file by path."""
-=======
 OFF_SUFFIX = " (reactor off)"
 """Appended to an experiment's name for its reactor-off exposure (:func:`load_exposures`)."""
 
@@ -254,7 +250,6 @@ def load_exposures(name_or_path: str | Path) -> list[Experiment]:
 
 
 def _preset_path(name_or_path: str | Path) -> Path:
->>>>>>> reactorbkg
     path = Path(name_or_path)
     if not (path.suffix == ".toml" or path.exists()):
         path = PRESET_DIR / f"{name_or_path}.toml"
