@@ -83,7 +83,7 @@ def test_nucleus_effective_baseline_equals_the_two_cores(presets, jit_counts):
 
 from cevns_jax.errors import CevnsInputError  # noqa: E402
 from cevns_jax.experiment import OFF_SUFFIX, load_exposures, reactor_off_description  # noqa: E402
-from cevns_jax.nuisances import nuisance_priors, predicted_counts, program_nuisances  # noqa: E402
+from cevns_jax.nuisances import nuisance_priors, program_nuisances  # noqa: E402
 from cevns_jax.rates import background_counts  # noqa: E402
 
 
