@@ -48,6 +48,8 @@ LEVEL = C.DELTA_CHI2_90CL
 DETECTORS = ("COH-CryoCsI-1", "COH-Ge-2", "COH-Ar-750")
 COMBINED = "combined (19.3 + 22 + 28 m)"
 FLAVOURS = {"Umu4_sq": r"$|U_{\mu 4}|^2$", "Ue4_sq": r"$|U_{e 4}|^2$"}
+PLAIN = {"Umu4_sq": "|U_μ4|²", "Ue4_sq": "|U_e4|²"}
+"""The mixing names in the Markdown table."""
 BENCHMARKS = (1.0, 3.0, 10.0)
 """Δm²₄₁ [eV²] at which the table quotes solved limits."""
 DM2_RANGE = (0.1, 100.0)
@@ -94,12 +96,12 @@ def main() -> None:
         at2 = solve_crossings(fn, BENCHMARKS, fine, LEVEL)
         worst = max((abs(b / a - 1) for k in at.crossings for a, b in zip(at.limit(k), at2.limit(k)) if np.isfinite(a * b)),
                     default=0.0)
-        notes.append(f"{label.strip('$')}: {curves.masses.size} Δm² points after refinement "
+        notes.append(f"{PLAIN[field]}: {curves.masses.size} Δm² points after refinement "
                      f"({'converged' if curves.converged else 'NOT converged'} to {args.rtol:g}); benchmark limits move by "
                      f"at most {worst:.1e} with the |U|² raster doubled.")
         for name in list(DETECTORS) + [COMBINED]:
             ax.plot(curves.limit(name), curves.masses, **STYLES[name], label=name)
-            rows.append((label, name, *at.limit(name)))
+            rows.append((PLAIN[field], name, *at.limit(name)))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(*U_RANGE)
@@ -119,7 +121,7 @@ def main() -> None:
     cell = lambda v: f"{v:.3g}" if np.isfinite(v) else "—"  # noqa: E731
     table = ["| mixing | detector | " + " | ".join(f"Δm² = {m:g} eV²" for m in BENCHMARKS) + " |",
              "|---|---|" + "---|" * len(BENCHMARKS)]
-    table += [f"| {lab.strip('$')} | {name} | " + " | ".join(cell(v) for v in vals) + " |" for lab, name, *vals in rows]
+    table += [f"| {lab} | {name} | " + " | ".join(cell(v) for v in vals) + " |" for lab, name, *vals in rows]
     text = (f"# Sterile neutrinos at three SNS baselines (scans/sterile_baselines.py)\n\n"
             f"Expected 90% CL upper limits ({args.years:g} SNS years per detector, SNS-PPU; Asimov data at the SM; every "
             "preset nuisance profiled, the flux shared by the three First-Target-Station detectors), solved at each "
