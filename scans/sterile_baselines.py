@@ -48,7 +48,7 @@ LEVEL = C.DELTA_CHI2_90CL
 DETECTORS = ("COH-CryoCsI-1", "COH-Ge-2", "COH-Ar-750")
 COMBINED = "combined (19.3 + 22 + 28 m)"
 FLAVOURS = {"Umu4_sq": r"$|U_{\mu 4}|^2$", "Ue4_sq": r"$|U_{e 4}|^2$"}
-PLAIN = {"Umu4_sq": "|U_μ4|²", "Ue4_sq": "|U_e4|²"}
+PLAIN = {"Umu4_sq": r"\|U_μ4\|²", "Ue4_sq": r"\|U_e4\|²"}
 """The mixing names in the Markdown table."""
 BENCHMARKS = (1.0, 3.0, 10.0)
 """Δm²₄₁ [eV²] at which the table quotes solved limits."""
