@@ -34,7 +34,7 @@ from .errors import CevnsInputError
 from .nuclei import units_per_kg
 from .releases import data_path, read_table
 from .source import michel_spectrum_nue, michel_spectrum_numubar
-from .spectra import gauss_legendre
+from .spectra import table_panels
 
 __all__ = ["CHANNELS", "TABLE", "NODES", "DeuteronResponse", "deuteron_table", "cross_sections_cm2",
            "energy_panels", "flux_averaged_cm2", "deuterons_per_kg", "check_deuteron", "deuteron_counts"]
@@ -85,13 +85,7 @@ def energy_panels(E_low: float, E_high: float, refine: int = 1, table=None):
     """Gauss–Legendre nodes and weights [MeV] on [E_low, E_high], one panel between consecutive table energies
     (each split in ``refine``); static numpy (the grid does not depend on any leaf)."""
     rows = deuteron_table() if table is None else table
-    inner = rows[:, 0][(rows[:, 0] > E_low) & (rows[:, 0] < E_high)]
-    edges = np.concatenate([[E_low], inner, [E_high]])
-    edges = np.concatenate([np.linspace(a, b, refine + 1)[:-1] for a, b in zip(edges[:-1], edges[1:])] + [[E_high]])
-    x, w = gauss_legendre(NODES)
-    half = 0.5 * np.diff(edges)[:, None]
-    mid = 0.5 * (edges[1:] + edges[:-1])[:, None]
-    return (mid + half * np.asarray(x)[None, :]).ravel(), (half * np.asarray(w)[None, :]).ravel()
+    return table_panels(rows[:, 0], E_low, E_high, NODES, refine)
 
 
 def flux_averaged_cm2(refine: int = 1):

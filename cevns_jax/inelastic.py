@@ -38,7 +38,7 @@ from .errors import CevnsInputError, DataFileError
 from .nuclei import units_per_kg
 from .releases import data_path, read_table
 from .source import michel_spectrum_nue, michel_spectrum_numubar
-from .spectra import gauss_legendre
+from .spectra import table_panels
 
 __all__ = ["CHANNELS", "TABLES", "NODES", "InelasticResponse", "inelastic_table", "cross_section_cm2",
            "energy_panels", "flux_averaged_cm2", "argon40_per_kg", "lead_nuclei", "check_inelastic",
@@ -108,14 +108,7 @@ def energy_panels(name: str, refine: int = 1, table=None):
     """Gauss–Legendre nodes and weights [MeV] on [first table energy, Michel end point], one panel between
     consecutive table energies (each split in ``refine``); static numpy."""
     rows = inelastic_table(name) if table is None else table
-    E_low, E_high = float(rows[0, 0]), C.E_NU_MAX_MICHEL
-    inner = rows[:, 0][(rows[:, 0] > E_low) & (rows[:, 0] < E_high)]
-    edges = np.concatenate([[E_low], inner, [E_high]])
-    edges = np.concatenate([np.linspace(a, b, refine + 1)[:-1] for a, b in zip(edges[:-1], edges[1:])] + [[E_high]])
-    x, w = gauss_legendre(NODES)
-    half = 0.5 * np.diff(edges)[:, None]
-    mid = 0.5 * (edges[1:] + edges[:-1])[:, None]
-    return (mid + half * np.asarray(x)[None, :]).ravel(), (half * np.asarray(w)[None, :]).ravel()
+    return table_panels(rows[:, 0], float(rows[0, 0]), C.E_NU_MAX_MICHEL, NODES, refine)
 
 
 def _averages(name: str, refine: int, table):

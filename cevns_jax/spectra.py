@@ -32,7 +32,7 @@ import numpy as np
 
 from ._pytree import pytree_dataclass, static_field
 
-__all__ = ["ENERGY_NODES_PER_PANEL", "MAX_TABLE_PANELS", "gauss_legendre", "energy_nodes", "integrate_spectra",
+__all__ = ["ENERGY_NODES_PER_PANEL", "MAX_TABLE_PANELS", "gauss_legendre", "table_panels", "energy_nodes", "integrate_spectra",
            "steady_time_antiderivatives", "TabulatedSource", "make_tabulated_source"]
 
 _LOWEST_MEV = 1e-9
@@ -49,6 +49,20 @@ the table rows); the package's target is 1e-4 per bin (docs/physics.md §3.4.1).
 def gauss_legendre(n: int):
     """Gauss–Legendre nodes and weights on [−1, 1] (numpy, float64)."""
     return np.polynomial.legendre.leggauss(int(n))
+
+
+def table_panels(table_energies, E_low: float, E_high: float, nodes: int, refine: int = 1):
+    """Gauss–Legendre nodes and weights [MeV] on [E_low, E_high] with one panel between consecutive tabulated
+    energies inside it (each split in ``refine``), ``nodes`` per panel; static numpy (a cross-section table's
+    kinks are panel ends, so the rule is exact up to its order on each piece)."""
+    E = np.asarray(table_energies, dtype=float)
+    inner = E[(E > E_low) & (E < E_high)]
+    edges = np.concatenate([[E_low], inner, [E_high]])
+    edges = np.concatenate([np.linspace(a, b, refine + 1)[:-1] for a, b in zip(edges[:-1], edges[1:])] + [[E_high]])
+    x, w = gauss_legendre(nodes)
+    half = 0.5 * np.diff(edges)[:, None]
+    mid = 0.5 * (edges[1:] + edges[:-1])[:, None]
+    return (mid + half * np.asarray(x)[None, :]).ravel(), (half * np.asarray(w)[None, :]).ravel()
 
 
 def energy_nodes(source, E_min_MeV, refine: int = 1):
