@@ -81,6 +81,11 @@ REFINE_ROUNDS = 5
 MEMORY_BUDGET = 2e9
 """Device memory per scan chunk [bytes]: a whole default study (12 × 30 points; 12 dark-matter masses) in one
 compiled chunk program (XLA's own estimate; a larger grid is chunked to fit)."""
+DARK_BYTES_PER_MASS = 5e8
+"""XLA's memory estimate of the dark-matter program per mass [bytes] on CPU (≈ 0.45 GB, measured 2026-11-28;
+it carries every detector set's templates, three production channels and the coupling raster): its chunk
+size is set from it and :data:`MEMORY_BUDGET` instead of measured by compiling the program once at the whole
+grid and again at the chunk that fits (≈ 50 s of a cold start)."""
 UNITS = {"mass_MeV": "MeV", "m_chi_MeV": "MeV", "m_V_MeV": "MeV", "dm2_eV2": "eV²", "g": "1", "Y": "1",
          "alpha_B": "1", "Umu4_sq": "1", "Ue4_sq": "1", "g_over_island": "1", "eps_u": "1", "eps_d": "1"}
 """Units of every scan axis, stored with the results (``cevns_jax.scan.load``); "1": dimensionless."""
@@ -227,7 +232,8 @@ def scan_dark(name, shared: SharedDark, model_of, axes, out, level) -> tuple:
     """The dark-matter scan of one study with the shared program: ({label: grid (mass, coupling)}, its
     in-program crossings, the scan's identity hash)."""
     sets = shared.sets
-    result = run_scan(shared.program, axes[:1], out / name, memory_budget_bytes=MEMORY_BUDGET,
+    per_device = max(1, int(MEMORY_BUDGET // DARK_BYTES_PER_MASS))
+    result = run_scan(shared.program, axes[:1], out / name, chunk_size=per_device * len(jax.local_devices()),
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
                                    "priors": shared.priors, "data": DATA, "couplings": axes[1].values().tolist(),
                                    "study": name, "band_levels": BAND_LEVELS.tolist()},
