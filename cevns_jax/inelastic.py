@@ -22,6 +22,11 @@ with E_x (``excitation_MeV``), E_γ (``gamma_MeV``), the lead mass, ε_n (``nin_
 per produced neutron) and s (``nin_scale``: measured/theory) leaves of :class:`InelasticResponse`, and u_i the
 fraction of the observed-energy window in bin i (an assumed flat spectrum of neutron recoils).
 
+The lead scale s defaults to 1 (the Engel et al. table); COHERENT measured Pb(ν_e, Xn) at
+:data:`PB_NIN_MEASURED` = 0.29 (+0.17/−0.16) × the MARLEY prediction (arXiv:2212.11295): start there with
+``nin_scale = 0.29`` and a ``nin_yield`` prior ≈ 0.6. ν_e CC on ¹²⁷I is not a channel: no citable σ(E) table
+was found (docs/physics.md §12 lists what was searched).
+
 Quadrature: Gauss–Legendre, :data:`NODES` per panel, one panel between consecutive table energies (linear σ
 times a cubic Michel spectrum: exact on each panel; only the response R_i is not polynomial); error target
 1e-6 of each bin, ``refine = 2`` halves every panel (``tests/test_inelastic.py``). π-DAR sources only.
@@ -40,9 +45,9 @@ from .releases import data_path, read_table
 from .source import michel_spectrum_nue, michel_spectrum_numubar
 from .spectra import table_panels
 
-__all__ = ["CHANNELS", "TABLES", "NODES", "InelasticResponse", "inelastic_table", "cross_section_cm2",
-           "energy_panels", "flux_averaged_cm2", "argon40_per_kg", "lead_nuclei", "check_inelastic",
-           "inelastic_counts"]
+__all__ = ["CHANNELS", "TABLES", "NODES", "PB_NIN_MEASURED", "InelasticResponse", "inelastic_table",
+           "cross_section_cm2", "energy_panels", "flux_averaged_cm2", "argon40_per_kg", "lead_nuclei",
+           "check_inelastic", "inelastic_counts"]
 
 CHANNELS = ("ar40_nue_cc", "ar40_nc", "pb_nin")
 """Channel names of ``[detector.inelastic] channels``; also the keys of their counts in
@@ -56,6 +61,11 @@ TABLES = {"ar40_nue_cc": ("inelastic/ar40_nue_cc_marley.txt", 2),
 used to compare theories only."""
 NODES = 4
 """Gauss–Legendre nodes per energy panel."""
+PB_NIN_MEASURED = (0.29, 0.17, 0.16)
+"""COHERENT's measured ^natPb(ν_e, Xn) cross section relative to the MARLEY prediction with measured Gamow–Teller
+strengths: (value, +error, −error), arXiv:2212.11295 (lead NIN detector fit jointly with earlier COHERENT data).
+The starting point for ``nin_scale``; the ``nin_yield`` prior ≈ 0.6 is the mean ln half-width of the interval
+(docs/physics.md §12)."""
 ARGON_CHANNELS = ("ar40_nue_cc", "ar40_nc")
 
 
