@@ -70,3 +70,22 @@ def jit_counts():
     from cevns_jax.rates import expected_counts
 
     return jax.jit(expected_counts)
+
+
+HEAVIEST_FIRST = (
+    "test_dm_channels.py", "test_accuracy.py", "test_scan.py", "test_fits.py", "test_models.py", "test_design.py",
+    "test_transforms.py", "test_likelihood.py", "test_solar_presets.py", "test_toys.py", "test_facility_presets.py",
+    "test_rates.py", "test_germanium.py", "test_xsec.py", "test_runtime.py", "test_electron.py", "test_source.py",
+    "test_response.py", "test_d2o.py", "test_sources.py", "test_subkev.py", "test_compile_once.py",
+)
+"""A scheduling hint, nothing else: the test modules that took longest (default tier, ``--durations``,
+2026-11-28), in that order. pytest-xdist hands each worker whole modules (``--dist loadfile``) as it runs
+short of work, in collection order (``--no-loadscope-reorder``; its default order is by number of tests,
+which queued the few-test, compile-heavy modules last, one worker finishing them alone while the other
+idled): the longest start first, the many short ones fill the gaps. Modules not listed follow in their
+usual order."""
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
