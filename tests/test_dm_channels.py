@@ -107,7 +107,8 @@ def channel_program(presets):
         full = predicted_counts(exp, {"eta": nu_eta, "piminus": nu_pim}, model=NewPhysics(dark_matter=dm))["dark_matter"]
         return jnp.stack([jnp.sum(per[c]) for c in dmod.CHANNELS] + [jnp.sum(full)])
 
-    return jax.jit(totals), jax.jit(jax.jacfwd(totals))
+    both = jax.jit(lambda x: (totals(x), jax.jacfwd(totals)(x)))  # one compiled program for values and Jacobian
+    return (lambda x: both(x)[0]), (lambda x: both(x)[1])
 
 
 def _x(m_chi, eps=1e-4, nu_eta=0.0, nu_pim=0.0):
