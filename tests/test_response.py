@@ -113,8 +113,9 @@ def test_sub_bin_efficiency_sampling_converges():
     eff = R.Coherent2021Efficiency(jnp.asarray(rows[0]), jnp.asarray(rows[1] - rows[0]), jnp.asarray(0.0))
     edges = jnp.array([0.0, 8, 12, 16, 20, 24, 32, 40, 50, 60])
     E = jnp.linspace(0.3, 5.0, 20)
-    coarse = R.energy_response(s, eff, Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=8), E)
-    fine = R.energy_response(s, eff, Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=64), E)
+    response = jax.jit(R.energy_response)  # one program per sub-binning (eagerly: every operation compiles)
+    coarse = response(s, eff, Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=8), E)
+    fine = response(s, eff, Binning(edges, jnp.array([0.0, 1.0]), n_sub_energy=64), E)
     np.testing.assert_allclose(coarse.sum(0), fine.sum(0), atol=5e-4)
     np.testing.assert_allclose(coarse, fine, atol=2e-3)
 
