@@ -55,11 +55,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.integrate import solve_ivp
-from scipy.interpolate import CubicSpline, PchipInterpolator
-from scipy.optimize.elementwise import bracket_root, find_root
-from scipy.special import kve
 
+# scipy is imported inside the functions that use it, so that `import cevns_jax` does not load it (≈ 1 s)
 from .. import constants as C
 from ..errors import CevnsInputError
 
@@ -202,6 +199,7 @@ def thermal_sigma_v(x, m_chi_MeV, m_V_MeV, epsilon, alpha_D, particle="scalar", 
     over z = u² by 8-point Gauss–Legendre on ``n_panels`` equal panels of u ∈ [0, 8]. Masses are processed in
     blocks to bound memory.
     """
+    from scipy.special import kve
     if not (isinstance(n_panels, (int, np.integer)) and n_panels >= 1):
         raise CevnsInputError(f"thermal_sigma_v: n_panels must be a positive integer, got {n_panels!r}")
     u, w = _u_quadrature(int(n_panels))
@@ -265,6 +263,7 @@ def _plasma_dof(T_MeV):
 
 
 def _dof_table(log10_T):
+    from scipy.interpolate import PchipInterpolator
     T = 10.0**log10_T
     g_rho_p, g_s_p = _plasma_dof(T)
     g_s_dec = _plasma_dof(np.array(_NU_DECOUPLING_MEV))[1]
@@ -286,6 +285,7 @@ _LOG10_T_GRID = np.linspace(-7.0, 5.45, 623)
 def _dof_spline():
     """Cubic spline of (ln g_ρ, ln g_s) in ln T on ``_LOG10_T_GRID``, built on first use (≈ 0.1 s). Twice
     differentiable, so that the freeze-out equation's right-hand side is smooth for the adaptive integrator."""
+    from scipy.interpolate import CubicSpline
     return CubicSpline(_LOG10_T_GRID * np.log(10.0), np.log(np.stack(_dof_table(_LOG10_T_GRID), axis=-1)))
 
 
@@ -329,6 +329,7 @@ _ROOT_TOL = 1e-6
 
 def _particle_factors(particle, splitting, x):
     """(ln(⟨σv⟩_eff/⟨σv⟩), ln g_χ) at x: ⟨σv⟩/2 for χ ≠ χ̄ (n counts both), coannihilation for pseudo-Dirac."""
+    from scipy.special import kve
     if particle == "majorana":
         return 0.0, np.log(2.0)
     if particle != "pseudo_dirac":
@@ -346,6 +347,7 @@ def _ln_x_nodes(n_thermal):
 
 def _rates(m_chi_MeV, ln_sigma_v, factors, ln_x, rows):
     """(ln A per unit coupling, W_eq = ln Ỹ_eq), each (n_x, n_rows), at ln x (n_x,) for the masses m_χ[rows]."""
+    from scipy.special import kve
     t, m = ln_x[:, None], m_chi_MeV[rows][None, :]
     x = np.exp(t)
     ln_g_rho, ln_g_s, slope = _log_dof(np.log(m) - t)
@@ -376,6 +378,8 @@ def _log_omega_block(m_chi_MeV, ln_sigma_v, factors, ln_k, rows, *, ln_x_nodes, 
     a start error decays as exp(−∫λ dln x) ≈ exp(−Λ/x) (Y moves by ≤ 3e-6 against starting at x = 2, at
     a third of the cost). Beyond X_END, A ∝ x^{−n} is integrated analytically.
     """
+    from scipy.integrate import solve_ivp
+    from scipy.interpolate import CubicSpline
     ln_A, W_eq = _rates(m_chi_MeV, ln_sigma_v, factors, ln_x_nodes, rows)
     ln_A = ln_A + ln_k
     below = np.log(2.0) + ln_A + W_eq < np.log(max(1e4, 1e-4 / rtol))
@@ -414,6 +418,7 @@ def _solve_coupling(log_omega, ln_guess, omega_target):
     ``brentq``) then converges, each iteration one vectorised Boltzmann solve of the unconverged masses.
     Evaluations are cached so that bracket end points are not solved twice.
     """
+    from scipy.optimize.elementwise import bracket_root, find_root
     cache = {}
     target = np.log(omega_target)
 
@@ -469,6 +474,7 @@ def relic_Y(m_chi_MeV, particle="scalar", alpha_D=0.5, mass_ratio=3.0, *, splitt
 
     Example (snowmass figure): ``relic_Y(np.geomspace(1, 300, 200), "scalar")``.
     """
+    from scipy.interpolate import CubicSpline
     _check_particle(particle)
     m = np.asarray(m_chi_MeV, dtype=np.float64).ravel()
     lo, hi = M_CHI_RANGE_MEV

@@ -30,8 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from scipy.optimize import brentq
-
+# scipy is imported inside the functions that use it, so that `import cevns_jax` does not load it (≈ 1 s)
 from ..errors import CevnsInputError
 
 __all__ = ["IntervalEnd", "NoCrossingError", "find_crossing", "XTOL_FRACTION", "MAX_EXPANSIONS"]
@@ -82,6 +81,7 @@ def find_crossing(delta_chi2: Callable[[float], float], best: float, step: float
     in x (default :data:`XTOL_FRACTION` × step). ``what`` names the parameter in errors.
     Raises :class:`NoCrossingError` when no crossing lies within ``max_expansions`` doublings.
     """
+    from scipy.optimize import brentq
     if direction not in (1, -1):
         raise ValueError("direction must be +1 or -1")
     if not (step > 0 and math.isfinite(step)):

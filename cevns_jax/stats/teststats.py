@@ -25,8 +25,8 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy import stats
-from scipy.optimize import brentq
+
+# scipy is imported inside the functions that use it, so that `import cevns_jax` does not load it (≈ 1 s)
 
 from ..errors import CevnsInputError
 
@@ -52,22 +52,26 @@ def q0(t, mu_hat):
 
 def pvalue_t(t, dof: int = 1):
     """Asymptotic p-value of t_μ: χ²_dof survival function (Wilks)."""
+    from scipy import stats
     return stats.chi2.sf(np.maximum(t, 0.0), dof)
 
 
 def pvalue_q(q):
     """Asymptotic p-value of q_μ or q₀ (half-χ²₁): 1 − Φ(√q) (CCGV eq. 59)."""
+    from scipy import stats
     return stats.norm.sf(np.sqrt(np.maximum(q, 0.0)))
 
 
 def pvalue_q_tilde(q, q_asimov):
     """Asymptotic p_μ of q̃_μ (CCGV eq. 66) with μ²/σ² = ``q_asimov`` (background-only Asimov q_μ)."""
+    from scipy import stats
     q, qa = np.maximum(q, 0.0), np.maximum(q_asimov, 1e-300)
     return np.where(q <= qa, stats.norm.sf(np.sqrt(q)), stats.norm.sf((q + qa) / (2.0 * np.sqrt(qa))))
 
 
 def clb_q_tilde(q, q_asimov):
     """Asymptotic 1 − p_b = P(q̃_μ ≥ q | μ′ = 0) (CCGV eq. 65 at μ′ = 0)."""
+    from scipy import stats
     q, qa = np.maximum(q, 0.0), np.maximum(q_asimov, 1e-300)
     return np.where(q <= qa, stats.norm.cdf(np.sqrt(qa) - np.sqrt(q)), stats.norm.sf((q - qa) / (2.0 * np.sqrt(qa))))
 
@@ -75,6 +79,7 @@ def clb_q_tilde(q, q_asimov):
 def cls_asymptotic(q, q_asimov, tilde: bool = True) -> dict:
     """Asymptotic {"cls", "clsb", "clb"} of an observed q̃_μ (``tilde``) or q_μ and the Asimov q_{μ,A}.
     For q_μ, 1 − p_b = Φ(√q_A − √q) (CCGV eq. 53 at μ′ = 0)."""
+    from scipy import stats
     if tilde:
         clsb, clb = pvalue_q_tilde(q, q_asimov), clb_q_tilde(q, q_asimov)
     else:
@@ -85,10 +90,12 @@ def cls_asymptotic(q, q_asimov, tilde: bool = True) -> dict:
 
 def significance(p):
     """Z = Φ⁻¹(1 − p) (one-sided Gaussian significance of a p-value)."""
+    from scipy import stats
     return stats.norm.isf(p)
 
 
 def _root(f: Callable, lo: float, hi: float, what: str, xtol: float) -> float:
+    from scipy.optimize import brentq
     flo, fhi = f(lo), f(hi)
     if not (np.isfinite(flo) and np.isfinite(fhi)) or flo * fhi > 0:
         raise CevnsInputError(f"{what}: no sign change between μ = {lo:g} ({flo:.3g}) and μ = {hi:g} ({fhi:.3g}); "
@@ -101,6 +108,7 @@ def expected_limit_asymptotic(q_asimov_of: Callable, bracket: tuple, alpha: floa
     """Expected upper limit on μ at band ``n_sigma`` (0: median; ±1, ±2: the bands) from the Asimov σ
     (CCGV eqs. 89, 91): the root in ``bracket`` of √q_{μ,A}(μ) = Φ⁻¹(1 − αΦ(N)) + N (CLs) or
     Φ⁻¹(1 − α) + N (CLs+b). ``q_asimov_of(μ)``: q_μ of the background-only Asimov data (host float)."""
+    from scipy import stats
     target = (stats.norm.isf(alpha * stats.norm.cdf(n_sigma)) if cls else stats.norm.isf(alpha)) + n_sigma
     return _root(lambda m: np.sqrt(max(float(q_asimov_of(m)), 0.0)) - target, *bracket,
                  what=f"expected limit ({n_sigma:+g}σ)", xtol=xtol)
@@ -119,6 +127,7 @@ def asimov_band_levels(alpha: float = 0.1, n_sigma=BAND_SIGMAS, cls: bool = True
     Φ⁻¹(0.95)² = 2.7055, the 90% CL raster level of a Wilks limit, so the median CLs limit at 90% CL is
     the usual Asimov limit. Raises :class:`CevnsInputError` for a band whose right-hand side is ≤ 0 (CLs+b
     with N ≤ −Φ⁻¹(1 − α): no limit above μ = 0). Returns an array of the levels in ``n_sigma`` order."""
+    from scipy import stats
     if not 0.0 < alpha < 1.0:
         raise CevnsInputError(f"expected-limit bands: alpha must lie in (0, 1), got {alpha!r}")
     n = np.atleast_1d(np.asarray(n_sigma, dtype=float))
@@ -157,5 +166,6 @@ def cls_from_toys(q_obs, q_sb, q_b, converged_sb=None, converged_b=None, tie: fl
 def expected_cls_from_toys(q_sb, q_b, n_sigma: float = 0.0, converged_sb=None, converged_b=None) -> np.ndarray:
     """Expected CLs at band ``n_sigma`` from toys: CLs of the Φ(−N) quantile of q under μ′ = 0 (a larger N is a
     weaker limit, a smaller q). The expected limit of band N is where this falls to α (:func:`limit_from_cls`)."""
+    from scipy import stats
     q_n = np.quantile(np.asarray(q_b), stats.norm.cdf(-n_sigma), axis=-1, method="inverted_cdf")
     return cls_from_toys(q_n, q_sb, q_b, converged_sb, converged_b)["cls"]
