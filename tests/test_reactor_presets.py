@@ -112,10 +112,11 @@ def loaded():
 
 
 def test_flat_rates_per_kev_integrate_over_the_region(loaded):
-    """rate_per_kg_day_keV × region width × mass × live time: NUCLEUS at the ν-cleus 100 counts/(keV·kg·d)
-    (arXiv:1704.04320) over 20 eV–1 keV, 6.8 g, one year; XENONnT's is the published 26.4 events."""
+    """rate_per_kg_day_keV × region width × mass × live time: NUCLEUS at its Geant4 prediction of ≈ 250
+    counts/(kg·d·keV) in 10–100 eV (arXiv:2509.03559, abstract) over 20 eV–1 keV, 6.8 g, one year; XENONnT's is
+    the published 26.4 events."""
     nucleus = loaded["NUCLEUS"]
-    assert _background_total(nucleus, "flat_roi") == pytest.approx(100.0 * 0.98 * 0.0068 * 365.25, rel=1e-12)
+    assert _background_total(nucleus, "flat_roi") == pytest.approx(250.0 * 0.98 * 0.0068 * 365.25, rel=1e-12)
     xenon = loaded["XENONnT-8B-2024"]
     assert _background_total(xenon, "published_total") == pytest.approx(26.4, rel=1e-12)
     assert dict(xenon.info.reference)["background_expected"] == 26.4
@@ -151,6 +152,33 @@ def test_reactor_off_exposure_has_no_cevns_and_shares_the_background(jit_counts)
     _, apart = program_nuisances([on, off], declared)
     assert len([k for k in apart if "flat_roi" in k]) == 2
     assert load_exposures("NUCLEUS")[0].name == "NUCLEUS" and len(load_exposures("NUCLEUS")) == 1
+
+
+@pytest.mark.parametrize("name, on_kg_day, off_kg_day, total_on", [
+    # RELICS: the design study's 1687.8 background events in 120–300 PE for 32 kg·yr (arXiv:2405.05554 v3)
+    ("RELICS", 32.0 * 365.25, None, 1687.8),
+    # NEON: 7 counts/(kg·d·keVee) (arXiv:2204.06318) over 0.2–1 keVee; one year on, 100 days off, 16.7 kg
+    ("NEON", 16.7 * 365.25, 16.7 * 100.0, 7.0 * 0.8 * 16.7 * 365.25),
+    # TEXONO: 242 (357) kg·d reactor ON (OFF) (arXiv:2411.18812); CONNIE: 14.9 (3.5) g·d (arXiv:2403.15976)
+    ("TEXONO", 242.0, 357.0, None),
+    ("CONNIE", 14.9e-3, 3.5e-3, None),
+])
+def test_published_backgrounds_and_off_exposures(name, on_kg_day, off_kg_day, total_on):
+    """The reactor presets' backgrounds and reactor-off exposures against the published numbers they cite: the
+    on and off exposures (kg·d) and, where the collaboration gives one, the total background in the region.
+    The off exposure has the on exposure's background rate per kg·d (load_exposures)."""
+    exposures = load_exposures(name)
+    on = exposures[0]
+    (label,) = background_counts(on).keys() - {"reactor_nuebar"}
+    assert float(on.detector.mass_kg) * float(on.source.live_days) == pytest.approx(on_kg_day, rel=3e-3)
+    if total_on is not None:
+        assert _background_total(on, label) == pytest.approx(total_on, rel=1e-4)
+    assert len(exposures) == (1 if off_kg_day is None else 2)
+    if off_kg_day is not None:
+        off = exposures[1]
+        assert float(off.detector.mass_kg) * float(off.source.live_days) == pytest.approx(off_kg_day, rel=3e-3)
+        assert _background_total(off, label) / _background_total(on, label) == pytest.approx(
+            off_kg_day / on_kg_day, rel=3e-3)
 
 
 def _conusplus_spec():
