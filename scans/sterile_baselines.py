@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -62,9 +63,15 @@ PLAIN = {"Umu4_sq": r"\|U_μ4\|²", "Ue4_sq": r"\|U_e4\|²"}
 BENCHMARKS = (1.0, 3.0, 10.0)
 """Δm²₄₁ [eV²] at which the table quotes solved limits."""
 DM2_RANGE = (0.1, 30.0)
-"""Δm²₄₁ axis [eV²]."""
+"""Δm²₄₁ axis [eV²] (to 30 eV²: ~10 periods of the 28 m curve, resolved in ~30 min on 2 loaded cores;
+``--dm2-max 100`` draws ~25 more)."""
+START_STEP = 1.0
+"""Linear step [eV²] of the starting Δm² grid (with the log-spaced points): below half the shortest
+oscillation period of a curve, π E_νμ/(1.26693 L) = 2.6 eV² at 28 m, so no period hides in an interval."""
 U_RANGE = (1e-3, 0.5)
 """|U|² axis and benchmark raster [1] (the raster only brackets: the crossings are solved)."""
+X_MIN = 1e-2
+"""Left end of the drawn |U|² axis (every limit here is above 0.02)."""
 XTOL_CURVE = 1e-4
 """Secant tolerance on ln|U|² of the drawn curves (50× below the halved refinement tolerance 0.005)."""
 MAX_SECANT = 30
@@ -131,7 +138,8 @@ class CurveSolver:
             u_prev[idx], h_prev[idx] = u[idx], h
             u[idx] = u_new
         if active.any():
-            raise CevnsInputError(f"sterile_baselines: {int(active.sum())} crossing(s) did not converge in {MAX_SECANT} secant steps")
+            raise CevnsInputError(f"sterile_baselines: {int(active.sum())} crossing(s) did not converge in "
+                                  f"{MAX_SECANT} secant steps")
         for i, m in enumerate(masses):
             self.known[float(m)] = {k: float(result[n * masses.size + i]) for n, k in enumerate(labels)}
 
@@ -155,7 +163,8 @@ def largest_change(coarse: LimitCurves, fine: LimitCurves) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=float, default=3.0, help="SNS years per detector (> 0)")
-    parser.add_argument("--masses", type=int, default=24, help="starting Δm² points (≥ 3; refined)")
+    parser.add_argument("--masses", type=int, default=24,
+                        help="log-spaced starting Δm² points (≥ 3; with 1 eV² steps; refined)")
     parser.add_argument("--couplings", type=int, default=16, help="|U|² raster of the benchmark limits (≥ 3; brackets only)")
     parser.add_argument("--rtol", type=float, default=0.01, help="curve convergence between Δm² points (checked at rtol/2)")
     parser.add_argument("--rounds", type=int, default=12, help="refinement rounds at most (≥ 0)")
@@ -171,12 +180,14 @@ def main() -> None:
     start = time.perf_counter()
     dm2_range = (DM2_RANGE[0], args.dm2_max)
     exps = {n: scale_exposure(cevns_jax.load_experiment(n), args.years) for n in DETECTORS}
-    masses = np.geomspace(*dm2_range, args.masses)
+    # the start grid must not alias the oscillations (a whole period inside an interval can pass the midpoint
+    # test): log-spaced, plus steps of START_STEP eV² (< half the shortest period, 2.6 eV² at 28 m) above it
+    masses = np.union1d(np.geomspace(*dm2_range, args.masses), np.arange(START_STEP, dm2_range[1], START_STEP))
     couplings = np.geomspace(*U_RANGE, args.couplings)
     fine = np.geomspace(*U_RANGE, 2 * args.couplings - 1)
     labels = list(DETECTORS) + [COMBINED]
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.6), sharey=True)
-    rows, notes, converged_all, worst_change = [], [], True, 0.0
+    rows, notes, converged_all, worst_change, table_rows = [], [], True, 0.0, []
     for ax, (field, label) in zip(axes, FLAVOURS.items()):
         print(f"{field}: compiling and solving {masses.size} Δm² points, then refining", flush=True)
         fn = point_function(exps, field)
@@ -189,8 +200,8 @@ def main() -> None:
         at = solve_crossings(fn, BENCHMARKS, couplings, LEVEL)
         at2 = solve_crossings(fn, BENCHMARKS, fine, LEVEL)
         secant = solver(np.asarray(BENCHMARKS))
-        raster_change = max((abs(b / a - 1) for k in at.crossings for a, b in zip(at.limit(k), at2.limit(k)) if np.isfinite(a * b)),
-                            default=0.0)
+        raster_change = max((abs(b / a - 1) for k in at.crossings for a, b in zip(at.limit(k), at2.limit(k))
+                             if np.isfinite(a * b)), default=0.0)
         method_change = max((abs(b / a - 1) for k in at.crossings for a, b in zip(at.limit(k), secant.limit(k))
                              if np.isfinite(a) and a < U_RANGE[1]), default=0.0)
         converged_all &= curves.converged and finer.converged
@@ -201,12 +212,14 @@ def main() -> None:
                      f"between the two is {100 * change:.2f}%. Benchmark limits: the |U|² raster doubled moves them by at most "
                      f"{raster_change:.1e}, the curves' secant solver differs from them by at most {method_change:.1e} "
                      f"({solver.evaluations} point evaluations for the curves).")
+        table_rows.append(np.column_stack([finer.masses] + [finer.limit(name) for name in labels]))
         for name in labels:
             ax.plot(finer.limit(name), finer.masses, **STYLES[name], label=name)
             rows.append((PLAIN[field], name, *at.limit(name)))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlim(*U_RANGE)
+        ax.set_xlim(X_MIN, U_RANGE[1])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # < 2 decades: no labels on minor ticks
         ax.set_ylim(*dm2_range)
         ax.set_xlabel(f"{label} (90% CL)")
         ax.grid(alpha=0.3, which="both")
@@ -233,9 +246,13 @@ def main() -> None:
             "(the mercury target's length; docs/physics.md §4.1). "
             + ("Every curve is converged: " if converged_all and worst_change < args.rtol else "NOT every curve is converged: ")
             + f"refined to {100 * args.rtol:g}% and again to {100 * args.rtol / 2:g}%, the curves move by at most "
-            f"{100 * worst_change:.2f}% at any Δm² in [{dm2_range[0]:g}, {dm2_range[1]:g}] eV².\n\n" + "\n".join(table) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+            f"{100 * worst_change:.2f}% at any Δm² in [{dm2_range[0]:g}, {dm2_range[1]:g}] eV².\n\n"
+            + "\n".join(table) + "\n\n" + "\n".join(f"- {n}" for n in notes)
             + f"\n\nRun time {time.perf_counter() - start:.0f} s.\n")
     (args.out / "sterile_baselines.md").write_text(text, encoding="utf-8")
+    for (field, _), data in zip(FLAVOURS.items(), table_rows):  # the drawn curves (0.5: no limit below it)
+        np.savetxt(args.out / f"sterile_baselines_{field}.csv", data, delimiter=",", fmt="%.6g",
+                   header="dm2_eV2," + ",".join(labels), comments="")
     print(text)
 
 
