@@ -36,7 +36,8 @@ class Sterile:
 
 
 def mixing(dm2_eV2, Ue4_sq=0.0, Umu4_sq=0.0, Utau4_sq=0.0, baseline_spread_m=0.5) -> Sterile:
-    """3+1 mixing parameters (baseline spread d = 0.5 m by default: source plus detector extent, an assumption)."""
+    """3+1 mixing parameters; baseline spread d [m] uniform about the baseline, 0.5 m by default (the length
+    of the SNS mercury target; an assumption that leaves out the detector's depth, docs/physics.md §4.1)."""
     finite = jnp.isfinite
     dm2 = domain_checked(dm2_eV2, lambda x: (x >= 0) & finite(x), "sterile dm2_eV2 must be >= 0 eV² and finite")
     U = jnp.stack([jnp.asarray(u, dtype=jnp.float64) for u in (Ue4_sq, Umu4_sq, Utau4_sq)])
