@@ -9,9 +9,9 @@ in the manner of Bertsekas' projected Newton method (SIAM J. Control Optim. 20, 
   expected Hessian are replaced by the identity and its gradient component by 0, so it does not move
   and does not drag the others;
 * the trial point x − t·Δ is projected onto the box and taken only if it lowers χ², so χ² never
-  increases; the step length t adapts per fit (1 at first, doubled up to 1 after a step taken,
-  quartered after one refused), and the one forward pass at the trial point also gives the Jacobian
-  of the next step. (Before, six lengths were tried at every step and the best kept: six evaluations of
+  increases; the step length t adapts per fit (1 at first, then the minimiser of the parabola through
+  the last trial, within safeguards), and the one forward pass at the trial point also gives the
+  Jacobian of the next step. (Before, six lengths were tried at every step and the best kept: six evaluations of
   χ² per step instead of one, for the same steps wherever the full step is taken; docs/physics.md §5.11.)
 
 Convergence is judged at the end, never assumed: the Newton decrement λ²/2 = ½ gᵀH⁻¹g of the reduced
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from .likelihood import MU_FLOOR, poisson_deviance
 
-__all__ = ["DECREMENT_TOLERANCE", "STEP_GROW", "STEP_SHRINK", "fit_box", "spd_solve"]
+__all__ = ["DECREMENT_TOLERANCE", "STEP_GROW", "STEP_MIN_FRACTION", "STEP_MAX_REFUSED", "fit_box", "spd_solve"]
 
 DECREMENT_TOLERANCE = 1e-4
 """A fit is converged when ½ gᵀH⁻¹g (the estimated distance to the minimum, in χ² units) is below this:
@@ -87,9 +87,10 @@ def _direction(J, mu, x, g, inv_var, lo, hi):
     return delta, decrement
 
 
-STEP_GROW, STEP_SHRINK = 2.0, 0.25
-"""Step-length control of :func:`fit_box`: after a trial that lowers χ² the next trial length is
-min(1, 2t), after one that does not it is t/4 (and the fit stays where it was)."""
+STEP_GROW, STEP_MIN_FRACTION, STEP_MAX_REFUSED = 2.0, 0.1, 0.5
+"""Safeguards of the step length of :func:`fit_box`: the next length is the minimiser of the parabola
+through the last trial, kept within [0.1 t, min(1, 2 t)] after a step taken and [0.1 t, 0.5 t] after one
+refused."""
 
 
 def fit_box(mu_fn: Callable, n, x0, inv_var, centre, lo, hi, n_steps: int,
@@ -102,10 +103,14 @@ def fit_box(mu_fn: Callable, n, x0, inv_var, centre, lo, hi, n_steps: int,
     finite and the Newton decrement at x̂ is below ``tolerance`` (module docstring).
 
     Each step tries one point, x − t·Δ projected onto the box, with t = 1 at first: it is taken if it lowers
-    χ² (then the next t is min(1, 2t)), else the fit stays and the next t is t/4 (:data:`STEP_GROW`,
-    :data:`STEP_SHRINK`). The one forward pass at the trial point gives its χ², and its Jacobian and
-    gradient for the next direction, so a step costs one evaluation of ``mu_fn`` with its tangents, one
-    Fisher matrix and one solve.
+    χ², else the fit stays. The next t is the minimiser of the parabola φ(s) through φ(0) = χ²(x),
+    φ′(0) = −gᵀΔ and the trial's φ(t) (Nocedal & Wright, *Numerical Optimization*, 2nd ed., §3.5), kept
+    within [0.1 t, min(1, 2 t)] after a step taken and [0.1 t, 0.5 t] after one refused (:data:`STEP_GROW`,
+    :data:`STEP_MIN_FRACTION`, :data:`STEP_MAX_REFUSED`): where μ is close to linear it stays 1, where the
+    full step overshoots (a non-linear nuisance such as the pulse timing) the next steps are shortened
+    to what the last trial showed. The one forward pass at the trial point gives its χ², and its Jacobian
+    and gradient for the next direction, so a step costs one evaluation of ``mu_fn`` with its tangents,
+    one Fisher matrix and one solve.
     """
     def state_at(x):
         J, mu, value, g = _evaluate(mu_fn, n, x, inv_var, centre)
@@ -114,11 +119,18 @@ def fit_box(mu_fn: Callable, n, x0, inv_var, centre, lo, hi, n_steps: int,
 
     def step(_, carry):
         state, t = carry
-        x, value, delta = state[0], state[3], state[5]
+        x, value, delta, decrement = state[0], state[3], state[5], state[6]
         trial = state_at(jnp.clip(x - t * delta, lo, hi))
         better = trial[3] <= value  # (a non-finite χ² is +inf: never taken)
+        slope = 2.0 * decrement  # gᵀΔ = −φ′(0)
+        curvature = 2.0 * (trial[3] - value + slope * t) / t**2
+        convex = curvature > 0
+        t_min = slope / jnp.where(convex, curvature, 1.0)
+        upper = jnp.where(better, jnp.minimum(1.0, STEP_GROW * t), STEP_MAX_REFUSED * t)
+        t_next = jnp.clip(jnp.where(convex, t_min, upper), STEP_MIN_FRACTION * t, upper)
+        t_next = jnp.where(jnp.isfinite(t_next), t_next, STEP_MIN_FRACTION * t)
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), trial, state)
-        return state, jnp.where(better, jnp.minimum(1.0, STEP_GROW * t), STEP_SHRINK * t)
+        return state, t_next
 
     state, _ = jax.lax.fori_loop(0, n_steps, step, (state_at(jnp.clip(x0, lo, hi)), jnp.ones((), dtype=x0.dtype)))
     x, value, decrement = state[0], state[3], state[6]
