@@ -1,7 +1,7 @@
 """Benchmark: toy fits per second (issue 15's speed figures; not a test).
 
-    python scans/benchmark_toys.py [--experiment COH-Ar-750] [--chunk 4096] [--chunks 4] [--steps 6]
-                                   [--check-steps 12] [--t-tolerance 1e-3]
+    python scans/benchmark_toys.py [--experiment COH-Ar-750] [--chunk 4096] [--chunks 4] [--steps 4]
+                                   [--check-steps 8] [--t-tolerance 1e-3]
                                    [--fc-grid 60] [--fc-toys 1000] [--json results/bench_toys.json]
 
 Toys of COH-Ar-750 binned in energy and time with every preset nuisance profiled: the forecast's μ
@@ -41,7 +41,8 @@ def _parse():
     p.add_argument("--experiment", default="COH-Ar-750")
     p.add_argument("--chunk", type=int, default=4096, help="toys per chunk")
     p.add_argument("--chunks", type=int, default=4, help="chunks timed")
-    p.add_argument("--steps", type=int, default=6, help="Fisher-scoring steps per fit (the failure fraction says if enough)")
+    p.add_argument("--steps", type=int, default=4, help="Fisher-scoring steps per fit (the failure fraction and the "
+                   "--check-steps refit say if enough)")
     p.add_argument("--fc-grid", type=int, default=60, help="points per axis of the sterile plane (estimate)")
     p.add_argument("--fc-toys", type=int, default=1000, help="toys per plane point (estimate)")
     p.add_argument("--fc-batch", type=int, default=32, help="sterile points timed for the template cost")

@@ -320,3 +320,35 @@ def test_spd_solve_equals_a_general_solver_and_refuses_indefinite_matrices():
     got = np.asarray(jax.jit(jax.vmap(spd_solve))(H, g))
     np.testing.assert_allclose(got, np.linalg.solve(H, g[..., None])[..., 0], rtol=1e-9, atol=1e-12)
     assert np.all(np.isnan(np.asarray(spd_solve(jnp.diag(jnp.array([1.0, -1.0, 2.0])), jnp.ones(3)))[1:]))
+
+
+def test_fit_box_refuses_overshooting_steps_and_reaches_the_scipy_minimum():
+    """stats.minimise.fit_box on a strongly non-linear one-parameter model, μ_b = 10·e^{k_b x} + 2: from
+    x₀ = −3 the full Fisher-scoring step overshoots and is refused (the fit stays and shortens its step),
+    from x₀ = +3 it crawls; χ² never increases along the steps, and both reach scipy's minimum (Brent,
+    independent), flagged converged — and a fit cut after 3 steps is flagged not converged."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import xlogy
+
+    from cevns_jax.stats.minimise import fit_box
+
+    k, n = jnp.array([1.0, 2.0, 3.0]), jnp.array([12.0, 30.0, 5.0])
+    mu = lambda x: 10.0 * jnp.exp(x[0] * k) + 2.0  # noqa: E731
+    zero, inf = jnp.zeros(1), jnp.full(1, jnp.inf)
+    fit = jax.jit(fit_box, static_argnums=0)  # n_steps traced: one program for every step count
+
+    def chi2(x):
+        m = 10.0 * np.exp(x * np.asarray(k)) + 2.0
+        return 2.0 * np.sum(m - n + xlogy(n, n) - xlogy(n, m))
+
+    best = minimize_scalar(chi2, bracket=(-1.0, 0.0, 1.0), tol=1e-12)
+    for x0 in (-3.0, 3.0):
+        path = [fit(mu, n, jnp.array([x0]), zero, zero, -inf, inf, s) for s in (1, 2, 3, 25)]
+        values = [float(p[1]) for p in path]
+        assert all(b <= a for a, b in zip(values, values[1:])), values
+        x, value, ok, _ = path[-1]
+        assert bool(ok) and float(x[0]) == pytest.approx(best.x, abs=1e-6)
+        assert float(value) == pytest.approx(best.fun, abs=1e-9)
+        assert not bool(path[2][2])  # 3 steps: not converged, and flagged so
+    refused = fit(mu, n, jnp.array([-3.0]), zero, zero, -inf, inf, 1)
+    assert float(refused[0][0]) == -3.0  # the first (full) step from −3 raised χ²: not taken

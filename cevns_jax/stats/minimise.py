@@ -8,8 +8,11 @@ in the manner of Bertsekas' projected Newton method (SIAM J. Control Optim. 20, 
 * a parameter at a bound whose gradient points out of the box is *active*: its row and column of the
   expected Hessian are replaced by the identity and its gradient component by 0, so it does not move
   and does not drag the others;
-* the trial points x − t·Δ (t in :data:`cevns_jax.stats.likelihood.STEP_LENGTHS`) are projected onto the
-  box and the lowest χ² is kept, so χ² never increases.
+* the trial point x − t·Δ is projected onto the box and taken only if it lowers χ², so χ² never
+  increases; the step length t adapts per fit (1 at first, then the minimiser of the parabola through
+  the last trial, within safeguards), and the one forward pass at the trial point also gives the
+  Jacobian of the next step. (Before, six lengths were tried at every step and the best kept: six evaluations of
+  χ² per step instead of one, for the same steps wherever the full step is taken; docs/physics.md §5.11.)
 
 Convergence is judged at the end, never assumed: the Newton decrement λ²/2 = ½ gᵀH⁻¹g of the reduced
 problem estimates χ²(p) − min χ² (Boyd & Vandenberghe, *Convex Optimization*, §9.5.1); a fit is
@@ -25,9 +28,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from .likelihood import MU_FLOOR, STEP_LENGTHS, poisson_deviance
+from .likelihood import MU_FLOOR, poisson_deviance
 
-__all__ = ["DECREMENT_TOLERANCE", "fit_box", "spd_solve"]
+__all__ = ["DECREMENT_TOLERANCE", "STEP_GROW", "STEP_MIN_FRACTION", "STEP_MAX_REFUSED", "fit_box", "spd_solve"]
 
 DECREMENT_TOLERANCE = 1e-4
 """A fit is converged when ½ gᵀH⁻¹g (the estimated distance to the minimum, in χ² units) is below this:
@@ -57,14 +60,22 @@ def spd_solve(H, g):
     return jnp.stack(x) if n else jnp.zeros_like(g)
 
 
-def _direction(mu_fn, n, x, inv_var, centre, lo, hi):
-    """Gradient, reduced Fisher-scoring direction and Newton decrement at ``x``."""
+def _evaluate(mu_fn, n, x, inv_var, centre):
+    """Expected counts (floored at MU_FLOOR), their Jacobian, χ² and its gradient at ``x``: one forward pass
+    of ``mu_fn`` with its tangents (``jax.jacfwd``)."""
     def mu_of(y):
         mu = jnp.maximum(mu_fn(y), MU_FLOOR)
         return mu, mu
 
     J, mu = jax.jacfwd(mu_of, has_aux=True)(x)
+    value = poisson_deviance(mu, n) + jnp.sum(inv_var * (x - centre) ** 2)
     g = 2.0 * J.T @ (1.0 - n / mu) + 2.0 * inv_var * (x - centre)
+    return J, mu, jnp.where(jnp.isfinite(value), value, jnp.inf), g
+
+
+def _direction(J, mu, x, g, inv_var, lo, hi):
+    """Reduced Fisher-scoring direction and Newton decrement at ``x`` (from its Jacobian ``J``, counts ``mu``
+    and gradient ``g``)."""
     H = 2.0 * (J.T / mu) @ J + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
     active = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
     H = jnp.where(active[:, None] | active[None, :], jnp.eye(x.size), H)
@@ -76,6 +87,12 @@ def _direction(mu_fn, n, x, inv_var, centre, lo, hi):
     return delta, decrement
 
 
+STEP_GROW, STEP_MIN_FRACTION, STEP_MAX_REFUSED = 2.0, 0.1, 0.5
+"""Safeguards of the step length of :func:`fit_box`: the next length is the minimiser of the parabola
+through the last trial, kept within [0.1 t, min(1, 2 t)] after a step taken and [0.1 t, 0.5 t] after one
+refused."""
+
+
 def fit_box(mu_fn: Callable, n, x0, inv_var, centre, lo, hi, n_steps: int,
             tolerance: float = DECREMENT_TOLERANCE):
     """min over lo ≤ x ≤ hi of χ²(x) = deviance(``mu_fn(x)``, n) + Σ inv_var·(x − centre)².
@@ -84,21 +101,38 @@ def fit_box(mu_fn: Callable, n, x0, inv_var, centre, lo, hi, n_steps: int,
     ``lo``, ``hi``: flat arrays (±inf for no bound). ``n_steps`` projected Fisher-scoring steps from
     ``clip(x0, lo, hi)``. Returns (x̂, χ²(x̂), converged, decrement): ``converged`` is True when χ² is
     finite and the Newton decrement at x̂ is below ``tolerance`` (module docstring).
+
+    Each step tries one point, x − t·Δ projected onto the box, with t = 1 at first: it is taken if it lowers
+    χ², else the fit stays. The next t is the minimiser of the parabola φ(s) through φ(0) = χ²(x),
+    φ′(0) = −gᵀΔ and the trial's φ(t) (Nocedal & Wright, *Numerical Optimization*, 2nd ed., §3.5), kept
+    within [0.1 t, min(1, 2 t)] after a step taken and [0.1 t, 0.5 t] after one refused (:data:`STEP_GROW`,
+    :data:`STEP_MIN_FRACTION`, :data:`STEP_MAX_REFUSED`): where μ is close to linear it stays 1, where the
+    full step overshoots (a non-linear nuisance such as the pulse timing) the next steps are shortened
+    to what the last trial showed. The one forward pass at the trial point gives its χ², and its Jacobian
+    and gradient for the next direction, so a step costs one evaluation of ``mu_fn`` with its tangents,
+    one Fisher matrix and one solve.
     """
-    lengths = jnp.asarray(STEP_LENGTHS)
+    def state_at(x):
+        J, mu, value, g = _evaluate(mu_fn, n, x, inv_var, centre)
+        delta, decrement = _direction(J, mu, x, g, inv_var, lo, hi)
+        return x, J, mu, value, g, delta, decrement
 
-    def objective(x):
-        return poisson_deviance(mu_fn(x), n) + jnp.sum(inv_var * (x - centre) ** 2)
+    def step(_, carry):
+        state, t = carry
+        x, value, delta, decrement = state[0], state[3], state[5], state[6]
+        trial = state_at(jnp.clip(x - t * delta, lo, hi))
+        better = trial[3] <= value  # (a non-finite χ² is +inf: never taken)
+        slope = 2.0 * decrement  # gᵀΔ = −φ′(0)
+        curvature = 2.0 * (trial[3] - value + slope * t) / t**2
+        convex = curvature > 0
+        t_min = slope / jnp.where(convex, curvature, 1.0)
+        upper = jnp.where(better, jnp.minimum(1.0, STEP_GROW * t), STEP_MAX_REFUSED * t)
+        t_next = jnp.clip(jnp.where(convex, t_min, upper), STEP_MIN_FRACTION * t, upper)
+        t_next = jnp.where(jnp.isfinite(t_next), t_next, STEP_MIN_FRACTION * t)
+        state = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), trial, state)
+        return state, t_next
 
-    def step(_, x):
-        delta, _ = _direction(mu_fn, n, x, inv_var, centre, lo, hi)
-        trials = jnp.clip(x[None, :] - lengths[:, None] * delta[None, :], lo, hi)
-        values = jax.vmap(objective)(trials)
-        values = jnp.where(jnp.isfinite(values), values, jnp.inf)
-        return trials[jnp.argmin(values)]
-
-    x = jax.lax.fori_loop(0, n_steps, step, jnp.clip(x0, lo, hi))
-    value = objective(x)
-    _, decrement = _direction(mu_fn, n, x, inv_var, centre, lo, hi)
+    state, _ = jax.lax.fori_loop(0, n_steps, step, (state_at(jnp.clip(x0, lo, hi)), jnp.ones((), dtype=x0.dtype)))
+    x, value, decrement = state[0], state[3], state[6]
     converged = jnp.isfinite(value) & (decrement < tolerance)
     return x, value, converged, decrement
