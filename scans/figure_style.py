@@ -8,11 +8,17 @@ curves (which stay visible on top of it) and over the green/yellow expected band
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
-__all__ = ["STYLES", "style", "plain_log_ticks", "legend_outside", "wrap_math"]
+__all__ = ["STYLES", "style", "plain_log_ticks", "legend_outside", "wrap_math", "save_figure", "FigureRecord"]
 
 STYLES = {
     "COH-Ar-750": dict(color="#1f77b4", ls="-", lw=1.6),
@@ -69,3 +75,56 @@ def save_figure(fig, out, name: str, tight: bool = True, dpi: int = 120) -> None
     fig.savefig(f"{out}/{name}.png", dpi=dpi, bbox_inches=bbox)
     fig.savefig(f"{out}/{name}.pdf", dpi=dpi, bbox_inches=bbox, metadata={"CreationDate": None})
     plt.close(fig)
+
+
+def _file_sha(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class FigureRecord:
+    """Which figures on disk are what drawing them again would write (their PNG and PDF are byte-reproducible,
+    :func:`save_figure`), so a rerun from finished results skips them.
+
+    A figure is current when the hash of its inputs (every array and number it draws, given by the caller), the
+    drawing code (``scripts`` and this module) and the matplotlib version equals the one recorded when it was
+    last drawn, and both its files still have the SHA-256 recorded then (a figure edited, replaced or deleted
+    by hand is drawn again). ``force`` (``--redraw``) draws everything. The record is a JSON file beside the
+    results it depends on, written atomically."""
+
+    def __init__(self, path: Path, scripts=(), force: bool = False):
+        from cevns_jax.provenance import content_hash
+
+        self.path, self.force, self._hash = Path(path), force, content_hash
+        code = hashlib.sha256(matplotlib.__version__.encode())
+        for script in sorted({Path(__file__).resolve(), *(Path(s).resolve() for s in scripts)}):
+            code.update(script.name.encode() + script.read_bytes())
+        self.code = code.hexdigest()
+        try:
+            self.table = json.loads(self.path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            self.table = {}
+        self.table = self.table if isinstance(self.table, dict) else {}
+        self.skipped = 0
+
+    def _key(self, name: str, inputs) -> str:
+        return self._hash({"name": name, "inputs": inputs, "code": self.code})
+
+    def current(self, out, name: str, inputs) -> bool:
+        """Whether ``out/name.{png,pdf}`` are what drawing ``inputs`` now would write (counted in ``skipped``)."""
+        entry = self.table.get(f"{out}/{name}")
+        ok = (not self.force and isinstance(entry, dict) and entry.get("key") == self._key(name, inputs)
+              and all(_file_sha(Path(out) / f"{name}.{ext}") == entry.get(ext) for ext in ("png", "pdf")))
+        self.skipped += ok
+        return ok
+
+    def record(self, out, name: str, inputs) -> None:
+        """Record ``out/name.{png,pdf}``, just written from ``inputs``."""
+        self.table[f"{out}/{name}"] = {"key": self._key(name, inputs),
+                                       **{ext: _file_sha(Path(out) / f"{name}.{ext}") for ext in ("png", "pdf")}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.table, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)

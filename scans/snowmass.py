@@ -49,10 +49,10 @@ from cevns_jax.stats.crossings import XTOL, LimitCurves, refine_masses, solve_cr
 from cevns_jax.stats.analyses import load_analysis, with_linear_morphing  # noqa: E402
 from cevns_jax.stats.fisher import fisher_blocks  # noqa: E402
 from cevns_jax.stats.forecast import (MAX_CROSSINGS, ROOT_ITERATIONS, AsimovForecast, ForecastSpec,  # noqa: E402
-                                     dark_matter_coupling_scan, program_labels, shared_delta_chi2)
+                                     affine_coupling_scan, dark_matter_coupling_scan, program_labels, shared_delta_chi2)
 from cevns_jax.stats.limits import DataLimit  # noqa: E402
 from cevns_jax.stats.teststats import BAND_SIGMAS, asimov_band_levels  # noqa: E402
-from figure_style import legend_outside, plain_log_ticks, save_figure, style, wrap_math  # noqa: E402
+from figure_style import FigureRecord, legend_outside, plain_log_ticks, save_figure, style, wrap_math  # noqa: E402
 
 cevns_jax.enable_x64()
 cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
@@ -86,6 +86,8 @@ DARK_BYTES_PER_MASS = 5e8
 it carries every detector set's templates, three production channels and the coupling raster): its chunk
 size is set from it and :data:`MEMORY_BUDGET` instead of measured by compiling the program once at the whole
 grid and again at the chunk that fits (≈ 50 s of a cold start)."""
+STERILE_MASSES_PER_CHUNK = 4
+"""Δm² points per chunk of the sterile program (each carries every detector set's oscillated templates)."""
 UNITS = {"mass_MeV": "MeV", "m_chi_MeV": "MeV", "m_V_MeV": "MeV", "dm2_eV2": "eV²", "g": "1", "Y": "1",
          "alpha_B": "1", "Umu4_sq": "1", "Ue4_sq": "1", "g_over_island": "1", "eps_u": "1", "eps_d": "1"}
 """Units of every scan axis, stored with the results (``cevns_jax.scan.load``); "1": dimensionless."""
@@ -201,6 +203,8 @@ class SharedDark:
     (:func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`). ``data``: the CsI-2021 release
     analysis, whose *observed* counts give the current limit (label :data:`DATA`)."""
 
+    dark_matter = True
+
     def __init__(self, sets: dict, data, ratios, power: float, level: float):
         self.sets, self.data, self.flat, self.ratios = sets, data, PytreeInputs(DARK), ratios
         self.priors = {k: program_labels(tuple(v), ForecastSpec(dark_matter=True))[1] for k, v in sets.items()}
@@ -218,6 +222,9 @@ class SharedDark:
         """The raster as ratios to its first value (decades rounded, so equal rasters share a program)."""
         return 10.0 ** np.linspace(0.0, round(float(np.log10(axis.stop / axis.start)), 9), axis.num)
 
+    def identity_couplings(self, axis: Axis) -> np.ndarray:
+        return axis.start * self.ratios
+
     def prepare(self, model_of: Callable, axes) -> Callable:
         mass, coupling = axes[0].name, axes[1].name
         models = jax.jit(jax.vmap(model_of))
@@ -228,23 +235,68 @@ class SharedDark:
         return prepare
 
 
-def scan_dark(name, shared: SharedDark, model_of, axes, out, level) -> tuple:
-    """The dark-matter scan of one study with the shared program: ({label: grid (mass, coupling)}, its
+STERILE_REFERENCE = 0.5
+"""|U_α4|² at which the sterile program computes its oscillated templates: there the strength
+4|U|²(1 − |U|²) of every rate's oscillated part is 1 (:func:`cevns_jax.stats.coupling_scan.affine_coupling_scan`)."""
+
+
+def mixing_strength(U_sq):
+    """4|U|²(1 − |U|²): the factor of ⟨sin²Δ⟩ in P_αα with one |U_α4|² ≠ 0 (docs/physics.md §4.1); monotonic on
+    the axes' |U|² ≤ ½."""
+    return 4.0 * U_sq * (1.0 - U_sq)
+
+
+class SharedSterile:
+    """Every single-flavour 3+1 study in one compiled program (the structure ``FAMILIES["sterile"]``): per Δm²,
+    the templates of each detector set and the data at |U|² = :data:`STERILE_REFERENCE` and without mixing;
+    along the study's |U|² raster (``couplings``, a constant of the program) the templates are their exact
+    affine combination in :func:`mixing_strength`, so the raster costs profiled fits only, and every crossing
+    and band is solved in the program (:func:`cevns_jax.stats.coupling_scan.affine_coupling_scan`)."""
+
+    dark_matter = False
+
+    def __init__(self, sets: dict, data, couplings, level: float):
+        self.sets, self.data, self.flat = sets, data, PytreeInputs(FAMILIES["sterile"])
+        self.couplings = np.asarray(couplings, dtype=float)
+        self.priors = {k: program_labels(tuple(v), ForecastSpec())[1] for k, v in sets.items()}
+
+        def make():  # the forecasts (their SM references compile) only when the program is traced
+            evaluators = {label: AsimovForecast(exps, self.flat.build) for label, exps in sets.items()}
+            evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
+            return affine_coupling_scan(evaluators, self.flat.build, lambda m: replace(m, sterile=None), mixing_strength,
+                                        self.couplings, level=level, band_levels=tuple(float(b) for b in BAND_LEVELS))
+        point = Lazy(make)
+        self.program = ScanProgram(point, before_compile=point.build)
+
+    def identity_couplings(self, axis: Axis) -> np.ndarray:
+        return self.couplings
+
+    def prepare(self, model_of: Callable, axes) -> Callable:
+        mass, coupling = axes[0].name, axes[1].name
+        models = jax.jit(jax.vmap(model_of))
+        def prepare(points: dict) -> dict:  # noqa: E306
+            m = np.asarray(points[mass], dtype=float)
+            return mapped_columns(self.flat, models, {mass: m, coupling: np.full(m.size, STERILE_REFERENCE)})
+        return prepare
+
+
+def scan_in_program(name, shared, model_of, axes, out, level, per_device: int) -> tuple:
+    """The scan of one study with a program that solves its crossings itself (:class:`SharedDark`,
+    :class:`SharedSterile`; ``per_device`` masses per chunk and device): ({label: grid (mass, coupling)}, its
     in-program crossings, the scan's identity hash)."""
     sets = shared.sets
-    per_device = max(1, int(MEMORY_BUDGET // DARK_BYTES_PER_MASS))
     result = run_scan(shared.program, axes[:1], out / name, chunk_size=per_device * len(jax.local_devices()),
                       description={"sets": {k: [e.name for e in v] for k, v in sets.items()}, "level": level,
                                    "priors": shared.priors, "data": DATA, "couplings": axes[1].values().tolist(),
                                    "study": name, "band_levels": BAND_LEVELS.tolist()},
-                      identity={"sets": sets, "data": shared.data, "couplings": axes[0].start * shared.ratios},
+                      identity={"sets": sets, "data": shared.data, "couplings": shared.identity_couplings(axes[1])},
                       label=f"{name}", units={**{a.name: UNITS[a.name] for a in axes}, **{k: "Δχ²" for k in list(sets) + [DATA]}},
                       output_axes=axes[1:], prepare=shared.prepare(model_of, axes))
     mass_name, coupling_name = axes[0].name, axes[1].name
     grids = {k: v for k, v in result.values.items() if "@" not in k}
 
     def direct():  # a second method for --check-convergence: Δχ² of the study's own model at (mass, coupling)
-        evaluators = {k: AsimovForecast(v, model_of, dark_matter=True) for k, v in sets.items()}
+        evaluators = {k: AsimovForecast(v, model_of, dark_matter=shared.dark_matter) for k, v in sets.items()}
         evaluators[DATA] = DataLimit(model_of, analysis=with_linear_morphing(shared.data))
         return _PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
     return grids, _InProgramCrossings(result, mass_name, list(grids), direct), result.meta["identity"]["scan"]
@@ -329,11 +381,11 @@ def cached(path: Path, key: dict, compute: Callable):
                 return saved["value"]
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             pass  # unreadable: recompute
-    value = compute()
+    text = json.dumps({"key": key, "value": compute()})
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "value": value}))
+    tmp.write_text(text)
     os.replace(tmp, path)
-    return value
+    return json.loads(text)["value"]  # as a rerun reads it (lists, not tuples): equal inputs hash equally
 
 
 def curves_to_json(c: LimitCurves) -> dict:
@@ -458,7 +510,7 @@ def fisher_numbers(exps: dict, years: list) -> dict:
     return {"table": table, "ellipses": ellipses}
 
 
-def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
+def fisher_forecasts(exps: dict, out: Path, results: Path, record: FigureRecord) -> list[str]:
     """σ(sin²θ_W) and σ(R_n) against exposure (1–5 SNS years), per detector and combined; ellipse figure.
     The numbers are cached with the hash of the experiments and of the package source."""
     years = [1.0, 2.0, 3.0, 4.0, 5.0]
@@ -467,6 +519,22 @@ def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
     numbers = cached(results / "fisher.json", key, lambda: fisher_numbers(exps, years))
     table = {(k.split("|")[0], float(k.split("|")[1])): (a, float("nan") if b is None else b)
              for k, (a, b) in numbers["table"].items()}
+    names = ("snowmass_fisher_ellipses", "snowmass_sin2w_vs_exposure")
+    if not all([record.current(out, name, numbers) for name in names]):
+        draw_fisher(numbers, table, years, out)
+        for name in names:
+            record.record(out, name, numbers)
+    lines = ["| detector | " + " | ".join(f"σ(ŝ²) {y:g} y" for y in years) + " | σ(R_n) [fm] 3 y |",
+             "|---|" + "---|" * (len(years) + 1)]
+    for n in PLANNED + ["combined", WITH_MONITOR]:
+        rn = table[(n, 3.0)][1]  # combined: δR_n is a parameter per nucleus, no single value to quote
+        rn_cell = f"{rn:.3f}" if np.isfinite(rn) else "per nucleus (rows above)"
+        lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn_cell} |")
+    return lines
+
+
+def draw_fisher(numbers: dict, table: dict, years: list, out: Path) -> None:
+    """The Fisher ellipses (sin²θ_W, δR_n) and σ(sin²θ_W) against exposure."""
     fig, ax = plt.subplots(figsize=(6.4, 5))
     for n, (xs, ys) in numbers["ellipses"].items():
         ax.plot(xs, ys, **{**style(n), "markevery": 0.1}, label=n)
@@ -488,13 +556,6 @@ def fisher_forecasts(exps: dict, out: Path, results: Path) -> list[str]:
     legend_outside(ax, fontsize=8)
     ax.grid(alpha=0.3, which="both")
     finish(fig, out, "snowmass_sin2w_vs_exposure")
-    lines = ["| detector | " + " | ".join(f"σ(ŝ²) {y:g} y" for y in years) + " | σ(R_n) [fm] 3 y |",
-             "|---|" + "---|" * (len(years) + 1)]
-    for n in PLANNED + ["combined", WITH_MONITOR]:
-        rn = table[(n, 3.0)][1]  # combined: δR_n is a parameter per nucleus, no single value to quote
-        rn_cell = f"{rn:.3f}" if np.isfinite(rn) else "per nucleus (rows above)"
-        lines.append(f"| {n} | " + " | ".join(f"{table[(n, y)][0]:.4f}" for y in years) + f" | {rn_cell} |")
-    return lines
 
 
 def finish(fig, out: Path, name: str, tight: bool = True) -> None:
@@ -520,6 +581,7 @@ class RasterStudy:
     islands: bool = False
     relic: str | None = None  # thermal-relic particle type drawn as a target line
     power: float | None = None  # dark matter: counts ∝ coupling^power at fixed masses (fast raster)
+    mixing: bool = False  # 3+1 with one |U_α4|²: templates affine in 4|U|²(1 − |U|²) (fast raster, SharedSterile)
 
 
 def zprime_band(ax, masses):
@@ -594,27 +656,59 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
         RasterStudy("sterile_numu", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Umu4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Umu4_sq=th["Umu4_sq"])),
                     r"$\Delta m^2_{41}$ [eV$^2$]", r"$|U_{\mu 4}|^2$ (90% CL)", r"3+1 sterile neutrino, $\nu_\mu$ and "
-                    r"$\bar\nu_\mu$ disappearance into $\nu_s$ ($|U_{e4}| = |U_{\tau 4}| = 0$)", (1.0, 10.0), swap_axes=True),
+                    r"$\bar\nu_\mu$ disappearance into $\nu_s$ ($|U_{e4}| = |U_{\tau 4}| = 0$)", (1.0, 10.0), swap_axes=True, mixing=True),
         RasterStudy("sterile_nue", Axis("dm2_eV2", 0.1, 100.0, n_mass, "log"), Axis("Ue4_sq", 1e-3, 0.5, n_coupling, "log"),
                     lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Ue4_sq=th["Ue4_sq"])),
                     r"$\Delta m^2_{41}$ [eV$^2$]", r"$|U_{e4}|^2$ (90% CL)", r"3+1 sterile neutrino, $\nu_e$ disappearance "
-                    r"into $\nu_s$ ($|U_{\mu 4}| = |U_{\tau 4}| = 0$)", (1.0, 10.0), swap_axes=True),
+                    r"into $\nu_s$ ($|U_{\mu 4}| = |U_{\tau 4}| = 0$)", (1.0, 10.0), swap_axes=True, mixing=True),
     ]
 
 
+def draw_raster(study: RasterStudy, masses, curves: dict, solved: LimitCurves, bands: dict, grid_masses, islands: dict,
+                relic, years: float, out: Path) -> None:
+    """The figure of one raster study (limits, expected bands, data exclusion, islands, relic or (g−2)_μ band)."""
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
+    for label, island in islands.items():
+        if island and label not in (REFERENCE, DATA):
+            m, lo, hi = np.array(island).T
+            ax.fill_between(m, lo, hi, color=style(label)["color"], alpha=0.3, label=f"{label}: allowed island\n" + r"($Q_V \to -Q_V$)")
+            ax.plot(m, np.sqrt(lo * hi), color=style(label)["color"], lw=0.6, alpha=0.6)
+    if study.name == "lmutau":
+        zprime_band(ax, masses)
+    if relic is not None:
+        ax.plot(masses, relic, "k:", lw=1.3, label=f"thermal relic ({study.relic}, " + r"$\Omega h^2 = 0.12$)")
+    caption = wrap_math(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
+                        r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; "
+                        r"green/yellow: $\pm1\sigma$/$\pm2\sigma$ expected bands of the combination (asymptotic CLs, "
+                        r"Cowan et al. 2011; solved at the grid masses); grey: "
+                        "excluded by the CsI-2021 data (same statistic, fitted here)", 95)
+    plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
+         data=(solved.crossings[DATA], study.coupling.stop) if DATA in curves else None)
+    if BAND_CURVE in bands:
+        draw_bands(ax, grid_masses, bands[BAND_CURVE][:, :grid_masses.size], BAND_CURVE, study.swap_axes)
+    (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
+    legend_outside(ax, fontsize=7)
+    finish(fig, out, f"snowmass_{study.name}")
+
+
 def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: float, tag: str, results: Path, out: Path,
-               start: float, refine: bool = False, check: bool = False) -> list:
+               start: float, record: FigureRecord, refine: bool = False, check: bool = False) -> list:
     """Scan every detector set of a study, draw the figure, return the benchmark rows (``shared()``: the
     :class:`SharedProgram`, built at first use)."""
     labels = list(sets) if study.labels == ("all",) else list(study.labels)
     masses, couplings = study.mass.values(), study.coupling.values()
     axes, name = [study.mass, study.coupling], f"{study.name}_{tag}"
-    if study.power is None:
+    if study.mixing:
+        grids, fn, scan_id = scan_in_program(name, shared(("sterile_affine", tuple(couplings))), study.model_of, axes,
+                                             results, LEVEL, STERILE_MASSES_PER_CHUNK)
+        grids = {k: grids[k] for k in labels + [DATA]}
+        fn.labels = list(grids)
+    elif study.power is None:
         grids, fn, scan_id = scan_shared(name, shared(family_of(study.model_of, axes)), study.model_of, axes, results, LEVEL)
         grids, fn = {k: grids[k] for k in labels + [DATA]}, fn.only(labels + [DATA])
     else:
-        grids, fn, scan_id = scan_dark(name, shared(("dark", study.power, tuple(SharedDark.ratios_of(study.coupling)))),
-                                       study.model_of, axes, results, LEVEL)
+        grids, fn, scan_id = scan_in_program(name, shared(("dark", study.power, tuple(SharedDark.ratios_of(study.coupling)))),
+                                             study.model_of, axes, results, LEVEL, max(1, int(MEMORY_BUDGET // DARK_BYTES_PER_MASS)))
         grids = {k: grids[k] for k in labels + [DATA]}
         fn.labels = list(grids)
     key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "iterations": ROOT_ITERATIONS, "refine": refine, "rtol": REFINE_RTOL,
@@ -651,33 +745,17 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
                     default=0.0)
         print(f"  convergence: benchmark limits change by at most {worst:.1e} with the coupling raster doubled", flush=True)
     print(f"{study.name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
-    fig, ax = plt.subplots(figsize=(7.2, 5.0))
-    if study.islands:
-        islands = universal_islands(shared("zprime_nsi"), [k for k in labels if k != REFERENCE], study.mass, 4 * study.coupling.num,
-                                    tag, results)
-        for label, island in islands.items():
-            if island and label not in (REFERENCE, DATA):
-                m, lo, hi = np.array(island).T
-                ax.fill_between(m, lo, hi, color=style(label)["color"], alpha=0.3, label=f"{label}: allowed island\n" + r"($Q_V \to -Q_V$)")
-                ax.plot(m, np.sqrt(lo * hi), color=style(label)["color"], lw=0.6, alpha=0.6)
-    if study.name == "lmutau":
-        zprime_band(ax, masses)
+    islands = (universal_islands(shared("zprime_nsi"), [k for k in labels if k != REFERENCE], study.mass,
+                                 4 * study.coupling.num, tag, results) if study.islands else {})
+    relic = None
     if study.relic:
         key = {"masses": [float(m) for m in masses], "particle": study.relic, "source": source_hash()}
         relic = cached(results / name / "relic.json", key, lambda: np.asarray(relic_Y(masses, study.relic)).tolist())
-        ax.plot(masses, relic, "k:", lw=1.3, label=f"thermal relic ({study.relic}, " + r"$\Omega h^2 = 0.12$)")
-    caption = wrap_math(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
-                        r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; "
-                        r"green/yellow: $\pm1\sigma$/$\pm2\sigma$ expected bands of the combination (asymptotic CLs, "
-                        r"Cowan et al. 2011; solved at the grid masses); grey: "
-                        "excluded by the CsI-2021 data (same statistic, fitted here)", 95)
-    plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
-         data=(solved.crossings[DATA], study.coupling.stop) if DATA in grids else None)
-    if BAND_CURVE in bands:
-        draw_bands(ax, grid_masses, bands[BAND_CURVE][:, :grid_masses.size], BAND_CURVE, study.swap_axes)
-    (ax.set_xlim if study.swap_axes else ax.set_ylim)(study.coupling.start, study.coupling.stop)
-    legend_outside(ax, fontsize=7)
-    finish(fig, out, f"snowmass_{study.name}")
+    inputs = {"years": years, "masses": masses, "curves": curves, "bands": bands, "grid_masses": grid_masses,
+              "data": solved.crossings.get(DATA), "islands": islands, "relic": relic}
+    if not record.current(out, f"snowmass_{study.name}", inputs):
+        draw_raster(study, masses, curves, solved, bands, grid_masses, islands, relic, years, out)
+        record.record(out, f"snowmass_{study.name}", inputs)
     n = grid_masses.size  # ±1σ at the benchmarks: rows 1 (−1σ) and 2 (+1σ) of BAND_LEVELS
     one_sigma = {k: [(bands[k][1, n + i], bands[k][2, n + i]) for i in range(len(benchmarks))] for k in band_labels}
     return [(study.name, label, *at.limit(label), *one_sigma.get(label, [None] * len(benchmarks))) for label in curves]
@@ -699,17 +777,32 @@ def allowed_area(u, d, grid, level: float) -> float:
     return abs(area)
 
 
-def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: Path, out: Path, start: float) -> list:
+def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: Path, out: Path, start: float,
+                record: FigureRecord) -> list:
     """90% CL (Δχ² = 4.61, two parameters) expected regions in (ε^uV_αα, ε^dV_αα) for α = e, μ."""
-    rows = []
-    fig, axs = plt.subplots(1, 2, figsize=(11, 5.6))
-    for ax, flavour in zip(axs, ("ee", "mumu")):
-        axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
+    rows, planes = [], {}
+    axes = [Axis("eps_u", -0.6, 0.6, n, "linear"), Axis("eps_d", -0.6, 0.6, n, "linear")]
+    u, d = axes[0].values(), axes[1].values()
+    for flavour in ("ee", "mumu"):
         model_of = lambda th, f=flavour: NewPhysics(nsi=nsi_couplings(**{f"{f}_u": th["eps_u"], f"{f}_d": th["eps_d"]}))  # noqa: E731
-        u, d = axes[0].values(), axes[1].values()
         grids, _, _ = scan_shared(f"nsi_{flavour}_{tag}", shared, model_of, axes, results, LEVEL_2D)
-        for label in list(shared.sets) + [DATA]:
-            grid = grids[label]
+        planes[flavour] = {label: np.asarray(grids[label]) for label in list(shared.sets) + [DATA]}
+        for label, grid in planes[flavour].items():
+            grid = grid - grid.min() if label == DATA else grid  # the data: Δχ² against the best point of the plane
+            rows.append((f"NSI {flavour} allowed area", label, allowed_area(u, d, grid, LEVEL_2D), float("nan")))
+        print(f"nsi {flavour}: done ({time.perf_counter() - start:.0f} s)", flush=True)
+    inputs = {"years": years, "u": u, "d": d, "planes": planes}
+    if not record.current(out, "snowmass_nsi", inputs):
+        draw_nsi(planes, u, d, years, out)
+        record.record(out, "snowmass_nsi", inputs)
+    return rows
+
+
+def draw_nsi(planes: dict, u, d, years: float, out: Path) -> None:
+    """The two NSI planes: each detector set's 90% CL contour, the combination filled, the data's allowed region."""
+    fig, axs = plt.subplots(1, 2, figsize=(11, 5.6))
+    for ax, (flavour, grids) in zip(axs, planes.items()):
+        for label, grid in grids.items():
             line = style(label)
             if label == DATA:  # allowed region from the data: Δχ² against the best point of the plane
                 grid = grid - grid.min()
@@ -723,8 +816,6 @@ def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: 
                 ax.contour(u, d, grid.T, levels=[LEVEL_2D], colors=[line["color"]], linewidths=line["lw"],
                            linestyles=[line["ls"]], zorder=2)
                 ax.plot([], [], color=line["color"], lw=line["lw"], ls=line["ls"], label=label)
-            rows.append((f"NSI {flavour} allowed area", label, allowed_area(u, d, grid, LEVEL_2D), float("nan")))
-        print(f"nsi {flavour}: done ({time.perf_counter() - start:.0f} s)", flush=True)
         ax.plot(0, 0, "k*", ms=9, label="SM")
         name = {"ee": "e", "mumu": r"\mu"}[flavour]
         ax.set_xlabel(rf"$\varepsilon^{{uV}}_{{{name}{name}}}$")
@@ -736,7 +827,6 @@ def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: 
     fig.legend(handles, names, loc="lower center", ncol=5, fontsize=7.5)
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     finish(fig, out, "snowmass_nsi", tight=False)
-    return rows
 
 
 def main() -> None:
@@ -754,6 +844,9 @@ def main() -> None:
                              "(the quoted benchmark limits are solved exactly at their masses either way)")
     parser.add_argument("--check-convergence", action="store_true",
                         help="re-solve the benchmark limits with the coupling raster doubled and report the change")
+    parser.add_argument("--redraw", action="store_true",
+                        help="draw every figure again (by default a figure whose inputs, drawing code and files are "
+                             "unchanged since it was drawn is kept: it would come out byte-identical)")
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--results", type=Path, default=Path("results/snowmass"))
     args = parser.parse_args()
@@ -775,19 +868,21 @@ def main() -> None:
     # program needs it (a redraw from finished scans does not)
     data = load_analysis(REFERENCE, morphing="exact")
     print(f"CsI-2021 release analysis loaded ({time.perf_counter() - start:.0f} s)", flush=True)
+    record = FigureRecord(args.results / "figures.json", scripts=[__file__], force=args.redraw)
     built = {}
     def shared(family):  # noqa: E306  (built once, at the first study that needs it)
         if family not in built:
             built[family] = (SharedDark(sets, data, np.asarray(family[2]), family[1], LEVEL) if family[0] == "dark"
+                             else SharedSterile(sets, data, np.asarray(family[1]), LEVEL) if family[0] == "sterile_affine"
                              else SharedProgram(sets, data, family))
         return built[family]
 
     for study in raster_studies(n_mass, n_coupling):
         if wanted(study.name):
-            rows += run_raster(study, sets, data, shared, args.years, tag, args.results, args.out, start,
+            rows += run_raster(study, sets, data, shared, args.years, tag, args.results, args.out, start, record,
                                refine=args.refine_curves, check=args.check_convergence)
     if wanted("nsi"):
-        rows += nsi_regions(shared("zprime_nsi"), args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start)
+        rows += nsi_regions(shared("zprime_nsi"), args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start, record)
 
     table = ["| study | detector | at benchmark 1 | ±1σ | at benchmark 2 | ±1σ |", "|---|---|---|---|---|---|"]
     for obs, label, a, b, *band in rows:
@@ -812,7 +907,7 @@ def main() -> None:
         monitor_years = float(monitor.source.protons_on_target) / get_facility(monitor.info.facility).protons_per_year()
         fisher_lines = fisher_forecasts({**{n: one_year[n] for n in PLANNED},
                                          FLUX_MONITOR: scale_exposure(monitor, 1.0 / monitor_years)},
-                                        args.out, args.results)
+                                        args.out, args.results, record)
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
                     + "\n".join(fisher_lines) + "\n")
     if args.only is not None and set(args.only) != set(studies):  # a partial run never overwrites the full summary
@@ -821,6 +916,9 @@ def main() -> None:
         path = args.out / "snowmass_summary.md"
     path.write_text(summary)
     print(summary)
+    if record.skipped:
+        print(f"{record.skipped} figure file pair(s) unchanged since drawn from the same inputs and code: kept "
+              "(--redraw draws them again)")
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -40,3 +40,36 @@ def test_a_refused_input_is_one_line_and_exit_2(capsys, monkeypatch):
     assert capsys.readouterr().err == "snowmass.py: error: results/x: holds a scan computed for other inputs; remove the folder\n"
     with pytest.raises(ZeroDivisionError):
         run_job(lambda: 1 / 0)
+
+
+def test_figure_record_keeps_only_figures_that_would_come_out_identical(tmp_path, monkeypatch):
+    """A rerun from finished results skips a figure only when its inputs, the drawing code and both files on
+    disk are those recorded when it was drawn; anything else (new inputs, a file edited or deleted, --redraw)
+    draws it again."""
+    monkeypatch.syspath_prepend(str(SCANS))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from figure_style import FigureRecord, save_figure
+
+    def draw(values):
+        fig, ax = plt.subplots()
+        ax.plot(values)
+        save_figure(fig, tmp_path, "f")
+
+    inputs = {"curve": np.array([1.0, 2.0, 4.0]), "years": 3.0}
+    record = FigureRecord(tmp_path / "figures.json", scripts=[SCANS / "snowmass.py"])
+    assert not record.current(tmp_path, "f", inputs)  # never drawn
+    draw(inputs["curve"])
+    record.record(tmp_path, "f", inputs)
+    again = FigureRecord(tmp_path / "figures.json", scripts=[SCANS / "snowmass.py"])  # a new process reads the record
+    assert again.current(tmp_path, "f", inputs) and again.skipped == 1
+    assert not again.current(tmp_path, "f", {**inputs, "curve": np.array([1.0, 2.0, 4.5])})  # other inputs
+    assert not again.current(tmp_path, "f", {**inputs, "years": 5.0})
+    assert not FigureRecord(tmp_path / "figures.json", scripts=[SCANS / "snowmass.py"], force=True).current(tmp_path, "f", inputs)
+    assert not FigureRecord(tmp_path / "figures.json").current(tmp_path, "f", inputs)  # other drawing code
+    (tmp_path / "f.pdf").write_bytes((tmp_path / "f.pdf").read_bytes() + b"%")  # a file edited by hand
+    assert not again.current(tmp_path, "f", inputs)
+    (tmp_path / "figures.json").write_text("{not json")  # an unreadable record: everything is drawn
+    assert not FigureRecord(tmp_path / "figures.json", scripts=[SCANS / "snowmass.py"]).current(tmp_path, "f", inputs)

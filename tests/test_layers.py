@@ -2,7 +2,7 @@
 
 Order: physics and ``models`` → ``results`` (a data structure) → ``nuisances`` → ``experiment`` (pytrees → subkev →
 source_tables →
-sections → checks → load) → ``stats`` (likelihood, intervals, morphing → fisher, forecast → analyses → fits →
+sections → checks → load) → ``stats`` (likelihood, intervals, morphing, coupling_scan → fisher, forecast → analyses → fits →
 limits; minimise, teststats → toys → neyman) → ``scan`` (→ ``toyscan``) → ``design`` → ``cli``.
 """
 
@@ -21,7 +21,7 @@ ABOVE = {
     "scan": ("design", "cli"),
     "design": ("cli",),
 }
-STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "fisher", "forecast", "analyses", "fits", "limits",
+STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "coupling_scan", "fisher", "forecast", "analyses", "fits", "limits",
                "minimise", "teststats", "toys", "neyman")
 EXPERIMENT_ORDER = ("pytrees", "subkev", "source_tables", "sections", "checks", "load")
 

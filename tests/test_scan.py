@@ -227,3 +227,31 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     for level, got in zip(bands, np.asarray(fast_all["ge@bands"])):
         ref = np.exp(brentq(lambda ly: float(one(np.exp(ly))) - level, np.log(Ys[0]), np.log(Ys[-1]), xtol=1e-13))
         assert got == pytest.approx(ref, rel=1e-7)
+
+
+def test_affine_coupling_scan_equals_direct_sterile_evaluation():
+    """3+1 mixing with one |U_μ4|²: every rate is linear in P_μμ = 1 − 4|U|²(1 − |U|²)⟨sin²Δ⟩, so the templates
+    at |U|² = ½ (strength 1) and without mixing give every |U|² exactly (coupling_scan.affine_coupling_scan):
+    the combined raster equals the direct Δχ² (second method: the full oscillated fold at each |U|²), and the
+    crossing solved inside the program equals scipy's Brent method on the direct Δχ²."""
+    from scipy.optimize import brentq
+
+    from cevns_jax import replace
+    from cevns_jax.models import NewPhysics, sterile_mixing
+    from cevns_jax.stats.forecast import AsimovForecast, affine_coupling_scan
+
+    def model_of(th):
+        return NewPhysics(sterile=sterile_mixing(th["dm2"], Umu4_sq=th["U"]))
+
+    fc = AsimovForecast([coarse_ge()], model_of)
+    Us = jnp.array([1e-3, 0.02, 0.1, 0.3, 0.5])
+    scan = affine_coupling_scan({"ge": fc}, lambda th: model_of({**th, "U": 0.5}), lambda m: replace(m, sterile=None),
+                                lambda u: 4.0 * u * (1.0 - u), Us, level=2.706)
+    fast_all = jax.jit(scan)({"dm2": 3.0})
+    one = jax.jit(lambda u: fc.delta_chi2({"dm2": 3.0, "U": u}))
+    direct = np.array([float(one(u)) for u in Us])
+    np.testing.assert_allclose(np.asarray(fast_all["ge"]), direct, rtol=1e-9, atol=1e-12)
+    assert direct[0] < 2.706 < direct[-1]  # a crossing inside the raster
+    root = np.exp(brentq(lambda lu: float(one(np.exp(lu))) - 2.706, np.log(1e-3), np.log(0.5), xtol=1e-13))
+    crossings = np.asarray(fast_all["ge@crossings"])
+    assert int(fast_all["ge@brackets"]) == 1 and crossings[0] == pytest.approx(root, rel=1e-8)

@@ -2,7 +2,8 @@
 forecasts, fits to the COHERENT releases and data limits (docs/architecture.md).
 
 Layers inside (imports flow downward): ``likelihood`` (Poisson χ², profiling), ``intervals`` (interval
-ends), ``crossings`` (solved limits along a mass axis) and ``morphing`` (templates) → ``fisher`` and ``forecast`` (experiments) → ``analyses`` (release
+ends), ``crossings`` (solved limits along a mass axis), ``morphing`` (templates) and ``coupling_scan`` (coupling rasters with
+in-program crossings) → ``fisher`` and ``forecast`` (experiments) → ``analyses`` (release
 data) → ``fits`` → ``limits``; ``minimise`` (bounded fits) and ``teststats`` (test statistics, CLs) → ``toys`` (toy
 Monte Carlo, over ``forecast``'s μ or any other) → ``neyman`` (Feldman–Cousins constructions); runs of toys on grids
 under the scan engine are in :mod:`cevns_jax.toyscan`, above ``scan``. Nuisances are declared once in :mod:`cevns_jax.nuisances`.

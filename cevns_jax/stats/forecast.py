@@ -39,10 +39,11 @@ from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normali
 from ..rates import background_counts, cevns_counts, dark_matter_channel_counts
 from .likelihood import poisson_deviance, profiled_chi2
 from .morphing import Morph, channel_log_derivatives, log_derivatives, pulls
+from .coupling_scan import MAX_CROSSINGS, ROOT_ITERATIONS, affine_coupling_scan, dark_matter_coupling_scan
 
 __all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "experiment_reference", "asimov_reference", "signals",
            "dark_matter_template", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
-           "shared_delta_chi2", "dark_matter_coupling_scan", "ROOT_ITERATIONS", "MAX_CROSSINGS"]
+           "shared_delta_chi2", "dark_matter_coupling_scan", "affine_coupling_scan", "ROOT_ITERATIONS", "MAX_CROSSINGS"]
 
 
 @dataclass(frozen=True)
@@ -258,110 +259,5 @@ def shared_delta_chi2(forecasts: dict, model_of: Callable) -> Callable:
     def point(theta):
         model, cache = model_of(theta), {}
         return {label: fc.profiled_from_templates(fc.templates(model, cache), model) for label, fc in forecasts.items()}
-
-    return point
-
-
-ROOT_ITERATIONS = 20
-"""Illinois steps of the in-program crossing solver of :func:`dark_matter_coupling_scan` (from a raster
-bracket ≲ 0.5 wide in ln g it reaches 1e-9 in ≲ 12)."""
-MAX_CROSSINGS = 4
-"""Crossings solved per label and mass in-program (a dark-matter Δχ² crosses its level once; islands)."""
-
-
-def _raster_then_illinois(chi2, u, levels, ranks, iterations: int):
-    """Δχ² on the raster u = ln g, then in each slot j the ``ranks[j]``-th sign change of
-    h_j = ln(Δχ²/``levels[j]``) refined by Illinois regula falsi in u (slots: the first crossings at one
-    level, and the first crossing at each expected-limit band level). One evaluation site inside one loop
-    (``chi2`` of one coupling per slot at each step: the raster in slices of that size, then the guesses),
-    so the profiling code is compiled once and every step costs one evaluation per slot. Returns
-    (raster Δχ², roots in u, valid, sign changes at each slot's level)."""
-    levels, ranks = jnp.asarray(levels, dtype=jnp.float64), jnp.asarray(ranks)
-    k, m = u.shape[0], levels.shape[0]
-    r = -(-k // m)  # raster steps
-    u_pad = jnp.pad(u, (0, r * m - k), mode="edge")
-    h = lambda d, lev: jnp.log(jnp.maximum(d, 1e-30 * lev) / lev)  # noqa: E731
-
-    def sign_changes(raster):
-        """h of every slot on the raster (m, k), where it changes sign, and each slot's interval."""
-        hr = h(raster[None, :k], levels[:, None])
-        changes = hr[:, :-1] * hr[:, 1:] < 0
-        first = jax.vmap(lambda c, n: jnp.argsort(~c, stable=True)[n])(changes, ranks)
-        return hr, changes, first
-
-    def brackets(raster):
-        hr, _, first = sign_changes(raster)
-        rows = jnp.arange(m)
-        return u[first], u[first + 1], hr[rows, first], hr[rows, first + 1]
-
-    def step(i, state):
-        raster, a, b, fa, fb = state
-        denom = fb - fa
-        safe = jnp.abs(denom) > 0
-        c = jnp.where(safe, b - fb * (b - a) / jnp.where(safe, denom, 1.0), 0.5 * (a + b))
-        c = jnp.clip(c, jnp.minimum(a, b), jnp.maximum(a, b))
-        at = jnp.minimum(i, r - 1) * m
-        d = chi2(jnp.exp(jnp.where(i < r, jax.lax.dynamic_slice(u_pad, (at,), (m,)), c)))
-        raster = jnp.where(i < r, jax.lax.dynamic_update_slice(raster, d, (at,)), raster)
-        fc = h(d, levels)
-        flip = fc * fb < 0
-        later = (jnp.where(flip, b, a), c, jnp.where(flip, fb, 0.5 * fa), fc)
-        new = jax.tree_util.tree_map(lambda s0, s1, s2: jnp.where(i == r - 1, s0, jnp.where(i >= r, s1, s2)),
-                                     brackets(raster), later, (a, b, fa, fb))
-        return (raster, *new)
-
-    zero = jnp.zeros(m)
-    raster, _, root, _, _ = jax.lax.fori_loop(0, r + iterations, step, (jnp.zeros(r * m), zero, zero, zero, zero))
-    _, changes, first = sign_changes(raster)
-    return raster[:k], root, changes[jnp.arange(m), first], jnp.sum(changes, axis=1)
-
-
-def dark_matter_coupling_scan(evaluators: dict, model_of: Callable, coupling: str, couplings, power: float,
-                              level: float | None = None, scale: str | None = None, band_levels: tuple = ()) -> Callable:
-    """Point function θ (without the coupling) → {label: Δχ² at each of ``couplings``} for dark matter.
-
-    At fixed masses the dark-matter counts are an exact power of the coupling (∝ Y² for a dark photon
-    at fixed α_D and m_V/m_χ, ∝ α_B² for a leptophobic mediator), and so are their derivatives in the
-    shape nuisances (the log-derivatives do not depend on it): the physics is computed once per mass at
-    coupling 1 and rescaled by coupling^``power``. ``evaluators``: objects with ``templates``,
-    ``scale_dark_matter`` and ``profiled_from_templates``.
-
-    ``level``: also solve the crossings Δχ² = level in the same program, from the same templates
-    (docs/physics.md §5.9): every sign change along the ``couplings`` raster (the first
-    :data:`MAX_CROSSINGS`) is refined by :data:`ROOT_ITERATIONS` Illinois steps in ln g, giving
-    ``"{label}@crossings"`` (ascending, NaN-padded to :data:`MAX_CROSSINGS`) and ``"{label}@brackets"``
-    (how many there were; more than :data:`MAX_CROSSINGS` means some were not solved).
-    ``band_levels``: with ``level``, also solve the first crossing of Δχ² = each of these levels in the same
-    loop (the expected-limit bands, :func:`cevns_jax.stats.teststats.asimov_band_levels`), giving
-    ``"{label}@bands"`` (one per level, NaN where there is none).
-
-    ``scale``: the name of an input that multiplies ``couplings`` (the raster is ``theta[scale] ×
-    couplings``), so scans whose rasters differ by a factor share one compiled program.
-    """
-    ratios = jnp.asarray(couplings, dtype=jnp.float64)
-
-    def point(theta):
-        theta = dict(theta)
-        c0 = theta.pop(scale) if scale is not None else 1.0
-        couplings = c0 * ratios
-        u = jnp.log(c0) + jnp.log(ratios)
-        model, cache = model_of({**theta, coupling: 1.0}), {}
-        out = {}
-        for label, ev in evaluators.items():
-            t = ev.templates(model, cache)
-            chi2 = jax.vmap(lambda c, t=t, ev=ev: ev.profiled_from_templates(ev.scale_dark_matter(t, c**power), model))
-            if level is None:
-                out[label] = chi2(couplings)
-                continue
-            n_roots = min(MAX_CROSSINGS, couplings.shape[0] - 1)
-            levels = [level] * n_roots + [float(b) for b in band_levels]
-            ranks = list(range(n_roots)) + [0] * len(band_levels)
-            out[label], root, valid, n = _raster_then_illinois(chi2, u, levels, ranks, ROOT_ITERATIONS)
-            roots = jnp.where(valid, jnp.exp(root), jnp.nan)
-            out[f"{label}@crossings"] = roots[:n_roots]
-            out[f"{label}@brackets"] = n[0]
-            if band_levels:
-                out[f"{label}@bands"] = roots[n_roots:]
-        return out
 
     return point
