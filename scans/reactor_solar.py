@@ -40,7 +40,7 @@ from cevns_jax.solar import b8_spectrum, hep_spectrum  # noqa: E402
 from cevns_jax.stats.crossings import refine_masses, solve_crossings  # noqa: E402
 from cevns_jax.stats.forecast import AsimovForecast, shared_delta_chi2  # noqa: E402
 from figure_style import legend_outside, save_figure  # noqa: E402
-from snowmass import REFINE_ROUNDS, REFINE_RTOL, cached, curves_from_json, curves_to_json  # noqa: E402
+from study_programs import REFINE_ROUNDS, REFINE_RTOL, cached, curves_from_json, curves_to_json  # noqa: E402
 
 cevns_jax.enable_x64()
 cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
