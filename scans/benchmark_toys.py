@@ -19,9 +19,10 @@ each (:mod:`cevns_jax.stats.minimise`). Reported separately:
   of t = χ²_cond − χ²_free against its stated target ``--t-tolerance`` (10⁻³ in χ², a tenth of the 0.01
   resolution of a critical value) — the benchmark fails if it is exceeded or more than 1% of fits fail;
 * Feldman–Cousins estimate (an extrapolation, not a measurement of the full construction): a
-  ``--fc-grid``² sterile plane (Δm²₄₁ × |U_μ4|²) with ``--fc-toys`` toys per point costs, per point, the
-  sterile templates of the point (measured on a batch of points) plus ``--fc-toys`` toys at the rate
-  above (the toys at a point reuse its templates). It counts two fits per toy: conditional at the
+  ``--fc-grid``² sterile plane (Δm²₄₁ × |U_μ4|²) with ``--fc-toys`` toys per point costs the sterile
+  templates of each of its ``--fc-grid`` Δm² (measured on a batch; along |U_μ4|² they are the exact affine
+  combination of those at |U|² = ½ and the SM, as scans/coverage.py builds them, docs/physics.md §5.9) plus
+  ``--fc-toys`` toys per point at the rate above (the toys at a point reuse its templates). It counts two fits per toy: conditional at the
   point and one unconditional fit started there — a local best fit; the global best fit over the plane
   that FC's ordering asks for in an oscillation analysis is not included (see docs/physics.md §5.11).
 """
@@ -112,7 +113,7 @@ def main() -> None:
     t_fine = jax.jit(jax.vmap(toy_point_function(finer)))(last)["t"]
     max_dt = float(jnp.max(jnp.abs(t_coarse - t_fine)))
 
-    # Feldman–Cousins estimate: sterile templates per plane point (batched) + toys per point at the rate above
+    # Feldman–Cousins estimate: sterile templates per Δm² row (batched) + toys per point at the rate above
     fc = AsimovForecast([exp], lambda th: NewPhysics(sterile=sterile_mixing(th["dm2_eV2"], Umu4_sq=th["Umu4_sq"])))
     templates = jax.jit(jax.vmap(fc.signals))
     thetas = {"dm2_eV2": jnp.geomspace(0.1, 100.0, args.fc_batch), "Umu4_sq": jnp.full(args.fc_batch, 0.05)}
@@ -121,7 +122,7 @@ def main() -> None:
     jax.block_until_ready(templates({k: v * 1.0001 for k, v in thetas.items()}))
     template_s = (time.perf_counter() - t0) / args.fc_batch
     n_plane = args.fc_grid ** 2
-    fc_s = n_plane * (template_s + args.fc_toys / toys_per_s)
+    fc_s = args.fc_grid * template_s + n_plane * args.fc_toys / toys_per_s
     report = {
         "experiment": args.experiment, "bins": int(reference.data.size), "nuisances": len(model.nuisances),
         "steps_per_fit": args.steps, "chunk_toys": args.chunk, "devices": len(dev), "device_kind": dev[0].device_kind,
@@ -131,7 +132,7 @@ def main() -> None:
         f"max_abs_dt_vs_{check_steps}_steps": float(f"{max_dt:.3g}"), "t_tolerance": args.t_tolerance,
         "chunk_memory_MB": round(chunk_bytes / 1e6, 1), "peak_rss_after_1_chunk_MB": round(rss_one),
         f"peak_rss_after_{args.chunks + 1}_chunks_MB": round(rss_all),
-        "sterile_template_s_per_point": round(template_s, 4),
+        "sterile_template_s_per_dm2": round(template_s, 4),
         "fc_plane_points": n_plane, "fc_toys_per_point": args.fc_toys,
         "fc_fits": 2 * n_plane * args.fc_toys, "fc_estimate_min (extrapolated)": round(fc_s / 60, 1),
     }

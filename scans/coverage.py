@@ -18,7 +18,7 @@ over the grid *and* the no-oscillation point (U = 0: every Δm²), each χ² pro
 counted). Toys at θ_h are generated as in :mod:`cevns_jax.stats.toys` (Poisson counts at the nuisances
 profiled on the observed data, auxiliary measurements fluctuated; keys ``toy_key(seed, h, i)``), with a
 :class:`~cevns_jax.stats.toys.ToyModel` whose parameter of interest is the grid index (templates computed
-once per grid point: oscillations are the expensive part of the model). Per hypothesis:
+once per Δm² and combined exactly along |U_μ4|²: oscillations are the expensive part of the model). Per hypothesis:
 
 * Wilks' 90% CL threshold for two parameters, 4.605, and its coverage measured with the toys,
   P(t ≤ 4.605 | θ_h) (binomial error); FC's critical value c(θ_h), the toys' 90% quantile;
@@ -174,24 +174,31 @@ def main() -> None:
         D, U = (jnp.asarray(a.ravel()) for a in np.meshgrid(dm2, umu, indexing="ij"))  # h = (i_dm2, j_U), C order
         return dm2, umu, D, U
 
+    def plane_templates(templ, n):
+        """Templates of every plane point (C order) and of the null: the oscillated fold once per Δm², at
+        |U|² = ½, and the SM; at |U|² the exact affine combination t₀ + 4|U|²(1 − |U|²)(t_½ − t₀) (every rate is
+        linear in P_μμ, docs/physics.md §5.9), so n folds instead of n²."""
+        dm2, umu, _, _ = plane(n)
+        half = templ(jnp.asarray(dm2), jnp.full(n, 0.5))  # (n, bins…)
+        null = templ(jnp.asarray([1.0]), jnp.asarray([0.0]))  # (1, bins…)
+        s = jnp.asarray(4.0 * umu * (1.0 - umu)).reshape((1, n) + (1,) * (half.ndim - 1))
+        grid = null[:, None] + s * (half[:, None] - null[:, None])  # (n_dm2, n_U, bins…)
+        return jnp.concatenate([grid.reshape((n * n,) + half.shape[1:]), null])
+
     def coh_ar(n):  # Asimov forecast reference (SM data), templates of every grid point and of the null
-        _, _, D, U = plane(n)
         exp = cevns_jax.load_experiment("COH-Ar-750")
         exp = replace(exp, source=replace(exp.source, protons_on_target=exp.source.protons_on_target * args.years),
                       backgrounds={k: replace(b, counts=b.counts * args.years) for k, b in exp.backgrounds.items()})
         reference = asimov_reference((exp,), ForecastSpec())
         names = shape_names(dict(reference.labels[0]))
-        templ = jax.jit(jax.vmap(lambda d, u: signals(exp, sterile(d, u), names).cevns))
-        t = jnp.concatenate([templ(D, U), templ(jnp.asarray([1.0]), jnp.asarray([0.0]))])
+        t = plane_templates(jax.jit(jax.vmap(lambda d, u: signals(exp, sterile(d, u), names).cevns)), n)
         priors = reference.prior_dict()
         return ToyModel((reference, t), reference.data, {k: jnp.zeros(()) for k in priors}, forecast_grid_mu,
                         tuple(sorted(priors.items())), (("index", None, None),), args.steps)
 
     def csi2021(n):  # the release analysis with linear morphing (the main job's data limit), sterile templates
-        _, _, D, U = plane(n)
         analysis = with_linear_morphing(load_analysis("COHERENT-CsI-2021", morphing="exact"))
-        templ = jax.jit(jax.vmap(lambda d, u: morphing_templates(analysis, {}, None, sterile(d, u))["signal"]))
-        t = jnp.concatenate([templ(D, U), templ(jnp.asarray([1.0]), jnp.asarray([0.0]))])
+        t = plane_templates(jax.jit(jax.vmap(lambda d, u: morphing_templates(analysis, {}, None, sterile(d, u))["signal"])), n)
         priors = fit_priors(analysis)
         return ToyModel((analysis, t), observed_vector(analysis), {k: jnp.zeros(()) for k in priors}, release_grid_mu,
                         tuple(sorted(priors.items())), (("index", None, None),), args.csi_steps)
