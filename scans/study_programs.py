@@ -290,10 +290,20 @@ class PairFunction:
 
 
 class InProgramCrossings:
-    """Crossings that the dark-matter scan program solves itself (``{label}@crossings``), at any masses."""
+    """Crossings that a scan program solves itself (``{label}@crossings``; dark matter, sterile mixing), at any masses."""
 
     def __init__(self, result, mass_name: str, labels: list, direct):
         self.result, self.mass_name, self.labels, self.direct = result, mass_name, labels, direct
+        self._evaluated: dict = {}
+
+    def evaluate(self, masses) -> dict:
+        """The program's outputs at ``masses``, each set of masses run once (the benchmarks' limits and bands
+        come from the same evaluation)."""
+        masses = np.atleast_1d(np.asarray(masses, dtype=float))
+        key = masses.tobytes()
+        if key not in self._evaluated:
+            self._evaluated[key] = self.result.evaluate({self.mass_name: masses})
+        return self._evaluated[key]
 
     def curves(self, values: dict, masses) -> LimitCurves:
         for k in self.labels:
@@ -305,13 +315,13 @@ class InProgramCrossings:
 
     def solve(self, masses) -> LimitCurves:
         masses = np.atleast_1d(np.asarray(masses, dtype=float))
-        return self.curves(self.result.evaluate({self.mass_name: masses}), masses)
+        return self.curves(self.evaluate(masses), masses)
 
     def bands(self, masses, labels, values: dict | None = None) -> dict:
         """{label: (n_bands, n_masses) band limits} solved in-program at ``masses`` (``values``: the
         program's outputs there, if already computed)."""
         if values is None:
-            values = self.result.evaluate({self.mass_name: np.atleast_1d(np.asarray(masses, dtype=float))})
+            values = self.evaluate(masses)
         return {k: np.atleast_2d(np.asarray(values[f"{k}@bands"])).T for k in labels}
 
 
