@@ -22,6 +22,7 @@ from cevns_jax import constants as C
 from cevns_jax import replace
 from cevns_jax.batches import pad_points, padded_size
 from cevns_jax.models import NewPhysics, dark_matter, general, nsi_couplings, sterile_mixing
+from cevns_jax.models.sterile import disappearance_amplitude
 from cevns_jax.scan import Axis, run_scan
 from cevns_jax.scan_program import PytreeInputs, ScanProgram
 from cevns_jax.stats.analyses import with_linear_morphing
@@ -212,21 +213,15 @@ class SharedDark:
 
 
 STERILE_REFERENCE = 0.5
-"""|U_α4|² at which the sterile program computes its oscillated templates: there the strength
+"""|U_α4|² at which the sterile program computes its oscillated templates: there the amplitude
 4|U|²(1 − |U|²) of every rate's oscillated part is 1 (:func:`cevns_jax.stats.coupling_scan.affine_coupling_scan`)."""
-
-
-def mixing_strength(U_sq):
-    """4|U|²(1 − |U|²): the factor of ⟨sin²Δ⟩ in P_αα with one |U_α4|² ≠ 0 (docs/physics.md §4.1); monotonic on
-    the axes' |U|² ≤ ½."""
-    return 4.0 * U_sq * (1.0 - U_sq)
 
 
 class SharedSterile:
     """Every single-flavour 3+1 study in one compiled program (the structure ``FAMILIES["sterile"]``): per Δm²,
     the templates of each detector set and the data at |U|² = :data:`STERILE_REFERENCE` and without mixing;
     along the study's |U|² raster (``couplings``, a constant of the program) the templates are their exact
-    affine combination in :func:`mixing_strength`, so the raster costs profiled fits only, and every crossing
+    affine combination in :func:`cevns_jax.models.sterile.disappearance_amplitude`, so the raster costs profiled fits only, and every crossing
     and band is solved in the program (:func:`cevns_jax.stats.coupling_scan.affine_coupling_scan`)."""
 
     dark_matter = False
@@ -239,7 +234,7 @@ class SharedSterile:
         def make():  # the forecasts (their SM references compile) only when the program is traced
             evaluators = {label: AsimovForecast(exps, self.flat.build) for label, exps in sets.items()}
             evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
-            return affine_coupling_scan(evaluators, self.flat.build, lambda m: replace(m, sterile=None), mixing_strength,
+            return affine_coupling_scan(evaluators, self.flat.build, lambda m: replace(m, sterile=None), disappearance_amplitude,
                                         self.couplings, level=level, band_levels=tuple(float(b) for b in BAND_LEVELS))
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)

@@ -128,3 +128,44 @@ def test_fixed_shape_batches_compile_once_and_return_only_the_real_points():
     np.testing.assert_array_equal(pad_points({"a": np.array([1.0, 2.0])}, 4)["a"], [1.0, 2.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="'a' has 0 points"):
         pad_points({"a": np.array([])}, 4)
+
+
+def test_in_program_solver_keeps_every_crossing():
+    """affine_coupling_scan (templates affine in a strength; here strength = g and Δχ² the toy's, so the
+    program's Δχ²(g) has an exclusion limit and an allowed island): all three crossings solved inside the
+    program equal the exact roots, and the sign changes are counted."""
+    from cevns_jax.stats.coupling_scan import affine_coupling_scan
+
+    class Toy:  # an evaluator: templates of a "model" (a number) and a Δχ² of the combined template
+        def __init__(self, m):
+            self.r = roots_ln(m)
+
+        def templates(self, model, cache):
+            return jnp.asarray(model, dtype=jnp.float64)
+
+        def profiled_from_templates(self, t, model):
+            u = jnp.log(t)
+            return LEVEL * jnp.exp(0.8 * (u - self.r[0]) * (u - self.r[1]) * (u - self.r[2]))
+
+    for m in (0.1, 1.3):
+        scan = affine_coupling_scan({"toy": Toy(m)}, lambda th: 1.0, lambda model: 0.0, lambda g: g, COUPLINGS, level=LEVEL)
+        out = jax.jit(scan)({})
+        assert int(out["toy@brackets"]) == 3
+        np.testing.assert_allclose(np.asarray(out["toy@crossings"])[:3], np.exp(np.asarray(roots_ln(m))), rtol=1e-9)
+        assert np.isnan(np.asarray(out["toy@crossings"])[3])  # a fourth slot, no crossing
+
+
+def test_refinement_resolves_where_a_limit_ends_to_a_stated_width():
+    """Where a limit leaves the scanned range (the number of crossings changes inside an interval) bisection
+    alone never converges; with ``resolve_width`` the place is resolved to that width in ln(mass)."""
+    def ending(m, g):  # a limit g = 1.07e-3·m that leaves the raster's top (0.1) at m = 93.46
+        return {"end": LEVEL * (g / (1.07e-3 * m)) ** 2}
+
+    raster = np.geomspace(1e-4, 0.1, 12)
+    coarse = solve_crossings(ending, np.geomspace(10.0, 1000.0, 5), raster, LEVEL)
+    assert not refine_masses(ending, coarse, raster, LEVEL, rtol=1e-3, max_rounds=8).converged
+    fine = refine_masses(ending, coarse, raster, LEVEL, rtol=1e-3, max_rounds=30, resolve_width=np.log1p(1e-3))
+    assert fine.converged
+    has = np.array([len(c) > 0 for c in fine.crossings["end"]])
+    last, first_without = fine.masses[has].max(), fine.masses[~has].min()
+    assert last < 0.1 / 1.07e-3 < first_without and np.log(first_without / last) <= np.log1p(1e-3)

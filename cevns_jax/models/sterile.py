@@ -48,6 +48,12 @@ def mixing(dm2_eV2, Ue4_sq=0.0, Umu4_sq=0.0, Utau4_sq=0.0, baseline_spread_m=0.5
     return Sterile(dm2, U, d)
 
 
+def disappearance_amplitude(U_sq):
+    """sin²2θ_αα = 4|U_α4|²(1 − |U_α4|²): with one |U_α4|² ≠ 0, P(ν_α → ν_α) = 1 − sin²2θ_αα ⟨sin²Δ⟩ and every other
+    active P is 1 or 0, so each rate is affine in it at fixed Δm² (docs/physics.md §5.9); increasing on |U|² ≤ ½."""
+    return 4.0 * U_sq * (1.0 - U_sq)
+
+
 def _sinc(x):
     """sin(x)/x (unnormalised; jnp.sinc is sin(πx)/(πx))."""
     return jnp.sinc(x / jnp.pi)

@@ -158,9 +158,10 @@ def solve_crossings(fn: Callable, masses, couplings, level: float, raster: dict 
     return LimitCurves(masses, {k: [sorted(p) for p in v] for k, v in out.items()})
 
 
-def _needs_split(left: list, mid: list, right: list, u_left: float, u_mid: float, u_right: float, rtol: float) -> bool:
+def _needs_split(left: list, mid: list, right: list, u_left: float, u_mid: float, u_right: float, rtol: float,
+                 resolve_width: float = 0.0) -> bool:
     if not (len(left) == len(mid) == len(right)):
-        return True  # an island or a limit starts or ends inside the interval
+        return u_right - u_left > resolve_width  # an island or a limit starts or ends inside the interval
     w = (u_mid - u_left) / (u_right - u_left)
     for a, m, b in zip(left, mid, right):
         guess = (1 - w) * np.log(a) + w * np.log(b)
@@ -170,10 +171,14 @@ def _needs_split(left: list, mid: list, right: list, u_left: float, u_mid: float
 
 
 def refine_masses(fn: Callable, curves: LimitCurves, couplings, level: float, *, rtol: float = 5e-3,
-                  max_rounds: int = 6, solve: Callable | None = None) -> LimitCurves:
+                  max_rounds: int = 6, solve: Callable | None = None, resolve_width: float = 0.0) -> LimitCurves:
     """Insert (geometric) midpoints into every mass interval where any label's crossings differ from the
     log-log interpolation of the interval's ends by more than ``rtol``, or their number changes; repeat
     on the new intervals, at most ``max_rounds`` times. Returns the refined curves (masses sorted).
+
+    ``resolve_width``: an interval narrower than this in ln(mass) where the number of crossings changes (a
+    limit or an island begins or ends inside it) counts as resolved (default 0: bisected until
+    ``max_rounds``); the place of the change is then known to that width.
 
     ``solve(masses) -> LimitCurves``: how crossings at new masses are found (default:
     :func:`solve_crossings` of ``fn`` on the ``couplings`` raster; e.g. a program that solves them itself)."""
@@ -189,7 +194,7 @@ def refine_masses(fn: Callable, curves: LimitCurves, couplings, level: float, *,
         split = []
         for j, i in enumerate(todo):
             u = np.log([masses[i], mids[j], masses[i + 1]])
-            if any(_needs_split(cross[k][i], new.crossings[k][j], cross[k][i + 1], *u, rtol) for k in cross):
+            if any(_needs_split(cross[k][i], new.crossings[k][j], cross[k][i + 1], *u, rtol, resolve_width) for k in cross):
                 split.append(j)
         # insert every tested midpoint whose interval failed (and keep the others out: converged)
         order = sorted(split, key=lambda j: todo[j], reverse=True)
