@@ -121,11 +121,14 @@ def draw_raster(study, masses, curves: dict, solved: LimitCurves, bands: dict, g
         zprime_band(ax, masses)
     if relic is not None:
         ax.plot(masses, relic, "k:", lw=1.3, label=f"thermal relic ({study.relic}, " + r"$\Omega h^2 = 0.12$)")
+    unresolved = (". Straight lines join the limits solved at the grid's Δm², too few to resolve the oscillations "
+                  "(converged: figures/sterile_baselines.png, or --refine-curves)"
+                  if study.mixing and len(masses) == len(grid_masses) else "")
     caption = wrap_math(f"{study.title}. {years:g} SNS years per planned detector; expected 90% CL (Asimov "
                         r"median, $\Delta\chi^2 = 2.71$ solved at each mass), every preset nuisance prior profiled; "
                         r"green/yellow: $\pm1\sigma$/$\pm2\sigma$ expected bands of the combination (asymptotic CLs, "
                         r"Cowan et al. 2011; solved at the grid masses); grey: "
-                        "excluded by the CsI-2021 data (same statistic, fitted here)", 95)
+                        "excluded by the CsI-2021 data (same statistic, fitted here)" + unresolved, 95)
     plot(ax, masses, curves, study.xlabel, study.ylabel, caption, swap=study.swap_axes,
          data=(solved.crossings[DATA], study.coupling.stop) if DATA in curves else None)
     if BAND_CURVE in bands:
