@@ -337,9 +337,9 @@ def test_fit_box_refuses_overshooting_steps_and_reaches_the_scipy_minimum():
     zero, inf = jnp.zeros(1), jnp.full(1, jnp.inf)
     fit = jax.jit(fit_box, static_argnums=0)  # n_steps traced: one program for every step count
 
-    def chi2(x):
-        m = 10.0 * np.exp(x * np.asarray(k)) + 2.0
-        return 2.0 * np.sum(m - n + xlogy(n, n) - xlogy(n, m))
+    def chi2(x):  # NumPy only (a JAX array here would make scipy's minimum a JAX array)
+        m, n_np = 10.0 * np.exp(x * np.asarray(k)) + 2.0, np.asarray(n)
+        return float(2.0 * np.sum(m - n_np + xlogy(n_np, n_np) - xlogy(n_np, m)))
 
     best = minimize_scalar(chi2, bracket=(-1.0, 0.0, 1.0), tol=1e-12)
     for x0 in (-3.0, 3.0):
@@ -347,8 +347,8 @@ def test_fit_box_refuses_overshooting_steps_and_reaches_the_scipy_minimum():
         values = [float(p[1]) for p in path]
         assert all(b <= a for a, b in zip(values, values[1:])), values
         x, value, ok, _ = path[-1]
-        assert bool(ok) and float(x[0]) == pytest.approx(best.x, abs=1e-6)
-        assert float(value) == pytest.approx(best.fun, abs=1e-9)
+        assert bool(ok) and float(x[0]) == pytest.approx(float(best.x), abs=1e-6)
+        assert float(value) == pytest.approx(float(best.fun), abs=1e-9)
         assert not bool(path[2][2])  # 3 steps: not converged, and flagged so
     refused = fit(mu, n, jnp.array([-3.0]), zero, zero, -inf, inf, 1)
     assert float(refused[0][0]) == -3.0  # the first (full) step from −3 raised χ²: not taken
