@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Mapping
 
 import jax
+import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
@@ -26,6 +27,21 @@ from cevns_jax import enable_compilation_cache, fast_cpu_compilation  # noqa: E4
 
 enable_compilation_cache()
 fast_cpu_compilation()  # before any test starts the backend; workers and subprocesses inherit XLA_FLAGS
+
+
+_approx = pytest.approx
+
+
+def _approx_of_arrays(expected, *args, **kwargs):
+    """``pytest.approx`` with a JAX array taken as the NumPy array of its values. pytest 9.2 reads
+    ``getattr(expected, "flat", expected)`` of any sequence-like ``expected`` to look for Decimals, and a JAX
+    array raises NotImplementedError there instead of AttributeError (CI installs the newest pytest)."""
+    if isinstance(expected, jax.Array):
+        expected = np.asarray(expected)
+    return _approx(expected, *args, **kwargs)
+
+
+pytest.approx = _approx_of_arrays
 
 
 def pytest_unconfigure(config):
