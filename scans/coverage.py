@@ -156,6 +156,7 @@ def main() -> None:
 
     from cevns_jax import replace
     from cevns_jax.models import NewPhysics, sterile_mixing
+    from cevns_jax.models.sterile import FULL_AMPLITUDE_MIXING, disappearance_amplitude
     from cevns_jax.nuisances import shape_names
     from cevns_jax.provenance import source_hash
     from cevns_jax.stats.analyses import load_analysis, morphing_templates, observed_vector, with_linear_morphing
@@ -179,9 +180,9 @@ def main() -> None:
         |U|² = ½, and the SM; at |U|² the exact affine combination t₀ + 4|U|²(1 − |U|²)(t_½ − t₀) (every rate is
         linear in P_μμ, docs/physics.md §5.9), so n folds instead of n²."""
         dm2, umu, _, _ = plane(n)
-        half = templ(jnp.asarray(dm2), jnp.full(n, 0.5))  # (n, bins…)
+        half = templ(jnp.asarray(dm2), jnp.full(n, FULL_AMPLITUDE_MIXING))  # (n, bins…)
         null = templ(jnp.asarray([1.0]), jnp.asarray([0.0]))  # (1, bins…)
-        s = jnp.asarray(4.0 * umu * (1.0 - umu)).reshape((1, n) + (1,) * (half.ndim - 1))
+        s = jnp.asarray(disappearance_amplitude(umu)).reshape((1, n) + (1,) * (half.ndim - 1))
         grid = null[:, None] + s * (half[:, None] - null[:, None])  # (n_dm2, n_U, bins…)
         return jnp.concatenate([grid.reshape((n * n,) + half.shape[1:]), null])
 

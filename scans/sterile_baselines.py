@@ -52,7 +52,7 @@ import cevns_jax  # noqa: E402
 from cevns_jax import constants as C  # noqa: E402
 from cevns_jax import replace  # noqa: E402
 from cevns_jax.models import NewPhysics, sterile_mixing  # noqa: E402
-from cevns_jax.models.sterile import disappearance_amplitude  # noqa: E402
+from cevns_jax.models.sterile import FULL_AMPLITUDE_MIXING, disappearance_amplitude  # noqa: E402
 from cevns_jax.errors import CevnsInputError  # noqa: E402
 from cevns_jax.stats.coupling_scan import MAX_CROSSINGS, affine_coupling_scan  # noqa: E402
 from cevns_jax.stats.crossings import LimitCurves, refine_masses, solve_crossings  # noqa: E402
@@ -104,7 +104,7 @@ class InProgramSolver:
     remembered, so refinement rounds and the halved-tolerance check never solve one twice."""
 
     def __init__(self, exps: dict, field: str, couplings):
-        model_of = lambda th: NewPhysics(sterile=sterile_mixing(th["dm2"], **{field: 0.5}))  # noqa: E731  (amplitude 1)
+        model_of = lambda th: NewPhysics(sterile=sterile_mixing(th["dm2"], **{field: FULL_AMPLITUDE_MIXING}))  # noqa: E731
         sets = {n: [exps[n]] for n in DETECTORS} | {COMBINED: [exps[n] for n in DETECTORS]}
         evaluators = {k: AsimovForecast(v, model_of) for k, v in sets.items()}
         point = affine_coupling_scan(evaluators, model_of, lambda m: replace(m, sterile=None), disappearance_amplitude,
@@ -119,6 +119,8 @@ class InProgramSolver:
             for k in self.labels:
                 if np.any(np.asarray(out[f"{k}@brackets"])[:part.size] > MAX_CROSSINGS):
                     raise CevnsInputError(f"sterile_baselines: {k} crosses the level more than {MAX_CROSSINGS} times")
+                if np.any(np.asarray(out[k])[:part.size, 0] > LEVEL):  # excluded at the raster's bottom already
+                    raise CevnsInputError(f"sterile_baselines: a limit of {k} lies below |U|² = {U_RANGE[0]:g}; lower U_RANGE")
             for i, m in enumerate(part):
                 self.known[float(m)] = {k: sorted(float(g) for g in np.asarray(out[f"{k}@crossings"])[i] if np.isfinite(g))
                                         for k in self.labels}

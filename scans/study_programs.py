@@ -22,7 +22,7 @@ from cevns_jax import constants as C
 from cevns_jax import replace
 from cevns_jax.batches import pad_points, padded_size
 from cevns_jax.models import NewPhysics, dark_matter, general, nsi_couplings, sterile_mixing
-from cevns_jax.models.sterile import disappearance_amplitude
+from cevns_jax.models.sterile import FULL_AMPLITUDE_MIXING, disappearance_amplitude
 from cevns_jax.scan import Axis, run_scan
 from cevns_jax.scan_program import PytreeInputs, ScanProgram
 from cevns_jax.stats.analyses import with_linear_morphing
@@ -212,14 +212,9 @@ class SharedDark:
         return prepare
 
 
-STERILE_REFERENCE = 0.5
-"""|U_α4|² at which the sterile program computes its oscillated templates: there the amplitude
-4|U|²(1 − |U|²) of every rate's oscillated part is 1 (:func:`cevns_jax.stats.coupling_scan.affine_coupling_scan`)."""
-
-
 class SharedSterile:
     """Every single-flavour 3+1 study in one compiled program (the structure ``FAMILIES["sterile"]``): per Δm²,
-    the templates of each detector set and the data at |U|² = :data:`STERILE_REFERENCE` and without mixing;
+    the templates of each detector set and the data at |U|² = :data:`FULL_AMPLITUDE_MIXING` and without mixing;
     along the study's |U|² raster (``couplings``, a constant of the program) the templates are their exact
     affine combination in :func:`cevns_jax.models.sterile.disappearance_amplitude`, so the raster costs profiled fits only, and every crossing
     and band is solved in the program (:func:`cevns_jax.stats.coupling_scan.affine_coupling_scan`)."""
@@ -247,7 +242,7 @@ class SharedSterile:
         models = jax.jit(jax.vmap(model_of))
         def prepare(points: dict) -> dict:  # noqa: E306
             m = np.asarray(points[mass], dtype=float)
-            return mapped_columns(self.flat, models, {mass: m, coupling: np.full(m.size, STERILE_REFERENCE)})
+            return mapped_columns(self.flat, models, {mass: m, coupling: np.full(m.size, FULL_AMPLITUDE_MIXING)})
         return prepare
 
 

@@ -54,6 +54,10 @@ def disappearance_amplitude(U_sq):
     return 4.0 * U_sq * (1.0 - U_sq)
 
 
+FULL_AMPLITUDE_MIXING = 0.5
+"""|U_α4|² at which :func:`disappearance_amplitude` is 1 (its maximum): the reference of affine sterile templates."""
+
+
 def _sinc(x):
     """sin(x)/x (unnormalised; jnp.sinc is sin(πx)/(πx))."""
     return jnp.sinc(x / jnp.pi)
