@@ -381,6 +381,7 @@ CCD = detector_dict("Si", {"model": "chavarria", "k": 0.146, "a_inverse_keVnr": 
 def test_halving_germanium_xenon_and_ccd(ge, xe):
     assert _halving_change(ge) < HALVING_TARGET
     assert _halving_change(xe) < HALVING_TARGET
+    assert _halving_change(_load(XE_NEST)) < HALVING_TARGET
     s2 = _load(S2_PE)
     assert s2.detector.observable == "PE"
     assert _halving_change(s2) < HALVING_TARGET
