@@ -14,7 +14,11 @@ Each model maps a nuclear recoil T [keVnr] to the detector's linear energy varia
 * :class:`ChargeYieldQuenching` — liquid xenon: the mean number of ionisation electrons that escape
   recombination, N_e(T), from Lindhard partition + exciton ratio + Thomas–Imel recombination (Lenardo et
   al., IEEE TNS 62, 3387 (2015)). Its output is a number of electrons, not keVee; the smearing that follows
-  (Poisson electrons) turns it into the observed S2 in electrons.
+  (Poisson electrons) turns it into the observed S2 in electrons. Fitted at 1–300 keVnr: below 1 keVnr an
+  extrapolation;
+* :class:`NestChargeYield` — liquid xenon: the NEST v2 nuclear-recoil charge yield Q_y(T, F) [electrons/keVnr]
+  (Szydagis et al., arXiv:2211.10726), whose low-energy roll-off is fitted to the sub-keV calibrations
+  (Lenardo et al. 2019, arXiv:1908.00518, down to 0.3 keVnr; LUX D-D, arXiv:2210.05859): returns N_e = Q_y·T.
 
 Every parameter is an array leaf (differentiable, vmappable). The clipping of Q at 0 in
 :class:`SorensenQuenching` is a kink of E_ee(T) at E_ee = 0, where the response of any positive threshold
@@ -28,7 +32,8 @@ import jax.numpy as jnp
 from ._pytree import pytree_dataclass
 
 __all__ = ["lindhard_epsilon", "lindhard_fraction", "SorensenQuenching", "AdiabaticQuenching", "ChavarriaQuenching",
-           "TabulatedQuenching", "ChargeYieldQuenching", "XENON_W_KEV", "LENARDO_2015"]
+           "TabulatedQuenching", "ChargeYieldQuenching", "NestChargeYield", "CHARGE_YIELD_MODELS", "XENON_W_KEV",
+           "LENARDO_2015", "NEST_V2_NR_QY", "NEST_V2_NR_QY_SIGMA"]
 
 
 def lindhard_epsilon(T_keVnr, Z):
@@ -157,3 +162,56 @@ class ChargeYieldQuenching:
 
     def isotope_independent(self, isotopes) -> bool:
         return _single_element(isotopes)
+
+
+NEST_V2_NR_QY = {"gamma": 0.0480, "delta": -0.0533, "epsilon_keV": 12.6, "zeta_keV": 0.3, "eta": 2.0}
+"""Central values of the NEST v2 nuclear-recoil charge-yield parameters (γ, δ, ε, ζ, η of
+Q_y = [γ F^δ √(T + ε)]⁻¹ · (1 − 1/(1 + (T/ζ)^η)); M. Szydagis et al., "A review of NEST models for liquid
+xenon", arXiv:2211.10726, §NR yields; the NEST v2 default ``NRYieldsParam`` 0.0480, −0.0533, 12.6, 0.3, 2
+read from the NEST source, github.com/NESTCollaboration/nest, include/NEST/NEST.hh). The square root
+(exponent 0.5) and the symmetric roll-off (asymmetry exponent 1) are NEST's defaults too."""
+
+NEST_V2_NR_QY_SIGMA = {"gamma": 0.0021, "delta": 0.0068, "epsilon_keV": 3.4, "zeta_keV": 0.1, "eta": 1.0}
+"""1σ widths of :data:`NEST_V2_NR_QY` as the XENONnT fitting framework appletree quotes them for its NEST v2
+literature priors (github.com/XENONnT/appletree, appletree/parameters/nestv2.json): γ ± 0.0021, δ ± 0.0068,
+ε +3.4 −2.9 keV (the larger side here), ζ ± 0.1 keV, η ± 1. ζ, the energy of the sub-keV roll-off, is the one
+that moves a sub-keV S2-only rate: a nuisance on it is a shift of the ``zeta_keV`` leaf with prior 0.1 keV."""
+
+
+@pytree_dataclass
+class NestChargeYield:
+    """NEST v2 mean ionisation electrons of a xenon nuclear recoil (docs/physics.md §3.8.3).
+
+    Q_y(T, F) = 1/(γ F^δ √(T/keV + ε/keV)) · x/(1 + x), x = (T/ζ)^η   [electrons per keVnr],
+    N_e = Q_y·T [electrons], returned in place of an electron-equivalent energy (like
+    :class:`ChargeYieldQuenching`). Above a few keVnr Q_y ∝ (T + ε)^{−1/2} (the Thomas–Imel-like fall with
+    energy); below ζ ≈ 0.3 keVnr the roll-off x/(1 + x) ≈ (T/ζ)^η takes the yield to zero, where the
+    Lindhard + Thomas–Imel extrapolation of :class:`ChargeYieldQuenching` keeps rising. N_e(T) increases
+    with T for η > 0 (needed for the bisection of bin-edge recoil images). ``field_V_per_cm`` is the drift
+    field F; NEST's density factor (ρ/2.9 g cm⁻³)^0.3 and per-isotope factor √(131.293/A) (0.985–1.013) are
+    set to 1 (ASSUMPTION: nominal liquid density and the isotope-averaged yield)."""
+
+    gamma: jnp.ndarray
+    delta: jnp.ndarray
+    epsilon_keV: jnp.ndarray
+    zeta_keV: jnp.ndarray
+    eta: jnp.ndarray
+    field_V_per_cm: jnp.ndarray
+
+    def electrons_per_keV(self, T_keVnr):
+        """Q_y(T) [electrons/keVnr]."""
+        T = jnp.maximum(T_keVnr, 1e-300)
+        x = jnp.exp(self.eta * jnp.log(T / self.zeta_keV))
+        rolloff = x / (1.0 + x)
+        return rolloff / (self.gamma * self.field_V_per_cm ** self.delta * jnp.sqrt(T + self.epsilon_keV))
+
+    def electron_equivalent_keV(self, T_keVnr, Z, A):
+        """Mean electrons N_e = Q_y(T)·T (units: electrons)."""
+        return self.electrons_per_keV(T_keVnr) * jnp.maximum(T_keVnr, 0.0) * jnp.ones_like(Z, dtype=jnp.float64)
+
+    def isotope_independent(self, isotopes) -> bool:
+        return True
+
+
+CHARGE_YIELD_MODELS = (ChargeYieldQuenching, NestChargeYield)
+"""The quenching models whose output is a mean number of electrons (not keVee)."""

@@ -4,7 +4,7 @@ summary numbers (CONUS+-2025, XENONnT-8B-2024, PandaX-4T-8B-2024; docs/physics.m
 Independent references: the papers' own numbers — XENONnT's ⁸B expectation (11.9 events, PRL 133, 191002),
 its best fit (10.7 +3.7 −4.2) and flux (4.7 +3.6 −2.3 × 10⁶ cm⁻² s⁻¹); PandaX-4T's best fit (75 events, ≈ 37%);
 CONUS+'s significance (3.7σ), which the on/off construction does not use — and a second method (the ideal
-recoil-energy detector above the published 0.33 keVnr threshold for PandaX's S2-only threshold in electrons).
+recoil-energy detector above the recoil image of PandaX's S2-only threshold in electrons).
 """
 
 from __future__ import annotations
@@ -50,17 +50,31 @@ def test_xenonnt_sm_prediction_within_20_percent(xenon):
     assert predicted == pytest.approx(11.9, rel=0.20)
 
 
-def test_pandax_us2_threshold_and_upper_bound(pandax):
-    """PandaX-4T US2: the S2-only count above 3 produced electrons (our charge-yield image of the published
-    ≈ 0.33 keVnr threshold) equals an ideal recoil-energy window above 0.33 keVnr within 10% (second method;
-    Poisson smearing moves a few recoils across the threshold), and, with no selection efficiency published
-    as numbers, it bounds the published expectation (75 × 5.25/8.4 = 46.9 events at the SNO flux) from above."""
-    predicted = float(_total(pandax))
+def _ideal_8b_above(T_keVnr: float) -> float:
     ideal = experiment_from_dict({
         "experiment": {"name": "ideal"}, "source": {"kind": "solar", "lines": ["8B"], "live_days": 1.04 * 365.25},
         "detector": {"target": "Xe", "mass_kg": 1000.0, "response": "none"},
-        "bins": {"energy_edges": [0.33, 10.0]}}, label="ideal.toml")
-    assert predicted == pytest.approx(float(_total(ideal)), rel=0.10)
+        "bins": {"energy_edges": [T_keVnr, 10.0]}}, label="ideal.toml")
+    return float(_total(ideal))
+
+
+def test_pandax_us2_threshold_and_upper_bound(pandax):
+    """PandaX-4T US2: the preset counts from 2 produced electrons (bins from 1.5), the first whole count above
+    the NEST v2 charge at the published ≈ 0.33 keVnr threshold, so 0.33 keVnr lies between the recoils of mean
+    charge 1 and 2 electrons (recoil images by scipy's brentq). The S2-only count equals an ideal recoil-energy
+    window above the image of the 1.5-electron edge within 10% (second method, no Poisson smearing: the
+    smearing moves recoils both ways across the edge), and, with no selection efficiency published as
+    numbers, it bounds the published expectation (75 × 5.25/8.4 = 46.9 events at the SNO flux) from above."""
+    predicted = float(_total(pandax))
+    q = pandax.detector.quenching
+    assert pandax.detector.binning.energy_edges[0] == 1.5
+
+    def recoil_of(n_electrons):
+        return optimize.brentq(lambda T: float(q.electron_equivalent_keV(T, 54.0, 131.0)) - n_electrons, 0.01, 10.0,
+                               xtol=1e-10)
+
+    assert recoil_of(1.0) < 0.33 < recoil_of(2.0)
+    assert predicted == pytest.approx(_ideal_8b_above(recoil_of(1.5)), rel=0.10)
     ref = reference(pandax)
     assert ref["cevns_expected_after_cuts"] == pytest.approx(75.0 * SNO_B8_FLUX / 8.4e6, rel=1e-3)
     assert predicted > ref["cevns_expected_after_cuts"]

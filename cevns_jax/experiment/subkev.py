@@ -20,7 +20,7 @@ from ..nuclei import Target
 from ..releases import _resolve, read_table
 from ..tomltable import Table, as_f64 as _f
 
-__all__ = ["SUBKEV_QUENCHING", "SUBKEV_SMEARING", "MAX_NOISE_ACCEPTANCE", "compile_subkev_quenching",
+__all__ = ["SUBKEV_QUENCHING", "SUBKEV_SMEARING", "CHARGE_YIELD_PARAMETRISATIONS", "MAX_NOISE_ACCEPTANCE", "compile_subkev_quenching",
            "compile_subkev_smearing", "observable_unit", "noise_acceptance", "check_noise_acceptance"]
 
 SUBKEV_QUENCHING = ("sorensen", "adiabatic", "chavarria", "table", "charge_yield", "none")
@@ -68,7 +68,7 @@ def compile_subkev_quenching(tab: Table, model: str, target: Target, base: Path)
                                     a_inverse_keV=_f(tab.number("a_inverse_keVnr", positive=True)))
     if model == "table":
         return _table_quenching(tab, base)
-    return _charge_yield(tab)
+    return _charge_yield(tab, target)
 
 
 def _table_quenching(tab: Table, base: Path):
@@ -92,7 +92,16 @@ def _table_quenching(tab: Table, base: Path):
     return Q.TabulatedQuenching(log_T=_f(np.log(T)), values=_f(values))
 
 
-def _charge_yield(tab: Table):
+CHARGE_YIELD_PARAMETRISATIONS = ("lenardo_2015", "nest_v2")
+"""``[detector.quenching] parametrisation`` values of ``model = "charge_yield"`` (default ``lenardo_2015``)."""
+
+
+def _charge_yield(tab: Table, target: Target):
+    which = tab.text("parametrisation", "lenardo_2015", choices=CHARGE_YIELD_PARAMETRISATIONS)
+    if which == "nest_v2":
+        if _elements(target) != ["Xe"]:
+            raise tab.error("parametrisation", f"'nest_v2' is fitted to liquid xenon; the target is {_elements(target)[0]}")
+        return _nest_charge_yield(tab)
     p = Q.LENARDO_2015
     return Q.ChargeYieldQuenching(
         k=_f(tab.number("k", p["k"], positive=True, maximum=LINDHARD_K_MAX)),
@@ -103,6 +112,19 @@ def _charge_yield(tab: Table):
         delta=_f(tab.number("delta", p["delta"], nonnegative=True)),
         field_V_per_cm=_f(tab.number("field_V_per_cm", positive=True)),
         W_keV=_f(tab.number("W_eV", Q.XENON_W_KEV * 1e3, positive=True) * 1e-3),
+    )
+
+
+def _nest_charge_yield(tab: Table):
+    p = Q.NEST_V2_NR_QY
+    eta = tab.number("eta", p["eta"], positive=True, why=" (N_e(T) must increase with T)")
+    return Q.NestChargeYield(
+        gamma=_f(tab.number("gamma", p["gamma"], positive=True)),
+        delta=_f(tab.number("delta", p["delta"])),
+        epsilon_keV=_f(tab.number("epsilon_keV", p["epsilon_keV"], nonnegative=True)),
+        zeta_keV=_f(tab.number("zeta_keV", p["zeta_keV"], positive=True)),
+        eta=_f(eta),
+        field_V_per_cm=_f(tab.number("field_V_per_cm", positive=True)),
     )
 
 
@@ -126,7 +148,7 @@ def compile_subkev_smearing(tab: Table, model: str, target: Target | None = None
         return S.BaselineSmearing(sigma_keV=_f(tab.number("sigma_eV", positive=True) * 1e-3)), \
             observable_unit(quenching, "keVee")
     # Poisson electrons: mean count = (electrons per unit of the quenched variable) × that variable
-    charge = isinstance(quenching, Q.ChargeYieldQuenching)
+    charge = isinstance(quenching, Q.CHARGE_YIELD_MODELS)
     key, other = ("extraction_efficiency", "electrons_per_keVee") if charge else ("electrons_per_keVee",
                                                                                    "extraction_efficiency")
     if tab.has(other):
@@ -147,7 +169,7 @@ def observable_unit(quenching, default: str) -> str:
     ``electrons`` after a charge yield, else ``default``."""
     if isinstance(quenching, resp.NoQuenching):
         return "keVnr"
-    if isinstance(quenching, Q.ChargeYieldQuenching):
+    if isinstance(quenching, Q.CHARGE_YIELD_MODELS):
         return "electrons"
     return default
 
