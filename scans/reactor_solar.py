@@ -51,10 +51,10 @@ DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "XENONnT-8
 published 3.51 t·yr with its published 26.4 expected background (flat in recoil energy); its fold (3 × 1032 recoil × 2448 energy nodes) is
 model-independent (:func:`cevns_jax.folding.spectral_moments`), so a batch of points costs only prefactors (the
 former per-point fold exceeded 20 GB per batch of 32; now < 1 GB). Not drawn: PandaX-4T-8B-2024, whose preset
-has no selection efficiency (511 SM events against the ≈ 47 implied by the published US2 fit: a forecast ten
-times too optimistic), and the liquid-xenon reactor presets (RED-100, RELICS), whose S2 response with the
-Lenardo charge yield extrapolated below 1 keVnr overpredicts RELICS's published count 4.4× (README, reactor
-validation)."""
+has no selection efficiency (427 SM events against the ≈ 47 implied by the published US2 fit: a forecast nine
+times too optimistic), and the liquid-xenon reactor presets (RED-100, RELICS), whose S2 response (NEST v2 sub-keV
+charge yield, without the study's unpublished fluctuations and efficiencies) overpredicts RELICS's published count
+2.9× (README, reactor validation)."""
 LEVEL = C.DELTA_CHI2_90CL
 STYLE = {"reactor": dict(ls="-", lw=1.7), "solar": dict(ls="-.", lw=1.7), "pion_dar": dict(ls="--", lw=1.4)}
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
