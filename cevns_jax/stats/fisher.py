@@ -24,7 +24,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .. import constants as C
-from .._pytree import pytree_dataclass, replace, static_field
+from .._pytree import pytree_dataclass, replace, run_once, static_field
 from ..errors import CevnsInputError
 from ..nuisances import has_cevns, nuisance_priors, predicted_counts, program_nuisances
 from ..xsec import resolve_standard_model
@@ -217,7 +217,7 @@ def fisher_labels(experiments, parameters, include=None, share: tuple = ()) -> t
     return _fisher_labels(experiments, check_parameters(parameters), include, share)[2]
 
 
-@partial(jax.jit, static_argnames=("parameters", "include", "share"))
+@partial(run_once, static_argnames=("parameters", "include", "share"))
 def fisher_blocks(experiments: tuple, parameters: tuple, include: tuple | None = None, share: tuple = ()) -> FisherBlocks:
     """Per-experiment data Fisher matrices of a program at the SM point, on the registry's joint labels.
 

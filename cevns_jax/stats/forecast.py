@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 
-from .._pytree import pytree_dataclass, static_field
+from .._pytree import pytree_dataclass, run_once, static_field
 from ..deuteron import deuteron_counts
 from ..inelastic import inelastic_counts
 from ..electron_rates import COMPONENT as ELECTRON
@@ -111,7 +110,7 @@ def dark_matter_template(exp, dm, names) -> Morph:
                                    CHANNEL_NUISANCES)
 
 
-@partial(jax.jit, static_argnames="names")
+@partial(run_once, static_argnames="names")
 def experiment_reference(exp, names: tuple) -> tuple:
     """The SM CEvNS template of one experiment with its log-derivatives in the shape nuisances ``names``,
     and its fixed templates: the backgrounds, for a ``deuteron_breakup`` detector the ν–d breakup counts
