@@ -20,7 +20,7 @@ from cevns_jax.rates import total_cevns
 from cevns_jax.solar import SNO_B8_FLUX
 from cevns_jax.stats import analyses, fits
 
-_total = jax.jit(total_cevns)
+_total = jax.jit(total_cevns, compiler_options={"xla_backend_optimization_level": 2})  # long-running solar folds (conftest: jit_long_running)
 
 
 def reference(exp) -> dict:

@@ -66,8 +66,8 @@ def solar_exp():
 
 
 @pytest.fixture(scope="module")
-def total():
-    return jax.jit(total_cevns)
+def total(jit_long_running):
+    return jit_long_running(total_cevns)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,14 +256,14 @@ def test_solar_flavour_fractions_and_flux(solar_exp):
 def test_neutral_current_is_flavour_blind(solar_exp, total):
     """With flavour-independent (tree-level) couplings the counts do not depend on the mixing angles."""
     sm = standard_model("tree")
-    a = float(jax.jit(total_cevns)(solar_exp, sm))
+    a = float(total(solar_exp, sm))
     other = replace(solar_exp, source=replace(solar_exp.source, sin2_theta12=jnp.asarray(0.2)))
-    assert float(jax.jit(total_cevns)(other, sm)) == pytest.approx(a, rel=1e-12)
+    assert float(total(other, sm)) == pytest.approx(a, rel=1e-12)
     assert a > 0
 
 
-def test_component_names_and_counts(solar_exp):
-    out = jax.jit(expected_counts)(solar_exp)
+def test_component_names_and_counts(solar_exp, jit_long_running):
+    out = jit_long_running(expected_counts)(solar_exp)
     assert set(out) == {f"{line}_{f}" for line in ("8B", "hep") for f in ("nue", "numu", "nutau")}
     assert all(np.all(np.asarray(v) >= 0) for v in out.values())
 
