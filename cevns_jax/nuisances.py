@@ -33,7 +33,7 @@ cross sections, global), ``ar40_cc_cross_section`` and ``ar40_nc_cross_section``
 global); log-normal ``nin_yield`` (neutrino-induced neutrons from lead, global; docs/physics.md §12); log-normal ``flux`` (the source
 normalisation: ν yield per proton; for a reactor the ν̄ per fission, shared per reactor name, prior
 :data:`cevns_jax.reactor.REACTOR_FLUX_PRIOR`; for the Sun the line fluxes), ``pi0`` (π⁰ yield); shifts ``quenching_a``, ``quenching_b_per_keVnr`` (LAr linear QF),
-``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``pulse_mean_us`` (proton-pulse
+``quenching_factor`` (constant QF), ``quenching_k`` (Lindhard k, also of the sub-keV models with a k), ``quenching_zeta_keV`` (the NEST v2 xenon yield's sub-keV roll-off), ``pulse_mean_us`` (proton-pulse
 mean, μs), ``form_factor_radius`` (relative scale of every nuclear radius: radius × (1 + ν)); pulls
 ``quenching_pca_0``, ``quenching_pca_1`` (CsI 2021 quenching), ``efficiency_pca`` (CsI 2021 efficiency).
 """
@@ -113,6 +113,8 @@ REGISTRY: dict[str, Nuisance] = {n.name: n for n in (
     Nuisance("quenching_b_per_keVnr", "shift", _DETECTOR, "detector", "LAr linear quenching: slope [1/keVnr]"),
     Nuisance("quenching_factor", "shift", _DETECTOR, "detector", "constant quenching factor"),
     Nuisance("quenching_k", "shift", _DETECTOR, "detector", "Lindhard k"),
+    Nuisance("quenching_zeta_keV", "shift", _DETECTOR, "detector",
+             "NEST v2 xenon charge yield: energy of the sub-keV roll-off ζ [keVnr] (±0.1, quenching.NEST_V2_NR_QY_SIGMA)"),
     Nuisance("quenching_pca_0", "pull", _DETECTOR, "detector", "CsI 2021 quenching, first PCA direction"),
     Nuisance("quenching_pca_1", "pull", _DETECTOR, "detector", "CsI 2021 quenching, second PCA direction"),
     Nuisance("efficiency_pca", "pull", _DETECTOR, "detector", "CsI 2021 efficiency, PCA direction"),
@@ -261,6 +263,7 @@ def check_nuisances(experiment) -> None:
     needs = {
         "quenching_a": ("quenching", R.LinearQuenching), "quenching_b_per_keVnr": ("quenching", R.LinearQuenching),
         "quenching_factor": ("quenching", R.ConstantQuenching), "quenching_k": ("quenching", with_k),
+        "quenching_zeta_keV": ("quenching", Q.NestChargeYield),
         "quenching_pca_0": ("quenching", R.PolynomialQuenching), "quenching_pca_1": ("quenching", R.PolynomialQuenching),
         "efficiency_pca": ("efficiency", R.Coherent2021Efficiency),
     }
@@ -346,6 +349,8 @@ def apply_nuisances(experiment, values: dict):
         q = replace(q, factor=q.factor + v("quenching_factor"))
     if "quenching_k" in values:
         q = replace(q, k=q.k + v("quenching_k"))
+    if "quenching_zeta_keV" in values:
+        q = replace(q, zeta_keV=q.zeta_keV + v("quenching_zeta_keV"))
     if "quenching_pca_0" in values or "quenching_pca_1" in values:
         q = replace(q, pulls=q.pulls + jnp.stack([v("quenching_pca_0"), v("quenching_pca_1")]))
     eff = det.efficiency

@@ -347,6 +347,26 @@ def test_gradients_xenon_nest_charge_yield():
                            ("quenching", "epsilon_keV"), ("quenching", "delta")])
 
 
+def test_nest_roll_off_nuisance_shifts_zeta(presets):
+    """The ``quenching_zeta_keV`` systematic (RELICS, RED-100: ±0.1 keVnr) is an absolute shift of ζ: the
+    predicted counts at ν = 0.1 are those of the preset with ζ = 0.4 keVnr (second route: the leaf replaced);
+    declared on a detector without the NEST yield it is refused, naming the systematic."""
+    from cevns_jax.nuisances import check_nuisances, nuisance_priors, predicted_counts
+
+    exp = presets["RELICS"]
+    assert nuisance_priors(exp)["quenching_zeta_keV"] == 0.1
+    cevns = lambda counts: sum(counts[c] for c in exp.source.components)  # noqa: E731
+    moved = jax.jit(lambda e, v: cevns(predicted_counts(e, {"quenching_zeta_keV": v})))(exp, 0.1)
+    q = exp.detector.quenching
+    direct = cevns(rates.expected_counts(_set(exp, "quenching", "zeta_keV", float(q.zeta_keV) + 0.1)))
+    assert float(jnp.sum(direct)) < 0.9 * float(jnp.sum(cevns(rates.expected_counts(exp))))  # it moves the counts
+    np.testing.assert_allclose(np.asarray(moved), np.asarray(direct), rtol=1e-12)
+    conus = presets["CONUS+-2025"]
+    bad = replace(conus, info=replace(conus.info, priors=conus.info.priors + (("quenching_zeta_keV", 0.1),)))
+    with pytest.raises(CevnsInputError, match="quenching_zeta_keV"):
+        check_nuisances(bad)
+
+
 # ------------------------------------------------------------------------------------------------
 # Accuracy of the binned response (docs/physics.md §3.8.4)
 # ------------------------------------------------------------------------------------------------
