@@ -48,7 +48,10 @@ def run_once(fn: Callable, **jit_kwargs) -> Callable:
     ``jax.ensure_compile_time_eval``, and enters that program as a constant instead of being compiled into
     it); called on traced inputs (inside ``grad``, ``vmap`` or ``jit`` of its inputs) it is an ordinary
     nested ``jax.jit``. ``fn`` must not close over traced values."""
-    once = jax.jit(fn, compiler_options=RUN_ONCE, **jit_kwargs)
+    try:
+        once = jax.jit(fn, compiler_options=RUN_ONCE, **jit_kwargs)
+    except TypeError:  # a jax release without per-program compiler options: XLA's default level
+        once = jax.jit(fn, **jit_kwargs)
     nested = jax.jit(fn, **jit_kwargs)
 
     @functools.wraps(fn)
