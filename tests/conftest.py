@@ -32,8 +32,8 @@ TEST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 """LLVM optimisation level 0 for every program the tests compile (a flag already in ``XLA_FLAGS`` wins). A test
 compiles a program and runs it a few times, so compilation is most of the suite (57% of its time at the default
 level 2, running the programs under 16%): at level 0 programs compile about twice as fast and run up to three
-times slower, and the default tier took 5.7 instead of 7.1 minutes, the slow tier 6.5 instead of 8.3 (2 cores,
-jaxlib 0.10.2). Results are unchanged: no fast-math at any level, the same IEEE arithmetic (every test passes
+times slower, and the default tier took 5.8 instead of 7.0 minutes, the slow tier 6.7 instead of 8.3 (idle
+2 cores, jaxlib 0.10.2; README). Results are unchanged: no fast-math at any level, the same IEEE arithmetic (every test passes
 at both). The jobs in ``scans/`` and the command line keep XLA's default level: their programs run long."""
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_COMPILE_FLAG}".strip()
