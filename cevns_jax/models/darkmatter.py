@@ -40,6 +40,7 @@ from .. import constants as C
 from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError, domain_checked
 from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS
+from . import dm_production as _P
 
 PI0_PER_PROTON = PI0_SNS_1GEV
 """π⁰ per proton of a model not yet tied to a source (the SNS near 1 GeV, ``facilities.PI0_SNS_1GEV``);
@@ -102,8 +103,8 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     m_V = 3.0 * m_chi_MeV if m_V_MeV is None else m_V_MeV
     masses = jnp.stack([jnp.asarray(m_chi_MeV, dtype=jnp.float64), jnp.asarray(m_V, dtype=jnp.float64)])
     masses = domain_checked(
-        masses, lambda m: jnp.broadcast_to((0 < 2 * m[0]) & (2 * m[0] < m[1]) & (m[1] < C.M_ETA), m.shape),
-        f"on-shell meson → γV, V → χχ̄ needs 0 < 2 m_χ < m_V < m_η = {C.M_ETA} MeV; (m_χ, m_V)",
+        masses, lambda m: jnp.broadcast_to((0 < m[0]) & (0 < m[1]) & (2 * m[0] < C.M_ETA), m.shape),
+        f"meson → γχχ̄ needs m_χ > 0, m_V > 0 and 2 m_χ < m_η = {C.M_ETA} MeV; (m_χ, m_V)",
     )
     m_chi_MeV, m_V = masses[0], masses[1]
     alpha_D = domain_checked(alpha_D, lambda a: (a > 0) & jnp.isfinite(a), "dark-matter alpha_D must be > 0 and finite")
@@ -202,7 +203,8 @@ def mediator_kinematics(dm: DarkMatter, channel: str = "pi0"):
 
 
 def branching_ratio(dm: DarkMatter, channel: str = "pi0"):
-    """V per decaying meson (π⁰ → γV, η → γV) or per stopped π⁻ (π⁻p → nV) of ``channel``."""
+    """On-shell V per decaying meson (π⁰ → γV, η → γV; 0 for m_V above the meson) or per stopped π⁻ (π⁻p → nV)
+    of ``channel``. The signal uses :func:`pair_branching_ratio` (the meson channels through an off-shell V too)."""
     _check_channel(channel)
     lepto = dm.leptophobic
     if channel == "pi0":
@@ -217,15 +219,58 @@ def branching_ratio(dm: DarkMatter, channel: str = "pi0"):
     return jnp.zeros(())
 
 
-def energy_box(dm: DarkMatter, channel: str = "pi0"):
-    """(E₋, E₊) of χ from V decays in flight after ``channel``'s production at rest [MeV] (the table's range if
-    tabulated)."""
-    if dm.spectrum_E_MeV is not None:
-        return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+def _meson_strength(dm: DarkMatter, channel: str):
+    """2κ BR(P → γγ) of meson ``channel``: BR(P → γV) = that × (1 − m_V²/M²)³ (κ = ε², or α_B/α for π⁰)."""
+    lepto = dm.leptophobic
+    if channel == "pi0":
+        return 2.0 * ((1.0 - lepto) * dm.coupling**2 + lepto * dm.coupling / C.ALPHA_EM) * C.BR_PI0_GAMMA_GAMMA
+    return 2.0 * (1.0 - lepto) * dm.coupling**2 * C.BR_ETA_GAMMA_GAMMA
+
+
+def pair_mass_nodes(dm: DarkMatter, channel: str = "pi0", nodes: int = _P.S_NODES):
+    """χχ̄ invariant masses² s_k [MeV²] and χχ̄ pairs per meson b_k of meson ``channel`` (``pi0``, ``eta``):
+    Σ_k b_k = BR(P → γχχ̄) through the on- or off-shell V (:func:`cevns_jax.models.dm_production.pair_mass_nodes`)."""
+    s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, nodes)
+    return s, _meson_strength(dm, channel) * b
+
+
+def pair_branching_ratio(dm: DarkMatter, channel: str = "pi0"):
+    """χχ̄ pairs per decaying meson (P → γχχ̄, on- or off-shell V: :func:`pair_mass_nodes`) or per stopped π⁻
+    (π⁻p → nV on shell, V → χχ̄) of ``channel``; the narrow-width limit of the meson ones is :func:`branching_ratio`."""
+    _check_channel(channel)
+    if channel in _MESON_MASS:
+        return jnp.sum(pair_mass_nodes(dm, channel)[1])
+    return branching_ratio(dm, channel)
+
+
+def on_shell_energy_box(dm: DarkMatter, channel: str = "pi0"):
+    """(E₋, E₊) [MeV] of χ from an on-shell V of ``channel`` produced at rest, decaying isotropically in flight."""
     mV, m = dm.m_V_MeV, dm.m_chi_MeV
     EV, pV = mediator_kinematics(dm, channel)
     p_star = jnp.sqrt(jnp.maximum(mV**2 / 4 - m**2, 0.0))
     return EV / 2 - pV / mV * p_star, EV / 2 + pV / mV * p_star
+
+
+def _boxes(dm: DarkMatter, channel: str):
+    """(E₋, E₊, weight) of each χ box of ``channel``: per χχ̄ mass node for a meson (weights Σ = 1 when open),
+    the one on-shell box for π⁻ capture."""
+    if channel in _MESON_MASS:
+        s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac)
+        lo, hi = _P.pair_energy_boxes(_MESON_MASS[channel], s, dm.m_chi_MeV)
+        total = jnp.sum(b)
+        return lo, hi, b / jnp.where(total > 0, total, 1.0)
+    lo, hi = on_shell_energy_box(dm, channel)
+    return lo[None], hi[None], jnp.ones((1,))
+
+
+def energy_box(dm: DarkMatter, channel: str = "pi0"):
+    """(E_break, E₊) [MeV] of ``channel``'s χ spectrum (the table's range if tabulated): E₊ the highest χ energy;
+    E_break the weighted mean lower edge of the χ boxes (the on-shell box's E₋ for a narrow V), where the recoil
+    spectrum has its kink."""
+    if dm.spectrum_E_MeV is not None:
+        return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+    lo, hi, w = _boxes(dm, channel)
+    return jnp.sum(w * lo) + (1.0 - jnp.sum(w)) * lo[-1], jnp.max(hi)
 
 
 def max_recoil(E_MeV, m_MeV, M_MeV):
@@ -263,21 +308,32 @@ def fluence(dm: DarkMatter, protons_on_target, baseline_m, channel: str = "pi0")
     if dm.spectrum_E_MeV is not None:
         per_proton = dm.spectrum_yield * ((1.0 - dm.leptophobic) * dm.coupling**2 + dm.leptophobic * dm.coupling)
     else:
-        per_proton = 2.0 * yield_per_proton(dm, channel) * branching_ratio(dm, channel)
+        per_proton = 2.0 * yield_per_proton(dm, channel) * pair_branching_ratio(dm, channel)
     return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)
 
 
 def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channel: str = "pi0"):
-    """χ energies and weights (box spectrum × ``nodes``-point GL) on [max(E₋, E_min(T)), E₊]: shapes (…, nodes)
-    (a box of zero width, a channel above its kinematic end, has zero weights)."""
-    gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
-    Em, Ep = energy_box(dm, channel)
-    lo = jnp.minimum(jnp.maximum(Em, min_energy(T_MeV, dm.m_chi_MeV, M_MeV)), Ep)[..., None]
-    half = 0.5 * (Ep - lo)
-    E = lo + half * (gl_x + 1.0)
+    """χ energies and weights (the channel's normalised χ spectrum × Gauss–Legendre) above E_min(T): shapes (…, n).
+
+    π⁻ capture and a table: one box (or the table's range), ``nodes`` points on [max(E₋, E_min(T)), E₊].
+    π⁰, η: a flat box per χχ̄ mass node (:func:`pair_mass_nodes`), ``nodes // 4`` points on each (n = that × the
+    s-nodes + 1). A box of zero width, a channel above its kinematic end, has zero weights."""
+    E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)[..., None]
     if dm.spectrum_E_MeV is not None:
+        gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
+        Em, Ep = dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+        lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)
+        half = 0.5 * (Ep - lo)
+        E = lo + half * (gl_x + 1.0)
         return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
-    return E, half * gl_w / jnp.maximum(Ep - Em, 1e-30)
+    per_box = nodes if channel not in _MESON_MASS else max(nodes // 4, 2)
+    gl_x, gl_w = np.polynomial.legendre.leggauss(per_box)
+    Em, Ep, wb = _boxes(dm, channel)  # (K,)
+    lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)  # (…, K)
+    half = 0.5 * (Ep - lo)
+    E = lo[..., None] + half[..., None] * (gl_x + 1.0)  # (…, K, per_box)
+    w = (wb * half / jnp.maximum(Ep - Em, 1e-30))[..., None] * gl_w
+    return E.reshape(E.shape[:-2] + (-1,)), w.reshape(w.shape[:-2] + (-1,))
 
 
 def time_of_flight_delay_ns(dm: DarkMatter, E_MeV, baseline_m):
