@@ -227,9 +227,10 @@ def _meson_strength(dm: DarkMatter, channel: str):
     return 2.0 * (1.0 - lepto) * dm.coupling**2 * C.BR_ETA_GAMMA_GAMMA
 
 
-def pair_mass_nodes(dm: DarkMatter, channel: str = "pi0", nodes: int = _P.S_NODES):
+def pair_mass_nodes(dm: DarkMatter, channel: str = "pi0", nodes: int | None = None):
     """χχ̄ invariant masses² s_k [MeV²] and χχ̄ pairs per meson b_k of meson ``channel`` (``pi0``, ``eta``):
     Σ_k b_k = BR(P → γχχ̄) through the on- or off-shell V (:func:`cevns_jax.models.dm_production.pair_mass_nodes`)."""
+    nodes = _P.S_NODES if nodes is None else nodes  # read at call time (the halving test changes it)
     s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, nodes)
     return s, _meson_strength(dm, channel) * b
 
@@ -255,7 +256,7 @@ def _boxes(dm: DarkMatter, channel: str):
     """(E₋, E₊, weight) of each χ box of ``channel``: per χχ̄ mass node for a meson (weights Σ = 1 when open),
     the one on-shell box for π⁻ capture."""
     if channel in _MESON_MASS:
-        s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac)
+        s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, _P.S_NODES)
         lo, hi = _P.pair_energy_boxes(_MESON_MASS[channel], s, dm.m_chi_MeV)
         total = jnp.sum(b)
         return lo, hi, b / jnp.where(total > 0, total, 1.0)
