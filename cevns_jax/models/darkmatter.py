@@ -1,18 +1,22 @@
 """Accelerator-produced light dark matter through a vector portal (docs/physics.md §4.3).
 
-Production (at rest, on shell, m_V > 2m_χ), three channels, each a component with its own spectrum:
+Production (mesons at rest), three channels, each a component with its own spectrum:
 
-* ``pi0``: π⁰ → γV, BR = 2ε²(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a dark photon (kinetic mixing ε) and
-  2(α_B/α)(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a leptophobic (baryonic) mediator;
-* ``eta``: η → γV, BR = 2ε²(1 − m_V²/m_η²)³ BR(η→γγ) (dark photon; not modelled for the leptophobic mediator);
-* ``piminus``: π⁻ captured at rest, π⁻p → nV (a monochromatic V), V per stopped π⁻ =
+* ``pi0``: π⁰ → γχχ̄ through an on- or off-shell V (:mod:`.dm_production`): dBR/ds =
+  2κ(1 − s/M²)³ BR(π⁰→γγ) √sΓ(V*→χχ̄)/(π|s − m_V² + i m_VΓ_V|²), κ = ε² (dark photon) or α_B/α
+  (leptophobic); in the narrow-width limit (2m_χ < m_V < M) BR(π⁰→γV) = 2κ(1 − m_V²/M²)³ BR(π⁰→γγ)
+  (:func:`branching_ratio`), for m_V ≫ M a contact rate ∝ m_V⁻⁴;
+* ``eta``: η → γχχ̄ likewise (dark photon; not modelled for the leptophobic mediator);
+* ``piminus``: π⁻ captured at rest, π⁻p → nV on shell (a monochromatic V), V per stopped π⁻ =
   ε² R_γ p_V/p_γ with R_γ the radiative-capture fraction (``constants.PIMINUS_RADIATIVE_CAPTURE``)
-  and p_V/p_γ the two-body phase-space ratio (dark photon only).
+  and p_V/p_γ the two-body phase-space ratio (dark photon only), BR(V → χχ̄) = 1.
 
-Two χ per V; fluence Φ_χ = 2 f_meson BR N_POT/(4πL²) per channel (isotropic at-rest approximation).
-Isotropic V decay gives a flat χ energy spectrum on [E₋, E₊], E_± = E_V/2 ± (p_V/m_V) p*, with (E_V, p_V)
-of each channel. Every kinematic end is smooth in m_V (the phase factors vanish as (1 − x)³ or as p_V),
-so gradients exist for every m_V below m_η; a channel above its own end contributes exactly 0.
+Fluence Φ_χ = 2 f_meson BR N_POT/(4πL²) per channel, BR the χχ̄ pairs per meson (:func:`pair_branching_ratio`;
+isotropic at-rest approximation). χ is taken isotropic in the χχ̄ (V) rest frame, so each χχ̄ mass gives a
+flat χ energy box in the lab; the meson channels sum the boxes of the s-quadrature nodes, π⁻ capture has one,
+E_± = E_V/2 ± (p_V/m_V) p* (:func:`on_shell_energy_box`). Every kinematic end is smooth in the masses
+((1 − s/M²)³, β³ and p_V vanish there), so gradients exist in the whole domain; a channel above its own end
+(2m_χ ≥ M, or m_V above the π⁻ capture end) contributes exactly 0.
 
 Scattering (coherent, couples to charge ⇒ Z and F_p for the dark photon; to baryon number ⇒ A for
 the leptophobic mediator), E the total χ energy, following deNiverville, Pospelov & Ritz,
@@ -24,11 +28,12 @@ arXiv:1505.07805 (scalar) and pyCEvNS ``DMNucleusElasticVector`` (Dirac):
 The signal is prompt: the proton pulse delayed by the χ time of flight L(1/β − 1)/c per energy.
 At fixed α_D and m_V/m_χ, N ∝ ε⁴ ∝ Y² with Y = ε² α_D (m_χ/m_V)⁴.
 
-Domain: 0 < 2m_χ < m_V < m_η (on-shell production; masses enter squared, so a negative mass would
-silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
+Domain: m_χ > 0, m_V > 0, 2m_χ < m_η (the η decay is the last channel open; masses enter squared, so a
+negative mass would silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
 either sign (only ε² enters). Concrete values outside the domain raise
 :class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
-Not modelled: mesons decaying in flight, proton bremsstrahlung, off-shell V (m_V above a meson's mass).
+Not modelled: mesons decaying in flight, proton bremsstrahlung, the sin²θ* χ distribution of a transverse V,
+off-shell V in π⁻ capture.
 """
 
 from __future__ import annotations
