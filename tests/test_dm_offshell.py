@@ -107,6 +107,8 @@ def test_reach_beyond_the_on_shell_end(offshell_program):
     for m in (190.0, 230.0, 270.0):
         N, J = offshell_program(m, 3 * m)
         assert N[1] > 0 and N[0] == 0.0 and N[2] == 0.0 and np.all(np.isfinite(J)), m
+    for m in (17.0, 70.0):  # once NaN: a recoil break below m_χ from negative remainder weights
+        assert all(np.all(np.isfinite(a)) for a in offshell_program(m, 3 * m)), m
     with pytest.raises(CevnsInputError):
         dark_matter(M_ETA / 2 + 0.01, 3 * M_ETA)
 

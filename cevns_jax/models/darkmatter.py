@@ -58,6 +58,8 @@ E_GAMMA_PIMINUS_CAPTURE = ((C.M_PION_CHARGED + C.M_PROTON) ** 2 - C.M_NEUTRON**2
 """Photon energy of π⁻p → nγ at rest [MeV] (129.4): the reference momentum p_γ of the π⁻-capture phase space."""
 ENERGY_NODES = 32
 """Gauss–Legendre nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests)."""
+BOX_NODES = 8
+"""Gauss–Legendre nodes on each χ box of a meson channel (one box per χχ̄ mass node; × ``Binning.refine``)."""
 
 
 @pytree_dataclass
@@ -271,12 +273,14 @@ def _boxes(dm: DarkMatter, channel: str):
 
 def energy_box(dm: DarkMatter, channel: str = "pi0"):
     """(E_break, E₊) [MeV] of ``channel``'s χ spectrum (the table's range if tabulated): E₊ the highest χ energy;
-    E_break the weighted mean lower edge of the χ boxes (the on-shell box's E₋ for a narrow V), where the recoil
+    E_break the |weight|-weighted mean lower edge of the χ boxes (the on-shell box's E₋ for a narrow V), where the recoil
     spectrum has its kink."""
     if dm.spectrum_E_MeV is not None:
         return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
     lo, hi, w = _boxes(dm, channel)
-    return jnp.sum(w * lo) + (1.0 - jnp.sum(w)) * lo[-1], jnp.max(hi)
+    a = jnp.abs(w)  # remainder weights of the s-quadrature can be negative: a convex mean stays within [min E₋, max E₋]
+    total = jnp.sum(a)
+    return jnp.where(total > 0, jnp.sum(a * lo) / jnp.where(total > 0, total, 1.0), lo[-1]), jnp.max(hi)
 
 
 def max_recoil(E_MeV, m_MeV, M_MeV):
@@ -322,7 +326,7 @@ def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channe
     """χ energies and weights (the channel's normalised χ spectrum × Gauss–Legendre) above E_min(T): shapes (…, n).
 
     π⁻ capture and a table: one box (or the table's range), ``nodes`` points on [max(E₋, E_min(T)), E₊].
-    π⁰, η: a flat box per χχ̄ mass node (:func:`pair_mass_nodes`), ``nodes // 4`` points on each (n = that × the
+    π⁰, η: a flat box per χχ̄ mass node (:func:`pair_mass_nodes`), :data:`BOX_NODES` × nodes/32 points on each (n = that × the
     s-nodes + 1). A box of zero width, a channel above its kinematic end, has zero weights."""
     E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)[..., None]
     if dm.spectrum_E_MeV is not None:
@@ -332,7 +336,7 @@ def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channe
         half = 0.5 * (Ep - lo)
         E = lo + half * (gl_x + 1.0)
         return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
-    per_box = nodes if channel not in _MESON_MASS else max(nodes // 4, 2)
+    per_box = nodes if channel not in _MESON_MASS else max(nodes * BOX_NODES // ENERGY_NODES, 2)
     gl_x, gl_w = np.polynomial.legendre.leggauss(per_box)
     Em, Ep, wb = _boxes(dm, channel)  # (K,)
     lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)  # (…, K)
