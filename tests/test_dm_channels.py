@@ -57,7 +57,7 @@ def test_chi_energy_box_from_a_lorentz_boost(channel, M):
     EV = (M**2 + mV**2) / (2 * M)
     gamma, beta = EV / mV, np.sqrt(1 - (mV / EV) ** 2)
     Es, ps = mV / 2, np.sqrt(mV**2 / 4 - m_chi**2)
-    lo, hi = (float(x) for x in dmod.energy_box(dark_matter(m_chi, mV, epsilon=1e-3), channel))
+    lo, hi = (float(x) for x in dmod.on_shell_energy_box(dark_matter(m_chi, mV, epsilon=1e-3), channel))
     assert lo == pytest.approx(gamma * (Es - beta * ps), rel=1e-12)
     assert hi == pytest.approx(gamma * (Es + beta * ps), rel=1e-12)
 

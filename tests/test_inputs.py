@@ -142,8 +142,9 @@ MODEL_PROBES = {
     "sin²θ_W = 1": ({"standard_model": {"sin2_theta_w": 1.0}}, "m.toml.standard_model.sin2_theta_w"),
     "negative Z′ mass": ({"zprime": {"kind": "universal", "mass_MeV": -10.0, "g": 1e-4}}, "m.toml.zprime.mass_MeV"),
     "|U_e4|² > 1": ({"sterile": {"dm2_eV2": 1.0, "Ue4_sq": 1.5}}, "m.toml.sterile.Ue4_sq"),
-    "m_V < 2 m_χ": ({"dark_matter": {"m_chi_MeV": 20.0, "m_V_MeV": 30.0, "epsilon": 1e-4}}, "m.toml.dark_matter: on-shell"),
-    "m_V > m_η": ({"dark_matter": {"m_chi_MeV": 200.0, "epsilon": 1e-4}}, "m.toml.dark_matter: on-shell"),
+    "2 m_χ > m_η, light V": ({"dark_matter": {"m_chi_MeV": 280.0, "m_V_MeV": 30.0, "epsilon": 1e-4}},
+                             "m.toml.dark_matter: meson"),
+    "2 m_χ > m_η": ({"dark_matter": {"m_chi_MeV": 300.0, "epsilon": 1e-4}}, "m.toml.dark_matter: meson"),
 }
 
 
@@ -171,8 +172,8 @@ CONSTRUCTORS = {
     "Z′ mass": (lambda x: universal(x, 1e-4).mass_MeV, 10.0, -10.0, "Z′ mass must be a positive"),
     "L_μ−L_τ mass": (lambda x: lmu_minus_ltau(x, 1e-4).mass_MeV, 10.0, -10.0, "Z′ mass must be a positive"),
     "scalar mass": (lambda x: scalar_mediator(x, 1e-4).mass_MeV, 10.0, -10.0, "scalar mass_MeV"),
-    "m_χ": (lambda x: dark_matter(x, 30.0, 1e-4).m_chi_MeV, 10.0, -10.0, "0 < 2 m_χ < m_V"),
-    "m_V": (lambda x: dark_matter(10.0, x, 1e-4).m_V_MeV, 30.0, -30.0, "0 < 2 m_χ < m_V"),
+    "m_χ": (lambda x: dark_matter(x, 30.0, 1e-4).m_chi_MeV, 10.0, -10.0, "m_χ > 0, m_V > 0 and 2 m_χ < m_η"),
+    "m_V": (lambda x: dark_matter(10.0, x, 1e-4).m_V_MeV, 30.0, -30.0, "m_χ > 0, m_V > 0 and 2 m_χ < m_η"),
     "α_B": (lambda x: dark_matter(10.0, 30.0, alpha_B=x).coupling, 1e-6, -1e-6, "alpha_B"),
     "α_D": (lambda x: dark_matter(10.0, 30.0, 1e-4, x).alpha_D, 0.5, -0.5, "alpha_D"),
     "Y": (lambda x: epsilon_from_Y(x, 10.0), 1e-10, -1e-10, "dark-matter Y"),

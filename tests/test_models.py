@@ -182,7 +182,7 @@ def test_dark_matter_sanity_values():
 
     dm = dark_matter(10.0, 30.0, epsilon=1e-4)
     assert float(dmod.branching_ratio(dm)) == pytest.approx(1.6978e-8, rel=1e-4)
-    lo, hi = dmod.energy_box(dm)
+    lo, hi = dmod.on_shell_energy_box(dm)
     assert (float(lo), float(hi)) == pytest.approx((11.502, 59.320), abs=1e-3)
     M = ISOTOPES["133Cs"].nuclear_mass_MeV
     assert 1e3 * float(dmod.max_recoil(59.33, 10.0, M)) == pytest.approx(55.211, abs=1e-3)
@@ -226,8 +226,8 @@ def test_dark_matter_zero_coupling_and_gradient(presets):
 
 
 def test_dark_matter_bad_input():
-    with pytest.raises(CevnsInputError, match="on-shell"):
-        dark_matter(200.0, epsilon=1e-4)  # m_V = 600 MeV > m_η
+    with pytest.raises(CevnsInputError, match="2 m_χ < m_η"):
+        dark_matter(280.0, epsilon=1e-4)  # 2m_χ > m_η: no meson channel open
     with pytest.raises(CevnsInputError, match="exactly one of epsilon"):
         dark_matter(10.0)
 
@@ -298,15 +298,16 @@ def test_tabulated_dark_matter_spectrum_reproduces_the_box(presets):
     """A table of the at-rest box spectrum with the at-rest yield gives the same counts (second route)."""
     exp = presets["COH-Ar-750"]
     eps = 1e-4
-    box = dark_matter(10.0, 30.0, epsilon=eps, eta_per_proton=0.0, piminus_per_proton=0.0)  # the π⁰ channel alone
-    lo, hi = (float(x) for x in dmod.energy_box(box))
+    # the π⁰ channel alone; α_D = 1e-9: the on-shell box (off-shell parts O(Γ_V/m_V) ~ 1e-11)
+    box = dark_matter(10.0, 30.0, eps, 1e-9, eta_per_proton=0.0, piminus_per_proton=0.0)
+    lo, hi = (float(x) for x in dmod.on_shell_energy_box(box))
     E = np.linspace(lo, hi, 50)
     pi0 = dmod.at_source(box, exp.source).pi0_per_proton  # the facility's yield, as rates.dark_matter_counts takes it
     yield_per_eps2 = float(2 * pi0 * dmod.branching_ratio(box)) / eps**2
-    table = dark_matter(10.0, 30.0, epsilon=eps, spectrum=(E, np.ones_like(E), yield_per_eps2))
+    table = dark_matter(10.0, 30.0, eps, 1e-9, spectrum=(E, np.ones_like(E), yield_per_eps2))
     a = float(jnp.sum(rates.dark_matter_counts(exp, box)))
     b = float(jnp.sum(rates.dark_matter_counts(exp, table)))
-    assert b == pytest.approx(a, rel=1e-10)
+    assert b == pytest.approx(a, rel=1e-8)
 
 
 def test_pi0_nuisance_scales_dark_matter(presets):

@@ -1,18 +1,22 @@
 """Accelerator-produced light dark matter through a vector portal (docs/physics.md §4.3).
 
-Production (at rest, on shell, m_V > 2m_χ), three channels, each a component with its own spectrum:
+Production (mesons at rest), three channels, each a component with its own spectrum:
 
-* ``pi0``: π⁰ → γV, BR = 2ε²(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a dark photon (kinetic mixing ε) and
-  2(α_B/α)(1 − m_V²/m_π0²)³ BR(π⁰→γγ) for a leptophobic (baryonic) mediator;
-* ``eta``: η → γV, BR = 2ε²(1 − m_V²/m_η²)³ BR(η→γγ) (dark photon; not modelled for the leptophobic mediator);
-* ``piminus``: π⁻ captured at rest, π⁻p → nV (a monochromatic V), V per stopped π⁻ =
+* ``pi0``: π⁰ → γχχ̄ through an on- or off-shell V (:mod:`.dm_production`): dBR/ds =
+  2κ(1 − s/M²)³ BR(π⁰→γγ) √sΓ(V*→χχ̄)/(π|s − m_V² + i m_VΓ_V|²), κ = ε² (dark photon) or α_B/α
+  (leptophobic); in the narrow-width limit (2m_χ < m_V < M) BR(π⁰→γV) = 2κ(1 − m_V²/M²)³ BR(π⁰→γγ)
+  (:func:`branching_ratio`), for m_V ≫ M a contact rate ∝ m_V⁻⁴;
+* ``eta``: η → γχχ̄ likewise (dark photon; not modelled for the leptophobic mediator);
+* ``piminus``: π⁻ captured at rest, π⁻p → nV on shell (a monochromatic V), V per stopped π⁻ =
   ε² R_γ p_V/p_γ with R_γ the radiative-capture fraction (``constants.PIMINUS_RADIATIVE_CAPTURE``)
-  and p_V/p_γ the two-body phase-space ratio (dark photon only).
+  and p_V/p_γ the two-body phase-space ratio (dark photon only), BR(V → χχ̄) = 1.
 
-Two χ per V; fluence Φ_χ = 2 f_meson BR N_POT/(4πL²) per channel (isotropic at-rest approximation).
-Isotropic V decay gives a flat χ energy spectrum on [E₋, E₊], E_± = E_V/2 ± (p_V/m_V) p*, with (E_V, p_V)
-of each channel. Every kinematic end is smooth in m_V (the phase factors vanish as (1 − x)³ or as p_V),
-so gradients exist for every m_V below m_η; a channel above its own end contributes exactly 0.
+Fluence Φ_χ = 2 f_meson BR N_POT/(4πL²) per channel, BR the χχ̄ pairs per meson (:func:`pair_branching_ratio`;
+isotropic at-rest approximation). χ is taken isotropic in the χχ̄ (V) rest frame, so each χχ̄ mass gives a
+flat χ energy box in the lab; the meson channels sum the boxes of the s-quadrature nodes, π⁻ capture has one,
+E_± = E_V/2 ± (p_V/m_V) p* (:func:`on_shell_energy_box`). Every kinematic end is smooth in the masses
+((1 − s/M²)³, β³ and p_V vanish there), so gradients exist in the whole domain; a channel above its own end
+(2m_χ ≥ M, or m_V above the π⁻ capture end) contributes exactly 0.
 
 Scattering (coherent, couples to charge ⇒ Z and F_p for the dark photon; to baryon number ⇒ A for
 the leptophobic mediator), E the total χ energy, following deNiverville, Pospelov & Ritz,
@@ -24,11 +28,12 @@ arXiv:1505.07805 (scalar) and pyCEvNS ``DMNucleusElasticVector`` (Dirac):
 The signal is prompt: the proton pulse delayed by the χ time of flight L(1/β − 1)/c per energy.
 At fixed α_D and m_V/m_χ, N ∝ ε⁴ ∝ Y² with Y = ε² α_D (m_χ/m_V)⁴.
 
-Domain: 0 < 2m_χ < m_V < m_η (on-shell production; masses enter squared, so a negative mass would
-silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
+Domain: m_χ > 0, m_V > 0, 2m_χ < m_η (the η decay is the last channel open; masses enter squared, so a
+negative mass would silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
 either sign (only ε² enters). Concrete values outside the domain raise
 :class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
-Not modelled: mesons decaying in flight, proton bremsstrahlung, off-shell V (m_V above a meson's mass).
+Not modelled: mesons decaying in flight, proton bremsstrahlung, the sin²θ* χ distribution of a transverse V,
+off-shell V in π⁻ capture.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from .. import constants as C
 from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError, domain_checked
 from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS
+from . import dm_production as _P
 
 PI0_PER_PROTON = PI0_SNS_1GEV
 """π⁰ per proton of a model not yet tied to a source (the SNS near 1 GeV, ``facilities.PI0_SNS_1GEV``);
@@ -52,6 +58,8 @@ E_GAMMA_PIMINUS_CAPTURE = ((C.M_PION_CHARGED + C.M_PROTON) ** 2 - C.M_NEUTRON**2
 """Photon energy of π⁻p → nγ at rest [MeV] (129.4): the reference momentum p_γ of the π⁻-capture phase space."""
 ENERGY_NODES = 32
 """Gauss–Legendre nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests)."""
+BOX_NODES = 8
+"""Gauss–Legendre nodes on each χ box of a meson channel (one box per χχ̄ mass node; × ``Binning.refine``)."""
 
 
 @pytree_dataclass
@@ -102,8 +110,8 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     m_V = 3.0 * m_chi_MeV if m_V_MeV is None else m_V_MeV
     masses = jnp.stack([jnp.asarray(m_chi_MeV, dtype=jnp.float64), jnp.asarray(m_V, dtype=jnp.float64)])
     masses = domain_checked(
-        masses, lambda m: jnp.broadcast_to((0 < 2 * m[0]) & (2 * m[0] < m[1]) & (m[1] < C.M_ETA), m.shape),
-        f"on-shell meson → γV, V → χχ̄ needs 0 < 2 m_χ < m_V < m_η = {C.M_ETA} MeV; (m_χ, m_V)",
+        masses, lambda m: jnp.broadcast_to((0 < m[0]) & (0 < m[1]) & (2 * m[0] < C.M_ETA), m.shape),
+        f"meson → γχχ̄ needs m_χ > 0, m_V > 0 and 2 m_χ < m_η = {C.M_ETA} MeV; (m_χ, m_V)",
     )
     m_chi_MeV, m_V = masses[0], masses[1]
     alpha_D = domain_checked(alpha_D, lambda a: (a > 0) & jnp.isfinite(a), "dark-matter alpha_D must be > 0 and finite")
@@ -202,7 +210,8 @@ def mediator_kinematics(dm: DarkMatter, channel: str = "pi0"):
 
 
 def branching_ratio(dm: DarkMatter, channel: str = "pi0"):
-    """V per decaying meson (π⁰ → γV, η → γV) or per stopped π⁻ (π⁻p → nV) of ``channel``."""
+    """On-shell V per decaying meson (π⁰ → γV, η → γV; 0 for m_V above the meson) or per stopped π⁻ (π⁻p → nV)
+    of ``channel``. The signal uses :func:`pair_branching_ratio` (the meson channels through an off-shell V too)."""
     _check_channel(channel)
     lepto = dm.leptophobic
     if channel == "pi0":
@@ -217,15 +226,61 @@ def branching_ratio(dm: DarkMatter, channel: str = "pi0"):
     return jnp.zeros(())
 
 
-def energy_box(dm: DarkMatter, channel: str = "pi0"):
-    """(E₋, E₊) of χ from V decays in flight after ``channel``'s production at rest [MeV] (the table's range if
-    tabulated)."""
-    if dm.spectrum_E_MeV is not None:
-        return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+def _meson_strength(dm: DarkMatter, channel: str):
+    """2κ BR(P → γγ) of meson ``channel``: BR(P → γV) = that × (1 − m_V²/M²)³ (κ = ε², or α_B/α for π⁰)."""
+    lepto = dm.leptophobic
+    if channel == "pi0":
+        return 2.0 * ((1.0 - lepto) * dm.coupling**2 + lepto * dm.coupling / C.ALPHA_EM) * C.BR_PI0_GAMMA_GAMMA
+    return 2.0 * (1.0 - lepto) * dm.coupling**2 * C.BR_ETA_GAMMA_GAMMA
+
+
+def pair_mass_nodes(dm: DarkMatter, channel: str = "pi0", nodes: int | None = None):
+    """χχ̄ invariant masses² s_k [MeV²] and χχ̄ pairs per meson b_k of meson ``channel`` (``pi0``, ``eta``):
+    Σ_k b_k = BR(P → γχχ̄) through the on- or off-shell V (:func:`cevns_jax.models.dm_production.pair_mass_nodes`)."""
+    nodes = _P.S_NODES if nodes is None else nodes  # read at call time (the halving test changes it)
+    s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, nodes)
+    return s, _meson_strength(dm, channel) * b
+
+
+def pair_branching_ratio(dm: DarkMatter, channel: str = "pi0"):
+    """χχ̄ pairs per decaying meson (P → γχχ̄, on- or off-shell V: :func:`pair_mass_nodes`) or per stopped π⁻
+    (π⁻p → nV on shell, V → χχ̄) of ``channel``; the narrow-width limit of the meson ones is :func:`branching_ratio`."""
+    _check_channel(channel)
+    if channel in _MESON_MASS:
+        return jnp.sum(pair_mass_nodes(dm, channel)[1])
+    return branching_ratio(dm, channel)
+
+
+def on_shell_energy_box(dm: DarkMatter, channel: str = "pi0"):
+    """(E₋, E₊) [MeV] of χ from an on-shell V of ``channel`` produced at rest, decaying isotropically in flight."""
     mV, m = dm.m_V_MeV, dm.m_chi_MeV
     EV, pV = mediator_kinematics(dm, channel)
     p_star = jnp.sqrt(jnp.maximum(mV**2 / 4 - m**2, 0.0))
     return EV / 2 - pV / mV * p_star, EV / 2 + pV / mV * p_star
+
+
+def _boxes(dm: DarkMatter, channel: str):
+    """(E₋, E₊, weight) of each χ box of ``channel``: per χχ̄ mass node for a meson (weights Σ = 1 when open),
+    the one on-shell box for π⁻ capture."""
+    if channel in _MESON_MASS:
+        s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, _P.S_NODES)
+        lo, hi = _P.pair_energy_boxes(_MESON_MASS[channel], s, dm.m_chi_MeV)
+        total = jnp.sum(b)
+        return lo, hi, b / jnp.where(total > 0, total, 1.0)
+    lo, hi = on_shell_energy_box(dm, channel)
+    return lo[None], hi[None], jnp.ones((1,))
+
+
+def energy_box(dm: DarkMatter, channel: str = "pi0"):
+    """(E_break, E₊) [MeV] of ``channel``'s χ spectrum (the table's range if tabulated): E₊ the highest χ energy;
+    E_break the |weight|-weighted mean lower edge of the χ boxes (the on-shell box's E₋ for a narrow V), where the recoil
+    spectrum has its kink."""
+    if dm.spectrum_E_MeV is not None:
+        return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+    lo, hi, w = _boxes(dm, channel)
+    a = jnp.abs(w)  # remainder weights of the s-quadrature can be negative: a convex mean stays within [min E₋, max E₋]
+    total = jnp.sum(a)
+    return jnp.where(total > 0, jnp.sum(a * lo) / jnp.where(total > 0, total, 1.0), lo[-1]), jnp.max(hi)
 
 
 def max_recoil(E_MeV, m_MeV, M_MeV):
@@ -263,21 +318,32 @@ def fluence(dm: DarkMatter, protons_on_target, baseline_m, channel: str = "pi0")
     if dm.spectrum_E_MeV is not None:
         per_proton = dm.spectrum_yield * ((1.0 - dm.leptophobic) * dm.coupling**2 + dm.leptophobic * dm.coupling)
     else:
-        per_proton = 2.0 * yield_per_proton(dm, channel) * branching_ratio(dm, channel)
+        per_proton = 2.0 * yield_per_proton(dm, channel) * pair_branching_ratio(dm, channel)
     return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)
 
 
 def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channel: str = "pi0"):
-    """χ energies and weights (box spectrum × ``nodes``-point GL) on [max(E₋, E_min(T)), E₊]: shapes (…, nodes)
-    (a box of zero width, a channel above its kinematic end, has zero weights)."""
-    gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
-    Em, Ep = energy_box(dm, channel)
-    lo = jnp.minimum(jnp.maximum(Em, min_energy(T_MeV, dm.m_chi_MeV, M_MeV)), Ep)[..., None]
-    half = 0.5 * (Ep - lo)
-    E = lo + half * (gl_x + 1.0)
+    """χ energies and weights (the channel's normalised χ spectrum × Gauss–Legendre) above E_min(T): shapes (…, n).
+
+    π⁻ capture and a table: one box (or the table's range), ``nodes`` points on [max(E₋, E_min(T)), E₊].
+    π⁰, η: a flat box per χχ̄ mass node (:func:`pair_mass_nodes`), :data:`BOX_NODES` × nodes/32 points on each (n = that × the
+    s-nodes + 1). A box of zero width, a channel above its kinematic end, has zero weights."""
+    E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)[..., None]
     if dm.spectrum_E_MeV is not None:
+        gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
+        Em, Ep = dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+        lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)
+        half = 0.5 * (Ep - lo)
+        E = lo + half * (gl_x + 1.0)
         return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
-    return E, half * gl_w / jnp.maximum(Ep - Em, 1e-30)
+    per_box = nodes if channel not in _MESON_MASS else max(nodes * BOX_NODES // ENERGY_NODES, 2)
+    gl_x, gl_w = np.polynomial.legendre.leggauss(per_box)
+    Em, Ep, wb = _boxes(dm, channel)  # (K,)
+    lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)  # (…, K)
+    half = 0.5 * (Ep - lo)
+    E = lo[..., None] + half[..., None] * (gl_x + 1.0)  # (…, K, per_box)
+    w = (wb * half / jnp.maximum(Ep - Em, 1e-30))[..., None] * gl_w
+    return E.reshape(E.shape[:-2] + (-1,)), w.reshape(w.shape[:-2] + (-1,))
 
 
 def time_of_flight_delay_ns(dm: DarkMatter, E_MeV, baseline_m):
