@@ -243,12 +243,13 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     """Expected accelerator-produced dark-matter counts of each production channel per (energy × time) bin:
     {channel: (n_E, n_t)} (``models.darkmatter.channels``: ``pi0``, ``eta``, ``piminus``; ``table``).
 
-    Each channel has its own χ box spectrum, so its own recoil panels, broken at T_max(E₋) (the kink of the
-    box's lower edge), with :data:`DM_GEOMETRIC_PANELS` log-spaced ones above it; at each recoil node the χ energy
-    is integrated with 32-node Gauss–Legendre, and each χ energy carries its own time-of-flight delay of the
-    prompt (proton-pulse) time profile. The channels' panels are built in one vectorised call and the detector
-    response is computed once on all their recoil nodes (the same arithmetic as channel by channel, a third of
-    the program: compilation is most of a dark-matter study's time).
+    Each channel has its own χ spectrum (a mixture of flat boxes, ``models.darkmatter.channel_boxes``), so its
+    own recoil panels, broken at T_max(E_break) (the kink of the boxes' lower edges), with
+    :data:`DM_GEOMETRIC_PANELS` log-spaced ones above it; at each recoil node the χ energy is integrated on
+    ``models.darkmatter.ENERGY_NODES`` product-integration nodes (the box mixture exactly, the rest interpolated),
+    and each χ energy carries its own time-of-flight delay of the prompt (proton-pulse) time profile. The three
+    channels are one vectorised computation (their box mixtures have one shape) and the detector response is
+    computed once on all their recoil nodes: compilation is most of a dark-matter study's time.
     """
     from .models import darkmatter as D
 
@@ -258,19 +259,24 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     dm = D.at_source(dm, experiment.source)
     names = D.channels(dm)
     M = experiment.target.mass_MeV
-    boxes = [D.energy_box(dm, c) for c in names]
-    T_break = jnp.stack([D.max_recoil(lo, dm.m_chi_MeV, M) for lo, _ in boxes])  # (n_channels, n_iso)
-    T_end = jnp.stack([D.max_recoil(hi, dm.m_chi_MeV, M) for _, hi in boxes])
+    boxes = None if names == ("table",) else D.channel_boxes(dm)  # (n_channels, K)
+    E_break, E_end = D.energy_box(dm, "table") if boxes is None else D.box_range(boxes)
+    E_break, E_end = jnp.atleast_1d(E_break)[:, None], jnp.atleast_1d(E_end)[:, None]
+    T_break, T_end = D.max_recoil(E_break, dm.m_chi_MeV, M), D.max_recoil(E_end, dm.m_chi_MeV, M)  # (n_ch, n_iso)
     T, wT = jax.vmap(lambda a, b: experiment_panels(experiment, a, b, geometric=DM_GEOMETRIC_PANELS))(T_break, T_end)
     R = energy_response(experiment.detector.smearing, experiment.detector.efficiency, experiment.detector.binning,
                         electron_equivalent_keV(experiment, T.transpose(1, 0, 2).reshape(T.shape[1], -1)))
     R = R.reshape(R.shape[:2] + T.shape[::2]).transpose(2, 0, 1, 3)  # (n_channels, n_E, n_iso, n_T)
-    return {c: _channel_counts(experiment, dm, c, T[k], wT[k], R[k]) for k, c in enumerate(names)}
+    if boxes is None:
+        return {"table": _channel_counts(experiment, dm, None, T[0], wT[0], R[0])}
+    counts = jax.vmap(lambda *a: _channel_counts(experiment, dm, *a))(boxes, T, wT, R)
+    return {c: counts[k] for k, c in enumerate(names)}
 
 
-def _channel_counts(experiment, dm, channel: str, T, wT, R):
+def _channel_counts(experiment, dm, boxes, T, wT, R):
     """One channel's counts (n_E, n_t) on its recoil nodes ``T``, ``wT`` (n_iso, n_T) [MeV] with the energy
-    response ``R`` (n_E, n_iso, n_T) there."""
+    response ``R`` (n_E, n_iso, n_T) there; ``boxes`` its χ spectrum (``models.darkmatter.ChiBoxes``; None: the
+    model's table)."""
     from .models import darkmatter as D
     from .form_factors import nucleon_form_factors
     from .kinematics import momentum_transfer
@@ -279,10 +285,10 @@ def _channel_counts(experiment, dm, channel: str, T, wT, R):
     target, det, src = experiment.target, experiment.detector, experiment.source
     Mc = target.mass_MeV[:, None]
     Fp, Fn = nucleon_form_factors(_column(target), momentum_transfer(T, Mc))
-    E, wE = D.energy_nodes(dm, T, Mc, D.ENERGY_NODES * det.binning.refine, channel=channel)
+    E, wE = D.energy_nodes(dm, T, Mc, D.ENERGY_NODES * det.binning.refine, channel="table", boxes=boxes)
     sig = D.dsigma_dT(dm, E, T[..., None], Mc[..., None], target.Z[:, None, None], target.N[:, None, None],
                       Fp[..., None], Fn[..., None])
-    scale = D.fluence(dm, src.protons_on_target, det.baseline_m, channel) * units_per_kg(target) * det.mass_kg
+    scale = D.fluence(dm, src.protons_on_target, det.baseline_m, "table", boxes) * units_per_kg(target) * det.mass_kg
     events = scale * target.atoms_per_unit[:, None, None] * wT[..., None] * wE * sig  # (n_iso, n_T, n_E)
     delay = D.time_of_flight_delay_ns(dm, E, det.baseline_m)
     tau = time_bin_fractions(experiment, lambda t: pulse_antiderivatives(t.reshape(-1, 1, 1, 1) - delay[None], src.pulse))

@@ -38,6 +38,7 @@ off-shell V in π⁻ capture.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -57,9 +58,8 @@ CHANNEL_NUISANCES = {"eta": "eta", "piminus": "piminus"}
 E_GAMMA_PIMINUS_CAPTURE = ((C.M_PION_CHARGED + C.M_PROTON) ** 2 - C.M_NEUTRON**2) / (2 * (C.M_PION_CHARGED + C.M_PROTON))
 """Photon energy of π⁻p → nγ at rest [MeV] (129.4): the reference momentum p_γ of the π⁻-capture phase space."""
 ENERGY_NODES = 32
-"""Gauss–Legendre nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests)."""
-BOX_NODES = 8
-"""Gauss–Legendre nodes on each χ box of a meson channel (one box per χχ̄ mass node; × ``Binning.refine``)."""
+"""Nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests): Gauss–Legendre
+on a box (π⁻ capture, a table), product-integration nodes on the box mixture of a meson channel."""
 
 
 @pytree_dataclass
@@ -259,28 +259,76 @@ def on_shell_energy_box(dm: DarkMatter, channel: str = "pi0"):
     return EV / 2 - pV / mV * p_star, EV / 2 + pV / mV * p_star
 
 
-def _boxes(dm: DarkMatter, channel: str):
-    """(E₋, E₊, weight) of each χ box of ``channel``: per χχ̄ mass node for a meson (weights Σ = 1 when open),
-    the one on-shell box for π⁻ capture."""
+@pytree_dataclass
+class ChiBoxes:
+    """A production channel's χ energy spectrum at rest as a mixture of flat boxes: edges ``lower_MeV``,
+    ``upper_MeV`` and ``weight`` of shape (…, K) (Σ weight = 1 for an open channel; the s-quadrature's remainder
+    weights may be negative; padding boxes have weight 0), ``pairs_per_decay`` the χχ̄ pairs per meson (per
+    stopped π⁻) and ``chi_per_proton`` = 2 × that × the channel's yield per proton."""
+
+    lower_MeV: jnp.ndarray
+    upper_MeV: jnp.ndarray
+    weight: jnp.ndarray
+    pairs_per_decay: jnp.ndarray
+    chi_per_proton: jnp.ndarray
+
+
+def _meson_boxes(dm: DarkMatter, masses_MeV, strengths, yields) -> ChiBoxes:
+    """The χ boxes of mesons of ``masses_MeV`` (vectorised over them: shapes (n, K)). The weights are normalised
+    with the coupling-free s-weights (never ∝ ε², which may be ~1e-300 at Y = 0: their square would underflow in
+    the derivative of the ratio)."""
+    def one(M):
+        s, b = _P.pair_mass_nodes(M, dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, _P.S_NODES)
+        return (*_P.pair_energy_boxes(M, s, dm.m_chi_MeV), b)
+
+    lo, hi, b = jax.vmap(one)(jnp.asarray(masses_MeV))
+    total = jnp.sum(b, axis=-1)  # exactly 0 for a closed channel
+    pairs = jnp.stack(strengths) * total
+    return ChiBoxes(lo, hi, b / jnp.where(total != 0, total, 1.0)[:, None], pairs, 2.0 * jnp.stack(yields) * pairs)
+
+
+def chi_boxes(dm: DarkMatter, channel: str = "pi0") -> ChiBoxes:
+    """The χ boxes of ``channel`` (not for a tabulated spectrum): one per χχ̄ mass node for π⁰ and η
+    (:func:`pair_mass_nodes`, :func:`cevns_jax.models.dm_production.pair_energy_boxes`), the one on-shell box
+    for π⁻ capture (shape (1,)). Pass it to :func:`energy_box`, :func:`energy_nodes` and :func:`fluence` when
+    computed already (each would otherwise rebuild it); :func:`channel_boxes` gives all channels at once."""
+    _check_channel(channel)
     if channel in _MESON_MASS:
-        s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, _P.S_NODES)
-        lo, hi = _P.pair_energy_boxes(_MESON_MASS[channel], s, dm.m_chi_MeV)
-        total = jnp.sum(b)
-        return lo, hi, b / jnp.where(total > 0, total, 1.0)
+        both = _meson_boxes(dm, [_MESON_MASS[channel]], [_meson_strength(dm, channel)], [yield_per_proton(dm, channel)])
+        return jax.tree.map(lambda x: x[0], both)
     lo, hi = on_shell_energy_box(dm, channel)
-    return lo[None], hi[None], jnp.ones((1,))
+    pairs = branching_ratio(dm, channel)
+    return ChiBoxes(lo[None], hi[None], jnp.ones((1,)), pairs, 2.0 * yield_per_proton(dm, channel) * pairs)
 
 
-def energy_box(dm: DarkMatter, channel: str = "pi0"):
-    """(E_break, E₊) [MeV] of ``channel``'s χ spectrum (the table's range if tabulated): E₊ the highest χ energy;
-    E_break the |weight|-weighted mean lower edge of the χ boxes (the on-shell box's E₋ for a narrow V), where the recoil
-    spectrum has its kink."""
+def channel_boxes(dm: DarkMatter) -> ChiBoxes:
+    """The χ boxes of every channel of :data:`CHANNELS`, stacked: shapes (3, K) (π⁻ capture's one box padded with
+    copies of weight 0), so the channels can be computed in one vectorised program."""
+    mesons = _meson_boxes(dm, [_MESON_MASS["pi0"], _MESON_MASS["eta"]], [_meson_strength(dm, c) for c in ("pi0", "eta")],
+                          [yield_per_proton(dm, c) for c in ("pi0", "eta")])
+    capture = chi_boxes(dm, "piminus")
+    k = mesons.lower_MeV.shape[-1]
+    padded = ChiBoxes(jnp.broadcast_to(capture.lower_MeV, (k,)), jnp.broadcast_to(capture.upper_MeV, (k,)),
+                      jnp.zeros(k).at[0].set(1.0), capture.pairs_per_decay, capture.chi_per_proton)
+    return jax.tree.map(lambda m, c: jnp.concatenate([m, c[None]]), mesons, padded)
+
+
+def box_range(boxes: ChiBoxes):
+    """(E_break, E₊) [MeV] of a box mixture: E₊ the highest χ energy, E_break the |weight|-weighted mean lower edge
+    (the on-shell box's E₋ for a narrow V), where the recoil spectrum has its kink."""
+    a = jnp.abs(boxes.weight)  # remainder weights can be negative: a convex mean stays within [min E₋, max E₋]
+    total = jnp.sum(a, axis=-1)
+    safe = jnp.where(total > 0, total, 1.0)
+    return (jnp.where(total > 0, jnp.sum(a * boxes.lower_MeV, axis=-1) / safe, boxes.lower_MeV[..., 0]),
+            jnp.max(boxes.upper_MeV, axis=-1))
+
+
+def energy_box(dm: DarkMatter, channel: str = "pi0", boxes: ChiBoxes | None = None):
+    """(E_break, E₊) [MeV] of ``channel``'s χ spectrum (:func:`box_range`; the table's range if tabulated).
+    ``boxes``: :func:`chi_boxes` of ``channel`` if already computed."""
     if dm.spectrum_E_MeV is not None:
         return dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
-    lo, hi, w = _boxes(dm, channel)
-    a = jnp.abs(w)  # remainder weights of the s-quadrature can be negative: a convex mean stays within [min E₋, max E₋]
-    total = jnp.sum(a)
-    return jnp.where(total > 0, jnp.sum(a * lo) / jnp.where(total > 0, total, 1.0), lo[-1]), jnp.max(hi)
+    return box_range(chi_boxes(dm, channel) if boxes is None else boxes)
 
 
 def max_recoil(E_MeV, m_MeV, M_MeV):
@@ -312,38 +360,37 @@ def yield_per_proton(dm: DarkMatter, channel: str = "pi0"):
     return {"pi0": dm.pi0_per_proton, "eta": dm.eta_per_proton, "piminus": dm.piminus_per_proton}.get(channel, 0.0)
 
 
-def fluence(dm: DarkMatter, protons_on_target, baseline_m, channel: str = "pi0"):
-    """χ fluence [cm⁻²] of ``channel``: 2 f_meson BR N_POT/(4πL²) (the table's yield for a tabulated spectrum)."""
+def fluence(dm: DarkMatter, protons_on_target, baseline_m, channel: str = "pi0", boxes: ChiBoxes | None = None):
+    """χ fluence [cm⁻²] of ``channel``: 2 f_meson BR N_POT/(4πL²) (the table's yield for a tabulated spectrum);
+    ``boxes``: the channel's :func:`chi_boxes` (its ``chi_per_proton``) if already computed."""
     L_cm = baseline_m * C.M_TO_CM
     if dm.spectrum_E_MeV is not None:
         per_proton = dm.spectrum_yield * ((1.0 - dm.leptophobic) * dm.coupling**2 + dm.leptophobic * dm.coupling)
     else:
-        per_proton = 2.0 * yield_per_proton(dm, channel) * pair_branching_ratio(dm, channel)
+        per_proton = (chi_boxes(dm, channel) if boxes is None else boxes).chi_per_proton
     return per_proton * protons_on_target / (4 * jnp.pi * L_cm**2)
 
 
-def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channel: str = "pi0"):
-    """χ energies and weights (the channel's normalised χ spectrum × Gauss–Legendre) above E_min(T): shapes (…, n).
+def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channel: str = "pi0",
+                 boxes: ChiBoxes | None = None):
+    """χ energies and weights (the channel's normalised χ spectrum × quadrature) above E_min(T): shapes (…, nodes).
 
-    π⁻ capture and a table: one box (or the table's range), ``nodes`` points on [max(E₋, E_min(T)), E₊].
-    π⁰, η: a flat box per χχ̄ mass node (:func:`pair_mass_nodes`), :data:`BOX_NODES` × nodes/32 points on each (n = that × the
-    s-nodes + 1). A box of zero width, a channel above its kinematic end, has zero weights."""
-    E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)[..., None]
-    if dm.spectrum_E_MeV is not None:
-        gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
-        Em, Ep = dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
-        lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)
-        half = 0.5 * (Ep - lo)
-        E = lo + half * (gl_x + 1.0)
-        return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
-    per_box = nodes if channel not in _MESON_MASS else max(nodes * BOX_NODES // ENERGY_NODES, 2)
-    gl_x, gl_w = np.polynomial.legendre.leggauss(per_box)
-    Em, Ep, wb = _boxes(dm, channel)  # (K,)
-    lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)  # (…, K)
+    The mixture of χ boxes (:func:`chi_boxes`: one per χχ̄ mass node of π⁰, η; π⁻ capture's one) is integrated
+    exactly against an interpolant of the rest of the integrand at ``nodes`` points on
+    [max(E_min(T), min E₋), max E₊] (:func:`cevns_jax.models.dm_production.box_mixture_nodes`); a table:
+    ``nodes``-point Gauss–Legendre on [max(E_min(T), E₀), E_last] times its interpolated density. A box of zero
+    width, a channel above its kinematic end, has zero weights. ``boxes``: the channel's :func:`chi_boxes`
+    if already computed."""
+    E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)
+    if dm.spectrum_E_MeV is None:
+        boxes = chi_boxes(dm, channel) if boxes is None else boxes
+        return _P.box_mixture_nodes(boxes.lower_MeV, boxes.upper_MeV, boxes.weight, E_min, nodes)
+    gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
+    Em, Ep = dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+    lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)[..., None]
     half = 0.5 * (Ep - lo)
-    E = lo[..., None] + half[..., None] * (gl_x + 1.0)  # (…, K, per_box)
-    w = (wb * half / jnp.maximum(Ep - Em, 1e-30))[..., None] * gl_w
-    return E.reshape(E.shape[:-2] + (-1,)), w.reshape(w.shape[:-2] + (-1,))
+    E = lo + half * (gl_x + 1.0)
+    return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
 
 
 def time_of_flight_delay_ns(dm: DarkMatter, E_MeV, baseline_m):

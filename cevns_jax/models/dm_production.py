@@ -30,10 +30,12 @@ Pure functions of arrays (masses in MeV); a closed channel (2m_χ ≥ M) has wei
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["S_NODES", "mediator_width", "pair_width_times_sqrt_s", "pair_mass_nodes", "pair_energy_boxes"]
+__all__ = ["S_NODES", "mediator_width", "pair_width_times_sqrt_s", "pair_mass_nodes", "pair_energy_boxes",
+           "box_mixture_nodes"]
 
 S_NODES = 32
 """Nodes of the χχ̄ invariant-mass integral: ``S_NODES // PANEL_NODES`` equal Gauss–Legendre panels in v = asinh((s − m_V²)/c)."""
@@ -107,3 +109,66 @@ def pair_energy_boxes(M_MeV, s_MeV2, m_chi_MeV):
     p_star = _safe_sqrt(s_MeV2 / 4 - m_chi_MeV**2)
     half = p_pair * p_star / jnp.sqrt(s_MeV2)
     return E_pair / 2 - half, E_pair / 2 + half
+
+
+def _chebyshev_antiderivatives(x, order: int):
+    """Antiderivatives J_n(x) of the Chebyshev polynomials T_n, n = 0 … order − 1, shape (*x.shape, order):
+    J_0 = T_1, J_1 = T_2/4, J_n = T_{n+1}/2(n+1) − T_{n−1}/2(n−1) (constants dropped: only differences enter).
+    T_0 … T_order by the three-term recurrence in one ``lax.scan`` (a small program), polynomial in x (finite
+    derivatives at x = ±1, unlike cos(n arccos x)); J is a constant matrix times them."""
+    def step(carry, _):
+        previous, current = carry
+        following = 2 * x * current - previous
+        return (current, following), following
+
+    _, higher = jax.lax.scan(step, (jnp.ones_like(x), x), None, length=order - 1)  # T_2 … T_order
+    T = jnp.concatenate([jnp.ones_like(x)[None], x[None], higher])  # (order + 1, *x.shape)
+    A = np.zeros((order + 1, order))
+    A[1, 0], A[2, 1] = 1.0, 0.25
+    n = np.arange(2, order)
+    A[n + 1, n], A[n - 1, n] = 1 / (2 * (n + 1)), -1 / (2 * (n - 1))
+    return jnp.tensordot(T, A, axes=(0, 0))
+
+
+def _chebyshev_coefficient_matrix(nodes: int):
+    """First-kind Chebyshev points y_j ∈ (0, 1) (x_j = 2y_j − 1 = cos(π(j + ½)/n)) and the matrix D with
+    c = D f the Chebyshev coefficients of the degree n − 1 interpolant of values f at them."""
+    theta = np.pi * (np.arange(nodes) + 0.5) / nodes
+    D = 2.0 / nodes * np.cos(np.arange(nodes)[:, None] * theta[None, :])
+    D[0] /= 2.0
+    return 0.5 * (np.cos(theta) + 1.0), D
+
+
+def box_mixture_nodes(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
+    """Nodes E_j and weights W_j [MeV⁻¹ × MeV] with Σ_j W_j h(E_j) ≈ ∫_{E_low} φ(E) h(E) dE for the box mixture
+    φ(E) = Σ_k weight_k 1[lower_k < E < upper_k]/(upper_k − lower_k) and any h smooth above E_low (product
+    integration: φ enters through exact moments, only h is interpolated).
+
+    ``lower_MeV``, ``upper_MeV``, ``weight``: (K,); ``E_low_MeV``: any shape S (E_min(T) of each recoil); returns
+    (S + (nodes,), S + (nodes,)). On [a, b] = [max(E_low, min lower), max upper], E = a + (b − a) y²: h is
+    interpolated in y at ``nodes`` first-kind Chebyshev points (the y² map clusters them at a, where h of a
+    massive χ varies fastest: dσ/dT ∝ 1/p² and the time of flight ∝ E/p), and the weights are
+    W_j = 2(b − a) y_j ∫ φ(E(y)) ℓ_j(y) dy with ℓ_j the Lagrange basis, φ(E(y)) piecewise constant in y, its
+    integrals exact from Chebyshev antiderivatives at the box edges. Exact for h(E(y))·y a polynomial of degree
+    < ``nodes`` in y; the error is that of Chebyshev interpolation of h (halving test in tests/test_dm_offshell.py).
+    The box edges clipped at E_low are integration limits (gradients flow through them). A box of zero width
+    contributes 0 (its weight must then be 0, as for a closed channel)."""
+    y_nodes, D = _chebyshev_coefficient_matrix(nodes)
+    a = jnp.maximum(E_low_MeV, jnp.min(lower_MeV))[..., None]  # S + (1,)
+    b = jnp.max(upper_MeV)
+    width = jnp.maximum(b - a, 0.0)
+    safe = jnp.where(width > 0, width, 1.0)
+
+    def y_of(E):  # y ∈ [0, 1]; y = 0 (an edge at or below a) is so on a neighbourhood: derivative 0, not ∞ × 0
+        u = jnp.maximum(jnp.clip(E, a, b) - a, 0.0) / safe
+        positive = u > 0
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, u, 1.0)), 0.0)
+
+    J = _chebyshev_antiderivatives(2 * jnp.stack([y_of(upper_MeV), y_of(lower_MeV)]) - 1, nodes)  # (2, S, K, n)
+    box_width = upper_MeV - lower_MeV
+    open_box = box_width > 0
+    height = jnp.where(open_box, weight / jnp.where(open_box, box_width, 1.0), 0.0)  # [MeV⁻¹]; no 0/0 in derivatives
+    moments = jnp.einsum("...kn,k->...n", J[0] - J[1], height)  # ∫ φ T_n dx over x = 2y − 1
+    integrals = 0.5 * moments @ D  # ∫ φ(E(y)) ℓ_j(y) dy
+    E = a + width * y_nodes**2
+    return E, 2 * width * y_nodes * integrals
