@@ -53,9 +53,9 @@ from study_programs import (BAND_CURVE, BAND_LEVELS, DARK_BYTES_PER_MASS, DATA, 
 cevns_jax.enable_x64()
 cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its flags when it starts
 
-DM_MASS_MAX_MEV = 150.0
-"""Upper end of the dark-matter mass axes [MeV]: η → γV reaches m_χ = m_η/3 ≈ 183 MeV with m_V = 3m_χ, its
-rate falling as (1 − m_V²/m_η²)³ (3% of its m_V → 0 value at 150 MeV); π⁰ and π⁻ capture stop near 45 MeV."""
+DM_MASS_MAX_MEV = 250.0
+"""Upper end of the dark-matter mass axes [MeV]: η → γχχ̄ through an on- or off-shell V (m_V = 3m_χ) is open to
+m_χ = m_η/2 ≈ 274 MeV (on shell to m_η/3 ≈ 183 MeV); π⁰ → γχχ̄ ends at m_π⁰/2 ≈ 67 MeV, π⁻ capture near 46 MeV."""
 def fisher_numbers(exps: dict, years: list) -> dict:
     """σ(sin²θ_W), σ(δR_n) per detector and combined at each exposure, and the 3-year 1σ ellipses."""
     table, ellipses = {}, {}
@@ -168,13 +168,13 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
                     r"$M_{Z'}$ [MeV]", r"$g$ (90% CL)", r"Universal $Z'$ ($g_\nu = g_u = g_d$); the sign-flipped island "
                     r"($Q_V \to -Q_V$, where it survives) from a fine grid around it", (10.0, 100.0),
                     labels=("COH-Ar-750", "COH-CryoCsI-700kg", "combined", REFERENCE), islands=True),
-        RasterStudy("dark_matter", Axis("m_chi_MeV", 2.0, DM_MASS_MAX_MEV, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
+        RasterStudy("dark_matter", Axis("m_chi_MeV", 2.0, DM_MASS_MAX_MEV, n_mass, "log"), Axis("Y", 1e-13, 1e-4, n_coupling, "log"),
                     dark_photon_of("scalar"), r"$m_\chi$ [MeV]", r"$Y = \varepsilon^2 \alpha_D (m_\chi/m_V)^4$ (90% CL)",
-                    r"Scalar dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$, V from $\pi^0$ ($\pm 25\%$), $\eta$ (assumed $\eta/\pi^0 = 0.01$, $\pm 100\%$) and $\pi^-$ capture ($\pm 50\%$)", (5.0, 20.0), dark=True,
+                    r"Scalar dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$; $\pi^0, \eta \to \gamma\chi\bar\chi$ (on- or off-shell V; $\pi^0$ $\pm 25\%$, assumed $\eta/\pi^0 = 0.01$ $\pm 100\%$) and $\pi^-$ capture ($\pm 50\%$)", (5.0, 20.0), dark=True,
                     relic="scalar", power=2.0),
-        RasterStudy("dark_matter_dirac", Axis("m_chi_MeV", 2.0, DM_MASS_MAX_MEV, n_mass, "log"), Axis("Y", 1e-13, 1e-7, n_coupling, "log"),
+        RasterStudy("dark_matter_dirac", Axis("m_chi_MeV", 2.0, DM_MASS_MAX_MEV, n_mass, "log"), Axis("Y", 1e-13, 1e-4, n_coupling, "log"),
                     dark_photon_of("dirac"), r"$m_\chi$ [MeV]", r"$Y = \varepsilon^2 \alpha_D (m_\chi/m_V)^4$ (90% CL)",
-                    r"Dirac-fermion dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$, V from $\pi^0$ ($\pm 25\%$), $\eta$ (assumed $\eta/\pi^0 = 0.01$, $\pm 100\%$) and $\pi^-$ capture ($\pm 50\%$)", (5.0, 20.0), dark=True,
+                    r"Dirac-fermion dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$; $\pi^0, \eta \to \gamma\chi\bar\chi$ (on- or off-shell V; $\pi^0$ $\pm 25\%$, assumed $\eta/\pi^0 = 0.01$ $\pm 100\%$) and $\pi^-$ capture ($\pm 50\%$)", (5.0, 20.0), dark=True,
                     relic="dirac", power=2.0),
         RasterStudy("leptophobic", Axis("m_V_MeV", 6.0, 120.0, n_mass, "log"), Axis("alpha_B", 1e-14, 1e-8, n_coupling, "log"),
                     lambda th: NewPhysics(dark_matter=dark_matter(th["m_V_MeV"] / 3.0, th["m_V_MeV"], alpha_B=th["alpha_B"],
