@@ -111,23 +111,33 @@ def pair_energy_boxes(M_MeV, s_MeV2, m_chi_MeV):
     return E_pair / 2 - half, E_pair / 2 + half
 
 
-def _chebyshev_antiderivatives(x, order: int):
-    """Antiderivatives J_n(x) of the Chebyshev polynomials T_n, n = 0 … order − 1, shape (*x.shape, order):
-    J_0 = T_1, J_1 = T_2/4, J_n = T_{n+1}/2(n+1) − T_{n−1}/2(n−1) (constants dropped: only differences enter).
-    T_0 … T_order by the three-term recurrence in one ``lax.scan`` (a small program), polynomial in x (finite
-    derivatives at x = ±1, unlike cos(n arccos x)); J is a constant matrix times them."""
+def _chebyshev_box_sums(x_upper, x_lower, height, degree: int):
+    """ΔT_m = Σ_k height_k [T_m(x_upper,k) − T_m(x_lower,k)], m = 0 … degree, shape (degree + 1, *S) for edges of
+    shape S + (K,): the Chebyshev polynomials by the three-term recurrence in one ``lax.scan`` that carries the
+    edges' values and emits only the box sums (the full (degree + 1) × S × K table is never stored). Polynomial in
+    x, so finite derivatives at x = ±1 (unlike cos(m arccos x))."""
+    x = jnp.stack([x_upper, x_lower])
+
+    def box_sum(t):
+        return jnp.sum((t[0] - t[1]) * height, axis=-1)
+
     def step(carry, _):
         previous, current = carry
         following = 2 * x * current - previous
-        return (current, following), following
+        return (current, following), box_sum(following)
 
-    _, higher = jax.lax.scan(step, (jnp.ones_like(x), x), None, length=order - 1)  # T_2 … T_order
-    T = jnp.concatenate([jnp.ones_like(x)[None], x[None], higher])  # (order + 1, *x.shape)
+    _, higher = jax.lax.scan(step, (jnp.ones_like(x), x), None, length=degree - 1)  # T_2 … T_degree
+    return jnp.concatenate([jnp.zeros_like(higher[:1]), box_sum(x)[None], higher])
+
+
+def _antiderivative_matrix(order: int):
+    """A with J_n = Σ_m A[m, n] T_m the antiderivatives of T_n, n < ``order`` (constants dropped: only differences
+    enter): J_0 = T_1, J_1 = T_2/4, J_n = T_{n+1}/2(n+1) − T_{n−1}/2(n−1)."""
     A = np.zeros((order + 1, order))
     A[1, 0], A[2, 1] = 1.0, 0.25
     n = np.arange(2, order)
     A[n + 1, n], A[n - 1, n] = 1 / (2 * (n + 1)), -1 / (2 * (n - 1))
-    return jnp.tensordot(T, A, axes=(0, 0))
+    return A
 
 
 def _chebyshev_coefficient_matrix(nodes: int):
@@ -164,11 +174,12 @@ def box_mixture_nodes(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
         positive = u > 0
         return jnp.where(positive, jnp.sqrt(jnp.where(positive, u, 1.0)), 0.0)
 
-    J = _chebyshev_antiderivatives(2 * jnp.stack([y_of(upper_MeV), y_of(lower_MeV)]) - 1, nodes)  # (2, S, K, n)
     box_width = upper_MeV - lower_MeV
     open_box = box_width > 0
     height = jnp.where(open_box, weight / jnp.where(open_box, box_width, 1.0), 0.0)  # [MeV⁻¹]; no 0/0 in derivatives
-    moments = jnp.einsum("...kn,k->...n", J[0] - J[1], height)  # ∫ φ T_n dx over x = 2y − 1
-    integrals = 0.5 * moments @ D  # ∫ φ(E(y)) ℓ_j(y) dy
+    # contract over the boxes first, then one constant matrix: ∫ φ(E(y)) ℓ_j(y) dy = ½ Σ_m ΔT_m (A D)_mj,
+    # ΔT_m = Σ_k height_k [T_m(x₊) − T_m(x₋)] (x = 2y − 1; A: antiderivatives, D: interpolation coefficients)
+    delta = _chebyshev_box_sums(2 * y_of(upper_MeV) - 1, 2 * y_of(lower_MeV) - 1, height, nodes)  # (n + 1, *S)
+    integrals = jnp.tensordot(delta, 0.5 * _antiderivative_matrix(nodes) @ D, axes=(0, 0))
     E = a + width * y_nodes**2
     return E, 2 * width * y_nodes * integrals
