@@ -169,7 +169,7 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
                     r"($Q_V \to -Q_V$, where it survives) from a fine grid around it", (10.0, 100.0),
                     labels=("COH-Ar-750", "COH-CryoCsI-700kg", "combined", REFERENCE), islands=True),
         # the three dark-matter rasters span nine decades each: equal ratios share one compiled program
-        # (study_programs.SharedDark.ratios_of); the leptophobic π⁰ → γχχ̄ runs off shell to m_V = 3 m_π⁰/2
+        # (study_programs.SharedDark.ratios_of); the leptophobic π⁰ → γχχ̄ runs off shell above m_V = m_π⁰
         RasterStudy("dark_matter", Axis("m_chi_MeV", 2.0, DM_MASS_MAX_MEV, n_mass, "log"), Axis("Y", 1e-13, 1e-4, n_coupling, "log"),
                     dark_photon_of("scalar"), r"$m_\chi$ [MeV]", r"$Y = \varepsilon^2 \alpha_D (m_\chi/m_V)^4$ (90% CL)",
                     r"Scalar dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$; $\pi^0, \eta \to \gamma\chi\bar\chi$ (on- or off-shell V; $\pi^0$ $\pm 25\%$, assumed $\eta/\pi^0 = 0.01$ $\pm 100\%$) and $\pi^-$ capture ($\pm 50\%$)", (5.0, 20.0), dark=True,
@@ -178,7 +178,7 @@ def raster_studies(n_mass: int, n_coupling: int) -> list[RasterStudy]:
                     dark_photon_of("dirac"), r"$m_\chi$ [MeV]", r"$Y = \varepsilon^2 \alpha_D (m_\chi/m_V)^4$ (90% CL)",
                     r"Dirac-fermion dark matter, $\alpha_D = 0.5$, $m_V = 3 m_\chi$; $\pi^0, \eta \to \gamma\chi\bar\chi$ (on- or off-shell V; $\pi^0$ $\pm 25\%$, assumed $\eta/\pi^0 = 0.01$ $\pm 100\%$) and $\pi^-$ capture ($\pm 50\%$)", (5.0, 20.0), dark=True,
                     relic="dirac", power=2.0),
-        RasterStudy("leptophobic", Axis("m_V_MeV", 6.0, 200.0, n_mass, "log"), Axis("alpha_B", 1e-14, 1e-5, n_coupling, "log"),
+        RasterStudy("leptophobic", Axis("m_V_MeV", 6.0, 150.0, n_mass, "log"), Axis("alpha_B", 1e-14, 1e-5, n_coupling, "log"),
                     lambda th: NewPhysics(dark_matter=dark_matter(th["m_V_MeV"] / 3.0, th["m_V_MeV"], alpha_B=th["alpha_B"],
                                                                   alpha_D=0.5)),
                     r"$m_V$ [MeV]", r"$\alpha_B$ (90% CL)",
