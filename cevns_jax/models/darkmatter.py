@@ -48,6 +48,14 @@ from ..errors import CevnsInputError, domain_checked
 from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS
 from . import dm_production as _P
 
+__all__ = [
+    "PI0_PER_PROTON", "CHANNELS", "CHANNEL_NUISANCES", "E_GAMMA_PIMINUS_CAPTURE", "ENERGY_NODES", "DarkMatter",
+    "dark_matter", "at_source", "channels", "scale_channels", "benchmark_Y", "epsilon_from_Y",
+    "mediator_kinematics", "branching_ratio", "pair_mass_nodes", "pair_branching_ratio", "on_shell_energy_box",
+    "ChiBoxes", "chi_boxes", "channel_boxes", "box_range", "energy_box", "max_recoil", "min_energy", "dsigma_dT",
+    "yield_per_proton", "fluence", "energy_nodes", "time_of_flight_delay_ns",
+]
+
 PI0_PER_PROTON = PI0_SNS_1GEV
 """π⁰ per proton of a model not yet tied to a source (the SNS near 1 GeV, ``facilities.PI0_SNS_1GEV``);
 :func:`at_source` replaces it with the yield of the experiment's facility."""
