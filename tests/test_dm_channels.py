@@ -91,13 +91,19 @@ def test_channel_morph_scales_one_channel_exactly():
     np.testing.assert_allclose(m.scaled(2.0).at({"eta": -0.2}), 2 * (a + b * np.exp(-0.2)), rtol=1e-14)
 
 
+BATCH = 9
+"""Points per call of the module's one compiled program (each test fills one batch)."""
+
+
 @pytest.fixture(scope="module")
 def channel_program(presets):
-    """One compiled program: per-channel total counts and their gradients in (m_χ, ε, ν_η, ν_π⁻) at m_V = 3m_χ."""
+    """One compiled program for the module: per-channel total counts (and their sum through predicted_counts) in
+    (m_χ, ε, ν_η, ν_π⁻) at m_V = 3m_χ on COH-CryoCsI-10kg, and their derivative along a direction; vectorised over
+    a batch of :data:`BATCH` points and directions."""
     from cevns_jax.nuisances import predicted_counts
     from cevns_jax.models import NewPhysics
 
-    exp = presets["COH-Ar-750"]
+    exp = presets["COH-CryoCsI-10kg"]
 
     def totals(x):
         m_chi, eps, nu_eta, nu_pim = x[0], x[1], x[2], x[3]
@@ -107,39 +113,50 @@ def channel_program(presets):
         full = predicted_counts(exp, {"eta": nu_eta, "piminus": nu_pim}, model=NewPhysics(dark_matter=dm))["dark_matter"]
         return jnp.stack([jnp.sum(per[c]) for c in dmod.CHANNELS] + [jnp.sum(full)])
 
-    both = jax.jit(lambda x: (totals(x), jax.jacfwd(totals)(x)))  # one compiled program for values and Jacobian
-    return (lambda x: both(x)[0]), (lambda x: both(x)[1])
+    both = jax.jit(jax.vmap(lambda x, v: jax.jvp(totals, (x,), (v,))))
+
+    def run(points, directions):
+        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], BATCH - len(a), axis=0)])  # noqa: E731
+        N, dN = both(jnp.asarray(pad(np.asarray(points, float))), jnp.asarray(pad(np.asarray(directions, float))))
+        return np.asarray(N)[: len(points)], np.asarray(dN)[: len(points)]
+
+    return run
 
 
 def _x(m_chi, eps=1e-4, nu_eta=0.0, nu_pim=0.0):
-    return jnp.array([m_chi, eps, nu_eta, nu_pim], dtype=jnp.float64)
+    return np.array([m_chi, eps, nu_eta, nu_pim])
+
+
+MIXED = np.array([0.3, 1e-5, 0.2, -0.1])
+"""A direction moving every input (a NaN or ∞ in any partial derivative shows in the directional derivative)."""
 
 
 def test_channel_counts_null_point_reach_and_nuisances(channel_program):
-    """ε = 0: no counts, finite gradient; the signal stays > 0 up to m_V < m_η (η only above m_π0); each channel
+    """ε = 0: no counts, finite derivatives; the signal stays > 0 up to m_V < m_η (η only above m_π0); each channel
     nuisance scales its channel alone by e^ν, and predicted_counts sums the channels."""
-    totals, jac = channel_program
-    zero = np.asarray(totals(_x(10.0, 0.0)))
-    assert np.all(zero == 0.0) and np.all(np.isfinite(np.asarray(jac(_x(10.0, 0.0)))))
-    low = np.asarray(totals(_x(10.0)))
+    points = [_x(10.0, 0.0), _x(10.0), _x(150.0), _x(182.0), _x(10.0, 1e-4, 0.4, -0.3)]
+    N, dN = channel_program(points, [MIXED] * len(points))
+    zero, low, high, edge, shifted = N
+    assert np.all(zero == 0.0) and np.all(np.isfinite(dN))
     assert np.all(low[:3] > 0) and low[3] == pytest.approx(low[:3].sum(), rel=1e-12)
-    high = np.asarray(totals(_x(150.0)))  # m_V = 450 MeV: between m_π0 and m_η
-    assert high[0] == 0.0 and high[2] == 0.0 and high[1] > 0
-    assert float(totals(_x(182.0))[1]) > 0  # m_V = 546 MeV < m_η = 547.862 MeV
-    shifted = np.asarray(totals(_x(10.0, 1e-4, 0.4, -0.3)))
+    assert high[0] == 0.0 and high[2] == 0.0 and high[1] > 0  # m_V = 450 MeV: between m_π0 and m_η
+    assert edge[1] > 0  # m_V = 546 MeV < m_η = 547.862 MeV
     np.testing.assert_allclose(shifted[:3], low[:3] * np.exp([0.0, 0.4, -0.3]), rtol=1e-12)
     assert shifted[3] == pytest.approx(shifted[:3].sum(), rel=1e-12)
 
 
-@pytest.mark.parametrize("m_chi", [10.0, 40.0, 100.0])
-def test_channel_counts_gradient_matches_finite_differences(channel_program, m_chi):
-    """∂N_c/∂m_χ (m_V = 3m_χ moves every kinematic end) and ∂N_c/∂ε against central differences."""
-    totals, jac = channel_program
-    J = np.asarray(jac(_x(m_chi)))
-    h = 1e-5 * m_chi
-    fd_m = (np.asarray(totals(_x(m_chi + h))) - np.asarray(totals(_x(m_chi - h)))) / (2 * h)
-    N = np.asarray(totals(_x(m_chi)))
-    for c in range(4):
-        if N[c] > 0:
-            assert J[c, 0] == pytest.approx(fd_m[c], rel=2e-4, abs=1e-9 * N[c] / m_chi), (c, m_chi)
-            assert J[c, 1] == pytest.approx(4 * N[c] / 1e-4, rel=1e-8)  # N ∝ ε⁴ per channel
+def test_channel_counts_gradient_matches_finite_differences(channel_program):
+    """∂N_c/∂m_χ (m_V = 3m_χ moves every kinematic end) against central differences at m_χ = 10, 40, 100 MeV, with
+    ∂N_c/∂ε = 4N_c/ε (N ∝ ε⁴ per channel) in the same directional derivative."""
+    points, directions = [], []
+    for m_chi in (10.0, 40.0, 100.0):
+        h = 1e-5 * m_chi
+        points += [_x(m_chi), _x(m_chi + h), _x(m_chi - h)]
+        directions += [np.array([1.0, 1e-4, 0.0, 0.0])] * 3  # ∂/∂m_χ + 1e-4 ∂/∂ε
+    N, dN = channel_program(points, directions)
+    for i, m_chi in zip((0, 3, 6), (10.0, 40.0, 100.0)):
+        fd_m = (N[i + 1] - N[i + 2]) / (2e-5 * m_chi)
+        for c in range(4):
+            if N[i, c] > 0:
+                along_m = dN[i, c] - 4 * N[i, c]  # the ε part: 1e-4 × 4N/ε at ε = 1e-4
+                assert along_m == pytest.approx(fd_m[c], rel=2e-4, abs=1e-9 * N[i, c] / m_chi), (c, m_chi)
