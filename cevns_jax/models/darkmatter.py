@@ -51,7 +51,7 @@ from . import dm_production as _P
 __all__ = [
     "PI0_PER_PROTON", "CHANNELS", "CHANNEL_NUISANCES", "E_GAMMA_PIMINUS_CAPTURE", "ENERGY_NODES", "DarkMatter",
     "dark_matter", "at_source", "channels", "scale_channels", "benchmark_Y", "epsilon_from_Y",
-    "mediator_kinematics", "branching_ratio", "pair_mass_nodes", "pair_branching_ratio", "on_shell_energy_box",
+    "mediator_kinematics", "branching_ratio", "pair_branching_ratio", "on_shell_energy_box",
     "ChiBoxes", "chi_boxes", "channel_boxes", "box_range", "energy_box", "max_recoil", "min_energy", "dsigma_dT",
     "yield_per_proton", "fluence", "energy_nodes", "time_of_flight_delay_ns",
 ]
@@ -66,8 +66,8 @@ CHANNEL_NUISANCES = {"eta": "eta", "piminus": "piminus"}
 E_GAMMA_PIMINUS_CAPTURE = ((C.M_PION_CHARGED + C.M_PROTON) ** 2 - C.M_NEUTRON**2) / (2 * (C.M_PION_CHARGED + C.M_PROTON))
 """Photon energy of π⁻p → nγ at rest [MeV] (129.4): the reference momentum p_γ of the π⁻-capture phase space."""
 ENERGY_NODES = 32
-"""Nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests): Gauss–Legendre
-on a box (π⁻ capture, a table), product-integration nodes on the box mixture of a meson channel."""
+"""Nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests): product-integration
+nodes on a channel's box mixture (:func:`energy_nodes`), Gauss–Legendre on a tabulated spectrum."""
 
 
 @pytree_dataclass
@@ -242,21 +242,13 @@ def _meson_strength(dm: DarkMatter, channel: str):
     return 2.0 * (1.0 - lepto) * dm.coupling**2 * C.BR_ETA_GAMMA_GAMMA
 
 
-def pair_mass_nodes(dm: DarkMatter, channel: str = "pi0", nodes: int | None = None):
-    """χχ̄ invariant masses² s_k [MeV²] and χχ̄ pairs per meson b_k of meson ``channel`` (``pi0``, ``eta``):
-    Σ_k b_k = BR(P → γχχ̄) through the on- or off-shell V (:func:`cevns_jax.models.dm_production.pair_mass_nodes`)."""
-    nodes = _P.S_NODES if nodes is None else nodes  # read at call time (the halving test changes it)
-    s, b = _P.pair_mass_nodes(_MESON_MASS[channel], dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, nodes)
-    return s, _meson_strength(dm, channel) * b
-
-
 def pair_branching_ratio(dm: DarkMatter, channel: str = "pi0"):
-    """χχ̄ pairs per decaying meson (P → γχχ̄, on- or off-shell V: :func:`pair_mass_nodes`) or per stopped π⁻
-    (π⁻p → nV on shell, V → χχ̄) of ``channel``; the narrow-width limit of the meson ones is :func:`branching_ratio`."""
+    """χχ̄ pairs per decaying meson (P → γχχ̄ through an on- or off-shell V, the s-integral of
+    :func:`cevns_jax.models.dm_production.pair_mass_nodes`) or per stopped π⁻ (π⁻p → nV on shell, V → χχ̄) of
+    ``channel``: the ``pairs_per_decay`` of :func:`chi_boxes`; the narrow-width limit of the meson ones is
+    :func:`branching_ratio`; 0 for ``table`` (its yield is per unit coupling², :func:`fluence`)."""
     _check_channel(channel)
-    if channel in _MESON_MASS:
-        return jnp.sum(pair_mass_nodes(dm, channel)[1])
-    return branching_ratio(dm, channel)
+    return branching_ratio(dm, channel) if channel == "table" else chi_boxes(dm, channel).pairs_per_decay
 
 
 def on_shell_energy_box(dm: DarkMatter, channel: str = "pi0"):
@@ -297,8 +289,8 @@ def _meson_boxes(dm: DarkMatter, masses_MeV, strengths, yields) -> ChiBoxes:
 
 def chi_boxes(dm: DarkMatter, channel: str = "pi0") -> ChiBoxes:
     """The χ boxes of ``channel`` (not for a tabulated spectrum): one per χχ̄ mass node for π⁰ and η
-    (:func:`pair_mass_nodes`, :func:`cevns_jax.models.dm_production.pair_energy_boxes`), the one on-shell box
-    for π⁻ capture (shape (1,)). Pass it to :func:`energy_box`, :func:`energy_nodes` and :func:`fluence` when
+    (:func:`cevns_jax.models.dm_production.pair_mass_nodes`, :func:`~cevns_jax.models.dm_production.pair_energy_boxes`),
+    the one on-shell box for π⁻ capture (shape (1,)). Pass it to :func:`energy_box`, :func:`energy_nodes` and :func:`fluence` when
     computed already (each would otherwise rebuild it); :func:`channel_boxes` gives all channels at once."""
     _check_channel(channel)
     if channel in _MESON_MASS:
