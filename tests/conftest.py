@@ -106,6 +106,27 @@ def jit_counts():
     return jax.jit(expected_counts)
 
 
+@pytest.fixture(scope="session")
+def batched_jvp():
+    """``batched_jvp(f, batch)``: one compiled program giving f(x) and its derivative along v for up to ``batch``
+    rows of points and directions (shorter calls are padded with the last row, so every call of a test module
+    runs the same program). Returns ``run(points, directions) -> (values, derivatives)`` as NumPy arrays."""
+    import jax.numpy as jnp
+
+    def make(f, batch: int):
+        program = jax.jit(jax.vmap(lambda x, v: jax.jvp(f, (x,), (v,))))
+
+        def run(points, directions):
+            points, directions = np.asarray(points, float), np.asarray(directions, float)
+            pad = lambda a: np.concatenate([a, np.repeat(a[-1:], batch - len(a), axis=0)])  # noqa: E731
+            values, derivatives = program(jnp.asarray(pad(points)), jnp.asarray(pad(directions)))
+            return np.asarray(values)[: len(points)], np.asarray(derivatives)[: len(points)]
+
+        return run
+
+    return make
+
+
 HEAVIEST_FIRST = (
     "test_dm_channels.py", "test_accuracy.py", "test_scan.py", "test_fits.py", "test_models.py", "test_design.py",
     "test_transforms.py", "test_likelihood.py", "test_solar_presets.py", "test_toys.py", "test_facility_presets.py",

@@ -5,7 +5,6 @@ two-body kinematics by energy–momentum conservation, Lorentz boosts, central f
 exact log-normal scaling of a channel by its own nuisance.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -96,7 +95,7 @@ BATCH = 9
 
 
 @pytest.fixture(scope="module")
-def channel_program(presets):
+def channel_program(presets, batched_jvp):
     """One compiled program for the module: per-channel total counts (and their sum through predicted_counts) in
     (m_χ, ε, ν_η, ν_π⁻) at m_V = 3m_χ on COH-CryoCsI-10kg, and their derivative along a direction; vectorised over
     a batch of :data:`BATCH` points and directions."""
@@ -113,14 +112,7 @@ def channel_program(presets):
         full = predicted_counts(exp, {"eta": nu_eta, "piminus": nu_pim}, model=NewPhysics(dark_matter=dm))["dark_matter"]
         return jnp.stack([jnp.sum(per[c]) for c in dmod.CHANNELS] + [jnp.sum(full)])
 
-    both = jax.jit(jax.vmap(lambda x, v: jax.jvp(totals, (x,), (v,))))
-
-    def run(points, directions):
-        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], BATCH - len(a), axis=0)])  # noqa: E731
-        N, dN = both(jnp.asarray(pad(np.asarray(points, float))), jnp.asarray(pad(np.asarray(directions, float))))
-        return np.asarray(N)[: len(points)], np.asarray(dN)[: len(points)]
-
-    return run
+    return batched_jvp(totals, BATCH)
 
 
 def _x(m_chi, eps=1e-4, nu_eta=0.0, nu_pim=0.0):

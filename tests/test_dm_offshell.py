@@ -6,7 +6,6 @@ m_χ; the χ energy range of a three-body decay at rest (m_χ ≤ E ≤ M/2); ha
 finite differences.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -124,7 +123,7 @@ BATCH = 6
 
 
 @pytest.fixture(scope="module")
-def offshell_program(presets):
+def offshell_program(presets, batched_jvp):
     """One compiled program for the module: per-channel total counts on COH-CryoCsI-10kg and their derivative
     along a direction, vectorised over a batch of :data:`BATCH` points (rows of (m_χ, m_V, ε, α_D) and of
     directions)."""
@@ -134,14 +133,7 @@ def offshell_program(presets):
         per = rates.dark_matter_channel_counts(exp, dark_matter(x[0], x[1], x[2], x[3]))
         return jnp.stack([jnp.sum(per[c]) for c in dmod.CHANNELS])
 
-    both = jax.jit(jax.vmap(lambda x, v: jax.jvp(totals, (x,), (v,))))
-
-    def run(points, directions):
-        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], BATCH - len(a), axis=0)])  # noqa: E731
-        N, dN = both(jnp.asarray(pad(np.asarray(points, float))), jnp.asarray(pad(np.asarray(directions, float))))
-        return np.asarray(N)[: len(points)], np.asarray(dN)[: len(points)]
-
-    return run
+    return batched_jvp(totals, BATCH)
 
 
 def _mixed_direction(x):
