@@ -36,7 +36,7 @@ from ..models.darkmatter import CHANNEL_NUISANCES, at_source
 from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
 from ..rates import background_counts, cevns_counts, dark_matter_channel_counts
-from .likelihood import poisson_deviance, profiled_chi2
+from .likelihood import BlockCounts, poisson_deviance, profiled_chi2
 from .morphing import Morph, channel_log_derivatives, log_derivatives, pulls
 from .coupling_scan import MAX_CROSSINGS, ROOT_ITERATIONS, affine_coupling_scan, dark_matter_coupling_scan
 
@@ -155,31 +155,37 @@ def reference_signals(reference: AsimovReference, model) -> list:
 
 def expected(reference: AsimovReference, sigs: list, nu: dict):
     """Flat expected counts of every experiment at signals ``sigs`` and nuisances ``nu`` (no physics)."""
-    parts = []
-    for exp, labels, shape, bkg, sig in zip(reference.experiments, reference.labels, reference.cevns_shape,
-                                            reference.backgrounds, sigs):
-        values = {name: nu[label] for name, label in labels}
-        total = sig.cevns * (1.0 + jnp.tensordot(pulls(values, shape.names), shape.logd, axes=1))
-        total = total * normalisation(values, "cevns")
-        if sig.dark_matter is not None:
-            total = total + sig.dark_matter.at(values) * normalisation(values, "dark_matter")
-        for name, counts in bkg.items():
-            if name == ELECTRON and sig.electron is not None:
-                counts = sig.electron  # ν–e scattering under the model (e.g. a magnetic moment)
-            total = total + counts * normalisation(values, name, neutrino_induced(exp, name))
-        parts.append(jnp.ravel(total))
-    return jnp.concatenate(parts)
+    return _counts(reference)((reference, sigs), nu)
 
 
-def _mu(args, nu):
-    return expected(args[0], args[1], nu)
+def _expected_part(reference: AsimovReference, k: int, sig, values: dict):
+    """Experiment ``k``'s flat expected counts at its own nuisances ``values`` ({local name: ν})."""
+    exp, shape, bkg = reference.experiments[k], reference.cevns_shape[k], reference.backgrounds[k]
+    total = sig.cevns * (1.0 + jnp.tensordot(pulls(values, shape.names), shape.logd, axes=1))
+    total = total * normalisation(values, "cevns")
+    if sig.dark_matter is not None:
+        total = total + sig.dark_matter.at(values) * normalisation(values, "dark_matter")
+    for name, counts in bkg.items():
+        if name == ELECTRON and sig.electron is not None:
+            counts = sig.electron  # ν–e scattering under the model (e.g. a magnetic moment)
+        total = total + counts * normalisation(values, name, neutrino_induced(exp, name))
+    return jnp.ravel(total)
+
+
+def _counts(reference: AsimovReference) -> BlockCounts:
+    """μ((reference, signals), ν) in blocks, one per experiment, each depending on its own labels only."""
+    def part(k):
+        local = dict(reference.labels[k])
+        return lambda args, nu: _expected_part(args[0], k, args[1][k], {name: nu[label] for name, label in local.items()})
+    return BlockCounts([part(k) for k in range(len(reference.experiments))],
+                       [list(dict.fromkeys(label for _, label in names)) for names in reference.labels])
 
 
 def profiled_delta_chi2(reference: AsimovReference, sigs: list, n_steps: int | None = None):
     """min_ν χ²(signals, ν; SM Asimov data): differentiable in the signals and the reference (envelope theorem)."""
     priors = reference.prior_dict()
     steps = reference.n_steps if n_steps is None else n_steps
-    return profiled_chi2(_mu, reference.data, (reference, list(sigs)), zero_nuisances(priors), priors, steps)
+    return profiled_chi2(_counts(reference), reference.data, (reference, list(sigs)), zero_nuisances(priors), priors, steps)
 
 
 def asimov_delta_chi2(experiments, model, spec: ForecastSpec = ForecastSpec()):
