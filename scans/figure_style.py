@@ -8,6 +8,7 @@ curves (which stay visible on top of it) and over the green/yellow expected band
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -92,7 +93,7 @@ class FigureRecord:
     drawing code (``scripts`` and this module) and the matplotlib version equals the one recorded when it was
     last drawn, and both its files still have the SHA-256 recorded then (a figure edited, replaced or deleted
     by hand is drawn again). ``force`` (``--redraw``) draws everything. The record is a JSON file beside the
-    results it depends on, written atomically."""
+    results it depends on, written atomically; processes sharing it merge their entries under a file lock."""
 
     def __init__(self, path: Path, scripts=(), force: bool = False):
         from cevns_jax.provenance import content_hash
@@ -122,9 +123,17 @@ class FigureRecord:
 
     def record(self, out, name: str, inputs) -> None:
         """Record ``out/name.{png,pdf}``, just written from ``inputs``."""
-        self.table[f"{out}/{name}"] = {"key": self._key(name, inputs),
-                                       **{ext: _file_sha(Path(out) / f"{name}.{ext}") for ext in ("png", "pdf")}}
+        entry = {"key": self._key(name, inputs), **{ext: _file_sha(Path(out) / f"{name}.{ext}") for ext in ("png", "pdf")}}
+        self.table[f"{out}/{name}"] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.table, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        # the main job's two processes share the record: under a lock, merge this entry into what is on disk
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                table = json.loads(self.path.read_text())
+            except (OSError, ValueError, UnicodeDecodeError):
+                table = {}
+            table = {**(table if isinstance(table, dict) else {}), f"{out}/{name}": entry}
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)

@@ -19,7 +19,9 @@ summarises the limits at benchmark masses.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -56,6 +58,13 @@ cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its 
 DM_MASS_MAX_MEV = 250.0
 """Upper end of the dark-matter mass axes [MeV]: η → γχχ̄ through an on- or off-shell V (m_V = 3m_χ) is open to
 m_χ = m_η/2 ≈ 274 MeV (on shell to m_η/3 ≈ 183 MeV); π⁰ → γχχ̄ ends at m_π⁰/2 ≈ 67 MeV, π⁻ capture near 46 MeV."""
+LANES = (("dark_matter", "dark_matter_dirac", "leptophobic"),
+         ("lmutau", "universal_zprime", "sterile_numu", "sterile_nue", "nsi", "fisher"))
+"""The studies of the two lanes that the main job runs side by side (two processes), each in this order; the
+studies sharing a compiled program are in one lane (dark matter of every kind; the Z′/NSI family and sterile
+mixing), so no program is compiled twice."""
+
+
 def fisher_numbers(exps: dict, years: list) -> dict:
     """σ(sin²θ_W), σ(δR_n) per detector and combined at each exposure, and the 3-year 1σ ellipses."""
     table, ellipses = {}, {}
@@ -302,8 +311,48 @@ def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: 
     return rows
 
 
+def run_lane(args, lane: tuple, start: float) -> tuple[dict, int]:
+    """Run the studies of one lane in order: ({study: its summary rows, or for "fisher" its table's lines},
+    figures kept unchanged). Everything a study needs is built here, so a lane runs in any process."""
+    cevns_jax.enable_compilation_cache()
+    n_mass, n_coupling, n_nsi = args.grids
+    one_year = {n: cevns_jax.load_experiment(n) for n in PLANNED + [REFERENCE]}  # planned presets: one SNS year
+    exps = {n: scale_exposure(e, args.years) for n, e in one_year.items()}
+    sets = {n: [exps[n]] for n in PLANNED + [REFERENCE]}
+    sets["combined"] = [exps[n] for n in PLANNED]
+    tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
+    # the released CsI-2021 data (the current limits, drawn shaded); its linear morphing is computed when a
+    # program needs it (a redraw from finished scans does not)
+    data = load_analysis(REFERENCE, morphing="exact")
+    record = FigureRecord(args.results / "figures.json", scripts=[__file__, snowmass_figures.__file__], force=args.redraw)
+    built = {}
+    def shared(family):  # noqa: E306  (built once, at the first study that needs it)
+        if family not in built:
+            built[family] = (SharedDark(sets, data, np.asarray(family[2]), family[1], LEVEL) if family[0] == "dark"
+                             else SharedSterile(sets, data, np.asarray(family[1]), LEVEL) if family[0] == "sterile_affine"
+                             else SharedProgram(sets, data, family))
+        return built[family]
+
+    by_name, done = {study.name: study for study in raster_studies(n_mass, n_coupling)}, {}
+    for name in lane:
+        if name == "nsi":
+            done[name] = nsi_regions(shared("zprime_nsi"), args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results,
+                                     args.out, start, record)
+        elif name == "fisher":
+            monitor = cevns_jax.load_experiment(FLUX_MONITOR)  # its preset runs 2 SNS years; the Fisher blocks hold one
+            monitor_years = float(monitor.source.protons_on_target) / get_facility(monitor.info.facility).protons_per_year()
+            done[name] = fisher_forecasts({**{n: one_year[n] for n in PLANNED},
+                                           FLUX_MONITOR: scale_exposure(monitor, 1.0 / monitor_years)},
+                                          args.out, args.results, record)
+        else:
+            done[name] = run_raster(by_name[name], sets, data, shared, args.years, tag, args.results, args.out, start,
+                                    record, refine=args.refine_curves, check=args.check_convergence)
+    return done, record.skipped
+
+
 def main() -> None:
     studies = [s.name for s in raster_studies(2, 2)] + ["nsi", "fisher"]
+    assert sorted(sum(LANES, ())) == sorted(studies), "every study in one lane"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full-resolution grids (for a GPU)")
     parser.add_argument("--years", type=float, default=3.0, help="exposure of the planned detectors [SNS years, > 0]")
@@ -329,34 +378,21 @@ def main() -> None:
     if min(n_mass, n_coupling, n_nsi) < 3:
         parser.error(f"--grid sizes must each be at least 3, got {n_mass} {n_coupling} {n_nsi}")
     args.out.mkdir(parents=True, exist_ok=True)
-    cevns_jax.enable_compilation_cache()
-    one_year = {n: cevns_jax.load_experiment(n) for n in PLANNED + [REFERENCE]}  # planned presets: one SNS year
-    exps = {n: scale_exposure(e, args.years) for n, e in one_year.items()}
-    sets = {n: [exps[n]] for n in PLANNED + [REFERENCE]}
-    sets["combined"] = [exps[n] for n in PLANNED]
-    rows, start = [], time.perf_counter()
-    tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
-    wanted = lambda name: args.only is None or name in args.only  # noqa: E731
-    # the released CsI-2021 data (the current limits, drawn shaded); its linear morphing is computed when a
-    # program needs it (a redraw from finished scans does not)
-    data = load_analysis(REFERENCE, morphing="exact")
-    print(f"CsI-2021 release analysis loaded ({time.perf_counter() - start:.0f} s)", flush=True)
-    record = FigureRecord(args.results / "figures.json", scripts=[__file__, snowmass_figures.__file__], force=args.redraw)
-    built = {}
-    def shared(family):  # noqa: E306  (built once, at the first study that needs it)
-        if family not in built:
-            built[family] = (SharedDark(sets, data, np.asarray(family[2]), family[1], LEVEL) if family[0] == "dark"
-                             else SharedSterile(sets, data, np.asarray(family[1]), LEVEL) if family[0] == "sterile_affine"
-                             else SharedProgram(sets, data, family))
-        return built[family]
-
-    for study in raster_studies(n_mass, n_coupling):
-        if wanted(study.name):
-            rows += run_raster(study, sets, data, shared, args.years, tag, args.results, args.out, start, record,
-                               refine=args.refine_curves, check=args.check_convergence)
-    if wanted("nsi"):
-        rows += nsi_regions(shared("zprime_nsi"), args.years, f"{args.years:g}y_{n_nsi}", n_nsi, args.results, args.out, start, record)
-
+    args.grids = (n_mass, n_coupling, n_nsi)
+    start = time.perf_counter()
+    lanes = [tuple(name for name in lane if args.only is None or name in args.only) for lane in LANES]
+    lanes = [lane for lane in lanes if lane]
+    # the lanes run side by side in two processes (each its own XLA thread pool: one's single-threaded
+    # compilation overlaps the other's work; threads sharing one pool queued behind each other's operations)
+    if len(lanes) > 1:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            other = pool.submit(run_lane, args, lanes[1], start)
+            mine = run_lane(args, lanes[0], start)
+            theirs = other.result()
+    else:
+        mine, theirs = run_lane(args, lanes[0], start), ({}, 0)
+    done, skipped = {**mine[0], **theirs[0]}, mine[1] + theirs[1]
+    rows = [row for name in studies if name in done and name != "fisher" for row in done[name]]
     table = ["| study | detector | at benchmark 1 | ±1σ | at benchmark 2 | ±1σ |", "|---|---|---|---|---|---|"]
     for obs, label, a, b, *band in rows:
         cell = lambda v: f"{v:.3g}" if np.isfinite(v) else "—"  # noqa: E731  (— : no crossing in the scanned range)
@@ -375,22 +411,17 @@ def main() -> None:
                "coupling range. ±1σ: the expected-limit band at the benchmark mass (−1σ–+1σ), from the Asimov Δχ² "
                "crossing the CLs band levels of Cowan, Cranmer, Gross & Vitells (90% CL: 1.32 and 5.65; the median's "
                "level is the 2.71 of the limit; docs/physics.md §5.11); none for the data.\n\n" + "\n".join(table) + "\n")
-    if wanted("fisher"):
-        monitor = cevns_jax.load_experiment(FLUX_MONITOR)  # its preset runs 2 SNS years; the Fisher blocks hold one
-        monitor_years = float(monitor.source.protons_on_target) / get_facility(monitor.info.facility).protons_per_year()
-        fisher_lines = fisher_forecasts({**{n: one_year[n] for n in PLANNED},
-                                         FLUX_MONITOR: scale_exposure(monitor, 1.0 / monitor_years)},
-                                        args.out, args.results, record)
+    if "fisher" in done:
         summary += ("\n## Fisher forecasts (marginalised 1σ; δR_n shifts every neutron radius of the target)\n\n"
-                    + "\n".join(fisher_lines) + "\n")
+                    + "\n".join(done["fisher"]) + "\n")
     if args.only is not None and set(args.only) != set(studies):  # a partial run never overwrites the full summary
         path = args.out / f"snowmass_summary_{'_'.join(args.only)}.md"
     else:
         path = args.out / "snowmass_summary.md"
     path.write_text(summary)
     print(summary)
-    if record.skipped:
-        print(f"{record.skipped} figure file pair(s) unchanged since drawn from the same inputs and code: kept "
+    if skipped:
+        print(f"{skipped} figure file pair(s) unchanged since drawn from the same inputs and code: kept "
               "(--redraw draws them again)")
     print(f"total {time.perf_counter() - start:.0f} s")
 
