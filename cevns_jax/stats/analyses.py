@@ -44,6 +44,7 @@ from ..models.darkmatter import CHANNEL_NUISANCES
 from ..nuisances import apply_nuisances, neutrino_induced, normalisation, nuisance_priors, predicted_counts, shape_names
 from ..rates import background_counts, dark_matter_channel_counts
 from ..xsec import StandardModel, resolve_standard_model
+from .forecast import dark_matter_template
 from .morphing import Morph, channel_log_derivatives, log_derivatives, morph, pulls
 
 __all__ = ["RELEASES", "PUBLISHED", "BinnedAnalysis", "SIGNAL_TEMPLATES", "with_linear_morphing",
@@ -164,10 +165,15 @@ def with_linear_morphing(analysis: BinnedAnalysis) -> BinnedAnalysis:
     return replace(analysis, signal_shape=_signal_shape(analysis))
 
 
-def _dark_matter_template(analysis: BinnedAnalysis, dm) -> Morph:
+def _dark_matter_template(analysis: BinnedAnalysis, dm, cache: dict | None = None) -> Morph:
     """Dark-matter counts in data space at ν = 0 and their log-derivatives in the shape nuisances,
     recomputed for every dark-matter point (its recoil spectrum responds differently from CEvNS;
-    agrees with the exact model to 0.1% in total counts at 0.5σ pulls, ``tests/test_fits.py``)."""
+    agrees with the exact model to 0.1% in total counts at 0.5σ pulls, ``tests/test_fits.py``). With a
+    ``cache`` and a data space that is the (energy × time) plane, the template is the forecasts' one
+    (:func:`cevns_jax.stats.forecast.dark_matter_template`), shared with a forecast of the same detector."""
+    if cache is not None and not analysis.collapse and analysis.f90_fractions is None:
+        return dark_matter_template(analysis.experiment, dm, _shape_names(analysis), cache)
+
     def channels(nu):
         counts = dark_matter_channel_counts(apply_nuisances(analysis.experiment, nu), dm)
         return {k: _with_f90(analysis, v) for k, v in counts.items()}
@@ -175,9 +181,11 @@ def _dark_matter_template(analysis: BinnedAnalysis, dm) -> Morph:
     return channel_log_derivatives(channels, _shape_names(analysis), CHANNEL_NUISANCES)
 
 
-def morphing_templates(analysis: BinnedAnalysis, theta: dict, sm: StandardModel | None = None, model=None) -> dict:
+def morphing_templates(analysis: BinnedAnalysis, theta: dict, sm: StandardModel | None = None, model=None,
+                       cache: dict | None = None) -> dict:
     """The per-θ pieces of the linear-morphing prediction: ``{"signal": CEvNS at ν = 0,
-    "dark_matter": Morph or None}`` (the SM signal — no ``sin2_theta_w`` in θ, no model — is the stored one).
+    "dark_matter": Morph or None}`` (the SM signal — no ``sin2_theta_w`` in θ, no model — is the stored one;
+    ``cache``: shared with forecasts of the same model point, :func:`_dark_matter_template`).
 
     Approximation: a model's CEvNS signal is recomputed, but it follows the shape nuisances through
     the SM log-derivatives (measured on CsI 2021 at the L_μ−L_τ 90% CL point: Δχ² = 2.42 linear vs
@@ -187,7 +195,7 @@ def morphing_templates(analysis: BinnedAnalysis, theta: dict, sm: StandardModel 
     if "sin2_theta_w" in theta or model is not None:
         cevns_model = None if model is None else replace(model, dark_matter=None)
         base = _exact_parts(analysis, theta, {}, sm, cevns_model)[0]
-    dm = _dark_matter_template(analysis, model.dark_matter) if has_dark_matter(model) else None
+    dm = _dark_matter_template(analysis, model.dark_matter, cache) if has_dark_matter(model) else None
     return {"signal": base, "dark_matter": dm}
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass, run_once, static_field
@@ -33,6 +34,7 @@ from ..inelastic import inelastic_counts
 from ..electron_rates import COMPONENT as ELECTRON
 from ..electron_rates import electron_counts
 from ..models.darkmatter import CHANNEL_NUISANCES, at_source
+from ..provenance import content_hash
 from ..nuisances import (apply_nuisances, check_share, neutrino_induced, normalisation, nuisance_priors, program_nuisances,
                          shape_names, zero_nuisances)
 from ..rates import background_counts, cevns_counts, dark_matter_channel_counts
@@ -101,13 +103,29 @@ def _cevns_template(exp, names, model=None) -> Morph:
     return log_derivatives(lambda nu: jnp.sum(cevns_counts(apply_nuisances(exp, nu), model=model), axis=0), names)
 
 
-def dark_matter_template(exp, dm, names) -> Morph:
+def dark_matter_template(exp, dm, names, cache: dict | None = None) -> Morph:
     """Dark-matter counts of ``exp`` (the facility's yields), their log-derivatives in ``names`` (shape
     nuisances) and the fraction of each production channel (scaled exactly by ``eta``, ``piminus``): a prompt signal with its own recoil spectrum responds differently to the
-    quenching and timing nuisances than CEvNS, so these are computed for every dark-matter point."""
+    quenching and timing nuisances than CEvNS, so these are computed for every dark-matter point.
+    ``cache``: a dict shared by the evaluators of one model point; an experiment of equal content (e.g. a
+    preset and a release analysis of the same detector) with the same ``names`` is then computed once."""
+    key = ("dark_matter", _experiment_key(exp), tuple(names))
+    if cache is not None and key in cache:
+        return cache[key]
     dm = at_source(dm, exp.source)
-    return channel_log_derivatives(lambda nu: dark_matter_channel_counts(apply_nuisances(exp, nu), dm), names,
-                                   CHANNEL_NUISANCES)
+    template = channel_log_derivatives(lambda nu: dark_matter_channel_counts(apply_nuisances(exp, nu), dm), names,
+                                       CHANNEL_NUISANCES)
+    if cache is not None:
+        cache[key] = template
+    return template
+
+
+def _experiment_key(exp):
+    """The content hash of an experiment (its identity if its leaves are traced, e.g. a design's gradient)."""
+    try:
+        return content_hash(exp)
+    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return id(exp)
 
 
 @partial(run_once, static_argnames="names")
@@ -137,12 +155,13 @@ def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
                            tuple(priors.items()), spec.n_steps)
 
 
-def signals(exp, model, names: tuple = ()) -> Signals:
-    """The templates of ``model`` in ``exp`` (dark matter morphed in the shape nuisances ``names``)."""
+def signals(exp, model, names: tuple = (), cache: dict | None = None) -> Signals:
+    """The templates of ``model`` in ``exp`` (dark matter morphed in the shape nuisances ``names``; ``cache``: as
+    in :func:`dark_matter_template`)."""
     cevns = jnp.sum(cevns_counts(exp, model=model), axis=0)
     dm = None
     if model is not None and model.dark_matter is not None:
-        dm = dark_matter_template(exp, model.dark_matter, names)
+        dm = dark_matter_template(exp, model.dark_matter, names, cache)
     electron = jnp.sum(electron_counts(exp, model=model), axis=0) if exp.detector.electron_scattering else None
     return Signals(cevns, dm, electron)
 
@@ -235,7 +254,7 @@ class AsimovForecast:
         for exp, labels in zip(self.experiments, self.reference.labels):
             names = shape_names(dict(labels))
             if (id(exp), names) not in cache:
-                cache[id(exp), names] = signals(exp, model, names)
+                cache[id(exp), names] = signals(exp, model, names, cache)
         return [cache[id(exp), shape_names(dict(labels))] for exp, labels in zip(self.experiments, self.reference.labels)]
 
     @staticmethod

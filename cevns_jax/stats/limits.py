@@ -142,7 +142,7 @@ class DataLimit:
     def templates(self, model, cache: dict | None = None):
         if self.analysis.signal_shape is None:
             raise CevnsInputError("DataLimit.templates needs an analysis with linear morphing")
-        return morphing_templates(self.analysis, {}, self.sm, model)
+        return morphing_templates(self.analysis, {}, self.sm, model, cache)
 
     @staticmethod
     def scale_dark_matter(templates: dict, factor):
