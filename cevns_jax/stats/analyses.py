@@ -44,7 +44,7 @@ from ..models.darkmatter import CHANNEL_NUISANCES
 from ..nuisances import apply_nuisances, neutrino_induced, normalisation, nuisance_priors, predicted_counts, shape_names
 from ..rates import background_counts, dark_matter_channel_counts
 from ..xsec import StandardModel, resolve_standard_model
-from .forecast import dark_matter_template
+from .forecast import changes_neutrino_rates, dark_matter_template
 from .morphing import Morph, channel_log_derivatives, log_derivatives, morph, pulls
 
 __all__ = ["RELEASES", "PUBLISHED", "BinnedAnalysis", "SIGNAL_TEMPLATES", "with_linear_morphing",
@@ -191,8 +191,8 @@ def morphing_templates(analysis: BinnedAnalysis, theta: dict, sm: StandardModel 
     the SM log-derivatives (measured on CsI 2021 at the L_μ−L_τ 90% CL point: Δχ² = 2.42 linear vs
     2.69 exact, ≈2% on the limit). Dark matter gets its own log-derivatives.
     """
-    base = analysis.signal_shape.nominal
-    if "sin2_theta_w" in theta or model is not None:
+    base = analysis.signal_shape.nominal  # the SM's (a dark-matter model leaves it unchanged)
+    if "sin2_theta_w" in theta or sm is not None or changes_neutrino_rates(model):
         cevns_model = None if model is None else replace(model, dark_matter=None)
         base = _exact_parts(analysis, theta, {}, sm, cevns_model)[0]
     dm = _dark_matter_template(analysis, model.dark_matter, cache) if has_dark_matter(model) else None

@@ -43,7 +43,7 @@ from .morphing import Morph, channel_log_derivatives, log_derivatives, pulls
 from .coupling_scan import MAX_CROSSINGS, ROOT_ITERATIONS, affine_coupling_scan, dark_matter_coupling_scan
 
 __all__ = ["ForecastSpec", "Signals", "AsimovReference", "program_labels", "experiment_reference", "asimov_reference", "signals",
-           "dark_matter_template", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
+           "dark_matter_template", "changes_neutrino_rates", "expected", "profiled_delta_chi2", "asimov_delta_chi2", "AsimovForecast",
            "shared_delta_chi2", "dark_matter_coupling_scan", "affine_coupling_scan", "ROOT_ITERATIONS", "MAX_CROSSINGS"]
 
 
@@ -155,21 +155,31 @@ def asimov_reference(experiments: tuple, spec: ForecastSpec) -> AsimovReference:
                            tuple(priors.items()), spec.n_steps)
 
 
-def signals(exp, model, names: tuple = (), cache: dict | None = None) -> Signals:
+def changes_neutrino_rates(model) -> bool:
+    """Whether ``model`` changes the neutrino-induced counts (CEvNS, ν–e scattering): any sub-model but dark
+    matter, whose χ adds its own counts and leaves the neutrinos' as in the SM."""
+    return model is not None and any(v is not None for k, v in vars(model).items() if k != "dark_matter")
+
+
+def signals(exp, model, names: tuple = (), cache: dict | None = None, sm_cevns=None) -> Signals:
     """The templates of ``model`` in ``exp`` (dark matter morphed in the shape nuisances ``names``; ``cache``: as
-    in :func:`dark_matter_template`)."""
-    cevns = jnp.sum(cevns_counts(exp, model=model), axis=0)
+    in :func:`dark_matter_template`). ``sm_cevns``: the SM CEvNS template of ``exp`` (the reference's), taken
+    as it is when the model leaves the neutrino rates unchanged (``electron`` then None: the SM's)."""
+    if sm_cevns is not None and not changes_neutrino_rates(model):
+        cevns, electron = sm_cevns, None
+    else:
+        cevns = jnp.sum(cevns_counts(exp, model=model), axis=0)
+        electron = jnp.sum(electron_counts(exp, model=model), axis=0) if exp.detector.electron_scattering else None
     dm = None
     if model is not None and model.dark_matter is not None:
         dm = dark_matter_template(exp, model.dark_matter, names, cache)
-    electron = jnp.sum(electron_counts(exp, model=model), axis=0) if exp.detector.electron_scattering else None
     return Signals(cevns, dm, electron)
 
 
 def reference_signals(reference: AsimovReference, model) -> list:
     """:func:`signals` of ``model`` for every experiment of ``reference``."""
-    return [signals(exp, model, shape_names(dict(labels)))
-            for exp, labels in zip(reference.experiments, reference.labels)]
+    return [signals(exp, model, shape_names(dict(labels)), sm_cevns=shape.nominal)
+            for exp, labels, shape in zip(reference.experiments, reference.labels, reference.cevns_shape)]
 
 
 def expected(reference: AsimovReference, sigs: list, nu: dict):
@@ -251,10 +261,10 @@ class AsimovForecast:
     def templates(self, model, cache: dict | None = None) -> list:
         """Per-experiment :class:`Signals` of ``model``, shared through ``cache`` (keyed by experiment)."""
         cache = {} if cache is None else cache
-        for exp, labels in zip(self.experiments, self.reference.labels):
+        for exp, labels, shape in zip(self.experiments, self.reference.labels, self.reference.cevns_shape):
             names = shape_names(dict(labels))
             if (id(exp), names) not in cache:
-                cache[id(exp), names] = signals(exp, model, names, cache)
+                cache[id(exp), names] = signals(exp, model, names, cache, shape.nominal)
         return [cache[id(exp), shape_names(dict(labels))] for exp, labels in zip(self.experiments, self.reference.labels)]
 
     @staticmethod
