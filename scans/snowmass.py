@@ -46,8 +46,8 @@ from cevns_jax.stats.forecast import ROOT_ITERATIONS  # noqa: E402
 from figure_style import FigureRecord  # noqa: E402
 import snowmass_figures  # noqa: E402
 from snowmass_figures import draw_fisher, draw_nsi, draw_raster  # noqa: E402
-from study_programs import (BAND_CURVE, BAND_LEVELS, DARK_BYTES_PER_MASS, DATA, FLUX_MONITOR, LEVEL, LEVEL_2D,  # noqa: E402
-                            MEMORY_BUDGET, PLANNED, REFERENCE, REFINE_ROUNDS, REFINE_RTOL, STERILE_MASSES_PER_CHUNK,
+from study_programs import (BAND_CURVE, BAND_LEVELS, DARK_MASSES_PER_CHUNK, DATA, FLUX_MONITOR, LEVEL, LEVEL_2D,  # noqa: E402
+                            PLANNED, REFERENCE, REFINE_ROUNDS, REFINE_RTOL, STERILE_MASSES_PER_CHUNK,
                             WITH_MONITOR, InProgramCrossings, SharedDark, SharedProgram, SharedSterile, band_limits,
                             cached, curves_from_json, curves_to_json, family_of, scale_exposure, scan_in_program,
                             scan_shared, solved_curves)
@@ -221,7 +221,7 @@ def run_raster(study: RasterStudy, sets: dict, data, shared: Callable, years: fl
         grids, fn = {k: grids[k] for k in labels + [DATA]}, fn.only(labels + [DATA])
     else:
         grids, fn, scan_id = scan_in_program(name, shared(("dark", study.power, tuple(SharedDark.ratios_of(study.coupling)))),
-                                             study.model_of, axes, results, LEVEL, max(1, int(MEMORY_BUDGET // DARK_BYTES_PER_MASS)))
+                                             study.model_of, axes, results, LEVEL, DARK_MASSES_PER_CHUNK)
         grids = {k: grids[k] for k in labels + [DATA]}
         fn.labels = list(grids)
     key = {"scan": scan_id, "level": LEVEL, "xtol": XTOL, "iterations": ROOT_ITERATIONS, "refine": refine, "rtol": REFINE_RTOL,

@@ -54,14 +54,11 @@ BAND_LEVELS = asimov_band_levels(BAND_ALPHA, BAND_SIGMAS)
 
 REFINE_RTOL = 5e-3  # solved curves: bisect mass intervals until limits change < 0.5% between points
 REFINE_ROUNDS = 5
-MEMORY_BUDGET = 2e9
-"""Device memory per scan chunk [bytes]: a whole default study (12 × 30 points; 12 dark-matter masses) in one
-compiled chunk program (XLA's own estimate; a larger grid is chunked to fit)."""
-DARK_BYTES_PER_MASS = 5e8
-"""XLA's memory estimate of the dark-matter program per mass [bytes] on CPU (≈ 0.45 GB, measured 2026-11-28;
-it carries every detector set's templates, three production channels and the coupling raster): its chunk
-size is set from it and :data:`MEMORY_BUDGET` instead of measured by compiling the program once at the whole
-grid and again at the chunk that fits (≈ 50 s of a cold start)."""
+DARK_MASSES_PER_CHUNK = 2
+"""Masses per chunk of the dark-matter program (each carries every detector set's templates, three production
+channels and the coupling raster; XLA estimates ≈ 0.45 GB per mass on CPU). The cost per mass is the same at
+2 and 4 masses per chunk (COH-Ge-mini's templates 0.69 and 0.68 s per mass on 2 cores), and a study's 12 grid
+masses and 2 benchmarks then fill 7 chunks exactly (4 chunks of 4 evaluate 16 masses)."""
 STERILE_MASSES_PER_CHUNK = 4
 """Δm² points per chunk of the sterile program (each carries every detector set's oscillated templates)."""
 UNITS = {"mass_MeV": "MeV", "m_chi_MeV": "MeV", "m_V_MeV": "MeV", "dm2_eV2": "eV²", "g": "1", "Y": "1",

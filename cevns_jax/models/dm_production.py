@@ -30,9 +30,12 @@ Pure functions of arrays (masses in MeV); a closed channel (2m_χ ≥ M) has wei
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 __all__ = ["S_NODES", "mediator_width", "pair_width_times_sqrt_s", "pair_mass_nodes", "pair_energy_boxes",
            "box_mixture_nodes"]
@@ -163,6 +166,38 @@ def box_mixture_nodes(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
     < ``nodes`` in y; the error is that of Chebyshev interpolation of h (halving test in tests/test_dm_offshell.py).
     The box edges clipped at E_low are integration limits (gradients flow through them). A box of zero width
     contributes 0 (its weight must then be 0, as for a closed channel)."""
+    return _box_mixture(nodes, lower_MeV, upper_MeV, weight, E_low_MeV)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _box_mixture(nodes, lower_MeV, upper_MeV, weight, E_low_MeV):
+    return _box_mixture_value(lower_MeV, upper_MeV, weight, E_low_MeV, nodes)
+
+
+def _box_mixture_jvp(nodes, primals, tangents):
+    """Each recoil's nodes and weights depend on its own E_low only (a diagonal Jacobian in E_low): their
+    derivative comes from one forward pass with a unit tangent, scaled by E_low's tangent, so k directions at
+    once (``jax.jacfwd`` over k nuisances that move the recoil nodes) cost one pass, not k. The boxes' tangents
+    (model parameters) take an ordinary forward pass, skipped when they are zero."""
+    lower, upper, weight, E_low = primals
+    box_tangents, e_tangent = tangents[:3], tangents[3]
+    value = lambda lo, up, w, e: _box_mixture_value(lo, up, w, e, nodes)  # noqa: E731
+    if all(type(t) is SymbolicZero for t in box_tangents):
+        out = value(*primals)
+        d_out = jax.tree_util.tree_map(jnp.zeros_like, out)
+    else:
+        box_tangents = [jnp.zeros_like(x) if type(t) is SymbolicZero else t for x, t in zip(primals[:3], box_tangents)]
+        out, d_out = jax.jvp(lambda lo, up, w: value(lo, up, w, E_low), tuple(primals[:3]), tuple(box_tangents))
+    if type(e_tangent) is not SymbolicZero:
+        _, unit = jax.jvp(lambda e: value(lower, upper, weight, e), (E_low,), (jnp.ones_like(E_low),))
+        d_out = jax.tree_util.tree_map(lambda d, u: d + u * e_tangent[..., None], d_out, unit)
+    return out, d_out
+
+
+_box_mixture.defjvp(_box_mixture_jvp, symbolic_zeros=True)
+
+
+def _box_mixture_value(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
     y_nodes, D = _chebyshev_coefficient_matrix(nodes)
     a = jnp.maximum(E_low_MeV, jnp.min(lower_MeV))[..., None]  # S + (1,)
     b = jnp.max(upper_MeV)
