@@ -48,7 +48,7 @@ import snowmass_figures  # noqa: E402
 from snowmass_figures import draw_fisher, draw_nsi, draw_raster  # noqa: E402
 from study_programs import (BAND_CURVE, BAND_LEVELS, DARK_MASSES_PER_CHUNK, DATA, FLUX_MONITOR, LEVEL, LEVEL_2D,  # noqa: E402
                             PLANNED, REFERENCE, REFINE_ROUNDS, REFINE_RTOL, STERILE_MASSES_PER_CHUNK,
-                            WITH_MONITOR, InProgramCrossings, SharedDark, SharedProgram, SharedSterile, band_limits,
+                            WITH_MONITOR, InProgramCrossings, SharedDark, SharedProgram, SharedSterile, band_limits, sm_references,
                             cached, curves_from_json, curves_to_json, family_of, scale_exposure, scan_in_program,
                             scan_shared, solved_curves)
 
@@ -59,10 +59,22 @@ DM_MASS_MAX_MEV = 250.0
 """Upper end of the dark-matter mass axes [MeV]: η → γχχ̄ through an on- or off-shell V (m_V = 3m_χ) is open to
 m_χ = m_η/2 ≈ 274 MeV (on shell to m_η/3 ≈ 183 MeV); π⁰ → γχχ̄ ends at m_π⁰/2 ≈ 67 MeV, π⁻ capture near 46 MeV."""
 LANES = (("dark_matter", "dark_matter_dirac", "leptophobic"),
-         ("lmutau", "universal_zprime", "sterile_numu", "sterile_nue", "nsi", "fisher"))
+         ("fisher", "lmutau", "universal_zprime", "sterile_numu", "sterile_nue", "nsi"))
 """The studies of the two lanes that the main job runs side by side (two processes), each in this order; the
 studies sharing a compiled program are in one lane (dark matter of every kind; the Z′/NSI family and sterile
 mixing), so no program is compiled twice."""
+INDEPENDENT = ("fisher",)
+"""Studies that use none of the lanes' shared inputs (the Fisher forecasts load their own presets)."""
+
+
+def finished(args, names) -> bool:
+    """Whether the studies ``names`` look finished in the results folder (their solved limits, the NSI planes'
+    last scan, the Fisher numbers on disk): then the main job computes no SM references ahead for them. Only a
+    schedule: a stale or partial result is still found, and recomputed, by its study."""
+    n_mass, n_coupling, n_nsi = args.grids
+    paths = {"nsi": args.results / f"nsi_mumu_{args.years:g}y_{n_nsi}", "fisher": args.results / "fisher.json"}
+    return all((paths.get(name) or args.results / f"{name}_{args.years:g}y_{n_mass}x{n_coupling}" / "bands.json").exists()
+               for name in names)
 
 
 def fisher_numbers(exps: dict, years: list) -> dict:
@@ -311,26 +323,35 @@ def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: 
     return rows
 
 
-def run_lane(args, lane: tuple, start: float) -> tuple[dict, int]:
-    """Run the studies of one lane in order: ({study: its summary rows, or for "fisher" its table's lines},
-    figures kept unchanged). Everything a study needs is built here, so a lane runs in any process."""
-    cevns_jax.enable_compilation_cache()
-    n_mass, n_coupling, n_nsi = args.grids
+def lane_inputs(args) -> tuple:
+    """(planned presets at one SNS year and the reference, the same at the job's exposure, the detector sets,
+    the CsI-2021 release analysis)."""
     one_year = {n: cevns_jax.load_experiment(n) for n in PLANNED + [REFERENCE]}  # planned presets: one SNS year
     exps = {n: scale_exposure(e, args.years) for n, e in one_year.items()}
     sets = {n: [exps[n]] for n in PLANNED + [REFERENCE]}
     sets["combined"] = [exps[n] for n in PLANNED]
-    tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
     # the released CsI-2021 data (the current limits, drawn shaded); its linear morphing is computed when a
     # program needs it (a redraw from finished scans does not)
-    data = load_analysis(REFERENCE, morphing="exact")
+    return one_year, exps, sets, load_analysis(REFERENCE, morphing="exact")
+
+
+def run_lane(args, lane: tuple, start: float, inputs: tuple | None = None, references: dict | None = None) -> tuple[dict, int]:
+    """Run the studies of one lane in order: ({study: its summary rows, or for "fisher" its table's lines},
+    figures kept unchanged). ``inputs``: :func:`lane_inputs` (loaded here if None); ``references``: their
+    :func:`study_programs.sm_references`, if computed (else each program computes its own when it compiles)."""
+    cevns_jax.enable_compilation_cache()
+    n_mass, n_coupling, n_nsi = args.grids
+    if inputs is None and any(name not in INDEPENDENT for name in lane):
+        inputs = lane_inputs(args)
+    one_year, exps, sets, data = inputs or ({}, {}, {}, None)
+    tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
     record = FigureRecord(args.results / "figures.json", scripts=[__file__, snowmass_figures.__file__], force=args.redraw)
     built = {}
     def shared(family):  # noqa: E306  (built once, at the first study that needs it)
         if family not in built:
-            built[family] = (SharedDark(sets, data, np.asarray(family[2]), family[1], LEVEL) if family[0] == "dark"
-                             else SharedSterile(sets, data, np.asarray(family[1]), LEVEL) if family[0] == "sterile_affine"
-                             else SharedProgram(sets, data, family))
+            built[family] = (SharedDark(sets, data, np.asarray(family[2]), family[1], LEVEL, references) if family[0] == "dark"
+                             else SharedSterile(sets, data, np.asarray(family[1]), LEVEL, references)
+                             if family[0] == "sterile_affine" else SharedProgram(sets, data, family, references))
         return built[family]
 
     by_name, done = {study.name: study for study in raster_studies(n_mass, n_coupling)}, {}
@@ -341,7 +362,8 @@ def run_lane(args, lane: tuple, start: float) -> tuple[dict, int]:
         elif name == "fisher":
             monitor = cevns_jax.load_experiment(FLUX_MONITOR)  # its preset runs 2 SNS years; the Fisher blocks hold one
             monitor_years = float(monitor.source.protons_on_target) / get_facility(monitor.info.facility).protons_per_year()
-            done[name] = fisher_forecasts({**{n: one_year[n] for n in PLANNED},
+            planned = {n: one_year[n] if n in one_year else cevns_jax.load_experiment(n) for n in PLANNED}
+            done[name] = fisher_forecasts({**planned,
                                            FLUX_MONITOR: scale_exposure(monitor, 1.0 / monitor_years)},
                                           args.out, args.results, record)
         else:
@@ -383,12 +405,20 @@ def main() -> None:
     lanes = [tuple(name for name in lane if args.only is None or name in args.only) for lane in LANES]
     lanes = [lane for lane in lanes if lane]
     # the lanes run side by side in two processes (each its own XLA thread pool: one's single-threaded
-    # compilation overlaps the other's work; threads sharing one pool queued behind each other's operations)
+    # compilation overlaps the other's work; threads sharing one pool queued behind each other's operations).
+    # The second process starts with the studies that need no shared inputs (Fisher) while this one loads the
+    # presets and, when the other lane has work left, computes the SM references once for both
     if len(lanes) > 1:
+        first = tuple(name for name in lanes[1] if name in INDEPENDENT)
+        rest = tuple(name for name in lanes[1] if name not in INDEPENDENT)
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            other = pool.submit(run_lane, args, lanes[1], start)
-            mine = run_lane(args, lanes[0], start)
-            theirs = other.result()
+            futures = [pool.submit(run_lane, args, first, start)] if first else []
+            inputs = lane_inputs(args)
+            references = sm_references(inputs[2], inputs[3]) if rest and not finished(args, rest) else None
+            futures += [pool.submit(run_lane, args, rest, start, inputs, references)] if rest else []
+            mine = run_lane(args, lanes[0], start, inputs, references)
+            parts = [f.result() for f in futures]
+        theirs = ({k: v for part in parts for k, v in part[0].items()}, sum(part[1] for part in parts))
     else:
         mine, theirs = run_lane(args, lanes[0], start), ({}, 0)
     done, skipped = {**mine[0], **theirs[0]}, mine[1] + theirs[1]

@@ -27,7 +27,7 @@ from cevns_jax.scan import Axis, run_scan
 from cevns_jax.scan_program import PytreeInputs, ScanProgram
 from cevns_jax.stats.analyses import with_linear_morphing
 from cevns_jax.stats.crossings import LimitCurves, refine_masses, solve_crossings
-from cevns_jax.stats.forecast import (MAX_CROSSINGS, AsimovForecast, ForecastSpec, affine_coupling_scan,
+from cevns_jax.stats.forecast import (MAX_CROSSINGS, AsimovForecast, ForecastSpec, affine_coupling_scan, asimov_reference,
                                      dark_matter_coupling_scan, program_labels, shared_delta_chi2)
 from cevns_jax.stats.limits import DataLimit
 from cevns_jax.stats.teststats import BAND_SIGMAS, asimov_band_levels
@@ -77,6 +77,26 @@ def scale_exposure(exp, years: float):
 
 
 DATA = "CsI-2021 data"
+
+
+def sm_references(sets: dict, data) -> dict:
+    """The SM references of every detector set's forecast (without dark matter: :func:`asimov_reference`) and of
+    the CsI-2021 fit (label :data:`DATA`: the :class:`DataReference` of ``data`` with linear morphing). They
+    pickle, so the main job computes them once for both of its processes."""
+    refs = {label: asimov_reference(tuple(exps), ForecastSpec()) for label, exps in sets.items()}
+    refs[DATA] = DataLimit(lambda theta: None, analysis=with_linear_morphing(data)).reference
+    return refs
+
+
+def evaluators(sets: dict, data, model_of: Callable, references: dict | None = None, dark_matter: bool = False) -> dict:
+    """{label: forecast} of every detector set and {DATA: the CsI-2021 data limit} for ``model_of``, from
+    :func:`sm_references` where given (the dark-matter forecasts' own references are computed here)."""
+    refs = references or {}
+    out = {label: AsimovForecast(exps, model_of, dark_matter=dark_matter, reference=None if dark_matter else refs.get(label))
+           for label, exps in sets.items()}
+    out[DATA] = (DataLimit(model_of, reference=refs[DATA]) if DATA in refs
+                 else DataLimit(model_of, analysis=with_linear_morphing(data)))
+    return out
 
 
 FAMILIES = {"zprime_nsi": NewPhysics(zprime=general(1e3, 0.0, 0.0, 0.0, 0.0), nsi=nsi_couplings()),
@@ -136,14 +156,12 @@ class SharedProgram:
     leaves each study fills on the host from its own model map (``prepare``), so the main job compiles
     one program per family."""
 
-    def __init__(self, sets: dict, data, family: str):
+    def __init__(self, sets: dict, data, family: str, references: dict | None = None):
         self.sets, self.flat, self.data, self.family = sets, PytreeInputs(FAMILIES[family]), data, family
         self.priors = {k: program_labels(tuple(v), ForecastSpec())[1] for k, v in sets.items()}
 
-        def make():  # the forecasts (their SM references compile) only when the program is traced
-            evaluators = {label: AsimovForecast(exps, self.flat.build) for label, exps in sets.items()}
-            evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
-            return shared_delta_chi2(evaluators, self.flat.build)
+        def make():  # the forecasts (their SM references compile, unless given) only when the program is traced
+            return shared_delta_chi2(evaluators(sets, data, self.flat.build, references), self.flat.build)
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)
 
@@ -179,14 +197,13 @@ class SharedDark:
 
     dark_matter = True
 
-    def __init__(self, sets: dict, data, ratios, power: float, level: float):
+    def __init__(self, sets: dict, data, ratios, power: float, level: float, references: dict | None = None):
         self.sets, self.data, self.flat, self.ratios = sets, data, PytreeInputs(DARK), ratios
+        self.references = references
         self.priors = {k: program_labels(tuple(v), ForecastSpec(dark_matter=True))[1] for k, v in sets.items()}
 
         def make():  # the forecasts (their SM references compile) only when the program is traced
-            evaluators = {label: AsimovForecast(exps, self.flat.build, dark_matter=True) for label, exps in sets.items()}
-            evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
-            return dark_matter_coupling_scan(evaluators, self.flat.build, "coupling", ratios, power, level=level,
+            return dark_matter_coupling_scan(evaluators(sets, data, self.flat.build, references, dark_matter=True), self.flat.build, "coupling", ratios, power, level=level,
                                              scale="coupling_scale", band_levels=tuple(float(b) for b in BAND_LEVELS))
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)
@@ -218,15 +235,14 @@ class SharedSterile:
 
     dark_matter = False
 
-    def __init__(self, sets: dict, data, couplings, level: float):
+    def __init__(self, sets: dict, data, couplings, level: float, references: dict | None = None):
         self.sets, self.data, self.flat = sets, data, PytreeInputs(FAMILIES["sterile"])
         self.couplings = np.asarray(couplings, dtype=float)
+        self.references = references
         self.priors = {k: program_labels(tuple(v), ForecastSpec())[1] for k, v in sets.items()}
 
-        def make():  # the forecasts (their SM references compile) only when the program is traced
-            evaluators = {label: AsimovForecast(exps, self.flat.build) for label, exps in sets.items()}
-            evaluators[DATA] = DataLimit(self.flat.build, analysis=with_linear_morphing(data))
-            return affine_coupling_scan(evaluators, self.flat.build, lambda m: replace(m, sterile=None), disappearance_amplitude,
+        def make():  # the forecasts (their SM references compile, unless given) only when the program is traced
+            return affine_coupling_scan(evaluators(sets, data, self.flat.build, references), self.flat.build, lambda m: replace(m, sterile=None), disappearance_amplitude,
                                         self.couplings, level=level, band_levels=tuple(float(b) for b in BAND_LEVELS))
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)
@@ -259,9 +275,8 @@ def scan_in_program(name, shared, model_of, axes, out, level, per_device: int) -
     grids = {k: v for k, v in result.values.items() if "@" not in k}
 
     def direct():  # a second method for --check-convergence: Δχ² of the study's own model at (mass, coupling)
-        evaluators = {k: AsimovForecast(v, model_of, dark_matter=shared.dark_matter) for k, v in sets.items()}
-        evaluators[DATA] = DataLimit(model_of, analysis=with_linear_morphing(shared.data))
-        return PairFunction(shared_delta_chi2(evaluators, model_of), mass_name, coupling_name)
+        return PairFunction(shared_delta_chi2(evaluators(sets, shared.data, model_of, shared.references, shared.dark_matter),
+                                              model_of), mass_name, coupling_name)
     return grids, InProgramCrossings(result, mass_name, list(grids), direct), result.meta["identity"]["scan"]
 
 

@@ -6,6 +6,7 @@ m_χ; the χ energy range of a three-body decay at rest (m_χ ≤ E ≤ M/2); ha
 finite differences.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -98,6 +99,31 @@ def test_product_integration_of_a_box_mixture():
         ref = sum(wk / (b - a) * quad(h, max(a, E_low), max(b, E_low), epsabs=0, epsrel=1e-13)[0]
                   for a, b, wk in zip(lo, hi, w) if b > a)
         assert float(jnp.sum(W * h(E))) == pytest.approx(ref, rel=1e-9, abs=1e-15)
+
+
+def test_box_mixture_derivatives_match_finite_differences():
+    """The box-mixture nodes' derivatives (one unit-tangent pass in E_low, the boxes' own pass) equal central
+    differences: a direction moving every argument, and a Jacobian in E_low taken over several directions at once
+    (as ``jacfwd`` over nuisances that move the recoil nodes)."""
+    lower, upper = jnp.array([20.0, 30.0, 25.0, 40.0]), jnp.array([60.0, 50.0, 90.0, 45.0])
+    weight, E_low = jnp.array([0.3, 0.2, 0.4, 0.1]), jnp.array([10.0, 28.0, 33.0, 47.0, 55.0])
+
+    def flat(lo, up, w, e):
+        return jnp.concatenate([jnp.ravel(a) for a in dm_production.box_mixture_nodes(lo, up, w, e, 16)])
+
+    args = (lower, upper, weight, E_low)
+    direction = (jnp.array([0.3, -0.2, 0.5, 0.1]), jnp.array([0.4, 0.1, -0.3, 0.2]),
+                 jnp.array([0.01, -0.02, 0.03, 0.01]), jnp.array([0.5, -0.4, 0.2, 0.3, -0.1]))
+    h = 1e-5
+    plus = flat(*(a + h * d for a, d in zip(args, direction)))
+    minus = flat(*(a - h * d for a, d in zip(args, direction)))
+    _, tangent = jax.jvp(flat, args, direction)
+    np.testing.assert_allclose(tangent, (plus - minus) / (2 * h), rtol=1e-6, atol=1e-8 * float(jnp.max(jnp.abs(tangent))))
+    J = jax.jacfwd(lambda e: flat(lower, upper, weight, e))(E_low)  # (outputs, 5): five directions at once
+    for k in range(E_low.size):
+        step = h * (jnp.arange(E_low.size) == k)
+        fd = (flat(lower, upper, weight, E_low + step) - flat(lower, upper, weight, E_low - step)) / (2 * h)
+        np.testing.assert_allclose(J[:, k], fd, rtol=1e-6, atol=1e-8 * float(jnp.max(jnp.abs(J))))
 
 
 @pytest.mark.parametrize("m_chi,m_V", [(10.0, 30.0), (50.0, 130.0), (150.0, 500.0)])

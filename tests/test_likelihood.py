@@ -142,3 +142,41 @@ def test_nuisances_at_zero_reproduce_the_nominal_prediction_and_forecast(ge):
     # data can only tighten a prior: every marginalised error is at most its prior width
     for name, sigma in priors.items():
         assert errors[name] <= sigma * (1 + 1e-9)
+
+
+def test_block_profiling_equals_the_dense_fisher_matrix():
+    """Counts in blocks (each on its own nuisances, one shared) profile to the same ν̂ and χ² block by block as
+    through the dense Jacobian of the concatenated counts (a second construction of the same Fisher matrix)."""
+    from cevns_jax.stats.likelihood import BlockCounts
+
+    priors = {"b1": 0.10, "b2": 0.30, "shared": 0.05, "b3": 0.2}
+    zero = {k: jnp.asarray(0.0) for k in priors}
+    blocks = BlockCounts([lambda th, nu: toy_mu(th, nu) * (1 + nu["shared"]),
+                          lambda th, nu: (1 + nu["shared"]) * th["s"] * B1 + jnp.exp(nu["b3"]) * B2,
+                          lambda th, nu: th["s"] * SIG],  # a block without nuisances
+                         [("b1", "b2", "shared"), ("shared", "b3"), ()])
+    data = jnp.concatenate([DATA, 1.1 * B1 + B2, 1.2 * SIG])
+    theta = {"s": jnp.asarray(1.3)}
+    dense = lambda th, nu: blocks(th, nu)  # noqa: E731  (a plain function: the dense path)
+    by_blocks = profile_nuisances(blocks, data, theta, zero, priors, n_steps=12)
+    by_dense = profile_nuisances(dense, data, theta, zero, priors, n_steps=12)
+    for k in priors:
+        assert float(by_blocks[k]) == pytest.approx(float(by_dense[k]), rel=1e-10, abs=1e-13)
+    assert float(profiled_chi2(blocks, data, theta, zero, priors, 12)) == pytest.approx(
+        float(profiled_chi2(dense, data, theta, zero, priors, 12)), rel=1e-12)
+
+
+def test_forecast_takes_a_precomputed_reference_only_for_its_own_experiments(ge):
+    from cevns_jax.models import NewPhysics, nsi_couplings
+    from cevns_jax.stats.forecast import AsimovForecast
+
+    model_of = lambda th: NewPhysics(nsi=nsi_couplings(ee_u=th["u"]))  # noqa: E731
+    first = AsimovForecast([ge], model_of)
+    again = AsimovForecast([ge], model_of, reference=first.reference)
+    point = {"u": jnp.asarray(0.2)}
+    assert float(again.delta_chi2(point)) == float(first.delta_chi2(point))
+    with pytest.raises(ValueError, match="other experiments"):
+        AsimovForecast([replace(ge, source=replace(ge.source, protons_on_target=2 * ge.source.protons_on_target))], model_of,
+                       reference=first.reference)
+    with pytest.raises(ValueError, match="other experiments"):
+        AsimovForecast([ge], model_of, reference=first.reference, n_steps=3)

@@ -229,17 +229,28 @@ class AsimovForecast:
     ``model_of`` maps the parameter dict θ (e.g. {"mass_MeV": …, "g": …}) to a
     :class:`cevns_jax.models.NewPhysics`. ``include`` restricts the nuisances (default: every prior
     declared by the experiments, plus ``pi0`` if ``dark_matter``, its width the facility's unless
-    ``pi0_prior`` overrides it; see :class:`ForecastSpec`).
+    ``pi0_prior`` overrides it; see :class:`ForecastSpec`). ``reference``: its :func:`asimov_reference`, if
+    already computed (checked against the experiments, by identity, and the settings).
     """
 
     def __init__(self, experiments: list, model_of: Callable, *, include: list[str] | None = None,
-                 n_steps: int = 6, dark_matter: bool = False, pi0_prior: float | None = None, share: tuple = ()):
+                 n_steps: int = 6, dark_matter: bool = False, pi0_prior: float | None = None, share: tuple = (),
+                 reference: AsimovReference | None = None):
         self.experiments = list(experiments)
         self.model_of = model_of
         self.n_steps = n_steps
         self.spec = ForecastSpec(None if include is None else tuple(include), dark_matter, n_steps, pi0_prior,
                                  check_share(share))
-        self.reference = asimov_reference(tuple(self.experiments), self.spec)
+        if reference is None:
+            reference = asimov_reference(tuple(self.experiments), self.spec)
+        else:  # computed before (e.g. in another process): it must be these experiments' under this spec
+            local, priors = program_labels(tuple(self.experiments), self.spec)
+            if (len(reference.experiments) != len(self.experiments)
+                    or any(a is not b for a, b in zip(reference.experiments, self.experiments))
+                    or reference.labels != tuple(tuple(n.items()) for n in local)
+                    or reference.priors != tuple(priors.items()) or reference.n_steps != n_steps):
+                raise ValueError("AsimovForecast: the reference given was computed for other experiments or settings")
+        self.reference = reference
         self.priors = self.reference.prior_dict()
         self.data = self.reference.data
 

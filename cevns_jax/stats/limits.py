@@ -114,18 +114,24 @@ class DataLimit:
     :func:`cevns_jax.nuisances.pi0_prior`: 15% for the SNS eras of the releases) is profiled too. ``sm`` sets the SM inputs under the
     hypothesis; the reference uses ``reference_sm``. ``analysis`` (a prebuilt
     :class:`~cevns_jax.stats.analyses.BinnedAnalysis`) overrides ``release`` and ``morphing``.
-    :meth:`delta_chi2` is a pure function of θ (``jit``/``vmap``/``grad``).
+    :meth:`delta_chi2` is a pure function of θ (``jit``/``vmap``/``grad``). ``reference``: the SM best fit
+    (:func:`data_reference`), if already computed; it holds the analysis (the arguments that would build one are
+    then unused).
     """
 
     def __init__(self, model_of: Callable, release: str = "COHERENT-CsI-2021", *, analysis: BinnedAnalysis | None = None,
                  morphing: str = "linear", n_steps: int = 6, reference_steps: int = 40, pi0: float | None = None,
-                 sm: StandardModel | None = None, reference_sm: StandardModel | None = None):
-        self.analysis = analysis if analysis is not None else load_analysis(release, morphing=morphing)
+                 sm: StandardModel | None = None, reference_sm: StandardModel | None = None,
+                 reference: DataReference | None = None):
         self.model_of = model_of
         self.sm = sm
-        pi0 = float(pi0 if pi0 is not None else fit_priors(self.analysis, dark_matter=True)["pi0"])
-        self.reference = data_reference(self.analysis, reference_sm, pi0_prior=pi0, n_steps=n_steps,
-                                        reference_steps=reference_steps)
+        if reference is None:
+            self.analysis = analysis if analysis is not None else load_analysis(release, morphing=morphing)
+            pi0 = float(pi0 if pi0 is not None else fit_priors(self.analysis, dark_matter=True)["pi0"])
+            reference = data_reference(self.analysis, reference_sm, pi0_prior=pi0, n_steps=n_steps,
+                                       reference_steps=reference_steps)
+        self.analysis = reference.analysis
+        self.reference = reference
         self.priors = dict(self.reference.priors)
         self.observed = self.reference.observed
         self.reference_nuisances = self.reference.nuisances
