@@ -408,7 +408,8 @@ def main() -> None:
     # compilation overlaps the other's work; threads sharing one pool queued behind each other's operations).
     # The second process starts with the studies that need no shared inputs (Fisher) while this one loads the
     # presets and, when the other lane has work left, computes the SM references once for both
-    if len(lanes) > 1:
+    quick = finished(args, sum(lanes, ())) and not args.redraw  # a rerun that only reads: one process is faster
+    if len(lanes) > 1 and not quick:
         first = tuple(name for name in lanes[1] if name in INDEPENDENT)
         rest = tuple(name for name in lanes[1] if name not in INDEPENDENT)
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -420,7 +421,7 @@ def main() -> None:
             parts = [f.result() for f in futures]
         theirs = ({k: v for part in parts for k, v in part[0].items()}, sum(part[1] for part in parts))
     else:
-        mine, theirs = run_lane(args, lanes[0], start), ({}, 0)
+        mine, theirs = run_lane(args, sum(lanes, ()), start), ({}, 0)
     done, skipped = {**mine[0], **theirs[0]}, mine[1] + theirs[1]
     rows = [row for name in studies if name in done and name != "fisher" for row in done[name]]
     table = ["| study | detector | at benchmark 1 | ±1σ | at benchmark 2 | ±1σ |", "|---|---|---|---|---|---|"]
