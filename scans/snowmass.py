@@ -13,7 +13,7 @@ exposure is drawn dotted. Studies (``--only`` names): lmutau (with the (g−2)_�
 dark_matter_dirac (α_D = 0.5, m_V = 3 m_χ, with thermal-relic lines), leptophobic (α_B against m_V),
 sterile_numu and sterile_nue (Δm²₄₁ against |U_α4|²), nsi (ee and μμ planes), fisher (sin²θ_W and
 R_n against exposure). Scans are resumable (results/…); figures are PNG and PDF; a Markdown table
-summarises the limits at benchmark masses.
+summarises the limits at benchmark masses. The studies run in two processes side by side (:data:`LANES`).
 """
 
 from __future__ import annotations

@@ -172,9 +172,7 @@ def test_forecast_takes_a_precomputed_reference_only_for_its_own_experiments(ge)
 
     model_of = lambda th: NewPhysics(nsi=nsi_couplings(ee_u=th["u"]))  # noqa: E731
     first = AsimovForecast([ge], model_of)
-    again = AsimovForecast([ge], model_of, reference=first.reference)
-    point = {"u": jnp.asarray(0.2)}
-    assert float(again.delta_chi2(point)) == float(first.delta_chi2(point))
+    assert AsimovForecast([ge], model_of, reference=first.reference).reference is first.reference
     with pytest.raises(ValueError, match="other experiments"):
         AsimovForecast([replace(ge, source=replace(ge.source, protons_on_target=2 * ge.source.protons_on_target))], model_of,
                        reference=first.reference)
