@@ -8,11 +8,15 @@ curves (which stay visible on top of it) and over the green/yellow expected band
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # no POSIX file locks (Windows): the record's entries are merged without one
+    fcntl = None
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -128,7 +132,8 @@ class FigureRecord:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # the main job's two processes share the record: under a lock, merge this entry into what is on disk
         with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 table = json.loads(self.path.read_text())
             except (OSError, ValueError, UnicodeDecodeError):

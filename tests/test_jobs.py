@@ -73,3 +73,9 @@ def test_figure_record_keeps_only_figures_that_would_come_out_identical(tmp_path
     assert not again.current(tmp_path, "f", inputs)
     (tmp_path / "figures.json").write_text("{not json")  # an unreadable record: everything is drawn
     assert not FigureRecord(tmp_path / "figures.json", scripts=[SCANS / "snowmass.py"]).current(tmp_path, "f", inputs)
+    # two processes sharing the record (the main job's lanes) each add their figure: both entries survive
+    first, second = (FigureRecord(tmp_path / "shared.json", scripts=[SCANS / "snowmass.py"]) for _ in range(2))
+    first.record(tmp_path, "f", inputs)
+    second.record(tmp_path, "g", inputs)  # second read the record before first wrote its entry
+    merged = FigureRecord(tmp_path / "shared.json", scripts=[SCANS / "snowmass.py"])
+    assert set(merged.table) == {f"{tmp_path}/f", f"{tmp_path}/g"}
