@@ -86,8 +86,9 @@ class BlockCounts:
 
 
 def _newton_system(mu_fn, n, theta, x, unravel, keys):
-    """(J, μ) of the expected counts at flat nuisances ``x``, or for :class:`BlockCounts` the gradient and
-    Fisher-matrix pieces of each block: the terms 2Jᵀ(1 − n/μ) and 2(Jᵀ/μ)J of χ², without the priors."""
+    """The χ² gradient and expected-Hessian terms 2Jᵀ(1 − n/μ) and 2(Jᵀ/μ)J at flat nuisances ``x`` (without the
+    priors; μ floored at :data:`MU_FLOOR`): from the Jacobian of all counts, or block by block for a
+    :class:`BlockCounts` ``mu_fn`` (``keys``: the flat order of the nuisances; None: not all scalar)."""
     if not isinstance(mu_fn, BlockCounts) or keys is None:
         def mu_of(y):
             mu = jnp.maximum(mu_fn(theta, unravel(y)), MU_FLOOR)
