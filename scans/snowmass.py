@@ -324,15 +324,15 @@ def nsi_regions(shared: SharedProgram, years: float, tag: str, n: int, results: 
 
 
 def lane_inputs(args) -> tuple:
-    """(planned presets at one SNS year and the reference, the same at the job's exposure, the detector sets,
-    the CsI-2021 release analysis)."""
+    """(planned presets at one SNS year and the reference, the detector sets at the job's exposure, the
+    CsI-2021 release analysis)."""
     one_year = {n: cevns_jax.load_experiment(n) for n in PLANNED + [REFERENCE]}  # planned presets: one SNS year
     exps = {n: scale_exposure(e, args.years) for n, e in one_year.items()}
     sets = {n: [exps[n]] for n in PLANNED + [REFERENCE]}
     sets["combined"] = [exps[n] for n in PLANNED]
     # the released CsI-2021 data (the current limits, drawn shaded); its linear morphing is computed when a
     # program needs it (a redraw from finished scans does not)
-    return one_year, exps, sets, load_analysis(REFERENCE, morphing="exact")
+    return one_year, sets, load_analysis(REFERENCE, morphing="exact")
 
 
 def run_lane(args, lane: tuple, start: float, inputs: tuple | None = None, references: dict | None = None) -> tuple[dict, int]:
@@ -343,7 +343,7 @@ def run_lane(args, lane: tuple, start: float, inputs: tuple | None = None, refer
     n_mass, n_coupling, n_nsi = args.grids
     if inputs is None and any(name not in INDEPENDENT for name in lane):
         inputs = lane_inputs(args)
-    one_year, exps, sets, data = inputs or ({}, {}, {}, None)
+    one_year, sets, data = inputs or ({}, {}, None)
     tag = f"{args.years:g}y_{n_mass}x{n_coupling}"
     record = FigureRecord(args.results / "figures.json", scripts=[__file__, snowmass_figures.__file__], force=args.redraw)
     built = {}
@@ -415,7 +415,7 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(run_lane, args, first, start)] if first else []
             inputs = lane_inputs(args)
-            references = sm_references(inputs[2], inputs[3]) if rest and not finished(args, rest) else None
+            references = sm_references(*inputs[1:]) if rest and not finished(args, rest) else None
             futures += [pool.submit(run_lane, args, rest, start, inputs, references)] if rest else []
             mine = run_lane(args, lanes[0], start, inputs, references)
             parts = [f.result() for f in futures]

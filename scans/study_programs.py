@@ -203,7 +203,8 @@ class SharedDark:
         self.priors = {k: program_labels(tuple(v), ForecastSpec(dark_matter=True))[1] for k, v in sets.items()}
 
         def make():  # the forecasts (their SM references compile) only when the program is traced
-            return dark_matter_coupling_scan(evaluators(sets, data, self.flat.build, references, dark_matter=True), self.flat.build, "coupling", ratios, power, level=level,
+            return dark_matter_coupling_scan(evaluators(sets, data, self.flat.build, references, dark_matter=True),
+                                             self.flat.build, "coupling", ratios, power, level=level,
                                              scale="coupling_scale", band_levels=tuple(float(b) for b in BAND_LEVELS))
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)
@@ -242,8 +243,9 @@ class SharedSterile:
         self.priors = {k: program_labels(tuple(v), ForecastSpec())[1] for k, v in sets.items()}
 
         def make():  # the forecasts (their SM references compile, unless given) only when the program is traced
-            return affine_coupling_scan(evaluators(sets, data, self.flat.build, references), self.flat.build, lambda m: replace(m, sterile=None), disappearance_amplitude,
-                                        self.couplings, level=level, band_levels=tuple(float(b) for b in BAND_LEVELS))
+            return affine_coupling_scan(evaluators(sets, data, self.flat.build, references), self.flat.build,
+                                        lambda m: replace(m, sterile=None), disappearance_amplitude, self.couplings,
+                                        level=level, band_levels=tuple(float(b) for b in BAND_LEVELS))
         point = Lazy(make)
         self.program = ScanProgram(point, before_compile=point.build)
 

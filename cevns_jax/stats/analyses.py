@@ -168,10 +168,11 @@ def with_linear_morphing(analysis: BinnedAnalysis) -> BinnedAnalysis:
 def _dark_matter_template(analysis: BinnedAnalysis, dm, cache: dict | None = None) -> Morph:
     """Dark-matter counts in data space at ν = 0 and their log-derivatives in the shape nuisances,
     recomputed for every dark-matter point (its recoil spectrum responds differently from CEvNS;
-    agrees with the exact model to 0.1% in total counts at 0.5σ pulls, ``tests/test_fits.py``). With a
-    ``cache`` and a data space that is the (energy × time) plane, the template is the forecasts' one
-    (:func:`cevns_jax.stats.forecast.dark_matter_template`), shared with a forecast of the same detector."""
-    if cache is not None and not analysis.collapse and analysis.f90_fractions is None:
+    agrees with the exact model to 0.1% in total counts at 0.5σ pulls, ``tests/test_fits.py``). Where the data
+    space is the (energy × time) plane it is the forecasts' template
+    (:func:`cevns_jax.stats.forecast.dark_matter_template`), shared through ``cache`` with a forecast of the
+    same detector at the same model point."""
+    if not analysis.collapse and analysis.f90_fractions is None:
         return dark_matter_template(analysis.experiment, dm, _shape_names(analysis), cache)
 
     def channels(nu):

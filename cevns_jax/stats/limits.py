@@ -126,12 +126,11 @@ class DataLimit:
         self.model_of = model_of
         self.sm = sm
         if reference is None:
-            self.analysis = analysis if analysis is not None else load_analysis(release, morphing=morphing)
-            pi0 = float(pi0 if pi0 is not None else fit_priors(self.analysis, dark_matter=True)["pi0"])
-            reference = data_reference(self.analysis, reference_sm, pi0_prior=pi0, n_steps=n_steps,
+            analysis = analysis if analysis is not None else load_analysis(release, morphing=morphing)
+            pi0 = float(pi0 if pi0 is not None else fit_priors(analysis, dark_matter=True)["pi0"])
+            reference = data_reference(analysis, reference_sm, pi0_prior=pi0, n_steps=n_steps,
                                        reference_steps=reference_steps)
-        self.analysis = reference.analysis
-        self.reference = reference
+        self.analysis, self.reference = reference.analysis, reference
         self.priors = dict(self.reference.priors)
         self.observed = self.reference.observed
         self.reference_nuisances = self.reference.nuisances
