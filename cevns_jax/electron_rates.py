@@ -12,13 +12,12 @@ Recoil grid (:func:`electron_recoil_grid`): :data:`LOG_PANELS` log-spaced Gauss�
 [T_floor, T_top], split at every binding energy of the target (the steps of n_e(T)), at the recoil end points
 T_max(E) of the source's break energies and, for a sharp resolution, at the bin edges and their satellites.
 T_floor is :func:`cevns_jax.quadrature.response_floor` with no quenching; T_top is where the chance to be
-seen below the top bin edge falls under 1e-12 (:func:`response_ceiling`), at most T_max of the endpoint.
+seen below the top bin edge falls under 1e-12 (:func:`cevns_jax.quadrature.response_ceiling`), at most T_max of the endpoint.
 Error target 1e-4 per bin; ``refine = 2`` doubles the panels (``tests/test_electron.py``).
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,11 +27,11 @@ from .electron import binding_edges_MeV, electron_source_rates, electrons_per_un
 from .errors import CevnsInputError
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
-from .quadrature import RESPONSE_FLOOR, gauss_legendre_panels, response_breakpoints, response_floor
+from .quadrature import gauss_legendre_panels, response_breakpoints, response_ceiling, response_floor
 from .response import NoQuenching, energy_response
 from .xsec import resolve_standard_model
 
-__all__ = ["COMPONENT", "LOG_PANELS", "ELECTRON_OBSERVABLES", "response_ceiling", "electron_recoil_grid", "check_electron_scattering",
+__all__ = ["COMPONENT", "LOG_PANELS", "ELECTRON_OBSERVABLES", "electron_recoil_grid", "check_electron_scattering",
            "electron_events_per_node", "electron_counts"]
 
 COMPONENT = "nu_e_scattering"
@@ -43,25 +42,6 @@ ELECTRON_OBSERVABLES = ("keVee", "PE")
 """Observables in which an electron recoil's energy is seen directly (keVee, or photoelectrons from keVee)."""
 _LOWEST = 1e-6
 """T_floor ≥ 10⁻⁶ T_top (a zero threshold: the slice below holds < 1e-5 of any 1/T² rate's bins)."""
-
-
-def response_ceiling(smearing, x_top):
-    """Electron-equivalent energy [keVee] above which a deposit is seen below the top bin edge ``x_top`` with
-    probability < 1e-12: bisection in log E on the smearing's CDF, +20%, no derivative (the slice above holds
-    < 1e-12 of a unit response)."""
-    x_top = jax.lax.stop_gradient(x_top)
-    per_keV = jax.lax.stop_gradient(smearing.mean_observed(jnp.asarray(1.0)))
-    start = jnp.log(jnp.maximum(x_top, 1e-300) / per_keV)
-
-    def step(_, bounds):
-        a, b = bounds
-        mid = 0.5 * (a + b)
-        seen = jax.lax.stop_gradient(smearing.cdf(x_top, jnp.exp(mid)))
-        below = seen < RESPONSE_FLOOR
-        return jnp.where(below, a, mid), jnp.where(below, mid, b)
-
-    _, b = jax.lax.fori_loop(0, 64, step, (start, start + 12.0))
-    return jax.lax.stop_gradient(1.2 * jnp.exp(b))
 
 
 def electron_recoil_grid(experiment):

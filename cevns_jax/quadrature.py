@@ -38,6 +38,8 @@ __all__ = [
     "shared_base_edges",
     "recoil_of_quenched_keV",
     "response_floor",
+    "response_ceiling",
+    "recoil_ceiling",
     "recoil_log_panels",
     "response_breakpoints",
     "panel_nodes",
@@ -208,6 +210,36 @@ def response_floor(quenching, smearing, x0, Z, A, T_lo_MeV, T_hi_MeV, iterations
     T = jax.lax.stop_gradient(0.9 * T_keV * 1e-3)
     T = jnp.clip(T, T_lo_MeV, 0.5 * T_hi_MeV)
     return jnp.where(x0 > 0.0, T, T_lo_MeV * jnp.ones_like(T))
+
+
+def response_ceiling(smearing, x_top):
+    """Electron-equivalent energy [keVee] above which a deposit is seen below the top bin edge ``x_top`` with
+    probability < :data:`RESPONSE_FLOOR` (the mirror of :func:`response_floor`): bisection in log E on the
+    smearing's CDF, +20%, no derivative (the slice above holds < 1e-12 of a unit response). For an ideal
+    resolution the crossing *is* the image of x_top."""
+    x_top = jax.lax.stop_gradient(x_top)
+    per_keV = jax.lax.stop_gradient(smearing.mean_observed(jnp.asarray(1.0)))
+    start = jnp.log(jnp.maximum(x_top, 1e-300) / per_keV)
+
+    def step(_, bounds):
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        seen = jax.lax.stop_gradient(smearing.cdf(x_top, jnp.exp(mid)))
+        below = seen < RESPONSE_FLOOR
+        return jnp.where(below, a, mid), jnp.where(below, mid, b)
+
+    _, b = jax.lax.fori_loop(0, 64, step, (start, start + 12.0))
+    return jax.lax.stop_gradient(1.2 * jnp.exp(b))
+
+
+def recoil_ceiling(quenching, smearing, x_top, Z, A, T_lo_MeV, T_hi_MeV):
+    """The nuclear recoil [MeV] (shape of Z broadcast with T_lo_MeV) whose quenched energy is the
+    :func:`response_ceiling`: higher recoils are seen below the top bin edge with probability < 1e-12. Clipped to
+    [T_lo, T_hi]; no derivative."""
+    E_top = response_ceiling(smearing, x_top)
+    T_keV = recoil_of_quenched_keV(jax.lax.stop_gradient(quenching), jnp.reshape(E_top, (1, 1)), Z, A,
+                                   T_lo_MeV * 1e3, T_hi_MeV * 1e3)
+    return jnp.clip(jax.lax.stop_gradient(T_keV * 1e-3), T_lo_MeV, T_hi_MeV)
 
 
 @partial(jax.jit, static_argnames=("energies",))

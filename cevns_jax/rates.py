@@ -20,7 +20,7 @@ from . import constants as C
 from ._pytree import require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
-from .quadrature import LOWEST_FRACTION, panel_nodes, response_breakpoints, response_floor
+from .quadrature import LOWEST_FRACTION, panel_nodes, recoil_ceiling, response_breakpoints, response_floor
 from .binning import binned_with_efficiency
 from .response import energy_response
 from .folding import source_rates
@@ -54,12 +54,18 @@ def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_pane
     seen above the lowest bin edge with probability < 1e-12), at least 10⁻⁵ T_break. With ``shared`` every
     isotope gets the same nodes (rows equal), on panels that hold every isotope's T_break and T_end.
     ``geometric`` (not with ``shared``): that many more panels, their edges log-spaced between T_break and
-    T_end (× ``refine``), for integrands spanning decades above T_break (a dark-matter χ box)."""
+    T_end (× ``refine``), for integrands spanning decades above T_break (a dark-matter χ box); T_end (and
+    T_break) then stop at the response ceiling (``quadrature.recoil_ceiling``: higher recoils are seen below
+    the top bin edge with probability < 1e-12), so that no panel is spent where nothing is seen."""
     det = experiment.detector
     Z, A = _isotope_columns(experiment.target)
     x0 = det.binning.energy_edges[0]
     if not shared:
         T_lo = LOWEST_FRACTION * T_break[:, None]
+        if geometric:  # a χ box may reach far above what the detector sees: its panels stop at the ceiling
+            top = det.binning.energy_edges[-1]
+            T_end = jnp.minimum(T_end, recoil_ceiling(det.quenching, det.smearing, top, Z, A, T_lo, T_end[:, None])[:, 0])
+            T_break = jnp.minimum(T_break, T_end)
         floor = response_floor(det.quenching, det.smearing, x0, Z, A, T_lo, T_break[:, None])[:, 0]
         extra = response_breakpoints(det, Z, A, T_lo, T_end[:, None])
         if geometric:

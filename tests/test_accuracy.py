@@ -296,12 +296,21 @@ def test_doubling_every_quadrature_at_model_points(model):
 
 
 @pytest.mark.slow
-def test_doubling_every_quadrature_for_dark_matter():
+@pytest.mark.parametrize("name,m_chi,particle,rtol", [("COHERENT-CsI-2021", 20.0, "scalar", 1e-4),
+                                                       ("COH-Ar-750", 60.0, "scalar", 1e-3),
+                                                       ("COH-CryoCsI-10kg", 150.0, "dirac", 1e-3),
+                                                       ("COH-CryoCsI-10kg", 240.0, "scalar", 1e-3)])
+def test_doubling_every_quadrature_for_dark_matter(name, m_chi, particle, rtol):
+    """Dark-matter counts (m_V = 3m_χ) per bin holding > 1e-3 of the largest (or > 1 event): < 1e-4 for a light
+    χ; < 1e-3 (docs/physics.md §4.3) where the χ box reaches far above the detector's range (η → γV on shell
+    at m_χ = 60 MeV: the recoil panels stop at the response ceiling; without it 1.9e-3 on Ar) and for a slow
+    χ (m_χ ≥ 150 MeV: the late time bins, whose time of flight ∝ E/p − 1 varies fastest near E_min(T); with
+    the χ-energy map in E rather than ln p, 5e-3 on CryoCsI)."""
     from cevns_jax.models import dark_matter
 
-    exp = load(preset("COHERENT-CsI-2021"))
+    exp = load(preset(name))
     dm = jax.jit(rates.dark_matter_counts)
-    model = dark_matter(20.0, 60.0, 1e-3, 0.5)  # Y ≈ 6e-9: hundreds of events
+    model = dark_matter(m_chi, 3 * m_chi, 1e-3, 0.5, particle=particle)
     base, fine = np.asarray(dm(exp, model)), np.asarray(dm(_refined(exp), model))
     big = fine > min(1.0, 1e-3 * fine.max())  # every bin that matters (CONNIE's published exposure: 0.3 events)
-    assert big.any() and np.max(np.abs(base[big] / fine[big] - 1.0)) < 1e-4
+    assert big.any() and np.max(np.abs(base[big] / fine[big] - 1.0)) < rtol

@@ -384,7 +384,7 @@ def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channe
     E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)
     if dm.spectrum_E_MeV is None:
         boxes = chi_boxes(dm, channel) if boxes is None else boxes
-        return _P.box_mixture_nodes(boxes.lower_MeV, boxes.upper_MeV, boxes.weight, E_min, nodes)
+        return _P.box_mixture_nodes(boxes.lower_MeV, boxes.upper_MeV, boxes.weight, E_min, nodes, m_MeV=dm.m_chi_MeV)
     gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
     Em, Ep = dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
     lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)[..., None]

@@ -44,6 +44,9 @@ S_NODES = 32
 """Nodes of the χχ̄ invariant-mass integral: ``S_NODES // PANEL_NODES`` equal Gauss–Legendre panels in v = asinh((s − m_V²)/c)."""
 PANEL_NODES = 8
 """Gauss–Legendre nodes per panel of the s-integral."""
+P_FLOOR = 1e-6
+"""Smallest χ momentum of the energy map relative to the largest, p_a ≥ P_FLOOR p_b: only a box edge at rest
+(p = 0, a degenerate closed channel) reaches it; a recoil's E_min(T) has p ≈ (MT/2)^½ ≫ 1e-6 p_b."""
 
 
 def _safe_sqrt(x):
@@ -152,44 +155,46 @@ def _chebyshev_coefficient_matrix(nodes: int):
     return 0.5 * (np.cos(theta) + 1.0), D
 
 
-def box_mixture_nodes(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
+def box_mixture_nodes(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int, *, m_MeV):
     """Nodes E_j and weights W_j [MeV⁻¹ × MeV] with Σ_j W_j h(E_j) ≈ ∫_{E_low} φ(E) h(E) dE for the box mixture
     φ(E) = Σ_k weight_k 1[lower_k < E < upper_k]/(upper_k − lower_k) and any h smooth above E_low (product
     integration: φ enters through exact moments, only h is interpolated).
 
-    ``lower_MeV``, ``upper_MeV``, ``weight``: (K,); ``E_low_MeV``: any shape S (E_min(T) of each recoil); returns
-    (S + (nodes,), S + (nodes,)). On [a, b] = [max(E_low, min lower), max upper], E = a + (b − a) y²: h is
-    interpolated in y at ``nodes`` first-kind Chebyshev points (the y² map clusters them at a, where h of a
-    massive χ varies fastest: dσ/dT ∝ 1/p² and the time of flight ∝ E/p), and the weights are
-    W_j = 2(b − a) y_j ∫ φ(E(y)) ℓ_j(y) dy with ℓ_j the Lagrange basis, φ(E(y)) piecewise constant in y, its
-    integrals exact from Chebyshev antiderivatives at the box edges. Exact for h(E(y))·y a polynomial of degree
-    < ``nodes`` in y; the error is that of Chebyshev interpolation of h (halving test in tests/test_dm_offshell.py).
-    The box edges clipped at E_low are integration limits (gradients flow through them). A box of zero width
-    contributes 0 (its weight must then be 0, as for a closed channel)."""
-    return _box_mixture(nodes, lower_MeV, upper_MeV, weight, E_low_MeV)
+    ``lower_MeV``, ``upper_MeV``, ``weight``: (K,); ``E_low_MeV``: any shape S (E_min(T) of each recoil);
+    ``m_MeV``: the χ mass; returns (S + (nodes,), S + (nodes,)). On [a, b] = [max(E_low, min lower), max upper]
+    the variable is the log-momentum, y = ln(p/p_a)/ln(p_b/p_a) with p = (E² − m²)^½: what varies fast for a slow
+    χ is a function of p (dσ/dT ∝ 1/p², the time of flight ∝ E/p − 1), and in ln p its nearest singularity
+    (p = 0) lies at −∞, the branch points p = ±im at distance π/2 off the real axis; in E the pole p = 0 lies
+    just below a. The integrand g(y) = h(E(y)) dE/dy is interpolated at ``nodes`` first-kind Chebyshev points in
+    y and the weights are W_j = E'(y_j) ∫ φ(E(y)) ℓ_j(y) dy with ℓ_j the Lagrange basis, φ(E(y)) piecewise
+    constant in y, its integrals exact from Chebyshev antiderivatives at the box edges. Exact for g a polynomial
+    of degree < ``nodes`` in y; the error is that of Chebyshev interpolation of g (halving tests in
+    tests/test_dm_offshell.py). The box edges clipped at E_low are integration limits (gradients flow through
+    them). A box of zero width contributes 0 (its weight must then be 0, as for a closed channel)."""
+    return _box_mixture(nodes, lower_MeV, upper_MeV, weight, m_MeV, E_low_MeV)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _box_mixture(nodes, lower_MeV, upper_MeV, weight, E_low_MeV):
-    return _box_mixture_value(lower_MeV, upper_MeV, weight, E_low_MeV, nodes)
+def _box_mixture(nodes, lower_MeV, upper_MeV, weight, m_MeV, E_low_MeV):
+    return _box_mixture_value(lower_MeV, upper_MeV, weight, m_MeV, E_low_MeV, nodes)
 
 
 def _box_mixture_jvp(nodes, primals, tangents):
     """Each recoil's nodes and weights depend on its own E_low only (a diagonal Jacobian in E_low): their
     derivative comes from one forward pass with a unit tangent, scaled by E_low's tangent, so k directions at
-    once (``jax.jacfwd`` over k nuisances that move the recoil nodes) cost one pass, not k. The boxes' tangents
-    (model parameters) take an ordinary forward pass, skipped when they are zero."""
-    lower, upper, weight, E_low = primals
-    box_tangents, e_tangent = tangents[:3], tangents[3]
-    value = lambda lo, up, w, e: _box_mixture_value(lo, up, w, e, nodes)  # noqa: E731
-    if all(type(t) is SymbolicZero for t in box_tangents):
+    once (``jax.jacfwd`` over k nuisances that move the recoil nodes) cost one pass, not k. The boxes' and the
+    mass's tangents (model parameters) take an ordinary forward pass, skipped when they are zero."""
+    *shared, E_low = primals
+    shared_tangents, e_tangent = tangents[:-1], tangents[-1]
+    value = lambda lo, up, w, m, e: _box_mixture_value(lo, up, w, m, e, nodes)  # noqa: E731
+    if all(type(t) is SymbolicZero for t in shared_tangents):
         out = value(*primals)
         d_out = jax.tree_util.tree_map(jnp.zeros_like, out)
     else:
-        box_tangents = [jnp.zeros_like(x) if type(t) is SymbolicZero else t for x, t in zip(primals[:3], box_tangents)]
-        out, d_out = jax.jvp(lambda lo, up, w: value(lo, up, w, E_low), tuple(primals[:3]), tuple(box_tangents))
+        shared_tangents = [jnp.zeros_like(x) if type(t) is SymbolicZero else t for x, t in zip(shared, shared_tangents)]
+        out, d_out = jax.jvp(lambda *a: value(*a, E_low), tuple(shared), tuple(shared_tangents))
     if type(e_tangent) is not SymbolicZero:
-        _, unit = jax.jvp(lambda e: value(lower, upper, weight, e), (E_low,), (jnp.ones_like(E_low),))
+        _, unit = jax.jvp(lambda e: value(*shared, e), (E_low,), (jnp.ones_like(E_low),))
         d_out = jax.tree_util.tree_map(lambda d, u: d + u * e_tangent[..., None], d_out, unit)
     return out, d_out
 
@@ -197,17 +202,20 @@ def _box_mixture_jvp(nodes, primals, tangents):
 _box_mixture.defjvp(_box_mixture_jvp, symbolic_zeros=True)
 
 
-def _box_mixture_value(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
+def _box_mixture_value(lower_MeV, upper_MeV, weight, m_MeV, E_low_MeV, nodes: int):
     y_nodes, D = _chebyshev_coefficient_matrix(nodes)
+    m = jnp.asarray(m_MeV)
     a = jnp.maximum(E_low_MeV, jnp.min(lower_MeV))[..., None]  # S + (1,)
     b = jnp.max(upper_MeV)
-    width = jnp.maximum(b - a, 0.0)
-    safe = jnp.where(width > 0, width, 1.0)
+    p2_b = jnp.maximum((b - m) * (b + m), 1e-300)
+    p2_a = jnp.clip((a - m) * (a + m), P_FLOOR**2 * p2_b, p2_b)  # a floor for a box edge at rest (p = 0)
+    log_a = 0.5 * jnp.log(p2_a)
+    span = 0.5 * (jnp.log(p2_b) - 2 * log_a)  # ln(p_b/p_a) ≥ 0
+    safe = jnp.where(span > 0, span, 1.0)
 
-    def y_of(E):  # y ∈ [0, 1]; y = 0 (an edge at or below a) is so on a neighbourhood: derivative 0, not ∞ × 0
-        u = jnp.maximum(jnp.clip(E, a, b) - a, 0.0) / safe
-        positive = u > 0
-        return jnp.where(positive, jnp.sqrt(jnp.where(positive, u, 1.0)), 0.0)
+    def y_of(E):  # y ∈ [0, 1]; an edge at or below a maps to 0 (and above b to 1) on a neighbourhood: derivative 0
+        p2 = jnp.clip((E - m) * (E + m), p2_a, p2_b)
+        return jnp.where(span > 0, (0.5 * jnp.log(p2) - log_a) / safe, 0.0)
 
     box_width = upper_MeV - lower_MeV
     open_box = box_width > 0
@@ -216,5 +224,6 @@ def _box_mixture_value(lower_MeV, upper_MeV, weight, E_low_MeV, nodes: int):
     # ΔT_m = Σ_k height_k [T_m(x₊) − T_m(x₋)] (x = 2y − 1; A: antiderivatives, D: interpolation coefficients)
     delta = _chebyshev_box_sums(2 * y_of(upper_MeV) - 1, 2 * y_of(lower_MeV) - 1, height, nodes)  # (n + 1, *S)
     integrals = jnp.tensordot(delta, 0.5 * _antiderivative_matrix(nodes) @ D, axes=(0, 0))
-    E = a + width * y_nodes**2
-    return E, 2 * width * y_nodes * integrals
+    p2 = jnp.exp(2 * (log_a + span * y_nodes))
+    E = jnp.sqrt(m**2 + p2)
+    return E, span * p2 / E * integrals  # dE/dy = ln(p_b/p_a) p²/E
