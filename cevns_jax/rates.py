@@ -53,8 +53,8 @@ def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_pane
     T_break (default 24). T_floor is the response floor (``quadrature.response_floor``: lower recoils are
     seen above the lowest bin edge with probability < 1e-12), at least 10⁻⁵ T_break. With ``shared`` every
     isotope gets the same nodes (rows equal), on panels that hold every isotope's T_break and T_end.
-    ``geometric`` (not with ``shared``): that many more panels, their edges log-spaced between T_break and
-    T_end (× ``refine``), for integrands spanning decades above T_break (a dark-matter χ box); T_end (and
+    ``geometric``: that many more panels, their edges log-spaced between T_break and T_end (the smallest
+    T_break and the largest T_end with ``shared``; × ``refine``), for integrands spanning decades above T_break (a dark-matter χ box); T_end (and
     T_break) then stop at the response ceiling (``quadrature.recoil_ceiling``: higher recoils are seen below
     the top bin edge with probability < 1e-12), so that no panel is spent where nothing is seen, and the
     sharp-response breakpoints carry no derivative: a shape nuisance (quenching, resolution) then moves the
@@ -64,29 +64,36 @@ def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_pane
     det = experiment.detector
     Z, A = _isotope_columns(experiment.target)
     x0 = det.binning.energy_edges[0]
+    if geometric:  # a χ box may reach far above what the detector sees: its panels stop at the ceiling
+        top = det.binning.energy_edges[-1]
+        T_lo = LOWEST_FRACTION * T_break[:, None]
+        T_end = jnp.minimum(T_end, recoil_ceiling(det.quenching, det.smearing, top, Z, A, T_lo, T_end[:, None])[:, 0])
+        T_break = jnp.minimum(T_break, T_end)
     if not shared:
         T_lo = LOWEST_FRACTION * T_break[:, None]
-        if geometric:  # a χ box may reach far above what the detector sees: its panels stop at the ceiling
-            top = det.binning.energy_edges[-1]
-            T_end = jnp.minimum(T_end, recoil_ceiling(det.quenching, det.smearing, top, Z, A, T_lo, T_end[:, None])[:, 0])
-            T_break = jnp.minimum(T_break, T_end)
         floor = response_floor(det.quenching, det.smearing, x0, Z, A, T_lo, T_break[:, None])[:, 0]
-        extra = response_breakpoints(det, Z, A, T_lo, T_end[:, None])
-        if geometric and extra is not None:  # see the docstring: the sharp-response breakpoints carry no derivative
-            extra = jax.lax.stop_gradient(extra)
-        if geometric:
-            k = geometric * det.binning.refine
-            start = jnp.maximum(T_break, 1e-9 * T_end + 1e-300)[:, None]
-            frac = np.linspace(0.0, 1.0, k + 1)[1:-1]
-            logs = start * jnp.exp(frac * jnp.log(T_end[:, None] / start))
-            extra = logs if extra is None else jnp.concatenate([extra, logs], axis=1)
+        extra = _with_geometric(response_breakpoints(det, Z, A, T_lo, T_end[:, None]), T_break, T_end, geometric, det)
         return panel_nodes(T_break, T_end, extra, refine=det.binning.refine, T_low=floor, log_panels=log_panels)
     T_lo, T_hi = LOWEST_FRACTION * jnp.min(T_break), jnp.max(T_end)
     floor = response_floor(det.quenching, det.smearing, x0, Z[:1], A[:1], T_lo, jnp.min(T_break))[0, 0]
-    extra = response_breakpoints(det, Z[:1], A[:1], T_lo, T_hi)
+    extra = _with_geometric(response_breakpoints(det, Z[:1], A[:1], T_lo, T_hi), jnp.min(T_break, keepdims=True),
+                            T_hi[None], geometric, det)
     T, w = panel_nodes(T_break, T_end, extra, refine=det.binning.refine, shared=True, T_low=floor, log_panels=log_panels)
     shape = (Z.shape[0], T.shape[1])
     return jnp.broadcast_to(T, shape), jnp.broadcast_to(w, shape)
+
+
+def _with_geometric(extra, T_break, T_end, geometric: int, det):
+    """The breakpoints ``extra`` (rows, k) or None with ``geometric`` × refine log-spaced panels between each
+    row's T_break and T_end (none when 0); with geometric panels the breakpoints carry no derivative
+    (:func:`experiment_panels`)."""
+    if not geometric:
+        return extra
+    k = geometric * det.binning.refine
+    start = jnp.maximum(T_break, 1e-9 * T_end + 1e-300)[:, None]
+    frac = np.linspace(0.0, 1.0, k + 1)[1:-1]
+    logs = start * jnp.exp(frac * jnp.log(T_end[:, None] / start))
+    return logs if extra is None else jnp.concatenate([jax.lax.stop_gradient(extra), logs], axis=1)
 
 
 def neutrino_recoil_grid(experiment):
@@ -275,9 +282,9 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     E_break, E_end = D.energy_box(dm, "table") if boxes is None else D.box_range(boxes)
     E_break, E_end = jnp.atleast_1d(E_break)[:, None], jnp.atleast_1d(E_end)[:, None]
     T_break, T_end = D.max_recoil(E_break, dm.m_chi_MeV, M), D.max_recoil(E_end, dm.m_chi_MeV, M)  # (n_ch, n_iso)
-    T, wT = jax.vmap(lambda a, b: experiment_panels(experiment, a, b, geometric=DM_GEOMETRIC_PANELS))(T_break, T_end)
-    R = energy_response(experiment.detector.smearing, experiment.detector.efficiency, experiment.detector.binning,
-                        electron_equivalent_keV(experiment, T.transpose(1, 0, 2).reshape(T.shape[1], -1)))
+    shared = shares_response(experiment)
+    T, wT = jax.vmap(lambda a, b: experiment_panels(experiment, a, b, shared, geometric=DM_GEOMETRIC_PANELS))(T_break, T_end)
+    R = recoil_response(experiment, T.transpose(1, 0, 2).reshape(T.shape[1], -1), shared)
     R = R.reshape(R.shape[:2] + T.shape[::2]).transpose(2, 0, 1, 3)  # (n_channels, n_E, n_iso, n_T)
     if boxes is None:
         return {"table": _channel_counts(experiment, dm, None, T[0], wT[0], R[0])}
