@@ -207,7 +207,7 @@ def _box_mixture_value(lower_MeV, upper_MeV, weight, m_MeV, E_low_MeV, nodes: in
     m = jnp.asarray(m_MeV)
     a = jnp.maximum(E_low_MeV, jnp.min(lower_MeV))[..., None]  # S + (1,)
     b = jnp.max(upper_MeV)
-    p2_b = jnp.maximum((b - m) * (b + m), 1e-300)
+    p2_b = jnp.maximum((b - m) * (b + m), 1e-30)  # [MeV²]: p ≥ 1e-15 MeV (every p² below stays a normal float)
     p2_a = jnp.clip((a - m) * (a + m), P_FLOOR**2 * p2_b, p2_b)  # a floor for a box edge at rest (p = 0)
     log_a = 0.5 * jnp.log(p2_a)
     span = 0.5 * (jnp.log(p2_b) - 2 * log_a)  # ln(p_b/p_a) ≥ 0
