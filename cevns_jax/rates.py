@@ -53,14 +53,14 @@ def experiment_panels(experiment, T_break, T_end, shared: bool = False, log_pane
     T_break (default 24). T_floor is the response floor (``quadrature.response_floor``: lower recoils are
     seen above the lowest bin edge with probability < 1e-12), at least 10⁻⁵ T_break. With ``shared`` every
     isotope gets the same nodes (rows equal), on panels that hold every isotope's T_break and T_end.
-    ``geometric``: that many more panels, their edges log-spaced between T_break and T_end (the smallest
-    T_break and the largest T_end with ``shared``; × ``refine``), for integrands spanning decades above T_break (a dark-matter χ box); T_end (and
-    T_break) then stop at the response ceiling (``quadrature.recoil_ceiling``: higher recoils are seen below
-    the top bin edge with probability < 1e-12), so that no panel is spent where nothing is seen, and the
-    sharp-response breakpoints carry no derivative: a shape nuisance (quenching, resolution) then moves the
-    response on fixed nodes instead of moving every node of the χ-energy integral (half of COH-Ge-mini's
-    dark-matter template cost); the satellites at ±2, ±6σ_T resolve the derivative's peak at each step as they
-    resolve the step (log-derivatives within 1e-5 of the moving-node ones)."""
+    ``geometric``: that many more panels, their edges log-spaced between T_break and T_end (the smallest T_break and
+    the largest T_end with ``shared``; × ``refine``), for integrands spanning decades above T_break (a dark-matter χ
+    box); T_end (and T_break) then stop at the response ceiling (``quadrature.recoil_ceiling``: higher recoils are
+    seen below the top bin edge with probability < 1e-12), so that no panel is spent where nothing is seen, and the
+    sharp-response breakpoints carry no derivative: a shape nuisance (quenching, resolution) then moves the response
+    on fixed nodes instead of moving every node of the χ-energy integral (half of COH-Ge-mini's dark-matter template
+    cost); the satellites at ±2, ±6σ_T resolve the derivative's peak at each step as they resolve the step
+    (log-derivatives within 1e-5 of the moving-node ones)."""
     det = experiment.detector
     Z, A = _isotope_columns(experiment.target)
     x0 = det.binning.energy_edges[0]
@@ -283,7 +283,8 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     E_break, E_end = jnp.atleast_1d(E_break)[:, None], jnp.atleast_1d(E_end)[:, None]
     T_break, T_end = D.max_recoil(E_break, dm.m_chi_MeV, M), D.max_recoil(E_end, dm.m_chi_MeV, M)  # (n_ch, n_iso)
     shared = shares_response(experiment)
-    T, wT = jax.vmap(lambda a, b: experiment_panels(experiment, a, b, shared, geometric=DM_GEOMETRIC_PANELS))(T_break, T_end)
+    panels = lambda a, b: experiment_panels(experiment, a, b, shared, geometric=DM_GEOMETRIC_PANELS)  # noqa: E731
+    T, wT = jax.vmap(panels)(T_break, T_end)
     R = recoil_response(experiment, T.transpose(1, 0, 2).reshape(T.shape[1], -1), shared)
     R = R.reshape(R.shape[:2] + T.shape[::2]).transpose(2, 0, 1, 3)  # (n_channels, n_E, n_iso, n_T)
     if boxes is None:
