@@ -378,7 +378,8 @@ def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channe
     The mixture of χ boxes (:func:`chi_boxes`: one per χχ̄ mass node of π⁰, η; π⁻ capture's one) is integrated
     exactly against an interpolant of the rest of the integrand at ``nodes`` points on
     [max(E_min(T), min E₋), max E₊] (:func:`cevns_jax.models.dm_production.box_mixture_nodes`); a table:
-    ``nodes``-point Gauss–Legendre on [max(E_min(T), E₀), E_last] times its interpolated density. A box of zero
+    ``nodes``-point Gauss–Legendre in the χ's log-momentum on [max(E_min(T), E₀), E_last] times its interpolated
+    density (the variable of the box mixture, for the same reason: a slow χ's time of flight). A box of zero
     width, a channel above its kinematic end, has zero weights. ``boxes``: the channel's :func:`chi_boxes`
     if already computed."""
     E_min = min_energy(T_MeV, dm.m_chi_MeV, M_MeV)
@@ -386,11 +387,14 @@ def energy_nodes(dm: DarkMatter, T_MeV, M_MeV, nodes: int = ENERGY_NODES, channe
         boxes = chi_boxes(dm, channel) if boxes is None else boxes
         return _P.box_mixture_nodes(boxes.lower_MeV, boxes.upper_MeV, boxes.weight, E_min, nodes, m_MeV=dm.m_chi_MeV)
     gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
-    Em, Ep = dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
+    m, Em, Ep = dm.m_chi_MeV, dm.spectrum_E_MeV[0], dm.spectrum_E_MeV[-1]
     lo = jnp.minimum(jnp.maximum(Em, E_min), Ep)[..., None]
-    half = 0.5 * (Ep - lo)
-    E = lo + half * (gl_x + 1.0)
-    return E, half * gl_w * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)
+    p2_hi = jnp.maximum((Ep - m) * (Ep + m), 1e-30)  # [MeV²]; in ln p, as the box mixture (its docstring)
+    p2_lo = jnp.clip((lo - m) * (lo + m), _P.P_FLOOR**2 * p2_hi, p2_hi)
+    half = 0.25 * (jnp.log(p2_hi) - jnp.log(p2_lo))  # half the range of ln p
+    p2 = p2_lo * jnp.exp(2 * half * (gl_x + 1.0))
+    E = jnp.sqrt(m**2 + p2)
+    return E, half * gl_w * p2 / E * jnp.interp(E, dm.spectrum_E_MeV, dm.spectrum_pdf)  # dE = (p²/E) d ln p
 
 
 def time_of_flight_delay_ns(dm: DarkMatter, E_MeV, baseline_m):
