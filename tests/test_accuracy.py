@@ -295,6 +295,13 @@ def test_doubling_every_quadrature_at_model_points(model):
     _assert_converged(load(preset("COHERENT-CsI-2021")), model=model)
 
 
+def _dark_matter_doubled(name: str, model):
+    """Dark-matter counts of preset ``name`` as built and with every quadrature doubled (``refine = 2``)."""
+    exp = load(preset(name))
+    dm = jax.jit(rates.dark_matter_counts)
+    return np.asarray(dm(exp, model)), np.asarray(dm(_refined(exp), model))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,m_chi,particle,rtol", [("COHERENT-CsI-2021", 20.0, "scalar", 1e-4),
                                                        ("COH-Ar-750", 60.0, "scalar", 1e-3),
@@ -308,10 +315,7 @@ def test_doubling_every_quadrature_for_dark_matter(name, m_chi, particle, rtol):
     the χ-energy map in E rather than ln p, 5e-3 on CryoCsI)."""
     from cevns_jax.models import dark_matter
 
-    exp = load(preset(name))
-    dm = jax.jit(rates.dark_matter_counts)
-    model = dark_matter(m_chi, 3 * m_chi, 1e-3, 0.5, particle=particle)
-    base, fine = np.asarray(dm(exp, model)), np.asarray(dm(_refined(exp), model))
+    base, fine = _dark_matter_doubled(name, dark_matter(m_chi, 3 * m_chi, 1e-3, 0.5, particle=particle))
     big = fine > min(1.0, 1e-3 * fine.max())  # every bin that matters (CONNIE's published exposure: 0.3 events)
     assert big.any() and np.max(np.abs(base[big] / fine[big] - 1.0)) < rtol
 
@@ -323,10 +327,8 @@ def test_doubling_every_quadrature_for_a_tabulated_slow_chi():
     CryoCsI's late time bins)."""
     from cevns_jax.models import dark_matter
 
-    exp = load(preset("COH-CryoCsI-10kg"))
     E = np.linspace(150.0 * 1.0001, 1.6 * 150.0, 60)
     model = dark_matter(150.0, 450.0, 1e-4, 0.5, spectrum=(E, np.ones_like(E), 1e-3))
-    dm = jax.jit(rates.dark_matter_counts)
-    base, fine = np.asarray(dm(exp, model)), np.asarray(dm(_refined(exp), model))
+    base, fine = _dark_matter_doubled("COH-CryoCsI-10kg", model)
     big = fine > 1e-3 * fine.max()
     assert big.sum() > 10 and np.max(np.abs(base[big] / fine[big] - 1.0)) < 1e-3

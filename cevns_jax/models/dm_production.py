@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-__all__ = ["S_NODES", "mediator_width", "pair_width_times_sqrt_s", "pair_mass_nodes", "pair_energy_boxes",
-           "box_mixture_nodes"]
+__all__ = ["S_NODES", "P_FLOOR", "mediator_width", "pair_width_times_sqrt_s", "pair_mass_nodes", "pair_energy_boxes",
+           "momentum_range", "box_mixture_nodes"]
 
 S_NODES = 32
 """Nodes of the χχ̄ invariant-mass integral: ``S_NODES // PANEL_NODES`` equal Gauss–Legendre panels in v = asinh((s − m_V²)/c)."""
@@ -202,13 +202,19 @@ def _box_mixture_jvp(nodes, primals, tangents):
 _box_mixture.defjvp(_box_mixture_jvp, symbolic_zeros=True)
 
 
+def momentum_range(E_low_MeV, E_high_MeV, m_MeV):
+    """(p_low², p_high²) [MeV²] of a χ of mass ``m_MeV`` on [E_low, E_high], the ends of the log-momentum map of
+    :func:`box_mixture_nodes` (and of a tabulated spectrum's nodes): p_high ≥ 1e-15 MeV (every p² stays a normal
+    float) and p_low within [:data:`P_FLOOR` p_high, p_high] (the floor only for an end at rest, p = 0)."""
+    p2_high = jnp.maximum((E_high_MeV - m_MeV) * (E_high_MeV + m_MeV), 1e-30)
+    return jnp.clip((E_low_MeV - m_MeV) * (E_low_MeV + m_MeV), P_FLOOR**2 * p2_high, p2_high), p2_high
+
+
 def _box_mixture_value(lower_MeV, upper_MeV, weight, m_MeV, E_low_MeV, nodes: int):
     y_nodes, D = _chebyshev_coefficient_matrix(nodes)
     m = jnp.asarray(m_MeV)
     a = jnp.maximum(E_low_MeV, jnp.min(lower_MeV))[..., None]  # S + (1,)
-    b = jnp.max(upper_MeV)
-    p2_b = jnp.maximum((b - m) * (b + m), 1e-30)  # [MeV²]: p ≥ 1e-15 MeV (every p² below stays a normal float)
-    p2_a = jnp.clip((a - m) * (a + m), P_FLOOR**2 * p2_b, p2_b)  # a floor for a box edge at rest (p = 0)
+    p2_a, p2_b = momentum_range(a, jnp.max(upper_MeV), m)
     log_a = 0.5 * jnp.log(p2_a)
     span = 0.5 * (jnp.log(p2_b) - 2 * log_a)  # ln(p_b/p_a) ≥ 0
     safe = jnp.where(span > 0, span, 1.0)
