@@ -16,7 +16,8 @@ At T ≪ E the millicharge alone gives 2πα² q_ν²/(m_e T²).
 
 In every case dσ/dT = a₀(T) + a₁(T)/E + a₂(T)/E² (:func:`cross_section_coefficients`), which folds with a
 π-DAR source in closed form (the Michel moments J₀, J₁, J₂ of docs/physics.md §2.6 with M = m_e) and with a
-steady source on the energy nodes of :func:`cevns_jax.spectra.energy_nodes`.
+steady source by the moments of :func:`cevns_jax.spectra.energy_moments` (the same Gauss–Legendre panels as
+:func:`cevns_jax.spectra.energy_nodes`).
 
 Atomic binding: the stepping approximation — an electron of binding energy B scatters as free for T > B and
 not at all below, so an atom offers Z_eff(T) = Σ_shells n_s Θ(T − B_s) electrons (:func:`stepping_electrons`;
@@ -32,7 +33,7 @@ import numpy as np
 from . import constants as C
 from .errors import CevnsInputError
 from .kinematics import max_recoil_energy, min_neutrino_energy
-from .spectra import energy_nodes
+from .spectra import energy_moments
 from .source import MICHEL_NUE, MICHEL_NUMUBAR
 from .xsec import LEPTON_MASSES, charge_radius_shift, michel_moments
 
@@ -190,7 +191,7 @@ def component_antineutrino(source) -> np.ndarray:
 def electron_source_rates(sm, model, T_MeV, source, refine: int = 1):
     """dR_c/dT per free electron per unit fluence [cm²/MeV] of each component of ``source`` at electron recoils
     T [MeV] (shape (n_T,)); shape (n_c, n_T). π-DAR: closed form (prompt line, Michel moments with M = m_e);
-    steady: Gauss–Legendre panels in E above E_min(T) (:func:`cevns_jax.spectra.energy_nodes`)."""
+    steady: Gauss–Legendre panels in E above E_min(T) (:func:`cevns_jax.spectra.energy_moments`)."""
     flav = np.asarray(source.flavours)
     g_V, g_A, mu2 = flavour_electron_couplings(sm, model, T_MeV)
     anti = component_antineutrino(source)
@@ -205,6 +206,5 @@ def electron_source_rates(sm, model, T_MeV, source, refine: int = 1):
             J0, J1, J2 = michel_moments(T_MeV, C.M_ELECTRON, spectrum)
             delayed.append(a0[c] * J0 + a1[c] * J1 + a2[c] * J2)
         return jnp.stack([prompt, *delayed])
-    E, dE = energy_nodes(source, min_neutrino_energy(T_MeV, C.M_ELECTRON), refine)  # (n_T, n_k)
-    weights = source.spectrum_per_MeV(E) * dE  # (n_c, n_T, n_k)
-    return jnp.sum(weights * (a0[..., None] + a1[..., None] / E + a2[..., None] / E**2), axis=-1)
+    J0, J1, J2 = energy_moments(source, min_neutrino_energy(T_MeV, C.M_ELECTRON), (0, 1, 2), refine)  # (n_c, n_T)
+    return a0 * J0 + a1 * J1 + a2 * J2

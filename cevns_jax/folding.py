@@ -10,12 +10,11 @@ terms (NSI, Z′, charge radius, magnetic moment, scalar, sterile oscillation at
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .kinematics import max_recoil_energy, min_neutrino_energy
-from .spectra import energy_nodes
+from .spectra import energy_moments, energy_nodes
 from .xsec import component_rates, flavour_prefactors, kinematic_factor
 
 __all__ = ["source_rates", "spectral_moments", "steady_source_rates"]
@@ -35,20 +34,9 @@ def spectral_moments(target, T_MeV, source, refine: int = 1):
 
     Independent of the model: every term of dσ/dT without oscillations is a prefactor in T times a polynomial
     in 1/E (K = 1 − T/E − MT/2E² [+ T²/2E²], the magnetic bracket 1/T − 1/E + T/4E², the scalar 1/E²), so a
-    scan computes these once per experiment and each model point only its prefactors. The (n_c, n_T, n_k)
-    integrand is formed one isotope at a time (``lax.map``): the largest intermediate is n_c n_T n_k, not
-    n_iso times that (XENONnT ⁸B: 3 × 1032 recoil × 2448 energy nodes, 61 MB)."""
-    M = target.mass_MeV
-
-    def one_isotope(args):
-        T, m = args
-        E, dE = energy_nodes(source, min_neutrino_energy(T, m), refine)  # (n_T, n_k)
-        weighted = source.spectrum_per_MeV(E) * dE  # (n_c, n_T, n_k)
-        inv = 1.0 / E
-        return jnp.stack([jnp.sum(weighted, axis=-1), jnp.sum(weighted * inv, axis=-1),
-                          jnp.sum(weighted * inv**2, axis=-1)])
-
-    return jnp.moveaxis(jax.lax.map(one_isotope, (T_MeV, M)), 0, 2)  # (n_iso, 3, n_c, n_T) → (3, n_c, n_iso, n_T)
+    scan computes these once per experiment and each model point only its prefactors. The panels above the
+    one holding E_min(T) are shared by every recoil (:func:`cevns_jax.spectra.energy_moments`)."""
+    return energy_moments(source, min_neutrino_energy(T_MeV, target.mass_MeV[:, None]), (0, 1, 2), refine)
 
 
 def steady_source_rates(sm, model, target, T_MeV, baseline_m, source, refine: int = 1):

@@ -20,7 +20,7 @@ from cevns_jax.experiment import experiment_from_dict
 from cevns_jax.folding import source_rates
 from cevns_jax.rates import expected_counts, total_cevns
 from cevns_jax.source import fluence_per_flavour
-from cevns_jax.spectra import integrate_spectra
+from cevns_jax.spectra import energy_moments, energy_nodes, integrate_spectra
 from cevns_jax.xsec import standard_model
 
 FRACTIONS = {"U235": 0.58, "U238": 0.07, "Pu239": 0.29, "Pu241": 0.06}
@@ -149,6 +149,34 @@ def test_fold_converges(reactor_exp, solar_exp):
         one = rates(sm, None, exp.target, T, 17.0, exp.source, refine=1)
         two = rates(sm, None, exp.target, T, 17.0, exp.source, refine=2)
         assert float(jnp.max(jnp.abs(one - two)) / jnp.max(two)) < target
+
+
+def test_energy_moments_regroup_the_node_sum(reactor_exp, solar_exp):
+    """The shared-panel moments (whole panels above E_min summed once) equal the direct sum over the nodes of
+    ``energy_nodes`` (a second method: every panel clipped at E_min) to rounding, values and E_min-derivatives,
+    for E_min below the first break, on a break, between breaks and above the endpoint; and for the reactor's
+    analytic spectrum dJ_n/dE_min = −φ(E_min) E_min^{−n} (the fundamental theorem of calculus)."""
+
+    def direct(source, E_min):
+        E, dE = energy_nodes(source, E_min)
+        weighted = source.spectrum_per_MeV(E) * dE  # (n_c, n_E_min, n_k)
+        return jnp.stack([jnp.sum(weighted / E**n, axis=-1) for n in (0, 1, 2)])
+
+    for source in (reactor_exp.source, solar_exp.source):
+        breaks = np.asarray(source.energy_breaks_MeV, dtype=float)
+        E_min = jnp.asarray(np.concatenate([[0.5 * breaks[0] + 1e-3, breaks[1], breaks[-1] * 1.01],
+                                            np.linspace(breaks[0], breaks[-1], 41)[1:-1] * 1.003]))
+        ours, second = jax.jit(energy_moments)(source, E_min), direct(source, E_min)
+        assert ours.shape == second.shape
+        assert float(jnp.max(jnp.abs(ours - second)) / jnp.max(jnp.abs(second))) < 1e-13
+        assert float(jnp.max(jnp.abs(ours[..., 2]))) == 0.0  # above the endpoint
+        inside = E_min[3:9]
+        slope = jax.vmap(jax.jacfwd(lambda e: energy_moments(source, e)))(inside)  # (n_points, 3, n_c)
+        slope_direct = jax.vmap(jax.jacfwd(lambda e: direct(source, e)))(inside)
+        assert float(jnp.max(jnp.abs(slope - slope_direct)) / jnp.max(jnp.abs(slope_direct))) < 1e-12
+        if source is reactor_exp.source:  # smooth on every panel (the solar tables' hep rows are not all breaks)
+            for n in (0, 1, 2):
+                np.testing.assert_allclose(slope[:, n, :].T, -source.spectrum_per_MeV(inside) / inside**n, rtol=1e-9)
 
 
 def test_point_nucleus_limit(reactor_exp, total):
