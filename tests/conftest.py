@@ -91,14 +91,6 @@ def presets():
 
 
 @pytest.fixture(scope="session")
-def jit_long_running():
-    """``jax.jit`` at XLA's default LLVM optimisation level (2) instead of the suite's level 0
-    (:data:`TEST_COMPILE_FLAG`), for the few programs a test runs for seconds: the solar folds (millions of
-    nodes) run three times slower at level 0 (measured: the XENONnT preset's total 2.3 s → 6.2 s)."""
-    return lambda fn, **kwargs: jax.jit(fn, compiler_options={"xla_backend_optimization_level": 2}, **kwargs)
-
-
-@pytest.fixture(scope="session")
 def jit_counts():
     """jax.jit(expected_counts), shared so each preset structure compiles once."""
     from cevns_jax.rates import expected_counts

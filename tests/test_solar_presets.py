@@ -9,6 +9,7 @@ recoil-energy detector above the recoil image of PandaX's S2-only threshold in e
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from scipy import optimize
@@ -20,9 +21,9 @@ from cevns_jax.solar import SNO_B8_FLUX
 from cevns_jax.stats import analyses, fits
 
 @pytest.fixture(scope="module")
-def total(jit_long_running):
-    """Total CEvNS counts, one program per structure at XLA's default level (the solar folds run for seconds)."""
-    return jit_long_running(total_cevns)
+def total():
+    """Total CEvNS counts, one program per structure."""
+    return jax.jit(total_cevns)
 
 
 def reference(exp) -> dict:
