@@ -48,9 +48,9 @@ cevns_jax.fast_cpu_compilation()  # before the first computation: XLA reads its 
 DETECTORS = ["CONUS+-2025", "Dresden-II-2022", "NUCLEUS", "Ricochet", "XENONnT-8B-2024", "COH-Ar-750", "COH-CryoCsI-10kg",
              "COH-Ge-mini"]
 """Detectors compared, in drawing order (the presets among them that the package ships). XENONnT-8B-2024 at its
-published 3.51 t·yr with its published 26.4 expected background (flat in recoil energy); its fold (3 × 1032 recoil × 2448 energy nodes) is
-model-independent (:func:`cevns_jax.folding.spectral_moments`), so a batch of points costs only prefactors (the
-former per-point fold exceeded 20 GB per batch of 32; now < 1 GB). Not drawn: PandaX-4T-8B-2024, whose preset
+published 3.51 t·yr with its published 26.4 expected background (flat in recoil energy); its fold is
+model-independent (:func:`cevns_jax.folding.spectral_moments`, whole energy panels shared by every recoil), so a
+batch of points costs only prefactors. Not drawn: PandaX-4T-8B-2024, whose preset
 has no selection efficiency (427 SM events against the ≈ 47 implied by the published US2 fit: a forecast nine
 times too optimistic), and the liquid-xenon reactor presets (RED-100, RELICS), whose S2 response (NEST v2 sub-keV
 charge yield, without the study's unpublished fluctuations and efficiencies) overpredicts RELICS's published count
