@@ -13,9 +13,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .kinematics import max_recoil_energy, min_neutrino_energy
-from .spectra import energy_moments, energy_nodes
-from .xsec import component_rates, flavour_prefactors, kinematic_factor
+from .kinematics import min_neutrino_energy
+from .spectra import energy_moments
+from .xsec import component_rates, flavour_prefactors
 
 __all__ = ["source_rates", "spectral_moments", "steady_source_rates"]
 
@@ -44,35 +44,29 @@ def steady_source_rates(sm, model, target, T_MeV, baseline_m, source, refine: in
     smooth spectra (``refine = 2`` halves the step; tested in ``tests/test_sources.py``).
 
     Without sterile oscillations the fold is the model-independent :func:`spectral_moments` times the
-    per-flavour prefactors (the same sum over the same nodes, regrouped); with them, P(E) makes every term
-    model-dependent and the integrand is summed directly."""
+    per-flavour prefactors (the same sum over the same nodes, regrouped); with them, the moments carry
+    P(ν_α → ν_β; E) of each component and flavour, model-dependent but with the same shared panels
+    (:func:`cevns_jax.spectra.energy_moments` with a weight)."""
     M = target.mass_MeV[:, None]
     weak, magnetic, scalar = flavour_prefactors(sm, model, target, T_MeV)
     flav = np.asarray(source.flavours)
-    if model is None or model.sterile is None:
-        J0, J1, J2 = spectral_moments(target, T_MeV, source, refine)
-        K = J0 - T_MeV * J1 - 0.5 * M * T_MeV * J2
-        if sm.t2_term:
-            K = K + 0.5 * T_MeV**2 * J2
-        rate = weak[flav] * K
-        if magnetic is not None:
-            rate = rate + magnetic[flav] * (J0 / T_MeV - J1 + 0.25 * T_MeV * J2)
-        if scalar is not None:
-            rate = rate + scalar[flav] * J2
-        return rate
-    E, dE = energy_nodes(source, min_neutrino_energy(T_MeV, M), refine)  # (n_iso, n_T, n_k)
-    T, Mk = T_MeV[..., None], M[..., None]
-    per_flavour = weak[..., None] * kinematic_factor(E, T, Mk, sm.t2_term)  # (3, n_iso, n_T, n_k)
-    inside = T < max_recoil_energy(E, Mk)
+    if model is None or model.sterile is None:  # moments per component; each component's own flavour
+        J0, J1, J2 = spectral_moments(target, T_MeV, source, refine)[:, :, None]  # (n_c, 1, n_iso, n_T)
+        pick = lambda prefactor: prefactor[flav][:, None]  # noqa: E731
+    else:  # moments per component and flavour β, weighted by P(ν_αc → ν_β), each node averaged over its cell
+        from .models.sterile import transition_probabilities
+
+        def oscillated(E, dE):  # (n_c, 3, *E.shape)
+            return transition_probabilities(model.sterile, E, baseline_m, dE)[flav]
+
+        J0, J1, J2 = energy_moments(source, min_neutrino_energy(T_MeV, M), (0, 1, 2), refine, oscillated)
+        pick = lambda prefactor: prefactor  # noqa: E731
+    K = J0 - T_MeV * J1 - 0.5 * M * T_MeV * J2
+    if sm.t2_term:
+        K = K + 0.5 * T_MeV**2 * J2
+    rate = pick(weak) * K
     if magnetic is not None:
-        from .models.em import magnetic_kinematics
-
-        bracket = jnp.where(inside, magnetic_kinematics(E, jnp.where(inside, T, 1.0)), 0.0)
-        per_flavour = per_flavour + magnetic[..., None] * bracket
+        rate = rate + pick(magnetic) * (J0 / T_MeV - J1 + 0.25 * T_MeV * J2)
     if scalar is not None:
-        per_flavour = per_flavour + scalar[..., None] * jnp.where(inside, 1.0 / E**2, 0.0)
-    from .models.sterile import transition_probabilities
-
-    P = transition_probabilities(model.sterile, E, baseline_m, dE)  # (3, 3, n_iso, n_T, n_k)
-    per_component = jnp.einsum("ab...,b...->a...", P, per_flavour)[flav]
-    return jnp.sum(source.spectrum_per_MeV(E) * dE * per_component, axis=-1)
+        rate = rate + pick(scalar) * J2
+    return jnp.sum(rate, axis=1)  # over the flavours β each component scatters as

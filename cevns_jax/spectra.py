@@ -86,9 +86,12 @@ def energy_nodes(source, E_min_MeV, refine: int = 1):
     return nodes.reshape(shape), weights.reshape(shape)
 
 
-def energy_moments(source, E_min_MeV, powers=(0, 1, 2), refine: int = 1):
+def energy_moments(source, E_min_MeV, powers=(0, 1, 2), refine: int = 1, weight=None):
     """J_n(E_min) = ∫_{E_min} φ_c(E) E^{−n} dE [MeV^{−n}] for n in ``powers``, with exactly the rule of
-    :func:`energy_nodes`; shape (len(powers), n_c, *E_min.shape).
+    :func:`energy_nodes`; shape (len(powers), n_c, *E_min.shape). With ``weight(E, dE)`` (shape
+    (n_c, n_w, *E.shape), any function of the node and its quadrature weight, such as oscillation
+    probabilities averaged over the node's cell) the integrand is φ_c(E) w_cw(E) E^{−n}, shape
+    (len(powers), n_c, n_w, *E_min.shape).
 
     Only the panel holding E_min depends on E_min: every panel above it is whole, the same for every E_min.
     So the whole panels are integrated once (their nodes do not depend on E_min), summed from the top down
@@ -104,7 +107,10 @@ def energy_moments(source, E_min_MeV, powers=(0, 1, 2), refine: int = 1):
     def panel_integrals(lo, hi):  # (len(powers), n_c, *lo.shape): each panel [lo, hi], GL in ln E
         half_log = 0.5 * jnp.log(hi / lo)
         E = lo[..., None] * jnp.exp(half_log[..., None] * (x + 1.0))  # (*lo.shape, n_x)
-        weighted = source.spectrum_per_MeV(E) * (E * half_log[..., None] * wx)  # (n_c, *lo.shape, n_x)
+        dE = E * half_log[..., None] * wx
+        weighted = source.spectrum_per_MeV(E) * dE  # (n_c, *lo.shape, n_x)
+        if weight is not None:
+            weighted = weighted[:, None] * weight(E, dE)  # (n_c, n_w, *lo.shape, n_x)
         return jnp.stack([jnp.sum(weighted * E ** -int(n), axis=-1) for n in powers])
 
     whole = panel_integrals(jnp.asarray(breaks[:-1]), jnp.asarray(breaks[1:]))  # (n_p, n_c, n_panels)
