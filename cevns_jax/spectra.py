@@ -75,15 +75,24 @@ def energy_nodes(source, E_min_MeV, refine: int = 1):
     1 − T/E − MT/2E² ≈ 1 − (E_min/E)² varies on the scale E_min, which is smooth in ln E at any recoil, and a
     smooth spectrum stays smooth in ln E (panels span at most a few e-folds except the lowest one).
     """
-    x, wx = gauss_legendre(getattr(source, "energy_nodes_per_panel", ENERGY_NODES_PER_PANEL) * refine)
-    breaks = np.maximum(np.asarray(source.energy_breaks_MeV, dtype=float), _LOWEST_MEV)
-    E_min = jnp.asarray(E_min_MeV)[..., None]
-    lo = jnp.clip(E_min, breaks[:-1], breaks[1:])  # (..., n_panels)
-    half_log = 0.5 * jnp.log(breaks[1:] / lo)
-    nodes = lo[..., None] * jnp.exp(half_log[..., None] * (x + 1.0))  # (..., n_panels, n_x)
-    weights = nodes * half_log[..., None] * wx
+    rule, breaks = _panel_rule(source, refine)
+    lo = jnp.clip(jnp.asarray(E_min_MeV)[..., None], breaks[:-1], breaks[1:])  # (..., n_panels)
+    nodes, weights = _log_panel(lo, breaks[1:], *rule)  # (..., n_panels, n_x)
     shape = nodes.shape[:-2] + (-1,)
     return nodes.reshape(shape), weights.reshape(shape)
+
+
+def _panel_rule(source, refine: int):
+    """((x, w) Gauss–Legendre on [−1, 1], the panel breaks [MeV]) of a steady source's energy quadrature."""
+    rule = gauss_legendre(getattr(source, "energy_nodes_per_panel", ENERGY_NODES_PER_PANEL) * refine)
+    return rule, np.maximum(np.asarray(source.energy_breaks_MeV, dtype=float), _LOWEST_MEV)
+
+
+def _log_panel(lo, hi, x, wx):
+    """Nodes E and weights dE [MeV] of the rule (x, wx) in ln E on each panel [lo, hi]; shape (*lo.shape, n_x)."""
+    half_log = 0.5 * jnp.log(hi / lo)
+    E = lo[..., None] * jnp.exp(half_log[..., None] * (x + 1.0))
+    return E, E * half_log[..., None] * wx
 
 
 def energy_moments(source, E_min_MeV, powers=(0, 1, 2), refine: int = 1, weight=None):
@@ -100,14 +109,10 @@ def energy_moments(source, E_min_MeV, powers=(0, 1, 2), refine: int = 1, weight=
     evaluations instead of n_panels × n_E_min × n_x (XENONnT ⁸B: 2.5 × 10⁶ per isotope and flavour → 1.6 × 10⁴).
     Continuous in E_min across a break (the partial panel shrinks to zero width there), and differentiable
     in E_min and in the source's leaves."""
-    x, wx = gauss_legendre(getattr(source, "energy_nodes_per_panel", ENERGY_NODES_PER_PANEL) * refine)
-    breaks = np.maximum(np.asarray(source.energy_breaks_MeV, dtype=float), _LOWEST_MEV)
-    powers = np.asarray(powers)
+    rule, breaks = _panel_rule(source, refine)
 
     def panel_integrals(lo, hi):  # (len(powers), n_c, *lo.shape): each panel [lo, hi], GL in ln E
-        half_log = 0.5 * jnp.log(hi / lo)
-        E = lo[..., None] * jnp.exp(half_log[..., None] * (x + 1.0))  # (*lo.shape, n_x)
-        dE = E * half_log[..., None] * wx
+        E, dE = _log_panel(lo, hi, *rule)  # (*lo.shape, n_x)
         weighted = source.spectrum_per_MeV(E) * dE  # (n_c, *lo.shape, n_x)
         if weight is not None:
             weighted = weighted[:, None] * weight(E, dE)  # (n_c, n_w, *lo.shape, n_x)
