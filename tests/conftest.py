@@ -91,6 +91,14 @@ def presets():
 
 
 @pytest.fixture(scope="session")
+def jit_total():
+    """jax.jit(total_cevns) (total CEvNS counts), shared so each preset structure compiles once."""
+    from cevns_jax.rates import total_cevns
+
+    return jax.jit(total_cevns)
+
+
+@pytest.fixture(scope="session")
 def jit_counts():
     """jax.jit(expected_counts), shared so each preset structure compiles once."""
     from cevns_jax.rates import expected_counts

@@ -9,21 +9,14 @@ recoil-energy detector above the recoil image of PandaX's S2-only threshold in e
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 from scipy import optimize
 
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import experiment_from_dict, load_experiment
-from cevns_jax.rates import total_cevns
 from cevns_jax.solar import SNO_B8_FLUX
 from cevns_jax.stats import analyses, fits
-
-@pytest.fixture(scope="module")
-def total():
-    """Total CEvNS counts, one program per structure."""
-    return jax.jit(total_cevns)
 
 
 def reference(exp) -> dict:
@@ -45,30 +38,30 @@ def pandax():
 # ------------------------------------------------------------------------------------------------
 
 
-def test_xenonnt_sm_prediction_within_20_percent(xenon, total):
+def test_xenonnt_sm_prediction_within_20_percent(xenon, jit_total):
     """XENONnT (arXiv:2408.02877): 11.9 ⁸B CEvNS events expected in 3.51 t·yr at the SNO flux. The preset folds
     the collaboration's released detection efficiency (its data release's mono-energetic templates)."""
-    predicted = float(total(xenon))
+    predicted = float(jit_total(xenon))
     assert reference(xenon)["cevns_predicted"] == 11.9
     assert predicted == pytest.approx(11.9, rel=0.20)
 
 
-def _ideal_8b_above(total, T_keVnr: float) -> float:
+def _ideal_8b_above(jit_total, T_keVnr: float) -> float:
     ideal = experiment_from_dict({
         "experiment": {"name": "ideal"}, "source": {"kind": "solar", "lines": ["8B"], "live_days": 1.04 * 365.25},
         "detector": {"target": "Xe", "mass_kg": 1000.0, "response": "none"},
         "bins": {"energy_edges": [T_keVnr, 10.0]}}, label="ideal.toml")
-    return float(total(ideal))
+    return float(jit_total(ideal))
 
 
-def test_pandax_us2_threshold_and_upper_bound(pandax, total):
+def test_pandax_us2_threshold_and_upper_bound(pandax, jit_total):
     """PandaX-4T US2: the preset counts from 2 produced electrons (bins from 1.5), the first whole count above
     the NEST v2 charge at the published ≈ 0.33 keVnr threshold, so 0.33 keVnr lies between the recoils of mean
     charge 1 and 2 electrons (recoil images by scipy's brentq). The S2-only count equals an ideal recoil-energy
     window above the image of the 1.5-electron edge within 10% (second method, no Poisson smearing: the
     smearing moves recoils both ways across the edge), and, with no selection efficiency published as
     numbers, it bounds the published expectation (75 × 5.25/8.4 = 46.9 events at the SNO flux) from above."""
-    predicted = float(total(pandax))
+    predicted = float(jit_total(pandax))
     q = pandax.detector.quenching
     assert pandax.detector.binning.energy_edges[0] == 1.5
 
@@ -77,13 +70,13 @@ def test_pandax_us2_threshold_and_upper_bound(pandax, total):
                                xtol=1e-10)
 
     assert recoil_of(1.0) < 0.33 < recoil_of(2.0)
-    assert predicted == pytest.approx(_ideal_8b_above(total, recoil_of(1.5)), rel=0.10)
+    assert predicted == pytest.approx(_ideal_8b_above(jit_total, recoil_of(1.5)), rel=0.10)
     ref = reference(pandax)
     assert ref["cevns_expected_after_cuts"] == pytest.approx(75.0 * SNO_B8_FLUX / 8.4e6, rel=1e-3)
     assert predicted > ref["cevns_expected_after_cuts"]
 
 
-def test_table_efficiency_node_on_a_bin_edge(xenon, total):
+def test_table_efficiency_node_on_a_bin_edge(xenon, jit_total):
     """The XENONnT table starts at the first bin edge (0.5 keVnr): a node on an edge makes a zero-width
     sub-bin, which must contribute nothing (it was 0/0). Moving the bins off the nodes by 1e-9 keVnr changes
     the count only by the tiny slice moved (continuity)."""
@@ -95,9 +88,9 @@ def test_table_efficiency_node_on_a_bin_edge(xenon, total):
                          "smearing": {"model": "none"},
                          "efficiency": {"model": "table", "x": [0.5, 1.0, 5.0], "values": [0.0, 0.1, 0.2]}},
             "bins": {"energy_edges": [0.5, 1.0, 5.0]}}
-    on_nodes = float(total(experiment_from_dict(spec, label="e.toml")))
+    on_nodes = float(jit_total(experiment_from_dict(spec, label="e.toml")))
     spec["bins"]["energy_edges"] = [0.5 + 1e-9, 1.0 + 1e-9, 5.0]
-    off_nodes = float(total(experiment_from_dict(spec, label="e.toml")))
+    off_nodes = float(jit_total(experiment_from_dict(spec, label="e.toml")))
     assert np.isfinite(on_nodes) and on_nodes > 0
     assert on_nodes == pytest.approx(off_nodes, rel=1e-6)
 

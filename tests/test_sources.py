@@ -65,11 +65,6 @@ def solar_exp():
     return experiment_from_dict(solar_spec(), label="probe.toml")
 
 
-@pytest.fixture(scope="module")
-def total():
-    return jax.jit(total_cevns)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Reactor normalisation
 # ---------------------------------------------------------------------------------------------------
@@ -216,12 +211,12 @@ def test_sterile_fold_of_a_steady_source(reactor_exp):
     assert float(slope[1]) == pytest.approx(float(value[2] - value[3]) / (2 * h), rel=1e-5)
 
 
-def test_point_nucleus_limit(reactor_exp, total):
+def test_point_nucleus_limit(reactor_exp, jit_total):
     """With point-like nuclei (radii and Helm skin → 0: F = 1) and no threshold, the counts are N_atoms ∫ φ(E) σ(E) dE with
     the closed-form total cross section σ = (G_F² M/π) Q_V² [T_m − T_m²/2E − M T_m²/4E²], T_m = 2E²/(M + 2E)."""
     exp = replace(reactor_exp, target=replace(reactor_exp.target, radius_scale=jnp.asarray(1e-8),
                                               skin_fm=jnp.zeros_like(reactor_exp.target.skin_fm)))
-    ours = float(total(exp))
+    ours = float(jit_total(exp))
     from cevns_jax.nuclei import units_per_kg
     from cevns_jax.xsec import nucleon_couplings
 
@@ -318,12 +313,12 @@ def test_solar_flavour_fractions_and_flux(solar_exp):
                                np.array([5.25e6, 7.98e3]) * 365.25 * 86400.0, rtol=1e-12)
 
 
-def test_neutral_current_is_flavour_blind(solar_exp, total):
+def test_neutral_current_is_flavour_blind(solar_exp, jit_total):
     """With flavour-independent (tree-level) couplings the counts do not depend on the mixing angles."""
     sm = standard_model("tree")
-    a = float(total(solar_exp, sm))
+    a = float(jit_total(solar_exp, sm))
     other = replace(solar_exp, source=replace(solar_exp.source, sin2_theta12=jnp.asarray(0.2)))
-    assert float(total(other, sm)) == pytest.approx(a, rel=1e-12)
+    assert float(jit_total(other, sm)) == pytest.approx(a, rel=1e-12)
     assert a > 0
 
 
@@ -333,7 +328,7 @@ def test_component_names_and_counts(solar_exp, jit_counts):
     assert all(np.all(np.asarray(v) >= 0) for v in out.values())
 
 
-def test_tabulated_matches_reactor_shape(tmp_path, reactor_exp, total):
+def test_tabulated_matches_reactor_shape(tmp_path, reactor_exp, jit_total):
     """A table of the reactor's own spectrum with its fluence reproduces the reactor counts (piecewise-linear
     table on a 50 keV grid)."""
     E = np.arange(0.0, 10.0 + 1e-9, 0.05)
@@ -345,7 +340,7 @@ def test_tabulated_matches_reactor_shape(tmp_path, reactor_exp, total):
     spec["source"] = dict(kind="tabulated", file=str(path), fluence_cm2=float(reactor_exp.source.fluence_cm2(17.0)[0]))
     tab = experiment_from_dict(spec, label="probe.toml")
     # thresholds above T_max(2 MeV) see no table cell across the 2 MeV jump
-    assert float(total(tab)) == pytest.approx(float(total(reactor_exp)), rel=5e-3)
+    assert float(jit_total(tab)) == pytest.approx(float(jit_total(reactor_exp)), rel=5e-3)
 
 
 def test_pion_dar_interface():
@@ -461,7 +456,7 @@ def test_solar_spectrum_file_replaces_the_builtin_shape(tmp_path):
     assert not np.allclose(np.asarray(builtin), np.asarray(expected), rtol=1e-3)
 
 
-def test_steady_source_in_time_bins(reactor_exp, total):
+def test_steady_source_in_time_bins(reactor_exp, jit_total):
     """With time bins, a steady signal and a flat background spread uniformly over the window (1/3 : 2/3 for
     bins of 1 and 2 μs); the background is a rate × mass × live time (no duty factor)."""
     spec = reactor_spec()
@@ -471,5 +466,5 @@ def test_steady_source_in_time_bins(reactor_exp, total):
     out = jax.jit(expected_counts)(exp)
     signal = np.asarray(out["reactor_nuebar"]).sum(axis=0)
     np.testing.assert_allclose(signal / signal.sum(), [1 / 3, 2 / 3], rtol=1e-12)
-    assert signal.sum() == pytest.approx(float(total(reactor_exp)), rel=1e-12)
+    assert signal.sum() == pytest.approx(float(jit_total(reactor_exp)), rel=1e-12)
     np.testing.assert_allclose(np.asarray(out["steady"]).sum(axis=0), [2 / 3, 4 / 3], rtol=1e-12)
