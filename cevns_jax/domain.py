@@ -22,12 +22,12 @@ Q → 1 as k → ∞, i.e. no quenching at all).
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import constants as C
 from . import response as resp
+from ._pytree import run_once
 from .errors import CevnsInputError
 from .kinematics import max_recoil_energy
 from .source import component_time_cdfs, pulse_cdf
@@ -115,7 +115,7 @@ def _check_efficiency(exp, where: str) -> None:
             )
 
 
-@jax.jit
+@run_once
 def _window_cdfs(t_ns, pulse):
     """Neutrino-component and proton-pulse CDFs at ``t_ns`` (one compiled program, not eager ops)."""
     return component_time_cdfs(t_ns, pulse), pulse_cdf(t_ns, pulse)

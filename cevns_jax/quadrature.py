@@ -21,11 +21,11 @@ measured error target (``tests/test_accuracy.py``: doubling them changes no bin 
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._pytree import run_once
 
 __all__ = [
     "LOG_PANELS",
@@ -242,17 +242,31 @@ def recoil_ceiling(quenching, smearing, x_top, Z, A, T_lo_MeV, T_hi_MeV):
     return jnp.clip(jax.lax.stop_gradient(T_keV * 1e-3), T_lo_MeV, T_hi_MeV)
 
 
-@partial(jax.jit, static_argnames=("energies",))
-def _edge_recoils_and_widths(target, quenching, smearing, x_observed, energies=None):
+def _source_energies(energies) -> jnp.ndarray:
+    """(E_break, E_end) [MeV] as an array (the π-DAR prompt line and endpoint by default): a traced argument of
+    the load-time programs below, so that every source shares their compilation."""
+    from . import constants as C
+
+    return jnp.asarray(energies or (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL), dtype=jnp.float64)
+
+
+def _padded(x: np.ndarray) -> jnp.ndarray:
+    """``x`` (n ≥ 1,) padded with its last value to a multiple of 32: presets with similar numbers of bin edges
+    share the load-time programs' compilation (each column is computed independently)."""
+    pad = -len(x) % 32
+    return jnp.asarray(np.concatenate([x, np.repeat(x[-1:], pad)]))
+
+
+@run_once
+def _edge_recoils_and_widths(target, quenching, smearing, x_observed, energies):
     """For observed bin edges ``x_observed``: per isotope, the true recoils T [keVnr] whose quenched
     energy they are, the resolution mapped to recoil σ_T [keVnr], T_break and T_end [keVnr], and the
-    smearing width at 1 keVee (0 for an ideal response). One compiled program per detector structure
-    (eagerly this was ~50 small compilations at every experiment load)."""
-    from . import constants as C
+    smearing width at 1 keVee (0 for an ideal response); ``energies``: :func:`_source_energies`. One compiled
+    program per detector structure (eagerly this was ~50 small compilations at every experiment load)."""
     from .kinematics import max_recoil_energy
 
     M = target.mass_MeV
-    E_break, E_end = energies or (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL)
+    E_break, E_end = energies[0], energies[1]
     T_break = max_recoil_energy(E_break, M)[:, None] * 1e3
     T_end = max_recoil_energy(E_end, M)[:, None] * 1e3
     Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
@@ -275,7 +289,8 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges, energie
     x = np.asarray(energy_edges, dtype=float)
     x = x[x > 0]
     T, sigma_T, T_break, T_end, width_1keV = (np.asarray(a) for a in _edge_recoils_and_widths(
-        target, quenching, smearing, jnp.asarray(x if x.size else np.ones(1)), energies=energies))
+        target, quenching, smearing, _padded(x if x.size else np.ones(1)), _source_energies(energies)))
+    T, sigma_T = T[:, :x.size], sigma_T[:, :x.size]
     if width_1keV == 0.0:
         return (0.0,)
     if x.size == 0:
@@ -286,14 +301,14 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges, energie
     return EDGE_SATELLITES if np.any(inside & (sigma_T < SHARPNESS * panel)) else ()
 
 
-@partial(jax.jit, static_argnames=("energies",))
-def _floor_ratio(target, quenching, smearing, x0, energies=None):
-    """Smallest ln(T_break / T_floor) over the isotopes (concrete use in :func:`recoil_log_panels`)."""
-    from . import constants as C
+@run_once
+def _floor_ratio(target, quenching, smearing, x0, energies):
+    """Smallest ln(T_break / T_floor) over the isotopes (concrete use in :func:`recoil_log_panels`;
+    ``energies``: :func:`_source_energies`)."""
     from .kinematics import max_recoil_energy
 
     M = target.mass_MeV
-    T_break = max_recoil_energy(energies[0] if energies else C.E_NU_MU_PROMPT, M)[:, None]
+    T_break = max_recoil_energy(energies[0], M)[:, None]
     Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
     floor = response_floor(quenching, smearing, x0, Z, A, LOWEST_FRACTION * T_break, T_break)
     return jnp.max(jnp.log(T_break / floor))
@@ -308,6 +323,6 @@ def recoil_log_panels(target, quenching, smearing, energy_edges, energies=None) 
     log range than at the build point (the floor moves with thresholds and resolutions), at least 4.
     """
     span = float(_floor_ratio(target, quenching, smearing, jnp.asarray(float(np.asarray(energy_edges)[0])),
-                              energies=energies))
+                              _source_energies(energies)))
     full = -np.log(LOWEST_FRACTION)
     return int(min(LOG_PANELS, max(4, np.ceil(LOG_PANELS * min(1.5 * span, full) / full))))

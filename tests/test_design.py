@@ -209,6 +209,7 @@ def test_limit_gradients_match_finite_differences_through_profiling(limit_checks
     assert_gradients(labels, fd, ad, [signal])
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_limit_without_nuisances_matches_the_forward_model(program):
     """Without nuisances Δχ² is the Poisson deviance of rates.expected_counts (a second path through the
     model) at g′ against g′ = 0; at the returned limit it equals 2.706 and the limit is below the bracket end."""

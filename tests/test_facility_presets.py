@@ -37,11 +37,22 @@ def _cevns(exp, counts) -> float:
     return float(sum(counts[c] for c in exp.source.components).sum())
 
 
+COUNTS_DEFAULT_TIER = ("CCM-Lujan", "ESS-CryoCsI", "JPARC-MLF-CsI")
+"""One preset per new kind of beam (20 Hz Lujan, the ESS flat-top pulse, J-PARC's two bunches) predicts counts in
+the default tier; the others' forward models run in the slow tier (as ``test_rates``' every-preset check)."""
+
+
 @pytest.mark.parametrize("name", NEW_PRESETS)
-def test_new_preset_is_cited_and_predicts_finite_positive_counts(name, presets, jit_counts):
+def test_new_preset_is_cited_at_its_facility(name, presets):
     exp = presets[name]
     assert exp.info.citation and exp.info.assumptions and exp.info.status in ("validation", "planned")
     assert exp.info.facility == NEW_PRESETS[name]
+
+
+@pytest.mark.parametrize("name", [n if n in COUNTS_DEFAULT_TIER else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in NEW_PRESETS])
+def test_new_preset_predicts_finite_positive_counts(name, presets, jit_counts):
+    exp = presets[name]
     counts = jit_counts(exp)
     for key, value in counts.items():
         assert value.dtype == jnp.float64 and np.all(np.isfinite(value)) and np.all(np.asarray(value) >= 0), key

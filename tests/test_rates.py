@@ -27,6 +27,7 @@ def signal(counts):
     return sum(counts[c] for c in COMPONENTS)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_recoil_quadrature_against_dense_trapezoid(presets):
     """The panel Gauss–Legendre grid integrates dR/dT to 1e-5 against a 2e6-point trapezoid rule."""
     exp = presets["COHERENT-CsI-2021"]

@@ -161,6 +161,7 @@ def test_asimov_forecast_properties(presets):
     assert float(shared["joint"]) > prof  # a second detector adds information
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_asimov_profiling_matches_bfgs_on_the_full_model(presets):
     """The cheap profiling (physics once, then 6 scoring steps on arrays) reaches the minimum of the full
     forward model χ²(θ, ν): the same as 30 steps on the full model, and no worse than BFGS (a second,
@@ -229,6 +230,7 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
         assert got == pytest.approx(ref, rel=1e-7)
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_affine_coupling_scan_equals_direct_sterile_evaluation():
     """3+1 mixing with one |U_μ4|²: every rate is linear in P_μμ = 1 − 4|U|²(1 − |U|²)⟨sin²Δ⟩, so the templates
     at |U|² = ½ (strength 1) and without mixing give every |U|² exactly (coupling_scan.affine_coupling_scan):

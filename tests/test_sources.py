@@ -146,6 +146,7 @@ def test_fold_converges(reactor_exp, solar_exp):
         assert float(jnp.max(jnp.abs(one - two)) / jnp.max(two)) < target
 
 
+@pytest.mark.slow  # second-method / exhaustive cross-check: the slow tier (CI runs it)
 def test_energy_moments_regroup_the_node_sum(reactor_exp, solar_exp):
     """The shared-panel moments (whole panels above E_min summed once) equal the direct sum over the nodes of
     ``energy_nodes`` (a second method: every panel clipped at E_min) to rounding, values and E_min-derivatives,

@@ -9,23 +9,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import response as resp
+from .._pytree import run_once
 from ..errors import CevnsInputError
 from ..kinematics import max_recoil_energy
-from ..rates import electron_equivalent_keV
 from ..tomltable import Table
 from .pytrees import Experiment
 
 __all__ = ["largest_signal", "check_reachable"]
 
 
-@jax.jit
 def largest_signal(exp: Experiment, thresholds):
     """Largest mean CEvNS signal [keVee] (quenched T_max at the source's highest energy, E_ν = m_μ/2 for
-    π-DAR, lightest isotope) and the probability that the smearing puts it above each of ``thresholds``
-    (one compiled program)."""
-    T_end = max_recoil_energy(exp.source.recoil_energies_MeV[1], exp.target.mass_MeV)
-    E_max = jnp.max(electron_equivalent_keV(exp, T_end[:, None]))
-    return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: exp.detector.smearing.cdf(x, E_max))(thresholds)
+    π-DAR, lightest isotope), that T_max [MeV] and the probability that the smearing puts the signal above each
+    of ``thresholds``."""
+    det = exp.detector
+    return _largest_signal(exp.target, det.quenching, det.smearing,
+                           jnp.asarray(exp.source.recoil_energies_MeV[1], dtype=jnp.float64), thresholds)
+
+
+@run_once
+def _largest_signal(target, quenching, smearing, E_end_MeV, thresholds):
+    """:func:`largest_signal` from the parts it needs: one compiled program per (target, quenching, smearing)
+    structure, shared by every preset with those parts (the whole experiment was one program per preset)."""
+    T_end = max_recoil_energy(E_end_MeV, target.mass_MeV)
+    E_max = jnp.max(quenching.electron_equivalent_keV(T_end[:, None] * 1e3, target.Z[:, None],
+                                                      (target.Z + target.N)[:, None]))
+    return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: smearing.cdf(x, E_max))(thresholds)
 
 
 def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
@@ -38,7 +47,9 @@ def check_reachable(exp: Experiment, tab: Table, edges: np.ndarray) -> None:
     """
     eff = exp.detector.efficiency
     thresholds = [float(edges[0])] + ([float(eff.threshold)] if isinstance(eff, resp.LogisticEfficiency) else [])
-    E_max, T_end_MeV, above = largest_signal(exp, jnp.asarray(thresholds))
+    padded = thresholds + thresholds[-1:] * (2 - len(thresholds))  # always two: one program for both cases
+    E_max, T_end_MeV, above = largest_signal(exp, jnp.asarray(padded))
+    above = np.asarray(above)[:len(thresholds)]
     smear = exp.detector.smearing
     unit = exp.detector.observable
     x_mean = float(smear.mean_observed(E_max))

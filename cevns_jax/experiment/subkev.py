@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import quenching as Q
 from .. import resolution as S
 from .. import response as resp
+from .._pytree import run_once
 from ..domain import LINDHARD_K_MAX
 from ..errors import CevnsInputError
 from ..nuclei import Target
@@ -174,7 +174,7 @@ def observable_unit(quenching, default: str) -> str:
     return default
 
 
-@jax.jit
+@run_once
 def noise_acceptance(detector):
     """Probability that a zero-energy deposit is counted in the analysis bins (with the efficiency)."""
     return jnp.sum(resp.energy_response(detector.smearing, detector.efficiency, detector.binning, jnp.zeros(1)))
