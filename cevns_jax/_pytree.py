@@ -42,6 +42,24 @@ IEEE arithmetic as the default level (XLA never enables fast-math by default). P
 keep XLA's default level."""
 
 
+def _without_constant_folding(fn: Callable) -> Callable:
+    """``fn`` traced with JAX's eager constant folding off. :func:`run_once` calls its program under
+    ``jax.ensure_compile_time_eval`` (so that a call made while another program is traced runs now), and that
+    setting stays on while the program itself is traced: every operation on constants inside ``fn`` (node
+    tables, spectra, unit conversions) would then run eagerly, one small XLA compilation each; measured, 1–4 s
+    of each experiment's SM reference. The setting is JAX's own (``jax._src.config.eager_constant_folding``, what
+    ``ensure_compile_time_eval`` sets); without it (another JAX release) ``fn`` is traced as it is."""
+    folding = getattr(getattr(getattr(jax, "_src", None), "config", None), "eager_constant_folding", None)
+    if folding is None:
+        return fn
+
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with folding(False):
+            return fn(*args, **kwargs)
+    return traced
+
+
 def run_once(fn: Callable, **jit_kwargs) -> Callable:
     """``fn`` jitted for a few evaluations per input structure: called on concrete inputs it runs as its own
     program compiled with :data:`RUN_ONCE` (also while another program is being traced: it is evaluated then,
@@ -49,9 +67,9 @@ def run_once(fn: Callable, **jit_kwargs) -> Callable:
     it); called on traced inputs (inside ``grad``, ``vmap`` or ``jit`` of its inputs) it is an ordinary
     nested ``jax.jit``. ``fn`` must not close over traced values."""
     try:
-        once = jax.jit(fn, compiler_options=RUN_ONCE, **jit_kwargs)
+        once = jax.jit(_without_constant_folding(fn), compiler_options=RUN_ONCE, **jit_kwargs)
     except TypeError:  # a jax release without per-program compiler options: XLA's default level
-        once = jax.jit(fn, **jit_kwargs)
+        once = jax.jit(_without_constant_folding(fn), **jit_kwargs)
     nested = jax.jit(fn, **jit_kwargs)
 
     @functools.wraps(fn)
