@@ -32,12 +32,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import releases
-from .._pytree import pytree_dataclass, replace, static_field
+from .._pytree import pytree_dataclass, replace, run_once, static_field
 from ..errors import CevnsInputError
 from ..experiment import load_experiment
 from ..models.darkmatter import CHANNEL_NUISANCES
@@ -152,10 +151,10 @@ def _shape_names(analysis: BinnedAnalysis) -> tuple:
     return shape_names(analysis.nuisances)
 
 
-@jax.jit
+@run_once
 def _signal_shape(analysis: BinnedAnalysis) -> Morph:
     """The SM CEvNS template in data space and its log-derivatives, compiled once per release (op by
-    op the derivatives of a release's model take tens of seconds)."""
+    op the derivatives of a release's model take tens of seconds) and evaluated once (``run_once``)."""
     return log_derivatives(lambda nu: _exact_parts(analysis, {}, nu, None)[0], _shape_names(analysis))
 
 
