@@ -242,40 +242,47 @@ def recoil_ceiling(quenching, smearing, x_top, Z, A, T_lo_MeV, T_hi_MeV):
     return jnp.clip(jax.lax.stop_gradient(T_keV * 1e-3), T_lo_MeV, T_hi_MeV)
 
 
-def _source_energies(energies) -> jnp.ndarray:
-    """(E_break, E_end) [MeV] as an array (the π-DAR prompt line and endpoint by default): a traced argument of
-    the load-time programs below, so that every source shares their compilation."""
+def _recoil_survey(target, quenching, smearing, energy_edges, energies=None) -> dict:
+    """The concrete detector facts behind the static recoil-grid choices (:func:`sharp_response_satellites`,
+    :func:`recoil_log_panels`), as NumPy arrays, from one compiled program per detector structure (target,
+    quenching and smearing kinds, isotope count) shared by every preset with that structure: the source's
+    (E_break, E_end) enter as values (π-DAR prompt line and endpoint by default) and the bin edges padded to a
+    multiple of 32 with the last one (each column is computed alone). Both choices call it with the same
+    arguments, so the second call reuses the first's program."""
     from . import constants as C
 
-    return jnp.asarray(energies or (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL), dtype=jnp.float64)
-
-
-def _padded(x: np.ndarray) -> jnp.ndarray:
-    """``x`` (n ≥ 1,) padded with its last value to a multiple of 32: presets with similar numbers of bin edges
-    share the load-time programs' compilation (each column is computed independently)."""
-    pad = -len(x) % 32
-    return jnp.asarray(np.concatenate([x, np.repeat(x[-1:], pad)]))
+    edges = np.asarray(energy_edges, dtype=float)
+    x = edges[edges > 0]
+    padded = x if x.size else np.ones(1)
+    padded = np.concatenate([padded, np.repeat(padded[-1:], -padded.size % 32)])
+    E = jnp.asarray(energies or (C.E_NU_MU_PROMPT, C.E_NU_MAX_MICHEL), dtype=jnp.float64)
+    out = {k: np.asarray(v) for k, v in _survey(target, quenching, smearing, jnp.asarray(padded),
+                                                 jnp.asarray(edges[0]), E).items()}
+    out["T"], out["sigma_T"], out["n_edges"] = out["T"][:, :x.size], out["sigma_T"][:, :x.size], x.size
+    return out
 
 
 @run_once
-def _edge_recoils_and_widths(target, quenching, smearing, x_observed, energies):
-    """For observed bin edges ``x_observed``: per isotope, the true recoils T [keVnr] whose quenched
-    energy they are, the resolution mapped to recoil σ_T [keVnr], T_break and T_end [keVnr], and the
-    smearing width at 1 keVee (0 for an ideal response); ``energies``: :func:`_source_energies`. One compiled
-    program per detector structure (eagerly this was ~50 small compilations at every experiment load)."""
+def _survey(target, quenching, smearing, x_observed, x0, energies):
+    """:func:`_recoil_survey`'s program. For observed bin edges ``x_observed``: per isotope, the true recoils
+    T [keVnr] whose quenched energy they are, the resolution mapped to recoil σ_T [keVnr], T_break and T_end
+    [keVnr], the smearing width at 1 keVee (0 for an ideal response), and the smallest ln(T_break / T_floor) over
+    the isotopes for the lowest edge ``x0`` (:func:`response_floor`)."""
     from .kinematics import max_recoil_energy
 
     M = target.mass_MeV
-    E_break, E_end = energies[0], energies[1]
-    T_break = max_recoil_energy(E_break, M)[:, None] * 1e3
-    T_end = max_recoil_energy(E_end, M)[:, None] * 1e3
+    T_break = max_recoil_energy(energies[0], M)[:, None] * 1e3
+    T_end = max_recoil_energy(energies[1], M)[:, None] * 1e3
     Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
     per_keV = smearing.mean_observed(jnp.asarray(1.0))  # observed units per keVee
     E_keV = jnp.maximum(x_observed, 1e-300)[None, :] / per_keV
     T = recoil_of_quenched_keV(quenching, E_keV, Z, A, LOWEST_FRACTION * T_break, T_end)
     _, dE_dT = jax.jvp(lambda t: quenching.electron_equivalent_keV(t, Z, A), (T,), (jnp.ones_like(T),))
     sigma_T = smearing.width_observed(E_keV) / (per_keV * jnp.maximum(dE_dT, 1e-300))
-    return T, sigma_T, T_break, T_end, smearing.width_observed(jnp.asarray(1.0))
+    T_break_MeV = T_break * 1e-3
+    floor = response_floor(quenching, smearing, x0, Z, A, LOWEST_FRACTION * T_break_MeV, T_break_MeV)
+    return {"T": T, "sigma_T": sigma_T, "T_break": T_break, "T_end": T_end,
+            "width_1keV": smearing.width_observed(jnp.asarray(1.0)), "floor_ratio": jnp.max(jnp.log(T_break_MeV / floor))}
 
 
 def sharp_response_satellites(target, quenching, smearing, energy_edges, energies=None) -> tuple[float, ...]:
@@ -286,32 +293,16 @@ def sharp_response_satellites(target, quenching, smearing, energy_edges, energie
     edge, mapped to true recoil (σ_T = σ_x / (dx/dT)), is narrower than the base recoil panel there gets
     :data:`EDGE_SATELLITES`; a broader one needs no breakpoints ``()``.
     """
-    x = np.asarray(energy_edges, dtype=float)
-    x = x[x > 0]
-    T, sigma_T, T_break, T_end, width_1keV = (np.asarray(a) for a in _edge_recoils_and_widths(
-        target, quenching, smearing, _padded(x if x.size else np.ones(1)), _source_energies(energies)))
-    T, sigma_T = T[:, :x.size], sigma_T[:, :x.size]
-    if width_1keV == 0.0:
+    s = _recoil_survey(target, quenching, smearing, energy_edges, energies)
+    T, sigma_T, T_break, T_end = s["T"], s["sigma_T"], s["T_break"], s["T_end"]
+    if s["width_1keV"] == 0.0:
         return (0.0,)
-    if x.size == 0:
+    if s["n_edges"] == 0:
         return ()
     ratio = np.exp(-np.log(LOWEST_FRACTION) / LOG_PANELS) - 1.0
     panel = np.where(T < T_break, T * ratio, (T_end - T_break) / LINEAR_PANELS)
     inside = (T > LOWEST_FRACTION * T_break) & (T < T_end)
     return EDGE_SATELLITES if np.any(inside & (sigma_T < SHARPNESS * panel)) else ()
-
-
-@run_once
-def _floor_ratio(target, quenching, smearing, x0, energies):
-    """Smallest ln(T_break / T_floor) over the isotopes (concrete use in :func:`recoil_log_panels`;
-    ``energies``: :func:`_source_energies`)."""
-    from .kinematics import max_recoil_energy
-
-    M = target.mass_MeV
-    T_break = max_recoil_energy(energies[0], M)[:, None]
-    Z, A = target.Z[:, None], (target.Z + target.N)[:, None]
-    floor = response_floor(quenching, smearing, x0, Z, A, LOWEST_FRACTION * T_break, T_break)
-    return jnp.max(jnp.log(T_break / floor))
 
 
 def recoil_log_panels(target, quenching, smearing, energy_edges, energies=None) -> int:
@@ -322,7 +313,6 @@ def recoil_log_panels(target, quenching, smearing, energy_edges, energies=None) 
     ratio needs fewer. The count keeps each panel's ratio at most 1.62 for a floor 1.5 times lower in
     log range than at the build point (the floor moves with thresholds and resolutions), at least 4.
     """
-    span = float(_floor_ratio(target, quenching, smearing, jnp.asarray(float(np.asarray(energy_edges)[0])),
-                              _source_energies(energies)))
+    span = float(_recoil_survey(target, quenching, smearing, energy_edges, energies)["floor_ratio"])
     full = -np.log(LOWEST_FRACTION)
     return int(min(LOG_PANELS, max(4, np.ceil(LOG_PANELS * min(1.5 * span, full) / full))))
