@@ -110,3 +110,20 @@ def test_fit_and_data_limit_entry_points_compile_once(csi2017):
     assert second == 0  # (the fixture's load compiled it already)
     first, second = twice(lambda: limits.DataLimit(_lmu, analysis=csi2017, reference_steps=4).chi2_min)
     assert first > 0 and second == 0
+
+
+def test_a_run_once_program_is_one_compilation(ge):
+    """An experiment's SM reference (a program evaluated once per structure) on binnings no other test uses is one
+    XLA compilation each: the operations on constants inside it (quadrature nodes, spectra, unit conversions) are
+    compiled into it, not run eagerly one small program at a time while it is traced (the constant folding that
+    ``ensure_compile_time_eval`` turns on for the call is off inside the program's own trace)."""
+    from cevns_jax.stats.forecast import experiment_reference
+
+    for n_bins in (5, 9):  # a second structure: the first's eager operations would be cached for shapes they share
+        exp = replace(ge, detector=replace(ge.detector, binning=replace(
+            ge.detector.binning, energy_edges=jnp.linspace(1.0, 15.0, n_bins + 1))))
+        with compilations() as seen:
+            experiment_reference(exp, ("quenching_k",))
+        # the program, and JAX placing its large constants (a few broadcasts); measured 6 and 4 (89 and 23 with the
+        # operations on constants run eagerly)
+        assert seen.count("jit(experiment_reference)") == 1 and len(seen) <= 8, seen
