@@ -127,3 +127,18 @@ def test_a_run_once_program_is_one_compilation(ge):
         # the program, and JAX placing its large constants (a few broadcasts); measured 6 and 4 (89 and 23 with the
         # operations on constants run eagerly)
         assert seen.count("jit(experiment_reference)") == 1 and len(seen) <= 8, seen
+
+
+def test_load_time_checks_compile_once_per_detector_structure():
+    """A second experiment with the same kinds of target, quenching and smearing (other bin edges, baseline) is
+    loaded without compiling its load-time checks again (the recoil-grid survey and the largest-signal check take
+    the detector's parts, not the experiment: measured 1 small program against 3 with a program per experiment)."""
+    import copy
+
+    data = read_toml(PRESET_DIR / "COH-Ge-mini.toml", "experiment")
+    experiment_from_dict(copy.deepcopy(data), label="first.toml", base=PRESET_DIR)
+    other = copy.deepcopy(data)
+    other["bins"]["energy_edges"], other["detector"]["baseline_m"] = [2.0, 3.0, 5.0, 8.0, 12.0], 25.0
+    with compilations() as seen:
+        experiment_from_dict(other, label="second.toml", base=PRESET_DIR)
+    assert len(seen) <= 1, seen
