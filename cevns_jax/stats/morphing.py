@@ -71,10 +71,11 @@ def channel_log_derivatives(counts_of: Callable[[dict], dict], names: tuple, cha
     name}) stored so that its nuisance scales it exactly (:meth:`Morph.at`). One forward pass."""
     names = tuple(names)
     zero = {k: jnp.zeros((), dtype=jnp.float64) for k in names}
-    order = list(jax.eval_shape(counts_of, zero))  # component names, traced abstractly (no computation)
+    order = []  # the component names, in the order of the one trace of counts_of (below)
 
     def stacked(v):
         parts = counts_of(v)  # one evaluation of every component
+        order[:] = list(parts)  # a second trace (an eval_shape first) would double the cost of building the program
         return jnp.stack([parts[k] for k in order])
 
     if names:
