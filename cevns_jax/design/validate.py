@@ -10,12 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import constants as C
 from .. import response as resp
 from .._pytree import replace, require_x64
 from ..errors import CevnsInputError
-from ..kinematics import max_recoil_energy
-from ..rates import electron_equivalent_keV
+from ..experiment.checks import largest_signal
 from .transforms import Interval, LogInterval
 from .variables import Design, apply_variables, budget_mass_kg, check_structure, initial_params, realise, to_physical
 
@@ -48,9 +46,10 @@ def check_tables(design: Design, experiments) -> None:
 # Validation on concrete values (never inside a trace)
 # ----------------------------------------------------------------------------------------------
 def largest_signal_keVee(exp):
-    """Largest quenched recoil energy [keVee]: T_max at E_ν = m_μ/2 on the lightest isotope."""
-    T_end = max_recoil_energy(C.E_NU_MAX_MICHEL, exp.target.mass_MeV)
-    return float(jnp.max(electron_equivalent_keV(exp, T_end[:, None])))
+    """Largest quenched recoil energy [keVee]: T_max at the source's endpoint (E_ν = m_μ/2 for π-DAR) on the
+    lightest isotope; the loader's check (:func:`cevns_jax.experiment.checks.largest_signal`), one compiled program
+    per detector structure."""
+    return float(largest_signal(exp, jnp.zeros(2))[0])
 
 
 def check_experiments(experiments) -> None:
