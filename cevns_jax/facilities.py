@@ -18,13 +18,16 @@ near or below its free nucleon–nucleon threshold at these beams, and no publis
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 
 from . import constants as C
-from .errors import CevnsInputError
+from .errors import CevnsInputError, DataFileError
+from .releases import data_path, read_table
 from .source import ProtonPulse, Source
 
 
@@ -60,6 +63,9 @@ class Facility:
     """π⁻ stopped (and captured) per proton (dark-matter production, π⁻p → nV); prior ``piminus_rel_uncertainty``."""
     piminus_rel_uncertainty: float = 0.0
     piminus_source: str = ""
+    pi0_momentum_table: str = ""
+    """Facility whose π⁰ rapidity histogram (``data/mesons/pi0_rapidity_<name>.txt``, GEANT4) gives this one's π⁰
+    speeds (π⁰ decays in flight, :func:`pi0_rapidity_nodes`); empty: π⁰ decay at rest."""
 
     def protons_per_year(self) -> float:
         """Protons on target in one year of ``beam_hours_per_year`` at the nominal power."""
@@ -163,7 +169,7 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Pulse mean 0.70 μs in the 2017 release's time coordinate, from the release's tabulated prompt "
             "arrival-time PDF (pyCEvNS uses 0.7 μs).",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
-            pi0_source=_PI0_GEANT + " Taken at 0.957 GeV (4% below 1 GeV, inside the 15%).",
+            pi0_source=_PI0_GEANT + " Taken at 0.957 GeV (4% below 1 GeV, inside the 15%).", pi0_momentum_table="SNS",
             **_channels(PI0_SNS_1GEV, 1.0),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
@@ -171,7 +177,7 @@ FACILITIES: dict[str, Facility] = {
             "SNS-2020", 0.9965, 1.4, 60.0, 0.09, 0.10, 150.0, 440.0,
             sources="COHERENT CENNS-10 release (arXiv:2006.12659, LArParametersAnlA.yaml): 0.09 ± 0.009 ν/flavour/proton, "
             "13.8e22 POT = 6.12 GWh (⇒ E_p = 0.9965 GeV), pulse mean 440 ± 200 ns, σ = 150 ns.",
-            pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15, pi0_source=_PI0_GEANT,
+            pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15, pi0_source=_PI0_GEANT, pi0_momentum_table="SNS",
             **_channels(PI0_SNS_1GEV, 1.0),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
@@ -181,7 +187,7 @@ FACILITIES: dict[str, Facility] = {
             "= 13.99 GWh (⇒ E_p = 0.983 GeV). " + _SNS_PULSE,
             assumptions="Pulse mean set per experiment (the 2021 release's time origin).",
             pi0_per_proton=PI0_SNS_1GEV, pi0_rel_uncertainty=0.15,
-            pi0_source=_PI0_GEANT + " Taken at 0.983 GeV (2% below 1 GeV, inside the 15%).",
+            pi0_source=_PI0_GEANT + " Taken at 0.983 GeV (2% below 1 GeV, inside the 15%).", pi0_momentum_table="SNS",
             **_channels(PI0_SNS_1GEV, 1.0),
             target_station=SNS_FIRST_TARGET_STATION,
         ),
@@ -192,14 +198,14 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Yield 0.13 ν/flavour/proton at 1.3 GeV: the yield grows with proton energy (COHERENT, "
             "arXiv:2109.11049); 0.12–0.13 is the commonly quoted range and a power law through 0.0875 at 1 GeV and "
             "0.3 at 2 GeV gives 0.14. Prior widened to 15%.",
-            **_pi0_scaled(0.13, "no published π⁰ yield at 1.3 GeV.", 1.3),
+            **_pi0_scaled(0.13, "no published π⁰ yield at 1.3 GeV.", 1.3), pi0_momentum_table="SNS",
             target_station=SNS_FIRST_TARGET_STATION,
         ),
         Facility(
             "SNS-STS", 1.3, 0.7, 15.0, 0.13, 0.15, 150.0, 0.0,
             sources="SNS Second Target Station: 1.3 GeV, 700 kW, 15 Hz (one pulse in four), tungsten target.",
             assumptions="Yield taken equal to the FTS value at 1.3 GeV (tungsten vs mercury target not modelled).",
-            **_pi0_scaled(0.13, "no published π⁰ yield for the STS tungsten target.", 1.3),
+            **_pi0_scaled(0.13, "no published π⁰ yield for the STS tungsten target.", 1.3), pi0_momentum_table="SNS",
             target_station="SNS-STS",
         ),
         Facility(
@@ -210,7 +216,7 @@ FACILITIES: dict[str, Facility] = {
             "its edges Gaussian with σ = 1 μs (ASSUMED: the linac current rises within microseconds; the muon "
             "lifetime, 2.2 μs, smooths the delayed edges more). 5000 beam hours per year.",
             pulse_flat_top_ns=2.86e6,
-            **_pi0_scaled(0.3, "no published π⁰ yield for the ESS tungsten target at 2 GeV.", 2.0),
+            **_pi0_scaled(0.3, "no published π⁰ yield for the ESS tungsten target at 2 GeV.", 2.0), pi0_momentum_table="JPARC-MLF",
         ),
         Facility(
             "CSNS", 1.6, 0.1, 25.0, round(nu_per_proton_power_law(1.6), 3), 0.25, 30.0, 0.0, (0.0, 410.0),
@@ -222,7 +228,7 @@ FACILITIES: dict[str, Facility] = {
             "1 GeV and 0.3 at 2 GeV) at 1.6 GeV, 25% prior (no published CSNS yield). Two equal bunches per pulse "
             "(harmonic number 2), 410 ns apart: half the revolution period of the 227.92 m ring at 1.6 GeV (409 ns); "
             "each a Gaussian of σ = 30 ns (ASSUMED).",
-            **_pi0_scaled(round(nu_per_proton_power_law(1.6), 3), "no published π⁰ yield at 1.6 GeV.", 1.6),
+            **_pi0_scaled(round(nu_per_proton_power_law(1.6), 3), "no published π⁰ yield at 1.6 GeV.", 1.6), pi0_momentum_table="SNS",
         ),
         Facility(
             "Lujan", 0.8, 0.1, 20.0, round(nu_per_proton_power_law(0.8), 3), 0.30, 123.0, 0.0,
@@ -232,7 +238,7 @@ FACILITIES: dict[str, Facility] = {
             assumptions="Pulse: a Gaussian of FWHM 290 ns (σ = 123 ns). Yield from the package's power law in proton "
             "energy (nu_per_proton_power_law) at 0.8 GeV, 30% prior: CCM's own simulated yield of the Lujan target "
             "is not re-read here.",
-            **_pi0_scaled(round(nu_per_proton_power_law(0.8), 3), "CCM's own π⁰ yield of the Lujan target is not re-read here.", 0.8),
+            **_pi0_scaled(round(nu_per_proton_power_law(0.8), 3), "CCM's own π⁰ yield of the Lujan target is not re-read here.", 0.8), pi0_momentum_table="Lujan",
         ),
         Facility(
             "J-PARC-MLF", 3.0, 1.0, 25.0, 0.485, 0.35, 42.5, 0.0, (0.0, 540.0),
@@ -242,10 +248,52 @@ FACILITIES: dict[str, Facility] = {
             "per proton (one ν_e per μ⁺ decay at rest), ±35%.",
             assumptions="Each bunch a Gaussian of FWHM 100 ns (σ = 42.5 ns), equal weights (docs/physics.md §1.3). "
             "The bunch spacing is JSNS²'s 540 ns; half the RCS revolution period at 3 GeV is 598 ns.",
-            **_pi0_scaled(0.485, "no published π⁰ yield of the MLF mercury target at 3 GeV.", 3.0),
+            **_pi0_scaled(0.485, "no published π⁰ yield of the MLF mercury target at 3 GeV.", 3.0), pi0_momentum_table="JPARC-MLF",
         ),
     )
 }
+
+
+PI0_MOMENTUM_TABLES = {
+    "SNS": "SNS mercury target, ~1 GeV (COHERENT)",
+    "Lujan": "LANSCE Lujan tungsten target, 800 MeV (CCM)",
+    "JPARC-MLF": "J-PARC MLF mercury target, 3 GeV (JSNS²)",
+}
+"""π⁰ rapidity histograms shipped (``data/mesons/pi0_rapidity_<key>.txt``: a GEANT4 simulation of each target, the
+one of Dutta et al., arXiv:1906.10745 and arXiv:2006.09386, from pyCEvNS; provenance in each header). A facility
+without its own takes the nearest beam energy's, an ASSUMPTION: SNS-PPU, SNS-STS (1.3 GeV) and CSNS (1.6 GeV, tungsten)
+the SNS's, the ESS (2 GeV, tungsten) J-PARC's; a higher beam energy makes faster π⁰, so the first three are too
+slow and the ESS's too fast (docs/physics.md §4.3)."""
+RAPIDITY_BINS = 192
+"""Rapidity bins every histogram is padded to (with empty bins), so that every facility shares one program shape."""
+
+
+@functools.cache
+def _rapidity_histogram(key: str) -> tuple:
+    path = data_path(f"mesons/pi0_rapidity_{key}.txt")
+    rows = read_table(path, 3, nonnegative_columns=(0, 1, 2))
+    if not (np.all(rows[:, 1] > rows[:, 0]) and np.all(rows[1:, 0] == rows[:-1, 1])) or rows.shape[0] > RAPIDITY_BINS:
+        raise DataFileError(f"{path}: rapidity bins must be contiguous, increasing and at most {RAPIDITY_BINS}")
+    if rows[:, 2].sum() <= 0:
+        raise DataFileError(f"{path}: no π⁰ counted")
+    return tuple(map(tuple, rows))
+
+
+def pi0_rapidity_nodes(facility_name: str, nodes_per_bin: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
+    """π⁰ rapidities y = asinh(|p|/m_π⁰) and weights (Σ = 1) of facility ``facility_name``'s π⁰ (its
+    ``pi0_momentum_table``), ``nodes_per_bin`` Gauss–Legendre nodes in each histogram bin (the density flat in a
+    bin), padded with weight-0 nodes to :data:`RAPIDITY_BINS` × ``nodes_per_bin``; None: π⁰ at rest (no table)."""
+    key = get_facility(facility_name).pi0_momentum_table
+    if not key:
+        return None
+    rows = np.asarray(_rapidity_histogram(key))
+    x, w = np.polynomial.legendre.leggauss(nodes_per_bin)
+    lo, hi, counts = rows[:, :1], rows[:, 1:2], rows[:, 2:]
+    y = lo + 0.5 * (hi - lo) * (x + 1.0)
+    weight = counts * 0.5 * w / counts.sum()
+    pad = (RAPIDITY_BINS - rows.shape[0]) * nodes_per_bin
+    y = np.concatenate([y.ravel(), np.full(pad, float(hi[-1, 0]))])  # padding: real speeds, weight 0
+    return y, np.concatenate([weight.ravel(), np.zeros(pad)])
 
 
 def target_station(name: str) -> str:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import constants as C
-from ._pytree import require_x64
+from ._pytree import replace, require_x64
 from .kinematics import max_recoil_energy
 from .nuclei import units_per_kg
 from .quadrature import LOWEST_FRACTION, panel_nodes, recoil_ceiling, response_breakpoints, response_floor
@@ -276,6 +276,8 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     if invisible_recoils(experiment):
         return {c: _zero_counts(experiment) for c in D.channels(dm)}
     dm = D.at_source(dm, experiment.source)
+    if dm.pi0_rapidity is not None and experiment.detector.binning.refine > 1:  # the in-flight lab boxes refine too
+        dm = replace(dm, pi0_lab_boxes=max(dm.pi0_lab_boxes, experiment.detector.binning.refine * D.LAB_BOXES))
     names = D.channels(dm)
     M = experiment.target.mass_MeV
     boxes = None if names == ("table",) else D.channel_boxes(dm)  # (n_channels, K)

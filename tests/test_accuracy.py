@@ -303,13 +303,15 @@ def _dark_matter_doubled(name: str, model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,m_chi,particle,rtol", [("COHERENT-CsI-2021", 20.0, "scalar", 1e-4),
+@pytest.mark.parametrize("name,m_chi,particle,rtol", [("COHERENT-CsI-2021", 20.0, "scalar", 1e-3),
                                                        ("COH-Ar-750", 60.0, "scalar", 1e-3),
                                                        ("COH-CryoCsI-10kg", 150.0, "dirac", 1e-3),
                                                        ("COH-CryoCsI-10kg", 240.0, "scalar", 1e-3)])
 def test_doubling_every_quadrature_for_dark_matter(name, m_chi, particle, rtol):
-    """Dark-matter counts (m_V = 3m_χ) per bin holding > 1e-3 of the largest (or > 1 event): < 1e-4 for a light
-    χ; < 1e-3 (docs/physics.md §4.3) where the χ box reaches far above the detector's range (η → γV on shell
+    """Dark-matter counts (m_V = 3m_χ) per bin holding > 1e-3 of the largest (or > 1 event): < 1e-3 for a light
+    χ, whose π⁰ decay in flight: the 33 flat lab boxes of the in-flight spectrum (doubled with the rest) are the
+    largest error, 5.5e-4 at 20 MeV on CsI-2021 (with 66 lab boxes in both, every other quadrature doubled changes
+    the bins by 3.4e-6; at rest the test held to 1e-4; docs/physics.md §4.3, "Mesons in flight"); < 1e-3 where the χ box reaches far above the detector's range (η → γV on shell
     at m_χ = 60 MeV: the recoil panels stop at the response ceiling; without it 1.9e-3 on Ar) and for a slow
     χ (m_χ ≥ 150 MeV: the late time bins, whose time of flight ∝ E/p − 1 varies fastest near E_min(T); with
     the χ-energy map in E rather than ln p, 5e-3 on CryoCsI)."""

@@ -157,8 +157,10 @@ def test_channel_counts_gradient_matches_finite_differences(channel_program):
 def test_sharp_response_derivative_on_fixed_recoil_nodes(presets):
     """COH-Ge-mini (a resolution sharper than a recoil panel): its dark-matter recoil nodes stay put when the
     quenching moves (the bin-edge breakpoints carry no derivative, docs/physics.md §4.3), and the derivative in
-    quenching_k still equals central differences of the counts, to 1e-4 of the largest log-derivative in bins
-    holding > 1e-3 of the largest."""
+    quenching_k still equals central differences of the counts, to 3e-4 of the largest log-derivative in bins
+    holding > 1e-3 of the largest (measured 1.5e-4 with the π⁰ in flight, whose 33 lab boxes put kinks in the recoil
+    spectrum between panel edges, so the difference quotient sees the quadrature error move with the bin-edge
+    breakpoints; 8e-6 with the π⁰ at rest)."""
     import jax
 
     from cevns_jax.nuisances import apply_nuisances
@@ -173,4 +175,4 @@ def test_sharp_response_derivative_on_fixed_recoil_nodes(presets):
     big = N[0] > 1e-3 * N[0].max()
     logd_fd, logd = ((N[1] - N[2]) / (2 * h))[big] / N[0][big], dN[0][big] / N[0][big]
     assert np.max(np.abs(logd)) > 1.0  # the quenching matters here
-    np.testing.assert_allclose(logd, logd_fd, atol=1e-4 * np.max(np.abs(logd)))
+    np.testing.assert_allclose(logd, logd_fd, atol=3e-4 * np.max(np.abs(logd)))

@@ -1,6 +1,6 @@
 """Accelerator-produced light dark matter through a vector portal (docs/physics.md §4.3).
 
-Production (mesons at rest), three channels, each a component with its own spectrum:
+Production, three channels, each a component with its own spectrum:
 
 * ``pi0``: π⁰ → γχχ̄ through an on- or off-shell V (:mod:`.dm_production`): dBR/ds =
   2κ(1 − s/M²)³ BR(π⁰→γγ) √sΓ(V*→χχ̄)/(π|s − m_V² + i m_VΓ_V|²), κ = ε² (dark photon) or α_B/α
@@ -12,7 +12,9 @@ Production (mesons at rest), three channels, each a component with its own spect
   and p_V/p_γ the two-body phase-space ratio (dark photon only), BR(V → χχ̄) = 1.
 
 Fluence Φ_χ = 2 f_meson BR N_POT/(4πL²) per channel, BR the χχ̄ pairs per meson (:func:`pair_branching_ratio`;
-isotropic at-rest approximation). χ is taken isotropic in the χχ̄ (V) rest frame, so each χχ̄ mass gives a
+the flux averaged over directions). The π⁰ decay in flight with the speeds of their facility's GEANT4 sample
+(:mod:`.dm_flight`: the rest-frame boxes below boosted and averaged over directions, as flat lab boxes); η and
+stopped π⁻ at rest. χ is taken isotropic in the χχ̄ (V) rest frame, so each χχ̄ mass gives a
 flat χ energy box in the lab; the meson channels sum the boxes of the s-quadrature nodes, π⁻ capture has one,
 E_± = E_V/2 ± (p_V/m_V) p* (:func:`on_shell_energy_box`). Every kinematic end is smooth in the masses
 ((1 − s/M²)³, β³ and p_V vanish there), so gradients exist in the whole domain; a channel above its own end
@@ -32,7 +34,7 @@ Domain: m_χ > 0, m_V > 0, 2m_χ < m_η (the η decay is the last channel open; 
 negative mass would silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
 either sign (only ε² enters). Concrete values outside the domain raise
 :class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
-Not modelled: mesons decaying in flight, proton bremsstrahlung, the sin²θ* χ distribution of a transverse V,
+Not modelled: η decaying in flight, the detector's angle to the beam, proton bremsstrahlung, the sin²θ* χ distribution of a transverse V,
 off-shell V in π⁻ capture.
 """
 
@@ -45,14 +47,15 @@ import numpy as np
 from .. import constants as C
 from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError, domain_checked
-from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS
+from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS, pi0_rapidity_nodes
+from . import dm_flight as _F
 from . import dm_production as _P
 
 __all__ = [
     "PI0_PER_PROTON", "CHANNELS", "CHANNEL_NUISANCES", "E_GAMMA_PIMINUS_CAPTURE", "ENERGY_NODES", "DarkMatter",
     "dark_matter", "at_source", "channels", "scale_channels", "benchmark_Y", "epsilon_from_Y",
     "mediator_kinematics", "branching_ratio", "pair_branching_ratio", "on_shell_energy_box",
-    "ChiBoxes", "chi_boxes", "channel_boxes", "box_range", "energy_box", "max_recoil", "min_energy", "dsigma_dT",
+    "LAB_BOXES", "ChiBoxes", "chi_boxes", "channel_boxes", "box_range", "energy_box", "max_recoil", "min_energy", "dsigma_dT",
     "yield_per_proton", "fluence", "energy_nodes", "time_of_flight_delay_ns",
 ]
 
@@ -65,6 +68,9 @@ CHANNEL_NUISANCES = {"eta": "eta", "piminus": "piminus"}
 """Channel → the nuisance that scales its yield alone (log-normal, :mod:`cevns_jax.nuisances`); ``pi0`` scales all."""
 E_GAMMA_PIMINUS_CAPTURE = ((C.M_PION_CHARGED + C.M_PROTON) ** 2 - C.M_NEUTRON**2) / (2 * (C.M_PION_CHARGED + C.M_PROTON))
 """Photon energy of π⁻p → nγ at rest [MeV] (129.4): the reference momentum p_γ of the π⁻-capture phase space."""
+LAB_BOXES = _P.S_NODES + 1
+"""Flat lab boxes of the in-flight π⁰ spectrum (:mod:`.dm_flight`): as many as the rest-frame boxes, so the three
+channels keep one shape (× ``Binning.refine`` in the convergence tests, the other channels padded)."""
 ENERGY_NODES = 32
 """Nodes of the χ-energy integral at each recoil (× ``Binning.refine`` in the convergence tests): product-integration
 nodes on a channel's box mixture (:func:`energy_nodes`), Gauss–Legendre on a tabulated spectrum."""
@@ -81,6 +87,9 @@ class DarkMatter:
     compiled program (values other than 0 and 1 are not physical; the constructor gives only those).
     ``pi0_from_facility`` (static): the yields of every channel follow the facility of the experiment
     (:func:`at_source`) instead of being the user's own numbers.
+    ``pi0_rapidity``, ``pi0_rapidity_weight``: the π⁰ rapidities and their weights (Σ = 1) when π⁰ decay in flight
+    (:mod:`.dm_flight`; set by :func:`at_source` from the facility's GEANT4 histogram); None: at rest.
+    ``pi0_at_rest`` (static): keep the π⁰ at rest at every facility (the model of earlier releases).
     Optionally a tabulated χ spectrum replaces the at-rest π⁰ model: energies ``spectrum_E_MeV``, a
     density ``spectrum_pdf`` (any normalisation; linearly interpolated) and ``spectrum_yield`` χ per
     proton per unit coupling² (ε², or α_B) — e.g. from a Monte Carlo with π⁰ decays in flight.
@@ -98,11 +107,18 @@ class DarkMatter:
     piminus_per_proton: jnp.ndarray = PIMINUS_TO_PI0_SNS * PI0_SNS_1GEV
     dirac: jnp.ndarray = 0.0
     leptophobic: jnp.ndarray = 0.0
+    pi0_rapidity: jnp.ndarray | None = None
+    pi0_rapidity_weight: jnp.ndarray | None = None
     pi0_from_facility: bool = static_field(default=False)
+    pi0_at_rest: bool = static_field(default=False)
+    pi0_lab_boxes: int = static_field(default=0)
+    """Flat lab boxes of the in-flight π⁰ spectrum (0: as many as the rest-frame boxes, ``dm_production.S_NODES`` + 1;
+    more in the convergence tests, the other channels padded with empty boxes)."""
 
 
 def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=None, particle="scalar",
-                pi0_per_proton=None, spectrum=None, eta_per_proton=None, piminus_per_proton=None) -> DarkMatter:
+                pi0_per_proton=None, spectrum=None, eta_per_proton=None, piminus_per_proton=None,
+                pi0_at_rest=False) -> DarkMatter:
     """Dark photon (``epsilon``) or leptophobic (``alpha_B``) dark matter; m_V defaults to 3 m_χ.
 
     Yields: all three None (default) take those of each experiment's facility (``facilities.FACILITIES[…]``,
@@ -110,6 +126,8 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     defaulting to the SNS ratios to π⁰ (``facilities.ETA_TO_PI0_SNS``, ``PIMINUS_TO_PI0_SNS``) times the π⁰
     yield (itself defaulting to the SNS value); 0 switches a channel off.
     ``spectrum = (E_MeV, pdf, yield_per_proton_per_coupling2)`` replaces the at-rest π⁰ production.
+    π⁰ decay in flight with the speeds of each experiment's facility (:func:`at_source`,
+    ``facilities.pi0_rapidity_nodes``) unless ``pi0_at_rest`` (or the facility has no π⁰ momentum table).
     """
     if particle not in ("scalar", "dirac"):
         raise CevnsInputError(f"dark-matter particle must be 'scalar' or 'dirac', got {particle!r}")
@@ -147,21 +165,29 @@ def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=N
     piminus = PIMINUS_TO_PI0_SNS * pi0 if piminus_per_proton is None else piminus_per_proton
     return DarkMatter(f(m_chi_MeV), f(m_V), f(epsilon if alpha_B is None else alpha_B), f(alpha_D), f(pi0),
                       *table, f(eta), f(piminus), f(float(particle == "dirac")), f(float(alpha_B is not None)),
-                      pi0_from_facility=follow)
+                      pi0_from_facility=follow, pi0_at_rest=bool(pi0_at_rest))
 
 
 def at_source(dm: DarkMatter, source) -> DarkMatter:
-    """``dm`` with the π⁰, η and π⁻ yields of the facility that ``source`` comes from (its ``name``).
+    """``dm`` with the π⁰, η and π⁻ yields of the facility that ``source`` comes from (its ``name``), and the
+    speeds of its π⁰ (``pi0_rapidity``: π⁰ decay in flight, ``facilities.pi0_rapidity_nodes``).
 
-    Only for a model built without its own ``pi0_per_proton`` (``dm.pi0_from_facility``); a source that
-    is no facility preset (``name`` not in ``FACILITIES``) keeps the model's yield. The result holds the
-    facility's yields as its own (``pi0_from_facility`` False), so a later call, or :func:`scale_channels` before
-    :func:`cevns_jax.rates.dark_matter_channel_counts`, keeps them. Idempotent.
+    Yields only for a model built without its own ``pi0_per_proton`` (``dm.pi0_from_facility``); speeds for
+    every model without its own and not ``pi0_at_rest`` (none for a tabulated spectrum, which replaces the π⁰
+    model). A source that is no facility preset (``name`` not in ``FACILITIES``) keeps the model's. The result
+    holds the facility's values as its own (``pi0_from_facility`` False), so a later call, or
+    :func:`scale_channels` before :func:`cevns_jax.rates.dark_matter_channel_counts`, keeps them. Idempotent.
     """
     facility = FACILITIES.get(source.name)
-    if not dm.pi0_from_facility or facility is None:
+    if facility is None:
         return dm
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+    if dm.pi0_rapidity is None and not dm.pi0_at_rest and dm.spectrum_E_MeV is None:
+        nodes = pi0_rapidity_nodes(source.name)
+        if nodes is not None:
+            dm = replace(dm, pi0_rapidity=f(nodes[0]), pi0_rapidity_weight=f(nodes[1]))
+    if not dm.pi0_from_facility:
+        return dm
     return replace(dm, pi0_per_proton=f(facility.pi0_per_proton), eta_per_proton=f(facility.eta_per_proton),
                    piminus_per_proton=f(facility.piminus_per_proton), pi0_from_facility=False)
 
@@ -284,7 +310,23 @@ def _meson_boxes(dm: DarkMatter, masses_MeV, strengths, yields) -> ChiBoxes:
     lo, hi, b = jax.vmap(one)(jnp.asarray(masses_MeV))
     total = jnp.sum(b, axis=-1)  # exactly 0 for a closed channel
     pairs = jnp.stack(strengths) * total
-    return ChiBoxes(lo, hi, b / jnp.where(total != 0, total, 1.0)[:, None], pairs, 2.0 * jnp.stack(yields) * pairs)
+    w = b / jnp.where(total != 0, total, 1.0)[:, None]
+    if dm.pi0_rapidity is not None and masses_MeV[0] == _MESON_MASS["pi0"]:  # π⁰ in flight: lab boxes
+        k = max(dm.pi0_lab_boxes or LAB_BOXES, lo.shape[-1])
+        lab = _F.in_flight_boxes(lo[0], hi[0], w[0], dm.m_chi_MeV, dm.pi0_rapidity, dm.pi0_rapidity_weight, k)
+        lo, hi, w = _pad_boxes(lo, hi, w, k)
+        is_open = total[0] != 0  # a closed π⁰ channel keeps its (empty) rest boxes: their edges stay above m_χ
+        lo, hi, w = (x.at[0].set(jnp.where(is_open, y, x[0])) for x, y in zip((lo, hi, w), lab))
+    return ChiBoxes(lo, hi, w, pairs, 2.0 * jnp.stack(yields) * pairs)
+
+
+def _pad_boxes(lower, upper, weight, k: int):
+    """Boxes (…, K) padded to (…, k): copies of the last box's edges with weight 0."""
+    extra = k - weight.shape[-1]
+    if extra == 0:
+        return lower, upper, weight
+    edge = lambda x: jnp.concatenate([x, jnp.repeat(x[..., -1:], extra, axis=-1)], axis=-1)  # noqa: E731
+    return edge(lower), edge(upper), jnp.concatenate([weight, jnp.zeros(weight.shape[:-1] + (extra,))], axis=-1)
 
 
 def chi_boxes(dm: DarkMatter, channel: str = "pi0") -> ChiBoxes:
