@@ -24,8 +24,11 @@ LO, HI, W = np.array([11.0, 20.0, 30.0]), np.array([40.0, 25.0, 60.0]), np.array
 Y, YW = np.array([0.3, 1.1]), np.array([0.6, 0.4])  # two meson rapidities
 
 
+_BOOSTED_CDF = jax.jit(boosted_cdf)  # one compilation per shape, not one per eager operation
+
+
 def _cdf(E):
-    return np.asarray(boosted_cdf(jnp.asarray(E), M_CHI, LO, HI, W, Y, YW))
+    return np.asarray(_BOOSTED_CDF(jnp.asarray(E), M_CHI, LO, HI, W, Y, YW))
 
 
 def _rest_moment(power):
@@ -88,9 +91,9 @@ def test_at_rest_limit_and_lab_boxes():
     boxes keep the total (Σ w), start at E = m and end at the highest lab energy."""
     E = np.array([15.0, 22.0, 35.0, 50.0])
     rest = np.sum(W * np.clip((E[:, None] - LO) / (HI - LO), 0, 1), axis=1)
-    np.testing.assert_allclose(np.asarray(boosted_cdf(E, M_CHI, LO, HI, W, np.array([1e-6]), np.array([1.0]))),
+    np.testing.assert_allclose(np.asarray(_BOOSTED_CDF(E, M_CHI, LO, HI, W, np.array([1e-6]), np.array([1.0]))),
                                rest, atol=1e-6)
-    lo, hi, w = (np.asarray(x) for x in in_flight_boxes(LO, HI, W, M_CHI, Y, YW, 33))
+    lo, hi, w = (np.asarray(x) for x in jax.jit(in_flight_boxes, static_argnums=6)(LO, HI, W, M_CHI, Y, YW, 33))
     assert lo[0] == M_CHI and np.all(hi > lo) and np.all(lo[1:] == hi[:-1])
     assert hi[-1] == pytest.approx(np.cosh(1.1) * 60 + np.sinh(1.1) * np.sqrt(60**2 - M_CHI**2), rel=1e-12)
     assert w.sum() == pytest.approx(1.0, rel=1e-12) and np.all(w >= -1e-15)
@@ -156,3 +159,18 @@ def test_in_flight_counts_are_differentiable_in_the_masses(csi_pi0):
         e = jnp.zeros(2).at[k].set(h)
         fd = (float(total(x + e)) - float(total(x - e))) / (2 * h)
         assert grad[k] == pytest.approx(fd, rel=1e-4)
+
+
+def test_model_file_chooses_the_pi0_motion(tmp_path):
+    """``[dark_matter] pi0_motion = "rest"`` keeps the at-rest model; the default is flight; a typo is named."""
+    from cevns_jax.errors import CevnsInputError
+    from cevns_jax.models.config import load_model
+
+    def model(extra):
+        path = tmp_path / "dm.toml"
+        path.write_text(f"[dark_matter]\nm_chi_MeV = 10.0\nY = 1e-11\n{extra}", encoding="utf-8")
+        return load_model(path)[1].dark_matter
+
+    assert not model("").pi0_at_rest and model('pi0_motion = "rest"').pi0_at_rest
+    with pytest.raises(CevnsInputError, match="pi0_motion"):
+        model('pi0_motion = "boosted"')

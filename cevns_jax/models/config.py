@@ -7,7 +7,8 @@ universal | b_minus_l | lmu_ltau | general, mass_MeV, g — or g_nu, g_u, g_d fo
 ``[nsi]`` (entries such as ee_u = 0.1, emu_d = 0.02), ``[em]`` (magnetic_moment_muB,
 charge_radius_cm2, millicharge_e: a number or [e, μ, τ]), ``[sterile]`` (dm2_eV2, Ue4_sq, Umu4_sq, Utau4_sq,
 baseline_spread_m), ``[dark_matter]`` (m_chi_MeV, m_V_MeV (default 3 m_χ), epsilon or Y or alpha_B,
-alpha_D (0.5), particle, pi0_per_proton, eta_per_proton, piminus_per_proton (default: the facility's yields)), ``[scalar]`` (mass_MeV, g,
+alpha_D (0.5), particle, pi0_per_proton, eta_per_proton, piminus_per_proton (default: the facility's yields),
+pi0_motion ("flight", the facility's GEANT4 π⁰ speeds, or "rest")), ``[scalar]`` (mass_MeV, g,
 optional g_q). Unknown tables or fields are errors naming the field.
 """
 
@@ -94,7 +95,8 @@ def model_from_dict(data: dict, label: str = "<model>"):
             raise CevnsInputError(f"{t.where}: give exactly one of epsilon, Y or alpha_B")
         pi0 = t.number("pi0_per_proton", positive=True) if t.has("pi0_per_proton") else None  # None: the facility's
         own = {k: t.number(k, nonnegative=True) for k in ("eta_per_proton", "piminus_per_proton") if t.has(k)}
-        kw = dict(particle=t.text("particle", "scalar", choices=("scalar", "dirac")), pi0_per_proton=pi0, **own)
+        kw = dict(particle=t.text("particle", "scalar", choices=("scalar", "dirac")), pi0_per_proton=pi0, **own,
+                  pi0_at_rest=t.text("pi0_motion", "flight", choices=("flight", "rest")) == "rest")
         with _named(t):
             if given[0] == "alpha_B":
                 parts["dark_matter"] = dark_matter(m_chi, m_V, alpha_D=alpha_D,
