@@ -299,7 +299,7 @@ def test_tabulated_dark_matter_spectrum_reproduces_the_box(presets):
     exp = presets["COH-Ar-750"]
     eps = 1e-4
     # the π⁰ channel alone; α_D = 1e-9: the on-shell box (off-shell parts O(Γ_V/m_V) ~ 1e-11)
-    box = dark_matter(10.0, 30.0, eps, 1e-9, eta_per_proton=0.0, piminus_per_proton=0.0)
+    box = dark_matter(10.0, 30.0, eps, 1e-9, eta_per_proton=0.0, piminus_per_proton=0.0, pi0_at_rest=True)
     lo, hi = (float(x) for x in dmod.on_shell_energy_box(box))
     E = np.linspace(lo, hi, 50)
     pi0 = dmod.at_source(box, exp.source).pi0_per_proton  # the facility's yield, as rates.dark_matter_counts takes it

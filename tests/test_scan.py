@@ -220,7 +220,8 @@ def test_dark_matter_coupling_scan_equals_direct_evaluation(presets):
     # finder (scipy's Brent method) on the direct Δχ²
     from scipy.optimize import brentq
 
-    root = np.exp(brentq(lambda ly: float(one(np.exp(ly))) - 2.706, np.log(3e-11), np.log(3e-10), xtol=1e-13))
+    k = int(np.argmax(np.asarray(direct) > 2.706))  # the raster's bracket [Ys[k − 1], Ys[k]]
+    root = np.exp(brentq(lambda ly: float(one(np.exp(ly))) - 2.706, np.log(Ys[k - 1]), np.log(Ys[k]), xtol=1e-13))
     crossings = np.asarray(fast_all["ge@crossings"])
     assert int(fast_all["ge@brackets"]) == 1 and np.isfinite(crossings).sum() == 1
     assert crossings[0] == pytest.approx(root, rel=1e-8)
