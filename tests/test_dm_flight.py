@@ -174,3 +174,21 @@ def test_model_file_chooses_the_pi0_motion(tmp_path):
     assert not model("").pi0_at_rest and model('pi0_motion = "rest"').pi0_at_rest
     with pytest.raises(CevnsInputError, match="pi0_motion"):
         model('pi0_motion = "boosted"')
+
+
+def test_boosted_cdf_under_vmap_and_grad():
+    """vmap over the χ mass equals the loop; d F/d y (a meson's rapidity) and d F/d m against central differences."""
+    E = jnp.array([20.0, 45.0, 90.0])
+    masses = jnp.array([8.0, 10.0])
+    batched = jax.jit(jax.vmap(lambda m: boosted_cdf(E, m, LO, HI, W, Y, YW)))(masses)
+    for k, m in enumerate(masses):
+        np.testing.assert_allclose(np.asarray(batched[k]), np.asarray(_BOOSTED_CDF(E, m, LO, HI, W, Y, YW)), rtol=1e-13)
+
+    def f(x):  # x = (rapidity of the first meson, m_χ)
+        return jnp.sum(boosted_cdf(E, x[1], LO, HI, W, jnp.stack([x[0], Y[1]]), YW))
+
+    x = jnp.array([0.3, 10.0])
+    grad = np.asarray(jax.jit(jax.grad(f))(x))
+    for k, h in enumerate((1e-6, 1e-5)):
+        step = jnp.zeros(2).at[k].set(h)
+        assert grad[k] == pytest.approx((float(f(x + step)) - float(f(x - step))) / (2 * h), rel=1e-6, abs=1e-9)
