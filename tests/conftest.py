@@ -128,15 +128,15 @@ def batched_jvp():
 
 
 HEAVIEST_FIRST = (
-    "test_models.py", "test_sources.py", "test_accuracy.py", "test_rates.py", "test_toys.py", "test_fits.py",
-    "test_dm_offshell.py", "test_dm_channels.py", "test_likelihood.py", "test_electron.py", "test_subkev.py",
-    "test_design.py", "test_scan.py", "test_transforms.py", "test_source.py", "test_inelastic.py",
-    "test_solar_presets.py", "test_facility_presets.py", "test_relic.py", "test_xsec.py", "test_d2o.py",
-    "test_jobs.py", "test_runtime.py", "test_physics_config.py", "test_reactor_presets.py", "test_response.py",
-    "test_compile_once.py", "test_germanium.py", "test_inputs.py",
+    "test_models.py", "test_sources.py", "test_accuracy.py", "test_rates.py", "test_dm_offshell.py",
+    "test_likelihood.py", "test_toys.py", "test_fits.py", "test_electron.py", "test_subkev.py", "test_scan.py",
+    "test_dm_channels.py", "test_inelastic.py", "test_source.py", "test_design.py", "test_transforms.py",
+    "test_solar_presets.py", "test_facility_presets.py", "test_relic.py", "test_compile_once.py", "test_xsec.py",
+    "test_d2o.py", "test_response.py", "test_physics_config.py", "test_jobs.py", "test_reactor_presets.py",
+    "test_runtime.py", "test_inputs.py", "test_germanium.py", "test_dm_flight.py",
 )
 """A scheduling hint, nothing else: the test modules that took longest (default tier, ``--durations=0``
-summed per module, 2026-11-29, session 17), in that order. pytest-xdist hands each worker whole modules (``--dist loadfile``) as it runs
+summed per module, 2026-11-29, session 18), in that order. pytest-xdist hands each worker whole modules (``--dist loadfile``) as it runs
 short of work, in collection order (``--no-loadscope-reorder``; its default order is by number of tests,
 which queued the few-test, compile-heavy modules last, one worker finishing them alone while the other
 idled): the longest start first, the many short ones fill the gaps. Modules not listed follow in their

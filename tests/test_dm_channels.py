@@ -137,6 +137,7 @@ def test_channel_counts_null_point_reach_and_nuisances(channel_program):
     assert shifted[3] == pytest.approx(shifted[:3].sum(), rel=1e-12)
 
 
+@pytest.mark.slow  # a finite-difference (second-method) check: the slow tier (CI runs it)
 def test_channel_counts_gradient_matches_finite_differences(channel_program):
     """∂N_c/∂m_χ (m_V = 3m_χ moves every kinematic end) against central differences at m_χ = 10, 40, 100 MeV, with
     ∂N_c/∂ε = 4N_c/ε (N ∝ ε⁴ per channel) in the same directional derivative."""
@@ -154,6 +155,7 @@ def test_channel_counts_gradient_matches_finite_differences(channel_program):
                 assert along_m == pytest.approx(fd_m[c], rel=2e-4, abs=1e-9 * N[i, c] / m_chi), (c, m_chi)
 
 
+@pytest.mark.slow  # a finite-difference (second-method) check: the slow tier (CI runs it)
 def test_sharp_response_derivative_on_fixed_recoil_nodes(presets):
     """COH-Ge-mini (a resolution sharper than a recoil panel): its dark-matter recoil nodes stay put when the
     quenching moves (the bin-edge breakpoints carry no derivative, docs/physics.md §4.3), and the derivative in
