@@ -4,7 +4,7 @@
 
 90% CL upper limits on Y = ε² α_D (m_χ/m_V)⁴ (scalar χ, α_D = 0.5, m_V = 3 m_χ) from the released COHERENT CsI
 2021 data (:class:`cevns_jax.stats.limits.DataLimit`, the SM best fit as reference, every nuisance profiled,
-including ``pi0``, ``eta`` and ``piminus``), for the π⁰ → γχχ̄, η → γχχ̄ (through an on- or off-shell V) and
+including ``pi0``, ``eta`` and ``piminus``), for the π⁰ → γχχ̄ (in flight), η → γχχ̄ (through an on- or off-shell V) and
 π⁻p → nV (on shell) channels alone and summed (docs/physics.md §4.3), from m_χ = 1 MeV to ``M_MAX`` = 250 MeV
 (past the on-shell end m_η/3 = 182.6 MeV the η decays through an off-shell V, open to m_η/2 = 273.9 MeV). The counts are ∝ Y² at fixed
 masses, so the templates are computed once per (mass, channel set) and the crossing Δχ² = 2.706 is solved in
@@ -46,11 +46,11 @@ RELEASE = "COHERENT-CsI-2021"
 FACILITY = FACILITIES["SNS-2021"]
 SETS = {  # (π⁰, η, π⁻) switches of each curve
     "combined": (1.0, 1.0, 1.0),
-    "π⁰ → γχχ̄": (1.0, 0.0, 0.0),
+    "π⁰ → γχχ̄ (in flight)": (1.0, 0.0, 0.0),
     "η → γχχ̄": (0.0, 1.0, 0.0),
     "π⁻p → nV": (0.0, 0.0, 1.0),
 }
-ENDS = {"combined": C.M_ETA / 2, "π⁰ → γχχ̄": C.M_PION_NEUTRAL / 2, "η → γχχ̄": C.M_ETA / 2,
+ENDS = {"combined": C.M_ETA / 2, "π⁰ → γχχ̄ (in flight)": C.M_PION_NEUTRAL / 2, "η → γχχ̄": C.M_ETA / 2,
         "π⁻p → nV": (C.M_PION_CHARGED + C.M_PROTON - C.M_NEUTRON) / 3}
 """m_χ where each channel ends: 2m_χ = M for a meson decay (off-shell V), m_V = 3m_χ at its end for π⁻ capture."""
 M_MAX = 250.0
@@ -59,7 +59,7 @@ BATCH = 4
 """(mass, channel set) points per compiled evaluation."""
 Y_RASTER = np.geomspace(1e-14, 1e-2, 37)
 """Raster of Y that brackets each crossing (the in-program solver refines it to 1e-9 in ln Y)."""
-STYLE = {"combined": dict(color="k", lw=2.2), "π⁰ → γχχ̄": dict(color="#1f77b4", ls="--", lw=1.5),
+STYLE = {"combined": dict(color="k", lw=2.2), "π⁰ → γχχ̄ (in flight)": dict(color="#1f77b4", ls="--", lw=1.5),
          "η → γχχ̄": dict(color="#d62728", ls="-.", lw=1.5), "π⁻p → nV": dict(color="#2ca02c", ls=":", lw=1.8)}
 
 
