@@ -287,7 +287,8 @@ def on_shell_energy_box(dm: DarkMatter, channel: str = "pi0"):
 
 @pytree_dataclass
 class ChiBoxes:
-    """A production channel's χ energy spectrum at rest as a mixture of flat boxes: edges ``lower_MeV``,
+    """A production channel's χ energy spectrum in the lab as a mixture of flat boxes (at rest; π⁰ in flight: the lab boxes
+    of :mod:`.dm_flight`): edges ``lower_MeV``,
     ``upper_MeV`` and ``weight`` of shape (…, K) (Σ weight = 1 for an open channel; the s-quadrature's remainder
     weights may be negative; padding boxes have weight 0), ``pairs_per_decay`` the χχ̄ pairs per meson (per
     stopped π⁻) and ``chi_per_proton`` = 2 × that × the channel's yield per proton."""
