@@ -14,6 +14,9 @@ The other production channels of dark matter (docs/physics.md §4.3) are tied to
 facility: stopped π⁻ per proton with the GEANT ratio of the SNS mercury target (:data:`PIMINUS_TO_PI0_SNS`),
 and η per proton with an energy-dependent η/π⁰ ratio (:func:`eta_to_pi0`, an assumption: the η is produced
 near or below its free nucleon–nucleon threshold at these beams, and no published yield was found).
+
+The π⁰ speeds (π⁰ decaying in flight, :mod:`cevns_jax.models.dm_flight`) come from GEANT4 rapidity histograms of
+three targets (:data:`PI0_MOMENTUM_TABLES`, :func:`pi0_rapidity_nodes`); each facility names the one it uses.
 """
 
 from __future__ import annotations
