@@ -34,7 +34,7 @@ def _cdf(E):
 
 
 def _rest_moment(power):
-    """⟨E*^power⟩ and ⟨p*²⟩-weighted moments of the flat rest boxes (exact polynomials)."""
+    """⟨E*^power⟩ of the flat rest boxes (exact polynomials)."""
     return float(np.sum(W * (HI ** (power + 1) - LO ** (power + 1)) / ((power + 1) * (HI - LO))))
 
 

@@ -112,8 +112,8 @@ class DarkMatter:
     pi0_from_facility: bool = static_field(default=False)
     pi0_at_rest: bool = static_field(default=False)
     pi0_lab_boxes: int = static_field(default=0)
-    """Flat lab boxes of the in-flight π⁰ spectrum (0: as many as the rest-frame boxes, ``dm_production.S_NODES`` + 1;
-    more in the convergence tests, the other channels padded with empty boxes)."""
+    """Flat lab boxes of the in-flight π⁰ spectrum: at least :data:`LAB_BOXES` (as many as the rest-frame boxes);
+    more in the convergence tests, the other channels padded with empty boxes."""
 
 
 def dark_matter(m_chi_MeV, m_V_MeV=None, epsilon=None, alpha_D=0.5, *, alpha_B=None, particle="scalar",
@@ -300,25 +300,27 @@ class ChiBoxes:
     chi_per_proton: jnp.ndarray
 
 
-def _meson_boxes(dm: DarkMatter, masses_MeV, strengths, yields) -> ChiBoxes:
-    """The χ boxes of mesons of ``masses_MeV`` (vectorised over them: shapes (n, K)). The weights are normalised
-    with the coupling-free s-weights (never ∝ ε², which may be ~1e-300 at Y = 0: their square would underflow in
-    the derivative of the ratio)."""
+def _meson_boxes(dm: DarkMatter, channels: tuple) -> ChiBoxes:
+    """The χ boxes of the meson ``channels`` (``pi0``, ``eta``; vectorised over them: shapes (n, K)), the π⁰ row
+    as lab boxes when its π⁰ decay in flight (:mod:`.dm_flight`; the other rows padded to the same count). The
+    weights are normalised with the coupling-free s-weights (never ∝ ε², which may be ~1e-300 at Y = 0: their
+    square would underflow in the derivative of the ratio)."""
     def one(M):
         s, b = _P.pair_mass_nodes(M, dm.m_chi_MeV, dm.m_V_MeV, dm.alpha_D, dm.dirac, _P.S_NODES)
         return (*_P.pair_energy_boxes(M, s, dm.m_chi_MeV), b)
 
-    lo, hi, b = jax.vmap(one)(jnp.asarray(masses_MeV))
+    lo, hi, b = jax.vmap(one)(jnp.asarray([_MESON_MASS[c] for c in channels]))
     total = jnp.sum(b, axis=-1)  # exactly 0 for a closed channel
-    pairs = jnp.stack(strengths) * total
+    pairs = jnp.stack([_meson_strength(dm, c) for c in channels]) * total
     w = b / jnp.where(total != 0, total, 1.0)[:, None]
-    if dm.pi0_rapidity is not None and masses_MeV[0] == _MESON_MASS["pi0"]:  # π⁰ in flight: lab boxes
-        k = max(dm.pi0_lab_boxes or LAB_BOXES, lo.shape[-1])
-        lab = _F.in_flight_boxes(lo[0], hi[0], w[0], dm.m_chi_MeV, dm.pi0_rapidity, dm.pi0_rapidity_weight, k)
+    if dm.pi0_rapidity is not None and "pi0" in channels:  # π⁰ in flight: lab boxes
+        row, k = channels.index("pi0"), max(dm.pi0_lab_boxes, LAB_BOXES)
+        lab = _F.in_flight_boxes(lo[row], hi[row], w[row], dm.m_chi_MeV, dm.pi0_rapidity, dm.pi0_rapidity_weight, k)
         lo, hi, w = _pad_boxes(lo, hi, w, k)
-        is_open = total[0] != 0  # a closed π⁰ channel keeps its (empty) rest boxes: their edges stay above m_χ
-        lo, hi, w = (x.at[0].set(jnp.where(is_open, y, x[0])) for x, y in zip((lo, hi, w), lab))
-    return ChiBoxes(lo, hi, w, pairs, 2.0 * jnp.stack(yields) * pairs)
+        is_open = total[row] != 0  # a closed π⁰ channel keeps its (empty) rest boxes: their edges stay above m_χ
+        lo, hi, w = (x.at[row].set(jnp.where(is_open, y, x[row])) for x, y in zip((lo, hi, w), lab))
+    yields = jnp.stack([yield_per_proton(dm, c) for c in channels])
+    return ChiBoxes(lo, hi, w, pairs, 2.0 * yields * pairs)
 
 
 def _pad_boxes(lower, upper, weight, k: int):
@@ -337,7 +339,7 @@ def chi_boxes(dm: DarkMatter, channel: str = "pi0") -> ChiBoxes:
     computed already (each would otherwise rebuild it); :func:`channel_boxes` gives all channels at once."""
     _check_channel(channel)
     if channel in _MESON_MASS:
-        both = _meson_boxes(dm, [_MESON_MASS[channel]], [_meson_strength(dm, channel)], [yield_per_proton(dm, channel)])
+        both = _meson_boxes(dm, (channel,))
         return jax.tree.map(lambda x: x[0], both)
     lo, hi = on_shell_energy_box(dm, channel)
     pairs = branching_ratio(dm, channel)
@@ -347,8 +349,7 @@ def chi_boxes(dm: DarkMatter, channel: str = "pi0") -> ChiBoxes:
 def channel_boxes(dm: DarkMatter) -> ChiBoxes:
     """The χ boxes of every channel of :data:`CHANNELS`, stacked: shapes (3, K) (π⁻ capture's one box padded with
     copies of weight 0), so the channels can be computed in one vectorised program."""
-    mesons = _meson_boxes(dm, [_MESON_MASS["pi0"], _MESON_MASS["eta"]], [_meson_strength(dm, c) for c in ("pi0", "eta")],
-                          [yield_per_proton(dm, c) for c in ("pi0", "eta")])
+    mesons = _meson_boxes(dm, ("pi0", "eta"))
     capture = chi_boxes(dm, "piminus")
     k = mesons.lower_MeV.shape[-1]
     padded = ChiBoxes(jnp.broadcast_to(capture.lower_MeV, (k,)), jnp.broadcast_to(capture.upper_MeV, (k,)),

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from .dm_production import _safe_sqrt
+
 __all__ = ["PLACEMENT_POINTS", "boosted_cdf", "in_flight_boxes"]
 PLACEMENT_POINTS = 64
 """Points on which the lab CDF is evaluated to place the lab box edges (placement only: the masses are exact)."""
-
-
-def _safe_sqrt(x):
-    return jnp.sqrt(jnp.maximum(x, 1e-300))
 
 
 def _acosh_ratio(x, m):
