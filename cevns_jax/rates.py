@@ -132,10 +132,13 @@ def events_per_recoil_node(experiment, sm=None, model=None):
 
 def electron_equivalent_keV(experiment, T_MeV):
     """Quenched energy [keVee] of recoils T [MeV] on each isotope (shape (n_iso, n_T))."""
-    tgt = experiment.target
-    return experiment.detector.quenching.electron_equivalent_keV(
-        T_MeV * 1e3, tgt.Z[:, None], (tgt.Z + tgt.N)[:, None]
-    )
+    return isotope_electron_equivalent_keV(experiment.target, experiment.detector.quenching, T_MeV)
+
+
+def isotope_electron_equivalent_keV(target, quenching, T_MeV):
+    """:func:`electron_equivalent_keV` from the parts it needs (a target and a quenching model), for programs
+    compiled once per (target, quenching) structure rather than per experiment."""
+    return quenching.electron_equivalent_keV(T_MeV * 1e3, target.Z[:, None], (target.Z + target.N)[:, None])
 
 
 def recoil_response(experiment, T_MeV, shared: bool = False):

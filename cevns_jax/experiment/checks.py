@@ -12,6 +12,7 @@ from .. import response as resp
 from .._pytree import run_once
 from ..errors import CevnsInputError
 from ..kinematics import max_recoil_energy
+from ..rates import isotope_electron_equivalent_keV
 from ..tomltable import Table
 from .pytrees import Experiment
 
@@ -32,8 +33,7 @@ def _largest_signal(target, quenching, smearing, E_end_MeV, thresholds):
     """:func:`largest_signal` from the parts it needs: one compiled program per (target, quenching, smearing)
     structure, shared by every preset with those parts (the whole experiment was one program per preset)."""
     T_end = max_recoil_energy(E_end_MeV, target.mass_MeV)
-    E_max = jnp.max(quenching.electron_equivalent_keV(T_end[:, None] * 1e3, target.Z[:, None],
-                                                      (target.Z + target.N)[:, None]))
+    E_max = jnp.max(isotope_electron_equivalent_keV(target, quenching, T_end[:, None]))
     return E_max, jnp.max(T_end), 1.0 - jax.vmap(lambda x: smearing.cdf(x, E_max))(thresholds)
 
 
