@@ -58,7 +58,7 @@ __all__ = [
     "list_presets", "load_experiment", "FACILITIES", "make_target", "cevns_counts", "expected_counts", "total_cevns",
     "COMPONENTS", "ReactorSource", "make_reactor", "SolarSource", "make_solar", "TabulatedSource",
     "make_tabulated_source", "StandardModel", "standard_model", "enable_x64", "enable_compilation_cache", "CACHE_ENV",
-    "fast_cpu_compilation", "CPU_COMPILE_FLAGS", "XLA_DEFAULTS_ENV",
+    "fast_cpu_compilation", "CPU_COMPILE_FLAGS", "FLAGS_VERIFIED_JAXLIB", "XLA_DEFAULTS_ENV",
     "__version__",
 ]
 
@@ -102,7 +102,10 @@ the same run time (measured with jaxlib 0.10.2 on 2 CPU cores: three presets' fo
 the Ar-750 scan program 4.0 → 3.0 s with 0.95 → 0.89 s run; README, Speed). Results are unchanged: the
 emitters generate the same arithmetic (the test suite runs with the flag)."""
 
-_FLAGS_VERIFIED_FROM = (0, 10)  # the first jaxlib these flags were measured with; older ones are left alone
+FLAGS_VERIFIED_JAXLIB = ((0, 10),)
+"""jaxlib releases (major, minor) whose XLA knows :data:`CPU_COMPILE_FLAGS` (measured with 0.10.2). Any other
+release is left alone: XLA aborts the process on a flag it does not know, and jaxlib 0.11.2 no longer knows
+``--xla_cpu_use_fusion_emitters`` (seen on a GPU machine, session 19)."""
 
 
 def fast_cpu_compilation() -> bool:
@@ -110,8 +113,8 @@ def fast_cpu_compilation() -> bool:
 
     XLA reads ``XLA_FLAGS`` when its backend starts, so call this before the first computation (the command
     line, the ``scans/`` jobs and the test suite do; the library alone never does). A flag already present in
-    ``XLA_FLAGS`` is kept as the user set it; ``CEVNS_JAX_XLA_DEFAULTS=0`` opts out, and jaxlib releases older
-    than the one the flags were measured with are left alone (an unknown XLA flag aborts the process).
+    ``XLA_FLAGS`` is kept as the user set it; ``CEVNS_JAX_XLA_DEFAULTS=0`` opts out, and jaxlib releases other
+    than those in :data:`FLAGS_VERIFIED_JAXLIB` are left alone (an unknown XLA flag aborts the process).
     Returns whether the flags are in ``XLA_FLAGS``.
     """
     if os.environ.get(XLA_DEFAULTS_ENV, "").lower() in ("0", "off", "no", "false"):
@@ -122,7 +125,7 @@ def fast_cpu_compilation() -> bool:
         version = tuple(int(p) for p in jaxlib.__version__.split(".")[:2])
     except ValueError:
         return False
-    if version < _FLAGS_VERIFIED_FROM:
+    if version not in FLAGS_VERIFIED_JAXLIB:
         return False
     flags = os.environ.get("XLA_FLAGS", "")
     extra = [f for f in CPU_COMPILE_FLAGS if f.split("=")[0] not in flags]

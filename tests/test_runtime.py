@@ -52,3 +52,19 @@ def test_fast_cpu_compilation_flags_opt_out_and_user_settings():
     name = flag.split("=")[0]
     user = _run(code, {"XLA_FLAGS": f"{name}=true", "CEVNS_JAX_XLA_DEFAULTS": ""})
     assert user.returncode == 0 and user.stdout.split("\n")[1] == f"{name}=true"
+
+
+def test_fast_cpu_compilation_leaves_unverified_jaxlib_alone(monkeypatch):
+    """A jaxlib whose XLA may not know the flags (0.11.2 aborts on --xla_cpu_use_fusion_emitters) or an
+    unparsable version gets no flags: XLA_FLAGS stays as the user set it."""
+    import jaxlib
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    monkeypatch.setenv("CEVNS_JAX_XLA_DEFAULTS", "")
+    for version in ("0.11.2", "0.9.1", "1.0.0", "dev"):
+        monkeypatch.setattr(jaxlib, "__version__", version)
+        assert cevns_jax.fast_cpu_compilation() is False
+        assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+    monkeypatch.setattr(jaxlib, "__version__", "0.10.2")
+    assert cevns_jax.fast_cpu_compilation() is True
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=1", *cevns_jax.CPU_COMPILE_FLAGS]
