@@ -1,34 +1,36 @@
 """Where Wilks fails: coverage of the Wilks region and Feldman–Cousins regions for a 3+1 sterile neutrino.
 
-    python scans/coverage.py [--grid 10] [--toys 200] [--steps 4] [--csi-grid 8] [--csi-toys 100] [--csi-steps 8] [--csi2017 results/fc_csi2017]
-                             [--out figures] [--results results/coverage]
+    python scans/coverage.py [--grid 10] [--toys 200] [--steps 4] [--csi-grid 8] [--csi-toys 100] [--csi-steps 8]
+                             [--chunk N] [--csi2017 results/fc_csi2017] [--out figures] [--results results/coverage]
 
-Two (Δm²₄₁, |U_μ4|²) planes (log grids, ``--grid``² and ``--csi-grid``² hypotheses, Δm²₄₁ 0.1–100 eV²,
-|U_μ4|² 0.003–0.5; each plane is stored in ``--results`` as it finishes and reused by a rerun with the same
-settings and package source):
+Two (Δm²₄₁, sin²2θ_μμ) planes (log grids, ``--grid``² and ``--csi-grid``² hypotheses, Δm²₄₁ 0.1–100 eV²,
+sin²2θ_μμ = 4|U_μ4|²(1 − |U_μ4|²) 0.01–1, i.e. |U_μ4|² 0.0025–0.5):
 
 * COH-Ar-750 (3 SNS years, every preset nuisance profiled), observed = the SM Asimov data (the expected
   region: what a null experiment excludes);
 * COHERENT-CsI-2021, observed = the released data (its release fit: AC counts constrain the steady
   state, every release nuisance profiled, flux prior 10%, as in the main job's data limits).
 
-The statistic at a hypothesis θ_h is FC's t(θ_h) = χ²(θ_h, ν̂̂) − min_{θ′} χ²(θ′, ν̂), the minimum taken
-over the grid *and* the no-oscillation point (U = 0: every Δm²), each χ² profiled over every nuisance
-(``--steps`` / ``--csi-steps`` projected Fisher-scoring steps, :func:`cevns_jax.stats.minimise.fit_box`; convergence flags
-counted). Toys at θ_h are generated as in :mod:`cevns_jax.stats.toys` (Poisson counts at the nuisances
-profiled on the observed data, auxiliary measurements fluctuated; keys ``toy_key(seed, h, i)``), with a
-:class:`~cevns_jax.stats.toys.ToyModel` whose parameter of interest is the grid index (templates computed
-once per Δm² and combined exactly along |U_μ4|²: oscillations are the expensive part of the model). Per hypothesis:
+The statistic at a hypothesis θ_h is FC's t(θ_h) = χ²(θ_h, ν̂̂) − min_{θ′} χ²(θ′, ν̂) with the *global* best fit:
+the minimum over every Δm² row of the plane of fits with sin²2θ_μμ free in [0, 1] (so the no-oscillation point,
+sin²2θ = 0, is inside every row) and every nuisance profiled (``--steps`` / ``--csi-steps`` projected
+Fisher-scoring steps; a toy counts as failed unless all its fits converged). The model is a
+:class:`~cevns_jax.stats.toys.ToyModel` with POIs (row, sin²2θ_μμ) and ``best_fit_grid`` over the rows: templates
+once per Δm² (at full amplitude, and the SM), exactly combined along sin²2θ (every rate is linear in P_μμ,
+docs/physics.md §5.9). The construction is :func:`cevns_jax.toyscan.neyman_construction`: toys generated at
+θ_h with the nuisances profiled on the observed data, keys ``toy_key(seed, h, i)``, run under the scan engine
+(chunked, sharded over devices, resumable in ``--results``/<plane and settings>/, identified by the model's
+content; a change of the package source starts a new folder). Per hypothesis:
 
 * Wilks' 90% CL threshold for two parameters, 4.605, and its coverage measured with the toys,
-  P(t ≤ 4.605 | θ_h) (binomial error); FC's critical value c(θ_h), the toys' 90% quantile;
+  P(t ≤ 4.605 | θ_h); FC's critical value c(θ_h), the toys' 90% quantile;
 * the regions {θ : t_obs(θ) ≤ 4.605} (Wilks) and {θ : t_obs(θ) ≤ c(θ)} (Feldman–Cousins).
 
-The minimum over a grid is above the true minimum, so t here is the grid's t (the same definition for
-the data and the toys, so the FC construction is consistent; Wilks' 4.605 assumes the continuous one).
-With ``--csi2017`` the summary of ``scans/fc_csi2017.py`` (the small-count case: CEvNS count of the
-CsI 2017 data) is drawn as a third panel. Writes ``figures/coverage_sterile.{png,pdf}`` and
-``results/coverage/summary.json``. docs/physics.md §5.11.
+The minimum over the Δm² rows is above the continuous one (the grid's t, the same definition for data and
+toys, so the FC construction is consistent; Wilks' 4.605 assumes the continuous one). With ``--csi2017`` the
+summary of ``scans/fc_csi2017.py`` (the small-count case: CEvNS count of the CsI 2017 data) is drawn as a third
+panel. Writes ``figures/coverage_sterile.{png,pdf}`` and ``results/coverage/summary.json``; ``--redraw`` draws
+from that summary alone. docs/physics.md §5.11.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -45,204 +46,158 @@ import numpy as np
 
 import cevns_jax
 
+S_MIN, S_MAX = 0.01, 1.0
+"""The plane's sin²2θ_μμ range (log grid)."""
+DM2_MIN, DM2_MAX = 0.1, 100.0
+"""The plane's Δm²₄₁ range [eV²] (log grid)."""
+
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--grid", type=int, default=10, help="points per axis of each plane")
+    p.add_argument("--grid", type=int, default=10, help="points per axis of the COH-Ar-750 plane")
     p.add_argument("--toys", type=int, default=200, help="toys per hypothesis")
     p.add_argument("--steps", type=int, default=4, help="Fisher-scoring steps per profiled fit, COH-Ar-750")
     p.add_argument("--csi-steps", type=int, default=8, help="the same for the CsI-2021 release fit (AC constraint)")
     p.add_argument("--csi-grid", type=int, default=8, help="points per axis of the CsI-2021 plane")
     p.add_argument("--csi-toys", type=int, default=100, help="toys per hypothesis of the CsI-2021 plane")
-    p.add_argument("--batch", type=int, default=25, help="toys per compiled call")
+    p.add_argument("--chunk", type=int, default=None, help="toys per compiled chunk (default: the scan engine's)")
     p.add_argument("--years", type=float, default=3.0, help="COH-Ar-750 exposure [SNS years]")
     p.add_argument("--seed", type=int, default=41)
     p.add_argument("--cl", type=float, default=0.9)
+    p.add_argument("--planes", nargs="+", default=["COH-Ar-750", "CsI-2021"], choices=["COH-Ar-750", "CsI-2021"])
     p.add_argument("--csi2017", type=Path, default=Path("results/fc_csi2017"),
                    help="folder of scans/fc_csi2017.py's summary.json (drawn when present)")
     p.add_argument("--out", type=Path, default=Path("figures"))
     p.add_argument("--results", type=Path, default=Path("results/coverage"))
-    return p.parse_args()
+    p.add_argument("--redraw", action="store_true", help="draw from results/coverage/summary.json only")
+    args = p.parse_args()
+    for name in ("grid", "toys", "csi_grid", "csi_toys", "steps", "csi_steps"):
+        if getattr(args, name) < 2 - name.endswith("steps"):
+            p.error(f"--{name.replace('_', '-')} must be at least {2 - name.endswith('steps')}")
+    if args.chunk is not None and args.chunk < 1:
+        p.error("--chunk must be at least 1")
+    return args
 
 
-# ------------------------------------------------------------------ the two models' μ(template, ν)
+# ------------------------------------------------------------------ the two models' μ(row, sin²2θ, ν)
 
-def forecast_grid_mu(args, theta, nu):
-    """μ of an Asimov forecast with the CEvNS template of grid point ``theta["index"]``."""
+def _template(args, theta):
+    """The CEvNS template of Δm² row ``theta["row"]`` at amplitude ``theta["sin2_2theta"]``: t₀ + s (t₁ − t₀)."""
+    half, null = args[1], args[2]
+    row = jnp.take(half, jnp.round(theta["row"]).astype(jnp.int32), axis=0)
+    return null + theta["sin2_2theta"] * (row - null)
+
+
+def forecast_row_mu(args, theta, nu):
+    """μ of an Asimov forecast (every nuisance of the reference) with the sterile template of ``theta``."""
     from cevns_jax.stats.forecast import Signals, expected
 
-    reference, templates = args
-    t = jnp.take(templates, jnp.round(theta["index"]).astype(jnp.int32), axis=0)
-    return expected(reference, [Signals(t)], nu)
+    return expected(args[0], [Signals(_template(args, theta))], nu)
 
 
-def release_grid_mu(args, theta, nu):
-    """μ of a release analysis (linear morphing) with the CEvNS template of grid point ``theta["index"]``."""
+def release_row_mu(args, theta, nu):
+    """μ of a release analysis (linear morphing) with the sterile template of ``theta``."""
     from cevns_jax.stats.analyses import flat_means, morphed_counts
 
-    analysis, templates = args
-    t = jnp.take(templates, jnp.round(theta["index"]).astype(jnp.int32), axis=0)
-    return flat_means(analysis, morphed_counts(analysis, {}, {"signal": t, "dark_matter": None}, nu))
+    analysis = args[0]
+    return flat_means(analysis, morphed_counts(analysis, {}, {"signal": _template(args, theta), "dark_matter": None}, nu))
 
 
-def _sigmas(model):
-    priors = dict(model.priors)
-    return jnp.asarray([jnp.inf if priors.get(k) is None else float(priors[k]) for k in model.nuisance_names])
+def plane_axes(n: int) -> list:
+    from cevns_jax.scan import Axis
 
-
-def _profile_all(model, counts, centre, n_steps: int):
-    """χ² profiled over every nuisance at every template: (values, converged), each (n_templates,)."""
-    from cevns_jax.stats.minimise import fit_box
-
-    names = model.nuisance_names
-    inv_var = 1.0 / _sigmas(model) ** 2
-    lo, hi = jnp.full(len(names), -jnp.inf), jnp.full(len(names), jnp.inf)
-    n_templates = model.args[1].shape[0]
-
-    def one(j):
-        mu = lambda x: model.mu_fn(model.args, {"index": j}, {k: x[i] for i, k in enumerate(names)})  # noqa: E731
-        _, value, ok, _ = fit_box(mu, counts, centre, inv_var, centre, lo, hi, n_steps)
-        return value, ok
-
-    return jax.vmap(one)(jnp.arange(n_templates, dtype=jnp.float64))
-
-
-@partial(jax.jit, static_argnames="n_steps")
-def observed_profile(model, n_steps: int):
-    return _profile_all(model, model.data, jnp.zeros(len(model.nuisance_names)), n_steps)
-
-
-@partial(jax.jit, static_argnames="n_steps")
-def toy_profiles(model, h, nu_gen, seed, index, n_steps: int):
-    """Toys ``index`` (B,) of hypothesis ``h``: χ² at every template (B, n_templates) and convergence."""
-    from cevns_jax.stats.toys import generate, toy_key
-
-    def one(i):
-        counts, centre = generate(model, jnp.atleast_1d(h.astype(jnp.float64)), nu_gen, toy_key(seed, h, i))
-        return _profile_all(model, counts, centre, n_steps)
-
-    return jax.vmap(one)(index)
-
-
-def construction(model, n_hyp: int, n_toys: int, batch: int, seed: int, n_steps: int, label: str) -> dict:
-    """t of every toy at every hypothesis (the first ``n_hyp`` templates; the rest only enter the minimum),
-    and t_obs. Returns {"t": (n_hyp, n_toys), "ok": (n_hyp, n_toys), "t_obs": (n_hyp,), "obs_ok"}."""
-    from cevns_jax.stats.toys import generating_batch
-
-    start = time.perf_counter()
-    chi2, ok = (np.asarray(a) for a in observed_profile(model, n_steps))
-    t_obs = chi2[:n_hyp] - chi2.min()
-    nu_gen = np.asarray(generating_batch(model, jnp.arange(n_hyp, dtype=jnp.float64)[:, None]))
-    t, good = np.zeros((n_hyp, n_toys)), np.zeros((n_hyp, n_toys), bool)
-    for h in range(n_hyp):
-        for b0 in range(0, n_toys, batch):
-            idx = jnp.arange(b0, b0 + batch, dtype=jnp.uint32)
-            c, k = (np.asarray(a) for a in toy_profiles(model, jnp.uint32(h), jnp.asarray(nu_gen[h]), jnp.uint32(seed),
-                                                        idx, n_steps))
-            m = min(batch, n_toys - b0)
-            best = np.argmin(c, axis=1)
-            t[h, b0:b0 + m] = (c[:, h] - c.min(axis=1))[:m]
-            good[h, b0:b0 + m] = (k[:, h] & k[np.arange(len(best)), best])[:m]
-        if h == 0 or (h + 1) % 10 == 0:
-            print(f"  {label}: {h + 1}/{n_hyp} hypotheses ({time.perf_counter() - start:.0f} s)", flush=True)
-    return {"t": t, "ok": good, "t_obs": t_obs, "obs_ok": bool(ok[:n_hyp].all() and ok[np.argmin(chi2)])}
+    return [Axis("row", 0.0, float(n - 1), n), Axis("sin2_2theta", S_MIN, S_MAX, n, "log")]
 
 
 def main() -> None:
     args = _parse()
+    if args.redraw:
+        summary = json.loads((args.results / "summary.json").read_text())
+        draw(args, summary)
+        return
     cevns_jax.enable_x64()
     cevns_jax.fast_cpu_compilation()
     from scipy import stats
 
     from cevns_jax import replace
     from cevns_jax.models import NewPhysics, sterile_mixing
-    from cevns_jax.models.sterile import FULL_AMPLITUDE_MIXING, disappearance_amplitude
+    from cevns_jax.models.sterile import FULL_AMPLITUDE_MIXING
     from cevns_jax.nuisances import shape_names
     from cevns_jax.provenance import source_hash
     from cevns_jax.stats.analyses import load_analysis, morphing_templates, observed_vector, with_linear_morphing
     from cevns_jax.stats.fits import fit_priors
     from cevns_jax.stats.forecast import ForecastSpec, asimov_reference, signals
-    from cevns_jax.stats.neyman import critical_values
     from cevns_jax.stats.toys import ToyModel
+    from cevns_jax.toyscan import neyman_construction
 
     start = time.perf_counter()
     wilks = float(stats.chi2(2).ppf(args.cl))
     sterile = lambda d, u: NewPhysics(sterile=sterile_mixing(d, Umu4_sq=u))  # noqa: E731
     args.results.mkdir(parents=True, exist_ok=True)
 
-    def plane(n):
-        dm2, umu = np.geomspace(0.1, 100.0, n), np.geomspace(3e-3, 0.5, n)
-        D, U = (jnp.asarray(a.ravel()) for a in np.meshgrid(dm2, umu, indexing="ij"))  # h = (i_dm2, j_U), C order
-        return dm2, umu, D, U
+    def row_templates(templ, n):
+        """Templates at full amplitude (|U|² = ½) for each Δm² row and the SM: n + 1 folds for the plane."""
+        half = templ(jnp.asarray(np.geomspace(DM2_MIN, DM2_MAX, n)), jnp.full(n, FULL_AMPLITUDE_MIXING))
+        return half, templ(jnp.asarray([1.0]), jnp.asarray([0.0]))[0]
 
-    def plane_templates(templ, n):
-        """Templates of every plane point (C order) and of the null: the oscillated fold once per Δm², at
-        |U|² = ½, and the SM; at |U|² the exact affine combination t₀ + 4|U|²(1 − |U|²)(t_½ − t₀) (every rate is
-        linear in P_μμ, docs/physics.md §5.9), so n folds instead of n²."""
-        dm2, umu, _, _ = plane(n)
-        half = templ(jnp.asarray(dm2), jnp.full(n, FULL_AMPLITUDE_MIXING))  # (n, bins…)
-        null = templ(jnp.asarray([1.0]), jnp.asarray([0.0]))  # (1, bins…)
-        s = jnp.asarray(disappearance_amplitude(umu)).reshape((1, n) + (1,) * (half.ndim - 1))
-        grid = null[:, None] + s * (half[:, None] - null[:, None])  # (n_dm2, n_U, bins…)
-        return jnp.concatenate([grid.reshape((n * n,) + half.shape[1:]), null])
+    def model_of(mu_fn, arrays, data, priors, n, steps):
+        return ToyModel(arrays, data, {k: jnp.zeros(()) for k in priors}, mu_fn, tuple(sorted(priors.items())),
+                        (("row", None, None), ("sin2_2theta", 0.0, 1.0)), steps,
+                        best_fit_grid=(("row", tuple(float(r) for r in range(n))),))
 
-    def coh_ar(n):  # Asimov forecast reference (SM data), templates of every grid point and of the null
+    def coh_ar(n, steps):  # Asimov forecast reference (SM data)
         exp = cevns_jax.load_experiment("COH-Ar-750")
         exp = replace(exp, source=replace(exp.source, protons_on_target=exp.source.protons_on_target * args.years),
                       backgrounds={k: replace(b, counts=b.counts * args.years) for k, b in exp.backgrounds.items()})
         reference = asimov_reference((exp,), ForecastSpec())
         names = shape_names(dict(reference.labels[0]))
-        t = plane_templates(jax.jit(jax.vmap(lambda d, u: signals(exp, sterile(d, u), names).cevns)), n)
-        priors = reference.prior_dict()
-        return ToyModel((reference, t), reference.data, {k: jnp.zeros(()) for k in priors}, forecast_grid_mu,
-                        tuple(sorted(priors.items())), (("index", None, None),), args.steps)
+        half, null = row_templates(jax.jit(jax.vmap(lambda d, u: signals(exp, sterile(d, u), names).cevns)), n)
+        return model_of(forecast_row_mu, (reference, half, null), reference.data, reference.prior_dict(), n, steps)
 
-    def csi2021(n):  # the release analysis with linear morphing (the main job's data limit), sterile templates
+    def csi2021(n, steps):  # the release analysis with linear morphing (the main job's data limit)
         analysis = with_linear_morphing(load_analysis("COHERENT-CsI-2021", morphing="exact"))
-        t = plane_templates(jax.jit(jax.vmap(lambda d, u: morphing_templates(analysis, {}, None, sterile(d, u))["signal"])), n)
-        priors = fit_priors(analysis)
-        return ToyModel((analysis, t), observed_vector(analysis), {k: jnp.zeros(()) for k in priors}, release_grid_mu,
-                        tuple(sorted(priors.items())), (("index", None, None),), args.csi_steps)
+        templ = jax.jit(jax.vmap(lambda d, u: morphing_templates(analysis, {}, None, sterile(d, u))["signal"]))
+        half, null = row_templates(templ, n)
+        return model_of(release_row_mu, (analysis, half, null), observed_vector(analysis), fit_priors(analysis), n, steps)
 
-    summary = {"cl": args.cl, "wilks_threshold": wilks, "seed": args.seed, "planes": {}}
-    results = {}
-    for key, make, n, toys, steps, title in (
-            ("COH-Ar-750", coh_ar, args.grid, args.toys, args.steps, f"COH-Ar-750, {args.years:g} SNS years, SM Asimov data"),
-            ("CsI-2021", csi2021, args.csi_grid, args.csi_toys, args.csi_steps, "COHERENT CsI-2021 data")):
-        dm2, umu, _, _ = plane(n)
-        ident = {"grid": n, "toys": toys, "steps": steps, "seed": args.seed, "years": args.years, "source": source_hash()}
-        stored = args.results / f"{key}.json"
-        saved = json.loads(stored.read_text()) if stored.exists() else {}
-        if saved.get("identity") == ident:
-            r = {k: np.asarray(v) for k, v in saved["values"].items()}
-        else:
-            model = make(n)
-            print(f"{key}: templates {model.args[1].shape} ({time.perf_counter() - start:.0f} s)", flush=True)
-            r = construction(model, n * n, toys, args.batch, args.seed, steps, key)
-            stored.write_text(json.dumps({"identity": ident, "values": {k: np.asarray(v).tolist() for k, v in r.items()}}))
-        ok = np.asarray(r["ok"], dtype=bool)
-        crit = critical_values(r["t"], args.cl, ok).reshape(n, n)
-        cover = np.mean((r["t"] <= wilks) & ok, axis=-1).reshape(n, n)
-        t_obs = np.asarray(r["t_obs"]).reshape(n, n)
-        results[key] = (dm2, umu, crit, cover, t_obs, title)
+    summary_path = args.results / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary.update({"cl": args.cl, "wilks_threshold": wilks})
+    summary.setdefault("planes", {})
+    settings = {"COH-Ar-750": (coh_ar, args.grid, args.toys, args.steps,
+                               f"COH-Ar-750, {args.years:g} SNS years, SM Asimov data"),
+                "CsI-2021": (csi2021, args.csi_grid, args.csi_toys, args.csi_steps, "COHERENT CsI-2021 data")}
+    for key in args.planes:
+        make, n, toys, steps, title = settings[key]
+        t0 = time.perf_counter()
+        model = make(n, steps)
+        folder = args.results / f"{key}_{n}x{n}_{toys}toys_{steps}steps_seed{args.seed}_{source_hash()[:12]}"
+        belt = neyman_construction(model, plane_axes(n), toys, folder, seed=args.seed, cl=args.cl,
+                                   chunk_size=args.chunk, label=f"coverage {key}")
+        t, ok = belt.toys.values["t"], belt.toys.values["converged"] > 0.5
+        cover = np.mean((t <= wilks) & ok, axis=-1)
+        crit, t_obs = belt.critical, belt.t_obs
+        seconds = time.perf_counter() - t0
         summary["planes"][key] = {
-            "title": title, "grid": n, "toys_per_point": toys, "steps": steps, "dm2_eV2": dm2.tolist(),
-            "Umu4_sq": umu.tolist(), "fc_critical": crit.tolist(), "wilks_coverage": cover.tolist(),
-            "t_obs": t_obs.tolist(), "failure_fraction": float(1 - ok.mean()),
-            "observed_fits_converged": bool(r["obs_ok"]),
-            "wilks_region_points": int((t_obs <= wilks).sum()), "fc_region_points": int((t_obs <= crit).sum()),
-            "coverage_min": float(cover.min()), "coverage_median": float(np.median(cover)),
-            "critical_min": float(crit.min()), "critical_max": float(crit.max())}
+            "title": title, "grid": n, "toys_per_point": toys, "steps": steps, "seed": args.seed,
+            "dm2_eV2": np.geomspace(DM2_MIN, DM2_MAX, n).tolist(), "sin2_2theta": plane_axes(n)[1].values().tolist(),
+            "fc_critical": crit.tolist(), "wilks_coverage": cover.tolist(), "t_obs": t_obs.tolist(),
+            "failure_fraction": float(1 - ok.mean()), "wilks_region_points": int((t_obs <= wilks).sum()),
+            "fc_region_points": int(belt.accepted.sum()), "coverage_min": float(cover.min()),
+            "coverage_median": float(np.median(cover)), "critical_min": float(crit.min()),
+            "critical_max": float(crit.max()), "seconds": round(seconds, 1), "device": str(jax.devices()[0].device_kind),
+            "fits_per_toy": 1 + n}
         print(f"{key}: Wilks coverage {cover.min():.3f}–{cover.max():.3f} (median {np.median(cover):.3f}); FC critical "
               f"{crit.min():.2f}–{crit.max():.2f} (Wilks {wilks:.3f}); allowed points Wilks {(t_obs <= wilks).sum()}, "
-              f"FC {(t_obs <= crit).sum()} of {n * n}; failure fraction {1 - ok.mean():.2g} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
-    (args.results / "summary.json").write_text(json.dumps(summary, indent=1))
-    draw(args, wilks, results, summary)
+              f"FC {belt.accepted.sum()} of {n * n}; failure fraction {1 - ok.mean():.2g}; {n * n * toys:,} toys × "
+              f"{1 + n} fits in {seconds:.0f} s", flush=True)
+        summary_path.write_text(json.dumps(summary, indent=1))
+    draw(args, summary)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 
-def draw(args, wilks, results: dict, summary: dict) -> None:
+def draw(args, summary: dict) -> None:
+    """The figure from the summary alone (planes in the order COH-Ar-750, CsI-2021; any missing is skipped)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -254,22 +209,27 @@ def draw(args, wilks, results: dict, summary: dict) -> None:
 
     csi2017 = args.csi2017 / "summary.json"
     fc17 = json.loads(csi2017.read_text()) if csi2017.exists() else None
-    ncol = 3 if fc17 else 2
-    fig, axs = plt.subplots(1, ncol, figsize=(5.6 * ncol, 6.2))
-    for ax, (key, (dm2, umu, crit, cover, t_obs, title)) in zip(axs, results.items()):
-        mesh = ax.pcolormesh(umu, dm2, cover, cmap="RdBu", vmin=args.cl - 0.15, vmax=args.cl + 0.15, shading="nearest")
-        ax.contour(umu, dm2, t_obs - wilks, levels=[0.0], colors="C1", linewidths=2.0, linestyles="--")
-        ax.contour(umu, dm2, t_obs - crit, levels=[0.0], colors="k", linewidths=1.6)
+    planes = {k: summary["planes"][k] for k in ("COH-Ar-750", "CsI-2021") if k in summary["planes"]}
+    wilks, cl = summary["wilks_threshold"], summary["cl"]
+    ncol = len(planes) + (1 if fc17 else 0)
+    fig, axs = plt.subplots(1, ncol, figsize=(5.6 * ncol, 6.2), squeeze=False)
+    axs = axs[0]
+    for ax, (key, pl) in zip(axs, planes.items()):
+        dm2, s2t = np.asarray(pl["dm2_eV2"]), np.asarray(pl["sin2_2theta"])
+        crit, cover, t_obs = (np.asarray(pl[k]) for k in ("fc_critical", "wilks_coverage", "t_obs"))
+        mesh = ax.pcolormesh(s2t, dm2, cover, cmap="RdBu", vmin=cl - 0.15, vmax=cl + 0.15, shading="nearest")
+        ax.contour(s2t, dm2, t_obs - wilks, levels=[0.0], colors="C1", linewidths=2.0, linestyles="--")
+        ax.contour(s2t, dm2, t_obs - crit, levels=[0.0], colors="k", linewidths=1.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(r"$|U_{\mu 4}|^2$")
+        ax.set_xlabel(r"$\sin^2 2\theta_{\mu\mu} = 4|U_{\mu 4}|^2(1 - |U_{\mu 4}|^2)$")
         ax.set_ylabel(r"$\Delta m^2_{41}$ [eV$^2$]")
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(mesh, ax=ax, label=f"coverage of the Wilks region (nominal {args.cl:.0%})", shrink=0.85)
+        ax.set_title(f"{pl['title']}: {pl['grid']}×{pl['grid']}, {pl['toys_per_point']} toys per point", fontsize=9)
+        fig.colorbar(mesh, ax=ax, label=f"coverage of the Wilks region (nominal {cl:.0%})", shrink=0.85)
     handles = [Line2D([], [], color="C1", ls="--", lw=2.0, label=r"Wilks, $t_{\rm obs} = 4.61$ ($\chi^2_2$)"),
                Line2D([], [], color="k", lw=1.6, label=r"Feldman–Cousins, $t_{\rm obs} = c(\theta)$ (toys)")]
     if fc17:
-        ax = axs[2]
+        ax = axs[-1]
         s = np.asarray(fc17["grid"])
         ax.plot(s, fc17["t_obs"], "k-", lw=1.4, label=r"$t_{\rm obs}(s)$, CsI 2017 data")
         ax.plot(s, fc17["fc_critical"], "C0-", lw=1.6, label=f"FC critical value ({fc17['toys_per_point']} toys)")
@@ -289,14 +249,13 @@ def draw(args, wilks, results: dict, summary: dict) -> None:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False, ncol=2)
-    p = summary["planes"]
-    a, c = p["COH-Ar-750"], p["CsI-2021"]
-    caption = (f"Sterile 3+1 (ν_μ disappearance), {args.cl:.0%} CL regions in the plane: allowed to the left of the "
-               f"lines. Log grids in Δm²₄₁ (0.1–100 eV²) × |U_μ4|² (0.003–0.5): COH-Ar-750 {a['grid']}×{a['grid']} with "
-               f"{a['toys_per_point']} toys per point, CsI-2021 {c['grid']}×{c['grid']} with {c['toys_per_point']}; "
-               f"minimum of χ² over the grid and U = 0, every nuisance profiled ({a['steps']} and {c['steps']} steps; "
-               f"failure fraction {a['failure_fraction']:.2g} and {c['failure_fraction']:.2g}, failed toys count as "
-               "outside both regions). Colour: coverage of Wilks' region measured with the toys (red: under-covers). "
+    parts = [f"{k} {pl['grid']}×{pl['grid']} with {pl['toys_per_point']} toys per point, {pl['steps']} steps, "
+             f"failure fraction {pl['failure_fraction']:.2g}" for k, pl in planes.items()]
+    caption = (f"Sterile 3+1 (ν_μ disappearance), {cl:.0%} CL regions in the plane: allowed to the left of the "
+               f"lines. Log grids in Δm²₄₁ ({DM2_MIN:g}–{DM2_MAX:g} eV²) × sin²2θ_μμ ({S_MIN:g}–{S_MAX:g}): "
+               + "; ".join(parts) + ". Global best fit: minimum over the Δm² rows of fits with sin²2θ free in "
+               "[0, 1] (the null inside every row), every nuisance profiled; failed toys count as outside both "
+               "regions. Colour: coverage of Wilks' region measured with the toys (red: under-covers). "
                + (f"Right: CsI 2017 CEvNS count, {len(fc17['grid'])} points × {fc17['toys_per_point']} toys "
                   "(scans/fc_csi2017.py)." if fc17 else ""))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.02, 0.0), ncol=2, fontsize=8, frameon=False)

@@ -55,7 +55,9 @@ class ToyModel:
     it needs (a pytree); ``data``: observed counts; ``nuisances``: {name: 0.0} (scalars); ``priors``:
     ((name, σ or None), …) with None for a nuisance without prior; ``poi``: ((name, lower, upper), …) with
     None for no bound; ``n_steps``: fit steps; ``tolerance``: convergence threshold of the fits
-    (Newton decrement, χ² units).
+    (Newton decrement, χ² units); ``best_fit_grid``: ((poi name, (values, …)),) — the unconditional fit is
+    then the minimum over these values of that POI of fits with the other POIs free (FC's global best fit
+    where χ² is multi-modal in one parameter, e.g. Δm² of an oscillation; :func:`fit_counts`).
     """
 
     args: Any
@@ -66,6 +68,7 @@ class ToyModel:
     poi: tuple = static_field(default=())
     n_steps: int = static_field(default=FIT_STEPS)
     tolerance: float = static_field(default=DECREMENT_TOLERANCE)
+    best_fit_grid: tuple = static_field(default=())
 
     @property
     def poi_names(self) -> tuple:
@@ -80,7 +83,8 @@ class ToyModel:
         fn = f"{getattr(self.mu_fn, '__module__', '?')}.{getattr(self.mu_fn, '__qualname__', repr(self.mu_fn))}"
         return {"args": self.args, "data": self.data, "nuisances": self.nuisances, "mu_fn": fn,
                 "priors": [list(p) for p in self.priors], "poi": [list(p) for p in self.poi],
-                "n_steps": self.n_steps, "tolerance": self.tolerance}
+                "n_steps": self.n_steps, "tolerance": self.tolerance,
+                **({"best_fit_grid": [[n, list(v)] for n, v in self.best_fit_grid]} if self.best_fit_grid else {})}
 
 
 def check_toy_model(model: ToyModel) -> None:
@@ -101,6 +105,17 @@ def check_toy_model(model: ToyModel) -> None:
             raise CevnsInputError(f"toy model: bounds of {name!r} must satisfy lower < upper, got ({lo}, {hi})")
         if name in names:
             raise CevnsInputError(f"toy model: {name!r} is both a parameter of interest and a nuisance")
+    if len(model.best_fit_grid) > 1:
+        raise CevnsInputError("toy model: best_fit_grid takes one parameter of interest, got "
+                              f"{[g[0] for g in model.best_fit_grid]}")
+    for entry in model.best_fit_grid:
+        if len(entry) != 2 or entry[0] not in model.poi_names:
+            raise CevnsInputError(f"toy model: best_fit_grid entries are (poi name, values) with a name among "
+                                  f"{list(model.poi_names)}, got {entry!r}")
+        values = np.asarray(entry[1], dtype=float)
+        if values.ndim != 1 or values.size < 1 or not np.all(np.isfinite(values)):
+            raise CevnsInputError(f"toy model: best_fit_grid values of {entry[0]!r} must be a non-empty 1-D "
+                                  f"sequence of finite numbers, got {entry[1]!r}")
 
 
 def _sigmas(model: ToyModel) -> jnp.ndarray:
@@ -142,16 +157,37 @@ def _conditional(model: ToyModel, n, centre, theta, nu0):
     return fit_box(mu, n, nu0, _inv_var(model), centre, lo, hi, model.n_steps, model.tolerance)
 
 
-def _unconditional(model: ToyModel, n, centre, theta0, nu0):
-    """Fit with θ free within its bounds: (θ̂, ν̂, χ², converged, decrement)."""
+def _unconditional(model: ToyModel, n, centre, theta0, nu0, held: int | None = None):
+    """Fit with θ free within its bounds, except POI number ``held`` (static), kept at its value in ``theta0``:
+    (θ̂, ν̂, χ², converged, decrement)."""
     k = len(model.poi_names)
+    free = np.asarray([j for j in range(k) if j != held], dtype=int)
+    m = free.size
     lo, hi = _bounds(model, True)
-    inv_var = jnp.concatenate([jnp.zeros(k), _inv_var(model)])
-    full_centre = jnp.concatenate([jnp.zeros(k), centre])
-    mu = lambda x: model.mu_fn(model.args, _theta(model, x[:k]), _nu(model, x[k:]))  # noqa: E731
-    x, value, ok, dec = fit_box(mu, n, jnp.concatenate([theta0, nu0]), inv_var, full_centre, lo, hi, model.n_steps,
-                                model.tolerance)
-    return x[:k], x[k:], value, ok, dec
+    keep = np.concatenate([free, np.arange(k, lo.size)])
+    inv_var = jnp.concatenate([jnp.zeros(m), _inv_var(model)])
+    full_centre = jnp.concatenate([jnp.zeros(m), centre])
+    theta_of = (lambda x: x[:k]) if held is None else (lambda x: theta0.at[free].set(x[:m]))  # noqa: E731
+    mu = lambda x: model.mu_fn(model.args, _theta(model, theta_of(x)), _nu(model, x[m:]))  # noqa: E731
+    x, value, ok, dec = fit_box(mu, n, jnp.concatenate([theta0[free], nu0]), inv_var, full_centre, lo[keep], hi[keep],
+                                model.n_steps, model.tolerance)
+    return theta_of(x), x[m:], value, ok, dec
+
+
+def _grid_unconditional(model: ToyModel, n, centre, theta0, nu0):
+    """The unconditional fit over ``model.best_fit_grid``: at each listed value of its POI a fit of the other
+    POIs and the nuisances (started at ``theta0``, ``nu0``), the smallest χ² kept. Converged only when every
+    one of these fits converged (a failed one might have been the minimum); the decrement is their largest."""
+    name, values = model.best_fit_grid[0]
+    i = model.poi_names.index(name)
+
+    def at(v):
+        theta, _, value, ok, dec = _unconditional(model, n, centre, theta0.at[i].set(v), nu0, held=i)
+        return theta, value, ok, dec
+
+    thetas, chi2, ok, dec = jax.vmap(at)(jnp.asarray(values, dtype=jnp.float64))
+    best = jnp.argmin(chi2)
+    return thetas[best], chi2[best], jnp.all(ok), jnp.max(dec)
 
 
 def generating_nuisances(model: ToyModel, theta) -> jnp.ndarray:
@@ -174,7 +210,9 @@ def generate(model: ToyModel, theta, nu_gen, key):
 
 def fit_counts(model: ToyModel, counts, centre, theta_test, nu_start) -> dict:
     """Conditional and unconditional fits of one data set (counts, auxiliary measurements ``centre``) for the
-    hypothesis ``theta_test`` (POI vector). Returns {"t": χ²_cond − χ²_free, "chi2_cond", "chi2_free",
+    hypothesis ``theta_test`` (POI vector); with ``model.best_fit_grid`` the unconditional χ² is the minimum
+    over that grid (:class:`ToyModel`), each fit started at ``theta_test`` and the conditional ν̂ — so the
+    grid value of ``theta_test``, if listed, gives χ²_free ≤ χ²_cond. Returns {"t": χ²_cond − χ²_free, "chi2_cond", "chi2_free",
     "converged" (1.0 when both fits converged, else 0.0), "decrement_cond", "decrement_free",
     "hat:<poi>" for each POI} — scalars, so it vmaps over toys and hypotheses."""
     theta_test = jnp.asarray(theta_test, dtype=jnp.float64)
@@ -182,7 +220,10 @@ def fit_counts(model: ToyModel, counts, centre, theta_test, nu_start) -> dict:
     lo, hi = _bounds(model, True)
     k = len(model.poi_names)
     start = jnp.clip(theta_test, lo[:k], hi[:k])
-    theta_hat, _, chi_f, ok_f, dec_f = _unconditional(model, counts, centre, start, nu_c)
+    if model.best_fit_grid:
+        theta_hat, chi_f, ok_f, dec_f = _grid_unconditional(model, counts, centre, start, nu_c)
+    else:
+        theta_hat, _, chi_f, ok_f, dec_f = _unconditional(model, counts, centre, start, nu_c)
     out = {"t": chi_c - chi_f, "chi2_cond": chi_c, "chi2_free": chi_f, "converged": (ok_c & ok_f).astype(jnp.float64),
            "decrement_cond": dec_c, "decrement_free": dec_f}
     out.update({f"hat:{name}": theta_hat[i] for i, name in enumerate(model.poi_names)})
