@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The accelerator speed figures of the README (issues 12 and 15): one call on a GPU machine.
 #
-#     OUT=results/gpu bash scans/gpu_benchmarks.sh [toys scan forward]
+#     OUT=results/gpu bash scans/gpu_benchmarks.sh [toys scan forward coverage]
 #
 # Runs the package from this checkout (PYTHONPATH, no install: the machine's own jax/jaxlib with CUDA,
 # numpy, scipy, optax, matplotlib, tqdm), float64 throughout, each benchmark under its own time limit so that
@@ -25,6 +25,13 @@ for s in $steps; do
             --json "$OUT/scan.json" 2>&1 | tee "$OUT/scan.log" ;;
     forward) timeout 200 python3 scans/benchmark_forward.py --repeat 10 \
             --json "$OUT/forward.json" 2>&1 | tee "$OUT/forward.log" ;;
-    *) echo "unknown step $s (toys, scan, forward)" ;;
+    coverage)  # the FC construction with the global best fit: 60 × 60 × 1000 (COH-Ar-750), 30 × 30 × 500 (CsI-2021)
+      timeout 330 python3 scans/coverage.py --planes COH-Ar-750 --grid 60 --toys 1000 --steps 6 --chunk 32768 \
+        --results /tmp/coverage --out "$OUT" 2>&1 | grep -v "pt/s" | tee "$OUT/coverage.log"
+      cp /tmp/coverage/summary.json "$OUT/coverage_summary.json"
+      timeout 150 python3 scans/coverage.py --planes CsI-2021 --csi-grid 30 --csi-toys 500 --csi-steps 8 --chunk 32768 \
+        --results /tmp/coverage --out "$OUT" 2>&1 | grep -v "pt/s" | tee -a "$OUT/coverage.log"
+      cp /tmp/coverage/summary.json "$OUT/coverage_summary.json" ;;
+    *) echo "unknown step $s (toys, scan, forward, coverage)" ;;
   esac
 done

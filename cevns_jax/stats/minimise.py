@@ -81,8 +81,8 @@ def _evaluate(mu_fn, n, x, inv_var, centre):
 
 
 def _direction(J, mu, x, g, inv_var, lo, hi):
-    """Reduced Fisher-scoring direction and Newton decrement at ``x`` (from its Jacobian ``J``, counts ``mu``
-    and gradient ``g``)."""
+    """Reduced Fisher-scoring direction Δ, Newton decrement and slope gᵀΔ = −φ′(0) of χ²(x − tΔ) at ``x``
+    (from its Jacobian ``J``, counts ``mu`` and gradient ``g``)."""
     H = 2.0 * (J.T / mu) @ J + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
     margin = jnp.minimum(ACTIVE_MARGIN, jnp.linalg.norm(x - jnp.clip(x - g, lo, hi)))
     near_lo, near_hi = (x <= lo + margin) & (g > 0), (x >= hi - margin) & (g < 0)
@@ -101,7 +101,7 @@ def _direction(J, mu, x, g, inv_var, lo, hi):
     ok = jnp.all(jnp.isfinite(delta))
     delta = jnp.where(ok, delta, 0.0)  # singular H (μ at its floor): stay put
     decrement = jnp.where(ok, decrement, jnp.inf)
-    return delta, decrement
+    return delta, decrement, jnp.dot(g, delta)
 
 
 def _may_be_bounded(lo, hi) -> bool:
@@ -149,15 +149,14 @@ def fit_box(mu_fn: Callable, n, x0, inv_var, centre, lo, hi, n_steps: int,
     """
     def state_at(x):
         J, mu, value, g = _evaluate(mu_fn, n, x, inv_var, centre)
-        delta, decrement = _direction(J, mu, x, g, inv_var, lo, hi)
-        return x, J, mu, value, g, delta, decrement
+        delta, decrement, slope = _direction(J, mu, x, g, inv_var, lo, hi)
+        return x, J, mu, value, g, delta, decrement, slope
 
     def step(_, carry):
         state, t = carry
-        x, value, delta, decrement = state[0], state[3], state[5], state[6]
+        x, value, delta, slope = state[0], state[3], state[5], state[7]
         trial = state_at(jnp.clip(x - t * delta, lo, hi))
         better = trial[3] <= value  # (a non-finite χ² is +inf: never taken)
-        slope = 2.0 * decrement  # gᵀΔ = −φ′(0)
         curvature = 2.0 * (trial[3] - value + slope * t) / t**2
         convex = curvature > 0
         t_min = slope / jnp.where(convex, curvature, 1.0)
