@@ -1,6 +1,6 @@
 """Where Wilks fails: coverage of the Wilks region and Feldman–Cousins regions for a 3+1 sterile neutrino.
 
-    python scans/coverage.py [--grid 10] [--toys 200] [--steps 4] [--csi-grid 8] [--csi-toys 100] [--csi-steps 8]
+    python scans/coverage.py [--grid 10] [--toys 200] [--steps 6] [--csi-grid 8] [--csi-toys 100] [--csi-steps 8]
                              [--chunk N] [--csi2017 results/fc_csi2017] [--out figures] [--results results/coverage]
 
 Two (Δm²₄₁, sin²2θ_μμ) planes (log grids, ``--grid``² and ``--csi-grid``² hypotheses, Δm²₄₁ 0.1–100 eV²,
@@ -56,7 +56,7 @@ def _parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", type=int, default=10, help="points per axis of the COH-Ar-750 plane")
     p.add_argument("--toys", type=int, default=200, help="toys per hypothesis")
-    p.add_argument("--steps", type=int, default=4, help="Fisher-scoring steps per profiled fit, COH-Ar-750")
+    p.add_argument("--steps", type=int, default=6, help="Fisher-scoring steps per profiled fit, COH-Ar-750")
     p.add_argument("--csi-steps", type=int, default=8, help="the same for the CsI-2021 release fit (AC constraint)")
     p.add_argument("--csi-grid", type=int, default=8, help="points per axis of the CsI-2021 plane")
     p.add_argument("--csi-toys", type=int, default=100, help="toys per hypothesis of the CsI-2021 plane")

@@ -66,6 +66,20 @@ def test_interrupted_scan_resumes_without_recomputing(tmp_path):
     assert again.computed_chunks == [] and not compiled
 
 
+def test_chunk_size_choice(tmp_path):
+    """A chunk size given for one device is kept, also above MAX_CHUNK_POINTS (an accelerator's memory is the
+    user's call); without one the first chunk program is capped at MAX_CHUNK_POINTS per device."""
+    from cevns_jax.scan import MAX_CHUNK_POINTS
+
+    axes = [Axis("x", 0.0, 3.0, 100), Axis("y", 1.0, 100.0, 50, "log")]  # 5000 points
+    given = run_scan(toy, axes, tmp_path / "given", chunk_size=4500, progress=False)
+    assert json.loads((tmp_path / "given" / "meta.json").read_text())["chunk_size"] == 4500
+    assert given.computed_chunks == [0, 1]
+    chosen = run_scan(toy, axes, tmp_path / "chosen", progress=False)
+    assert json.loads((tmp_path / "chosen" / "meta.json").read_text())["chunk_size"] == MAX_CHUNK_POINTS
+    np.testing.assert_array_equal(given.values["g"], chosen.values["g"])
+
+
 def test_sharded_over_two_simulated_devices_equals_unsharded(tmp_path):
     single = run_scan(toy, AXES, tmp_path / "one", chunk_size=6, progress=False)
     script = textwrap.dedent(f"""
