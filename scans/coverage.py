@@ -1,6 +1,6 @@
 """Where Wilks fails: coverage of the Wilks region and Feldman–Cousins regions for a 3+1 sterile neutrino.
 
-    python scans/coverage.py [--grid 10] [--toys 200] [--steps 6] [--csi-grid 8] [--csi-toys 100] [--csi-steps 8]
+    python scans/coverage.py [--grid 20] [--toys 300] [--steps 6] [--csi-grid 12] [--csi-toys 150] [--csi-steps 8]
                              [--chunk N] [--csi2017 results/fc_csi2017] [--out figures] [--results results/coverage]
 
 Two (Δm²₄₁, sin²2θ_μμ) planes (log grids, ``--grid``² and ``--csi-grid``² hypotheses, Δm²₄₁ 0.1–100 eV²,
@@ -54,12 +54,12 @@ DM2_MIN, DM2_MAX = 0.1, 100.0
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--grid", type=int, default=10, help="points per axis of the COH-Ar-750 plane")
-    p.add_argument("--toys", type=int, default=200, help="toys per hypothesis")
+    p.add_argument("--grid", type=int, default=20, help="points per axis of the COH-Ar-750 plane")
+    p.add_argument("--toys", type=int, default=300, help="toys per hypothesis")
     p.add_argument("--steps", type=int, default=6, help="Fisher-scoring steps per profiled fit, COH-Ar-750")
     p.add_argument("--csi-steps", type=int, default=8, help="the same for the CsI-2021 release fit (AC constraint)")
-    p.add_argument("--csi-grid", type=int, default=8, help="points per axis of the CsI-2021 plane")
-    p.add_argument("--csi-toys", type=int, default=100, help="toys per hypothesis of the CsI-2021 plane")
+    p.add_argument("--csi-grid", type=int, default=12, help="points per axis of the CsI-2021 plane")
+    p.add_argument("--csi-toys", type=int, default=150, help="toys per hypothesis of the CsI-2021 plane")
     p.add_argument("--chunk", type=int, default=None, help="toys per compiled chunk (default: the scan engine's)")
     p.add_argument("--years", type=float, default=3.0, help="COH-Ar-750 exposure [SNS years]")
     p.add_argument("--seed", type=int, default=41)
