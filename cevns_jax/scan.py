@@ -224,7 +224,7 @@ def run_scan(
         if need > memory_budget_bytes:  # per device: recompile (once) for the largest chunk that fits
             chunk_size = max(1, int(memory_budget_bytes // (need * n_dev / first))) * n_dev
     if chunk_size > cap * n_dev and (n_dev > 1 and devices[0].platform == "cpu"):
-        chunk_size = cap * n_dev  # a chunk size given for an accelerator is kept (its memory is the user's call)
+        chunk_size = cap * n_dev  # else a chunk size given is kept (one device, or accelerators: the caller's call)
     program.chunk_size = chunk_size
     n_chunks = math.ceil(n_points / chunk_size)
     meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,

@@ -106,7 +106,8 @@ def run_toys(model: ToyModel, axes: list, n_toys: int, out_dir: str | Path, *, s
 @dataclass
 class NeymanBelt:
     """A Neyman construction on a grid: ``hypotheses`` {poi: values (grid…)}, ``critical`` c(θ) (grid…),
-    ``t_obs`` (grid…), ``accepted`` (grid…, bool), ``failure_fraction`` (grid…) and the toy run."""
+    ``t_obs`` (grid…), ``accepted`` (grid…, bool), ``failure_fraction`` (grid…), the toy run and
+    ``observed_converged`` (grid…, bool: both fits of the observed data converged at that hypothesis)."""
 
     hypotheses: dict
     critical: np.ndarray
@@ -115,6 +116,7 @@ class NeymanBelt:
     failure_fraction: np.ndarray
     cl: float
     toys: Any
+    observed_converged: Any = None
 
 
 def neyman_construction(model: ToyModel, axes: list, n_toys: int, out_dir: str | Path, *, seed: int,
@@ -127,5 +129,7 @@ def neyman_construction(model: ToyModel, axes: list, n_toys: int, out_dir: str |
     names = model.poi_names
     grid = np.stack([run.hypotheses[k] for k in names], axis=-1)
     shape = grid.shape[:-1]
-    t_obs = observed_statistics(model, grid.reshape(-1, len(names)))["t"].reshape(shape)
-    return NeymanBelt(run.hypotheses, crit, t_obs, confidence_region(t_obs, crit), run.failure_fraction, cl, run)
+    observed = observed_statistics(model, grid.reshape(-1, len(names)))
+    t_obs = observed["t"].reshape(shape)
+    return NeymanBelt(run.hypotheses, crit, t_obs, confidence_region(t_obs, crit), run.failure_fraction, cl, run,
+                      observed["converged"].reshape(shape) > 0.5)

@@ -185,12 +185,14 @@ def main() -> None:
             "failure_fraction": float(1 - ok.mean()), "wilks_region_points": int((t_obs <= wilks).sum()),
             "fc_region_points": int(belt.accepted.sum()), "coverage_min": float(cover.min()),
             "coverage_median": float(np.median(cover)), "critical_min": float(crit.min()),
-            "critical_max": float(crit.max()), "seconds": round(seconds, 1), "device": str(jax.devices()[0].device_kind),
+            "critical_max": float(crit.max()), "observed_fits_converged": bool(np.all(belt.observed_converged)),
+            "seconds": round(seconds, 1), "device": str(jax.devices()[0].device_kind),
             "fits_per_toy": 1 + n}
         print(f"{key}: Wilks coverage {cover.min():.3f}–{cover.max():.3f} (median {np.median(cover):.3f}); FC critical "
               f"{crit.min():.2f}–{crit.max():.2f} (Wilks {wilks:.3f}); allowed points Wilks {(t_obs <= wilks).sum()}, "
               f"FC {belt.accepted.sum()} of {n * n}; failure fraction {1 - ok.mean():.2g}; {n * n * toys:,} toys × "
-              f"{1 + n} fits in {seconds:.0f} s", flush=True)
+              f"{1 + n} fits in {seconds:.0f} s; observed fits converged at {belt.observed_converged.sum()} of {n * n} "
+              "hypotheses", flush=True)
         summary_path.write_text(json.dumps(summary, indent=1))
     draw(args, summary)
     print(f"total {time.perf_counter() - start:.0f} s")

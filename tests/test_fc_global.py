@@ -106,6 +106,7 @@ def test_best_fit_grid_runs_under_the_toy_scan(tmp_path):
     ((("mass", (0.0, 1.0)),), "name among"),
     ((("row", ()),), "non-empty"),
     ((("row", (0.0, float("nan"))),), "finite"),
+    ((("s", (0.5, 1.5)),), "within its bounds"),
 ])
 def test_best_fit_grid_is_checked(grid, match):
     model = _model(NULL)

@@ -42,3 +42,48 @@ def test_bounded_minimum_in_few_steps(strength, flux_true, start):
     assert bool(converged)
     assert abs(float(value) - ref.fun) < DECREMENT_TOLERANCE
     assert abs(float(x[0]) - ref.x[0]) < 1e-3 and abs(float(x[1]) - ref.x[1]) < 1e-4
+
+
+def test_two_bounded_parameters_whose_bound_step_points_uphill():
+    """Two anti-correlated parameters ≥ 0 whose full step leaves the box in both: moving both to the bound is
+    an ascent direction here (gᵀΔ < 0), so the reduced step is kept and the fit still reaches SciPy's minimum
+    (a version that took the bound step regardless stalled at the start point; found by review, session 19)."""
+    n0 = 1e4
+    J = np.sqrt(n0) * np.linalg.cholesky(np.array([[1.0, -0.9], [-0.9, 1.0]])).T
+    m = np.array([-0.01, -9.9])  # unconstrained minimum, outside the box
+    n = np.full(2, n0)
+
+    def mu(x):
+        return n0 + jnp.asarray(J) @ (x - jnp.asarray(m))
+
+    def chi2(x):
+        c = np.asarray(mu(jnp.asarray(x)))
+        return float(2 * np.sum(c - n + n * np.log(n / c)))
+
+    ref = minimize(chi2, [1.0, 0.1], method="L-BFGS-B", bounds=[(0, None)] * 2, options={"ftol": 1e-15, "gtol": 1e-12})
+    x, value, converged, _ = jax.jit(lambda x0: fit_box(mu, jnp.asarray(n), x0, jnp.zeros(2), jnp.zeros(2), jnp.zeros(2),
+                                                        jnp.full(2, jnp.inf), 12))(jnp.asarray([1.0, 0.1]))
+    assert bool(converged) and abs(float(value) - ref.fun) < DECREMENT_TOLERANCE
+    np.testing.assert_allclose(np.asarray(x), ref.x, atol=1e-3)
+
+
+@pytest.mark.parametrize("s0", [1e-4, 5e-4, 9e-4])
+def test_a_point_just_short_of_a_bound_is_not_converged(s0):
+    """A strongly identified s ≥ 0 whose minimum is on s = 0, scored at s₀ inside the ε-active margin with the
+    nuisance at its conditional optimum: χ² is 0.1–8 above the minimum, so the flag must say not converged
+    (the first-order gain g·(s₀ − 0) enters the decrement; found by review, session 19)."""
+    b, pat, strength = np.array([800.0, 600.0, 500.0, 400.0, 300.0]), np.array([1.0, 0.8, 0.5, 0.3, 0.1]), 200.0
+    n = np.round(b)
+
+    def mu(x):
+        return jnp.asarray(b) * jnp.exp(x[1]) * (1.0 + strength * x[0] * jnp.asarray(pat))
+
+    def chi2(x):
+        c = np.asarray(mu(jnp.asarray(x)))
+        return float(2 * np.sum(c - n + n * np.log(n / c)) + 100.0 * x[1] ** 2)
+
+    nu = minimize(lambda v: chi2([s0, v[0]]), [0.0], method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12}).x[0]
+    assert chi2([s0, nu]) - chi2([0.0, 0.0]) > 0.05  # (the minimum is at s = 0, ν ≈ 0)
+    _, _, converged, decrement = fit_box(mu, jnp.asarray(n), jnp.asarray([s0, nu]), jnp.asarray([0.0, 100.0]),
+                                         jnp.zeros(2), jnp.asarray([0.0, -jnp.inf]), jnp.asarray([1.0, jnp.inf]), 0)
+    assert not bool(converged) and float(decrement) > 0.05

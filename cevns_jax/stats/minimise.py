@@ -89,19 +89,28 @@ def _direction(J, mu, x, g, inv_var, lo, hi):
     active = near_lo | near_hi
     g_free = jnp.where(active, 0.0, g)
     delta = spd_solve(_fix_rows(H, active), g_free)
-    decrement = 0.5 * jnp.dot(g_free, delta)
+    # χ² still to gain: the reduced Newton decrement, plus the first-order gain g·(x − bound) ≥ 0 of taking the
+    # ε-active parameters to their bound (zero for those on it), so a point ε short of a bound is not "converged"
+    decrement = 0.5 * jnp.dot(g_free, delta) + jnp.dot(g, _to_bound(x, near_lo, near_hi, lo, hi))
     if _may_be_bounded(lo, hi):
         # a parameter that is active, or whose full step leaves the box, goes exactly to its bound; the others
-        # take the Newton step given that move (H_ff Δ_f = g_f − H_fb d_b), not one it cannot make
+        # take the Newton step given that move (H_ff Δ_f = g_f − H_fb d_b), not one it cannot make. With two or
+        # more such parameters that step can point uphill (gᵀΔ ≤ 0): then the reduced step is kept
         to_lo, to_hi = near_lo | (~active & (x - delta < lo)), near_hi | (~active & (x - delta > hi))
         fixed = to_lo | to_hi
-        d_fixed = jnp.where(to_lo, x - jnp.where(to_lo, lo, 0.0), jnp.where(to_hi, x - jnp.where(to_hi, hi, 0.0), 0.0))
+        d_fixed = _to_bound(x, to_lo, to_hi, lo, hi)
         delta_f = spd_solve(_fix_rows(H, fixed), jnp.where(fixed, 0.0, g - H @ d_fixed))
-        delta = jnp.where(fixed, d_fixed, delta_f)
-    ok = jnp.all(jnp.isfinite(delta))
+        bounded_step = jnp.where(fixed, d_fixed, delta_f)
+        delta = jnp.where(jnp.dot(g, bounded_step) > 0, bounded_step, delta)
+    ok = jnp.all(jnp.isfinite(delta)) & jnp.isfinite(decrement)
     delta = jnp.where(ok, delta, 0.0)  # singular H (μ at its floor): stay put
     decrement = jnp.where(ok, decrement, jnp.inf)
     return delta, decrement, jnp.dot(g, delta)
+
+
+def _to_bound(x, to_lo, to_hi, lo, hi):
+    """x − bound for the parameters flagged ``to_lo`` / ``to_hi``, 0 elsewhere (no inf enters the arithmetic)."""
+    return jnp.where(to_lo, x - jnp.where(to_lo, lo, 0.0), jnp.where(to_hi, x - jnp.where(to_hi, hi, 0.0), 0.0))
 
 
 def _may_be_bounded(lo, hi) -> bool:

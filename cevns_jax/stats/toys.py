@@ -84,7 +84,8 @@ class ToyModel:
         return {"args": self.args, "data": self.data, "nuisances": self.nuisances, "mu_fn": fn,
                 "priors": [list(p) for p in self.priors], "poi": [list(p) for p in self.poi],
                 "n_steps": self.n_steps, "tolerance": self.tolerance,
-                **({"best_fit_grid": [[n, list(v)] for n, v in self.best_fit_grid]} if self.best_fit_grid else {})}
+                **({"best_fit_grid": [[n, [float(x) for x in np.ravel(v)]] for n, v in self.best_fit_grid]}
+                   if self.best_fit_grid else {})}
 
 
 def check_toy_model(model: ToyModel) -> None:
@@ -116,6 +117,10 @@ def check_toy_model(model: ToyModel) -> None:
         if values.ndim != 1 or values.size < 1 or not np.all(np.isfinite(values)):
             raise CevnsInputError(f"toy model: best_fit_grid values of {entry[0]!r} must be a non-empty 1-D "
                                   f"sequence of finite numbers, got {entry[1]!r}")
+        _, lower, upper = model.poi[model.poi_names.index(entry[0])]
+        if (lower is not None and values.min() < lower) or (upper is not None and values.max() > upper):
+            raise CevnsInputError(f"toy model: best_fit_grid values of {entry[0]!r} must lie within its bounds "
+                                  f"({lower}, {upper}), got {values.min():g}–{values.max():g}")
 
 
 def _sigmas(model: ToyModel) -> jnp.ndarray:
