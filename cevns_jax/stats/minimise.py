@@ -10,8 +10,9 @@ in the manner of Bertsekas' projected Newton method (SIAM J. Control Optim. 20, 
   the identity and its gradient component by 0 for the Newton decrement;
 * every active parameter, and every one whose full step would leave the box, moves exactly to its bound,
   and the others take the Newton step *given* that move (H_ff Δ_f = g_f − H_fb d_b: a second Cholesky
-  solve), so no parameter follows a step that a bounded one cannot make. Before (session 19), the others
-  took the unconstrained step while the bounded parameter was clipped: where that parameter is nearly
+  solve), so no parameter follows a step that a bounded one cannot make; with two or more bound-hitting
+  parameters that step can point uphill (gᵀΔ ≤ 0), and then the reduced step of the first bullet is taken.
+  Before (session 19), the others took the unconstrained step while the bounded parameter was clipped: where that parameter is nearly
   unidentified (a sterile amplitude at small Δm²) its Newton step is huge, the clipped trial was refused
   and the step length shrank; such fits needed 16 steps instead of 4 (``tests/test_minimise.py``);
 * the trial point x − t·Δ is projected onto the box and taken only if it lowers χ², so χ² never
@@ -21,10 +22,10 @@ in the manner of Bertsekas' projected Newton method (SIAM J. Control Optim. 20, 
   χ² per step instead of one, for the same steps wherever the full step is taken; docs/physics.md §5.11.)
 
 Convergence is judged at the end, never assumed: the Newton decrement λ²/2 = ½ gᵀH⁻¹g of the reduced
-problem estimates χ²(p) − min χ² (Boyd & Vandenberghe, *Convex Optimization*, §9.5.1); a fit is
-converged when it is finite and below ``tolerance`` (:data:`DECREMENT_TOLERANCE`, in χ² units). The
-number of steps is fixed (``lax.fori_loop``), so the fit is ``jit``- and ``vmap``-able and costs the
-same for every toy.
+problem, plus the first-order gain g·(x − bound) of taking the ε-active parameters to their bound,
+estimates χ²(p) − min χ² (Boyd & Vandenberghe, *Convex Optimization*, §9.5.1); a fit is converged when
+it is finite and below ``tolerance`` (:data:`DECREMENT_TOLERANCE`, in χ² units). The number of steps is
+fixed (``lax.fori_loop``), so the fit is ``jit``- and ``vmap``-able and costs the same for every toy.
 """
 
 from __future__ import annotations
