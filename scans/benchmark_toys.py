@@ -23,8 +23,10 @@ each (:mod:`cevns_jax.stats.minimise`). Reported separately:
   templates of each of its ``--fc-grid`` Δm² (measured on a batch; along |U_μ4|² they are the exact affine
   combination of those at |U|² = ½ and the SM, as scans/coverage.py builds them, docs/physics.md §5.9) plus
   ``--fc-toys`` toys per point at the rate above (the toys at a point reuse its templates). It counts two fits per toy: conditional at the
-  point and one unconditional fit started there — a local best fit; the global best fit over the plane
-  that FC's ordering asks for in an oscillation analysis is not included (see docs/physics.md §5.11).
+  point and one unconditional fit started there — a local best fit. The global best fit over the plane
+  that FC's ordering asks for in an oscillation analysis (one fit per Δm² row: 1 + ``--fc-grid`` fits per
+  toy, ``ToyModel.best_fit_grid``) is what ``scans/coverage.py`` runs; its cost is measured there
+  (docs/physics.md §5.11).
 """
 
 from __future__ import annotations
