@@ -23,7 +23,7 @@ for s in $steps; do
             --json "$OUT/toys.json" 2>&1 | tee "$OUT/toys.log" ;;
     scan) timeout 200 python3 scans/benchmark_scan.py --grid 1000 --chunk 200000 \
             --json "$OUT/scan.json" 2>&1 | tee "$OUT/scan.log" ;;
-    forward) timeout 200 python3 scans/benchmark_forward.py --repeat 10 \
+    forward) timeout 330 python3 scans/benchmark_forward.py --repeat 10 \
             --json "$OUT/forward.json" 2>&1 | tee "$OUT/forward.log" ;;
     coverage)  # the FC construction with the global best fit: 60 × 60 × 1000 (COH-Ar-750), 30 × 30 × 500 (CsI-2021)
       timeout 330 python3 scans/coverage.py --planes COH-Ar-750 --grid 60 --toys 1000 --steps 6 --chunk 32768 \
