@@ -212,7 +212,8 @@ def run_scan(
         chunk_size = program.compiled_size
     if chunk_size is not None and chunk_size % n_dev:
         chunk_size += n_dev - chunk_size % n_dev
-    cap = CPU_MULTI_DEVICE_POINTS if n_dev > 1 and devices[0].platform == "cpu" else MAX_CHUNK_POINTS
+    multi_cpu = n_dev > 1 and devices[0].platform == "cpu"
+    cap = CPU_MULTI_DEVICE_POINTS if multi_cpu else MAX_CHUNK_POINTS
     # (several simulated CPU devices share one thread pool; with JAX 0.10.2 a profiled-Δχ² program of
     # ≳ 800 points per device never returned on 2 cores, ≤ 400 ran, with or without shard_map)
     if chunk_size is None:  # the whole grid (up to the cap) in one program if it fits the memory budget
@@ -223,8 +224,8 @@ def run_scan(
         chunk_size = first
         if need > memory_budget_bytes:  # per device: recompile (once) for the largest chunk that fits
             chunk_size = max(1, int(memory_budget_bytes // (need * n_dev / first))) * n_dev
-    if chunk_size > cap * n_dev and (n_dev > 1 and devices[0].platform == "cpu"):
-        chunk_size = cap * n_dev  # else a chunk size given is kept (one device, or accelerators: the caller's call)
+    if multi_cpu:  # a chunk size given for one device or for accelerators is kept (its memory: the caller's call)
+        chunk_size = min(chunk_size, cap * n_dev)
     program.chunk_size = chunk_size
     n_chunks = math.ceil(n_points / chunk_size)
     meta = {"axes": [asdict(a) for a in axes], "chunk_size": chunk_size, "n_chunks": n_chunks,

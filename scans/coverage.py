@@ -72,8 +72,9 @@ def _parse():
     p.add_argument("--redraw", action="store_true", help="draw from results/coverage/summary.json only")
     args = p.parse_args()
     for name in ("grid", "toys", "csi_grid", "csi_toys", "steps", "csi_steps"):
-        if getattr(args, name) < 2 - name.endswith("steps"):
-            p.error(f"--{name.replace('_', '-')} must be at least {2 - name.endswith('steps')}")
+        least = 1 if name.endswith("steps") else 2
+        if getattr(args, name) < least:
+            p.error(f"--{name.replace('_', '-')} must be at least {least}")
     if args.chunk is not None and args.chunk < 1:
         p.error("--chunk must be at least 1")
     return args
@@ -109,6 +110,11 @@ def plane_axes(n: int) -> list:
     return [Axis("row", 0.0, float(n - 1), n), Axis("sin2_2theta", S_MIN, S_MAX, n, "log")]
 
 
+def row_dm2(n: int) -> np.ndarray:
+    """Δm²₄₁ of the plane's rows [eV²]."""
+    return np.geomspace(DM2_MIN, DM2_MAX, n)
+
+
 def main() -> None:
     args = _parse()
     if args.redraw:
@@ -137,7 +143,7 @@ def main() -> None:
 
     def row_templates(templ, n):
         """Templates at full amplitude (|U|² = ½) for each Δm² row and the SM: n + 1 folds for the plane."""
-        half = templ(jnp.asarray(np.geomspace(DM2_MIN, DM2_MAX, n)), jnp.full(n, FULL_AMPLITUDE_MIXING))
+        half = templ(jnp.asarray(row_dm2(n)), jnp.full(n, FULL_AMPLITUDE_MIXING))
         return half, templ(jnp.asarray([1.0]), jnp.asarray([0.0]))[0]
 
     def model_of(mu_fn, arrays, data, priors, n, steps):
@@ -162,6 +168,8 @@ def main() -> None:
 
     summary_path = args.results / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if summary.get("cl") != args.cl:  # planes of another confidence level are not kept beside these
+        summary = {}
     summary.update({"cl": args.cl, "wilks_threshold": wilks})
     summary.setdefault("planes", {})
     settings = {"COH-Ar-750": (coh_ar, args.grid, args.toys, args.steps,
@@ -180,7 +188,7 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         summary["planes"][key] = {
             "title": title, "grid": n, "toys_per_point": toys, "steps": steps, "seed": args.seed,
-            "dm2_eV2": np.geomspace(DM2_MIN, DM2_MAX, n).tolist(), "sin2_2theta": plane_axes(n)[1].values().tolist(),
+            "dm2_eV2": row_dm2(n).tolist(), "sin2_2theta": plane_axes(n)[1].values().tolist(),
             "fc_critical": crit.tolist(), "wilks_coverage": cover.tolist(), "t_obs": t_obs.tolist(),
             "failure_fraction": float(1 - ok.mean()), "wilks_region_points": int((t_obs <= wilks).sum()),
             "fc_region_points": int(belt.accepted.sum()), "coverage_min": float(cover.min()),
@@ -188,9 +196,11 @@ def main() -> None:
             "critical_max": float(crit.max()), "observed_fits_converged": bool(np.all(belt.observed_converged)),
             "seconds": round(seconds, 1), "device": str(jax.devices()[0].device_kind),
             "fits_per_toy": 1 + n}
-        print(f"{key}: Wilks coverage {cover.min():.3f}–{cover.max():.3f} (median {np.median(cover):.3f}); FC critical "
-              f"{crit.min():.2f}–{crit.max():.2f} (Wilks {wilks:.3f}); allowed points Wilks {(t_obs <= wilks).sum()}, "
-              f"FC {belt.accepted.sum()} of {n * n}; failure fraction {1 - ok.mean():.2g}; {n * n * toys:,} toys × "
+        e = summary["planes"][key]
+        print(f"{key}: Wilks coverage {e['coverage_min']:.3f}–{cover.max():.3f} (median {e['coverage_median']:.3f}); "
+              f"FC critical {e['critical_min']:.2f}–{e['critical_max']:.2f} (Wilks {wilks:.3f}); allowed points Wilks "
+              f"{e['wilks_region_points']}, FC {e['fc_region_points']} of {n * n}; failure fraction "
+              f"{e['failure_fraction']:.2g}; {n * n * toys:,} toys × "
               f"{1 + n} fits in {seconds:.0f} s; observed fits converged at {belt.observed_converged.sum()} of {n * n} "
               "hypotheses", flush=True)
         summary_path.write_text(json.dumps(summary, indent=1))

@@ -12,9 +12,10 @@ in the manner of Bertsekas' projected Newton method (SIAM J. Control Optim. 20, 
   and the others take the Newton step *given* that move (H_ff Δ_f = g_f − H_fb d_b: a second Cholesky
   solve), so no parameter follows a step that a bounded one cannot make; with two or more bound-hitting
   parameters that step can point uphill (gᵀΔ ≤ 0), and then the reduced step of the first bullet is taken.
-  Before (session 19), the others took the unconstrained step while the bounded parameter was clipped: where that parameter is nearly
-  unidentified (a sterile amplitude at small Δm²) its Newton step is huge, the clipped trial was refused
-  and the step length shrank; such fits needed 16 steps instead of 4 (``tests/test_minimise.py``);
+  Before (session 19), the others took the unconstrained step while the bounded parameter was clipped:
+  where that parameter is nearly unidentified (a sterile amplitude at small Δm²) its Newton step is huge,
+  the clipped trial was refused and the step length shrank; such fits needed 16 steps instead of 4
+  (``tests/test_minimise.py``);
 * the trial point x − t·Δ is projected onto the box and taken only if it lowers χ², so χ² never
   increases; the step length t adapts per fit (1 at first, then the minimiser of the parabola through
   the last trial, within safeguards), and the one forward pass at the trial point also gives the
