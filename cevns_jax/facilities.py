@@ -269,34 +269,58 @@ the SNS's, the ESS (2 GeV, tungsten) J-PARC's; a higher beam energy makes faster
 slow and the ESS's too fast (docs/physics.md §4.3)."""
 RAPIDITY_BINS = 192
 """Rapidity bins every histogram is padded to (with empty bins), so that every facility shares one program shape."""
+LEGENDRE_ORDERS = 8
+"""Legendre moments ⟨P_l(cos θ)⟩ (l = 1 … 8) of the π⁰ directions to the beam per rapidity bin in each table: what
+the dark-matter flux at a detector's angle needs (:func:`cevns_jax.models.dm_flight.directional_correction`).
+Truncation: the direction factor of COH-CryoCsI-like and CENNS-10-like positions (90°, 137°) moves by ≤ 0.2% in
+total and ≤ 0.8% in single lab boxes from 8 to 16 orders, the statistical precision of the 10,484 SNS π⁰
+(docs/physics.md §4.3)."""
 
 
 @functools.cache
 def _rapidity_histogram(key: str) -> tuple:
     path = data_path(f"mesons/pi0_rapidity_{key}.txt")
-    rows = read_table(path, 3, nonnegative_columns=(0, 1, 2))
+    rows = read_table(path, 3 + LEGENDRE_ORDERS, nonnegative_columns=(0, 1, 2))
     if not (np.all(rows[:, 1] > rows[:, 0]) and np.all(rows[1:, 0] == rows[:-1, 1])) or rows.shape[0] > RAPIDITY_BINS:
         raise DataFileError(f"{path}: rapidity bins must be contiguous, increasing and at most {RAPIDITY_BINS}")
     if rows[:, 2].sum() <= 0:
         raise DataFileError(f"{path}: no π⁰ counted")
+    if np.any(np.abs(rows[:, 3:]) > rows[:, 2:3] * (1 + 1e-9)):  # |P_l| ≤ 1: a sum is at most the bin's count
+        raise DataFileError(f"{path}: a Legendre sum (columns 4–{3 + LEGENDRE_ORDERS}) exceeds its bin's π⁰ count")
     return tuple(map(tuple, rows))
+
+
+def _rapidity_rows(facility_name: str) -> np.ndarray | None:
+    key = get_facility(facility_name).pi0_momentum_table
+    return np.asarray(_rapidity_histogram(key)) if key else None
 
 
 def pi0_rapidity_nodes(facility_name: str, nodes_per_bin: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
     """π⁰ rapidities y = asinh(|p|/m_π⁰) and weights (Σ = 1) of facility ``facility_name``'s π⁰ (its
     ``pi0_momentum_table``), ``nodes_per_bin`` Gauss–Legendre nodes in each histogram bin (the density flat in a
     bin), padded with weight-0 nodes to :data:`RAPIDITY_BINS` × ``nodes_per_bin``; None: π⁰ at rest (no table)."""
-    key = get_facility(facility_name).pi0_momentum_table
-    if not key:
+    rows = _rapidity_rows(facility_name)
+    if rows is None:
         return None
-    rows = np.asarray(_rapidity_histogram(key))
     x, w = np.polynomial.legendre.leggauss(nodes_per_bin)
-    lo, hi, counts = rows[:, :1], rows[:, 1:2], rows[:, 2:]
+    lo, hi, counts = rows[:, :1], rows[:, 1:2], rows[:, 2:3]
     y = lo + 0.5 * (hi - lo) * (x + 1.0)
     weight = counts * 0.5 * w / counts.sum()
     pad = (RAPIDITY_BINS - rows.shape[0]) * nodes_per_bin
     y = np.concatenate([y.ravel(), np.full(pad, float(hi[-1, 0]))])  # padding: real speeds, weight 0
     return y, np.concatenate([weight.ravel(), np.zeros(pad)])
+
+
+def pi0_direction_moments(facility_name: str, nodes_per_bin: int = 1) -> np.ndarray | None:
+    """⟨P_l(cos θ)⟩ of the π⁰ directions to the beam, l = 1 … :data:`LEGENDRE_ORDERS`, at each node of
+    :func:`pi0_rapidity_nodes` (the bin's value; 0 in empty and padding bins): shape (nodes, LEGENDRE_ORDERS)."""
+    rows = _rapidity_rows(facility_name)
+    if rows is None:
+        return None
+    counts = rows[:, 2:3]
+    moments = np.where(counts > 0, rows[:, 3:] / np.where(counts > 0, counts, 1.0), 0.0)
+    moments = np.repeat(moments, nodes_per_bin, axis=0)
+    return np.concatenate([moments, np.zeros(((RAPIDITY_BINS - rows.shape[0]) * nodes_per_bin, LEGENDRE_ORDERS))])
 
 
 def target_station(name: str) -> str:

@@ -279,6 +279,9 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     if invisible_recoils(experiment):
         return {c: _zero_counts(experiment) for c in D.channels(dm)}
     dm = D.at_source(dm, experiment.source)
+    angle = experiment.detector.beam_angle_deg
+    if dm.pi0_rapidity is not None and angle is not None:  # the detector's direction (π⁰ decaying in flight)
+        dm = replace(dm, pi0_beam_cos=jnp.cos(jnp.deg2rad(angle)))
     if dm.pi0_rapidity is not None and experiment.detector.binning.refine > 1:  # the in-flight lab boxes refine too
         dm = replace(dm, pi0_lab_boxes=max(dm.pi0_lab_boxes, experiment.detector.binning.refine * D.LAB_BOXES))
     names = D.channels(dm)

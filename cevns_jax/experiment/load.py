@@ -64,6 +64,11 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     baseline = det.number("baseline_m", 1.0 if far else ..., minimum=MIN_BASELINE_M,
                           why=" (point-source flux; see cevns_jax.domain)")
     source, facility, exposure = compile_source(src_tab, baseline, base)
+    beam_angle = det.number("beam_angle_deg", None, minimum=0.0, maximum=180.0,
+                            why=" (the angle between the proton beam and the direction to the detector)")
+    if beam_angle is not None and source.steady:
+        raise det.error("beam_angle_deg", "only a π-DAR source has a proton beam (it sets the dark-matter flux "
+                        "from mesons decaying in flight)")
     steady = source.steady
     electroweak = electroweak_from_table(root.table("physics")) if root.has("physics") else None
 
@@ -161,7 +166,8 @@ def experiment_from_dict(data: dict, *, label: str = "<dict>", base: Path | None
     root.check_unused()
 
     detector = Detector(_f(mass), _f(baseline), quenching, smearing, efficiency, timing, binning, observable,
-                        electron_scattering=electron_scattering, deuteron=deuteron, inelastic=inelastic)
+                        electron_scattering=electron_scattering, deuteron=deuteron, inelastic=inelastic,
+                        beam_angle_deg=None if beam_angle is None else _f(beam_angle))
     info = ExperimentInfo(**info_kwargs, priors=priors, source_file=label, facility=facility)
     exp = Experiment(source=source, target=target, detector=detector, backgrounds=backgrounds, electroweak=electroweak,
                      info=info)

@@ -26,7 +26,9 @@ class Detector:
     :class:`cevns_jax.deuteron.DeuteronResponse`, or ``None``) makes it a heavy-water Cherenkov detector of the
     ν–d breakup channel (TOML ``channel = "deuteron_breakup"``, docs/physics.md §11): it then sees no nuclear
     recoils. ``inelastic`` (a :class:`cevns_jax.inelastic.InelasticResponse`, or ``None``) adds the inelastic
-    channels of TOML ``[detector.inelastic] channels`` (docs/physics.md §12)."""
+    channels of TOML ``[detector.inelastic] channels`` (docs/physics.md §12). ``beam_angle_deg`` (or ``None``: the
+    flux averaged over directions) is the angle between the proton beam and the direction from the target to the
+    detector [degrees]: it sets the flux of dark matter from π⁰ decaying in flight (docs/physics.md §4.3)."""
 
     mass_kg: jnp.ndarray
     baseline_m: jnp.ndarray
@@ -39,6 +41,7 @@ class Detector:
     electron_scattering: bool = static_field(default=False)
     deuteron: Any = None
     inelastic: Any = None
+    beam_angle_deg: jnp.ndarray | None = None
 
 
 @pytree_dataclass

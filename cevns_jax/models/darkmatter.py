@@ -47,7 +47,8 @@ import numpy as np
 from .. import constants as C
 from .._pytree import pytree_dataclass, replace, static_field
 from ..errors import CevnsInputError, domain_checked
-from ..facilities import ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS, pi0_rapidity_nodes
+from ..facilities import (ETA_TO_PI0_SNS, FACILITIES, PI0_SNS_1GEV, PIMINUS_TO_PI0_SNS, pi0_direction_moments,
+                          pi0_rapidity_nodes)
 from . import dm_flight as _F
 from . import dm_production as _P
 
@@ -89,6 +90,10 @@ class DarkMatter:
     (:func:`at_source`) instead of being the user's own numbers.
     ``pi0_rapidity``, ``pi0_rapidity_weight``: the π⁰ rapidities and their weights (Σ = 1) when π⁰ decay in flight
     (:mod:`.dm_flight`; set by :func:`at_source` from the facility's GEANT4 histogram); None: at rest.
+    ``pi0_legendre``: the Legendre moments ⟨P_l(cos θ)⟩ (l = 1 … 8) of those π⁰'s directions to the beam at each
+    rapidity node (set with the rapidities); ``pi0_beam_cos``: cos of the angle between the proton beam and the
+    direction to the detector (set by :func:`cevns_jax.rates.dark_matter_channel_counts` from the detector's
+    ``beam_angle_deg``); either None: the flux averaged over directions (:mod:`.dm_flight`).
     ``pi0_at_rest`` (static): keep the π⁰ at rest at every facility (the model of earlier releases).
     Optionally a tabulated χ spectrum replaces the at-rest π⁰ model: energies ``spectrum_E_MeV``, a
     density ``spectrum_pdf`` (any normalisation; linearly interpolated) and ``spectrum_yield`` χ per
@@ -109,6 +114,8 @@ class DarkMatter:
     leptophobic: jnp.ndarray = 0.0
     pi0_rapidity: jnp.ndarray | None = None
     pi0_rapidity_weight: jnp.ndarray | None = None
+    pi0_legendre: jnp.ndarray | None = None
+    pi0_beam_cos: jnp.ndarray | None = None
     pi0_from_facility: bool = static_field(default=False)
     pi0_at_rest: bool = static_field(default=False)
     pi0_lab_boxes: int = static_field(default=0)
@@ -185,7 +192,8 @@ def at_source(dm: DarkMatter, source) -> DarkMatter:
     if dm.pi0_rapidity is None and not dm.pi0_at_rest and dm.spectrum_E_MeV is None:
         nodes = pi0_rapidity_nodes(source.name)
         if nodes is not None:
-            dm = replace(dm, pi0_rapidity=f(nodes[0]), pi0_rapidity_weight=f(nodes[1]))
+            dm = replace(dm, pi0_rapidity=f(nodes[0]), pi0_rapidity_weight=f(nodes[1]),
+                         pi0_legendre=f(pi0_direction_moments(source.name)))
     if not dm.pi0_from_facility:
         return dm
     return replace(dm, pi0_per_proton=f(facility.pi0_per_proton), eta_per_proton=f(facility.eta_per_proton),
@@ -315,7 +323,13 @@ def _meson_boxes(dm: DarkMatter, channels: tuple) -> ChiBoxes:
     w = b / jnp.where(total != 0, total, 1.0)[:, None]
     if dm.pi0_rapidity is not None and "pi0" in channels:  # π⁰ in flight: lab boxes
         row, k = channels.index("pi0"), max(dm.pi0_lab_boxes, LAB_BOXES)
+        refine = k // LAB_BOXES
         lab = _F.in_flight_boxes(lo[row], hi[row], w[row], dm.m_chi_MeV, dm.pi0_rapidity, dm.pi0_rapidity_weight, k)
+        if dm.pi0_legendre is not None and dm.pi0_beam_cos is not None:  # the detector's direction
+            coef = _F.legendre_coefficients(dm.pi0_legendre, dm.pi0_beam_cos)
+            extra = _F.directional_correction(lab[0], lab[1], dm.m_chi_MeV, lo[row], hi[row], w[row], dm.pi0_rapidity,
+                                              dm.pi0_rapidity_weight, coef, rest_nodes=_F.DIRECTION_REST_NODES * refine)
+            lab = (lab[0], lab[1], lab[2] + extra)
         lo, hi, w = _pad_boxes(lo, hi, w, k)
         is_open = total[row] != 0  # a closed π⁰ channel keeps its (empty) rest boxes: their edges stay above m_χ
         lo, hi, w = (x.at[row].set(jnp.where(is_open, y, x[row])) for x, y in zip((lo, hi, w), lab))

@@ -31,12 +31,18 @@ Pure functions of arrays; masses and energies in MeV.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from .dm_production import _safe_sqrt
 
-__all__ = ["PLACEMENT_POINTS", "boosted_cdf", "in_flight_boxes"]
+__all__ = ["PLACEMENT_POINTS", "DIRECTION_ENERGY_NODES", "DIRECTION_REST_NODES", "boosted_cdf", "in_flight_boxes",
+           "directional_correction", "legendre_coefficients"]
 PLACEMENT_POINTS = 64
 """Points on which the lab CDF is evaluated to place the lab box edges (placement only: the masses are exact)."""
+DIRECTION_ENERGY_NODES = 2
+"""Gauss–Legendre nodes per lab box of the lab-energy integral of the anisotropic part (:func:`directional_correction`)."""
+DIRECTION_REST_NODES = 8
+"""Gauss–Legendre nodes of the rest-energy integral of the anisotropic part, in t = (E* − m)^½."""
 
 
 def _acosh_ratio(x, m):
@@ -92,3 +98,72 @@ def in_flight_boxes(lower_MeV, upper_MeV, weight, m_MeV, rapidity, rapidity_weig
     E_edges = E_edges.at[0].set(m).at[-1].set(E_max)
     F = boosted_cdf(E_edges, m, lower_MeV, upper_MeV, weight, rapidity, rapidity_weight)
     return E_edges[:-1], E_edges[1:], jnp.diff(F)
+
+
+def _legendre_series(c, coef):
+    """Σ_{l=1..L} coef[..., l−1] P_l(c) (Bonnet's recursion); ``coef`` broadcasts against ``c`` with a last axis L."""
+    p_prev, p = jnp.ones_like(c), c
+    total = coef[..., 0] * p
+    for l in range(2, coef.shape[-1] + 1):
+        p_prev, p = p, ((2 * l - 1) * c * p - (l - 1) * p_prev) / l
+        total = total + coef[..., l - 1] * p
+    return total
+
+
+def directional_correction(E_lower_MeV, E_upper_MeV, m_MeV, lower_MeV, upper_MeV, weight, rapidity, rapidity_weight,
+                           legendre_coef, energy_nodes: int = DIRECTION_ENERGY_NODES,
+                           rest_nodes: int = DIRECTION_REST_NODES):
+    """What a detector at a fixed direction sees beyond the direction average, per lab box [``E_lower_MeV``,
+    ``E_upper_MeV``] (B,): the anisotropic part of the χ flux in that direction relative to the flux averaged over
+    directions (docs/physics.md §4.3, "The detector's angle to the beam"). Add it to the boxes' masses.
+
+    With the π⁰ directions of rapidity node i expanded in Legendre polynomials of the angle to the beam, and the
+    detector at angle θ_d, ``legendre_coef[i, l−1]`` = (2l + 1) ⟨P_l(cos θ_π)⟩_i P_l(cos θ_d) (l = 1 … L; the l = 0 term is
+    the direction average, :func:`boosted_cdf`). By the addition theorem the density of the angle ψ between a
+    π⁰ of node i and the detector direction is ½[1 + A_i(cos ψ)], A_i(c) = Σ_l coef_il P_l(c), and a χ of lab energy E
+    reaching the detector from a π⁰ at angle ψ has rest energy E* = γ(E − βp cos ψ), so the lab density is
+
+        ρ(E) = ½ ∫_{−1}^{1} dc [1 + A(c)] f*(γ(E − βpc)) p / p*(E*)
+             = 1/(2γβ) ∫_{γ(E−βp)}^{γ(E+βp)} [1 + A(c(E*))] f*(E*) dE*/p*,    c(E*) = (γE − E*)/(γβp),
+
+    (the 1 gives the derivative of :func:`boosted_cdf`). For the flat rest boxes [a, b] the E* range is clipped to
+    the box (an integration limit) and integrated in t = (E* − m)^½ (dE*/p* = 2 dt/(2m + t²)^½: the 1/p*
+    singularity of a χ at rest in the meson frame removed; A is a polynomial of degree L in E*) with
+    ``rest_nodes`` Gauss–Legendre nodes, and each lab box with ``energy_nodes``. Shapes: boxes (B,), rest boxes
+    (K,), rapidity nodes (n,), ``legendre_coef`` (n, L); returns (B,)."""
+    xe, we = np.polynomial.legendre.leggauss(energy_nodes)
+    xt, wt = np.polynomial.legendre.leggauss(rest_nodes)
+    m = m_MeV
+    half = 0.5 * (E_upper_MeV - E_lower_MeV)
+    E = (E_lower_MeV + half)[:, None] + half[:, None] * xe  # (B, e)
+    E = E[..., None, None]  # (B, e, 1, 1)
+    g = jnp.cosh(rapidity)[:, None]  # (n, 1)
+    gb = jnp.sinh(rapidity)[:, None]
+    p = _safe_sqrt((E - m) * (E + m))
+    a, b = lower_MeV, upper_MeV  # (K,)
+    lo = jnp.clip(g * E - gb * p, a, b)  # (B, e, n, K)
+    hi = jnp.clip(g * E + gb * p, a, b)
+    t_lo, t_hi = _safe_sqrt(lo - m), _safe_sqrt(hi - m)
+    t_half = 0.5 * (t_hi - t_lo)
+    t = (t_lo + t_half)[..., None] + t_half[..., None] * xt  # (B, e, n, K, r)
+    x = m + t**2
+    c = (g[..., None] * E[..., None] - x) / (gb[..., None] * p[..., None])
+    A = _legendre_series(c, legendre_coef[:, None, None, :])
+    inner = jnp.sum(A * wt * 2.0 / jnp.sqrt(2 * m + t**2), axis=-1) * t_half  # (B, e, n, K)
+    width = b - a
+    per_box = jnp.where(width > 0, weight / jnp.where(width > 0, width, 1.0), 0.0)
+    density = jnp.einsum("benk,k,n->be", inner, per_box, rapidity_weight / (2 * jnp.sinh(rapidity)))
+    return jnp.sum(density * we, axis=-1) * half
+
+
+def legendre_coefficients(moments, cos_detector):
+    """(2l + 1) ⟨P_l(cos θ_π)⟩ P_l(cos θ_d), l = 1 … L, from the π⁰ direction moments ``moments`` (n, L) and the
+    cosine of the detector's angle to the beam: the ``legendre_coef`` of :func:`directional_correction`."""
+    L = moments.shape[-1]
+    c = jnp.asarray(cos_detector, dtype=moments.dtype)
+    values, p_prev, p = [], jnp.ones_like(c), c
+    for l in range(1, L + 1):
+        values.append(p)
+        p_prev, p = p, ((2 * l + 1) * c * p - l * p_prev) / (l + 1)
+    orders = jnp.arange(1, L + 1, dtype=moments.dtype)
+    return (2 * orders + 1) * moments * jnp.stack(values)
