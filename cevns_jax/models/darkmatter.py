@@ -34,7 +34,7 @@ Domain: m_χ > 0, m_V > 0, 2m_χ < m_η (the η decay is the last channel open; 
 negative mass would silently act as |m|), α_D > 0, α_B ≥ 0, meson yields ≥ 0 (0 switches a channel off), Y ≥ 0 in :func:`epsilon_from_Y`; ε takes
 either sign (only ε² enters). Concrete values outside the domain raise
 :class:`~cevns_jax.errors.CevnsInputError`; traced ones become NaN (policy in :mod:`cevns_jax.errors`).
-Not modelled: η decaying in flight, the detector's angle to the beam, proton bremsstrahlung, the sin²θ* χ distribution of a transverse V,
+Not modelled: η decaying in flight (the detector's angle to the beam acts on the π⁰ in flight), proton bremsstrahlung, the sin²θ* χ distribution of a transverse V,
 off-shell V in π⁻ capture.
 """
 

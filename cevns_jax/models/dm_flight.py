@@ -5,9 +5,8 @@ A π⁰ lives 8.5e-17 s and decays where it is made, with the momentum the targe
 frame χ is isotropic (a spin-0 parent) with the energy spectrum f*(E*) of the at-rest model, a mixture of flat
 boxes (:mod:`.dm_production`). A meson of rapidity y (γ = cosh y, β = tanh y) turns a χ of rest energy E*,
 momentum p* = (E*² − m²)^½ into a lab energy flat on [γ(E* − βp*), γ(E* + βp*)] (cos θ* uniform). Averaged over
-directions (ASSUMPTION: the flux at the detector is the direction average, as for the at-rest isotropic model;
-the π⁰ of a spallation target are only mildly forward, ⟨cos θ⟩ ≈ 0.2, and a detector's angle to the beam is not
-modelled), the fraction of χ below lab energy E from one flat rest box [a, b] is, with
+directions (the flux of a detector without a stated angle to the beam; at a stated angle
+:func:`directional_correction` adds the anisotropic part from the Legendre moments of the π⁰ directions), the fraction of χ below lab energy E from one flat rest box [a, b] is, with
 L = γ(E − βp), U = γ(E + βp) the rest energies a lab χ of energy E can have (p its lab momentum),
 
     F(E) = [ 1[E > γm] (clip(L) − a) + G(clip(U)) − G(clip(L)) ] / (b − a),   clip(x) = min(max(x, a), b),
