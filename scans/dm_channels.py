@@ -11,8 +11,9 @@ masses, so the templates are computed once per (mass, channel set) and the cross
 the same program (Illinois regula falsi in ln Y from a raster bracket,
 :func:`cevns_jax.stats.forecast.dark_matter_coupling_scan`), then the mass grid is refined until the curves
 agree with log-log interpolation to 2% (:func:`cevns_jax.stats.crossings.refine_masses`). Writes
-figures/dm_channels.{png,pdf} and figures/dm_channels.md. COHERENT's published curve (arXiv:2110.11453,
-PRL 130, 051803 (2023)) is not drawn: no digitised numbers were available to this job.
+figures/dm_channels.{png,pdf} and figures/dm_channels.md, with COHERENT's published curve (arXiv:2110.11453,
+PRL 130, 051803 (2023), Fig. 3) as digitised by a third party (``scans/reference/coherent_csi2021_dm_scalar.csv``,
+provenance in its header).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ M_MAX = 250.0
 BATCH = 4
 """(mass, channel set) points per compiled evaluation."""
 Y_RASTER = np.geomspace(1e-14, 1e-2, 37)
+PUBLISHED = Path(__file__).resolve().parent / "reference" / "coherent_csi2021_dm_scalar.csv"
+"""COHERENT's CsI limit (arXiv:2110.11453, Fig. 3), digitised: m_χ [MeV], Y."""
 """Raster of Y that brackets each crossing (the in-program solver refines it to 1e-9 in ln Y)."""
 STYLE = {"combined": dict(color="k", lw=2.2), "π⁰ → γχχ̄ (in flight)": dict(color="#1f77b4", ls="--", lw=1.5),
          "η → γχχ̄": dict(color="#d62728", ls="-.", lw=1.5), "π⁻p → nV": dict(color="#2ca02c", ls=":", lw=1.8)}
@@ -125,6 +128,8 @@ def main(argv=None):
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for label, c in curves.items():
         ax.plot(c.masses, c.limit(label), label=label, **STYLE[label])
+    published = np.loadtxt(PUBLISHED, delimiter=",", comments="#")
+    ax.plot(*published.T, color="0.45", ls=(0, (1, 1.5)), lw=2.0, label="COHERENT, arXiv:2110.11453 (digitised)")
     ax.set(xscale="log", yscale="log", xlabel=r"$m_\chi$ [MeV]", ylabel=r"$Y=\varepsilon^2\alpha_D(m_\chi/m_V)^4$",
            xlim=(1.0, 250.0), title="CsI-2021 data, 90% CL (scalar χ, $α_D$ = 0.5, $m_V = 3m_χ$)")
     for x, name in ((C.M_ETA / 3, r"$m_\eta/3$ (on-shell end)"), (220.0, "COHERENT's range")):
@@ -141,10 +146,12 @@ def main(argv=None):
              "nuisances profiled (π⁰ 15%, η log-normal 1.0, π⁻ 0.5); solved crossings, curves refined to "
              f"{args.rtol:.0%} in Y between mass points. Yields per proton (SNS-2021 facility): π⁰ {FACILITY.pi0_per_proton}, "
              f"η {FACILITY.eta_per_proton} (assumed η/π⁰ = 0.01), stopped π⁻ {FACILITY.piminus_per_proton} "
-             f"(× radiative-capture fraction {C.PIMINUS_RADIATIVE_CAPTURE}). COHERENT's published curve "
-             "(arXiv:2110.11453) is not drawn: no digitised numbers were available. π⁰ and η decay through an on- or "
-             "off-shell V (P → γχχ̄, docs/physics.md §4.3), so the reach passes m_η/3 = 182.6 MeV.", "",
-             "| m_χ [MeV] | " + " | ".join(SETS) + " |", "|---|" + "---|" * len(SETS)]
+             f"(× radiative-capture fraction {C.PIMINUS_RADIATIVE_CAPTURE}). The detector sees the π⁰ decaying in flight "
+             "at 90° to the beam (the preset's beam_angle_deg). π⁰ and η decay through an on- or "
+             "off-shell V (P → γχχ̄, docs/physics.md §4.3), so the reach passes m_η/3 = 182.6 MeV. Last columns: "
+             "COHERENT's published limit (arXiv:2110.11453, Fig. 3, digitised by a third party; "
+             "scans/reference/coherent_csi2021_dm_scalar.csv) and the ratio combined / COHERENT.", "",
+             "| m_χ [MeV] | " + " | ".join(SETS) + " | COHERENT | ratio |", "|---|" + "---|" * (len(SETS) + 2)]
     for m in bench:
         row = []
         for label, c in curves.items():
@@ -152,6 +159,12 @@ def main(argv=None):
             ok = np.isfinite(lim)
             inside = ok.any() and c.masses[ok][0] <= m <= c.masses[ok][-1]
             row.append(f"{np.exp(np.interp(np.log(m), np.log(c.masses[ok]), np.log(lim[ok]))):.3g}" if inside else "—")
+        if published[0, 0] <= m <= published[-1, 0]:
+            theirs = np.exp(np.interp(np.log(m), np.log(published[:, 0]), np.log(published[:, 1])))
+            ours = float(row[0]) if row[0] != "—" else np.nan
+            row += [f"{theirs:.3g}", f"{ours / theirs:.2f}"]
+        else:
+            row += ["—", "—"]
         lines.append(f"| {m:g} | " + " | ".join(row) + " |")
     lines += ["", f"Run time: {time.time() - t0:.0f} s (2 shared CPU cores; --masses {args.masses}, --rtol {args.rtol})."]
     (out / "dm_channels.md").write_text("\n".join(lines) + "\n")

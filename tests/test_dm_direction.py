@@ -68,7 +68,8 @@ def _rest_frame_cdf(E, cos_detector):
     return total
 
 
-@pytest.mark.parametrize("angle", [30.0, 90.0, 137.0])
+@pytest.mark.parametrize("angle", [pytest.param(30.0, marks=pytest.mark.slow), pytest.param(90.0, marks=pytest.mark.slow),
+                                   137.0])  # one angle in the default tier, the others in the slow tier (CI runs both)
 def test_box_masses_against_the_rest_frame_derivation(angle):
     """Masses of 6 wide lab ranges (sums of boxes) and the total against the rest-frame double integral (a second
     derivation: χ emitted in the meson frame, not the lab density in E* used by the package), to 5e-4 of the total
@@ -135,6 +136,7 @@ def test_halving_the_direction_quadratures(angle):
     assert np.max(np.abs(np.cumsum(regrouped) - np.cumsum(base))) < 1e-3 * scale
 
 
+@pytest.mark.slow  # a Monte Carlo (second-method) check: the slow tier (CI runs it)
 def test_sns_direction_factor_against_a_monte_carlo():
     """The SNS π⁰ table (GEANT4 moments) at 90° and 137°: the total χ flux relative to the direction average
     against a Monte Carlo of the chain (π⁰ of the table's rapidities, directions drawn from the Legendre series,

@@ -326,6 +326,10 @@ def _meson_boxes(dm: DarkMatter, channels: tuple) -> ChiBoxes:
         refine = k // LAB_BOXES
         lab = _F.in_flight_boxes(lo[row], hi[row], w[row], dm.m_chi_MeV, dm.pi0_rapidity, dm.pi0_rapidity_weight, k)
         if dm.pi0_legendre is not None and dm.pi0_beam_cos is not None:  # the detector's direction
+            if dm.pi0_legendre.shape[0] != dm.pi0_rapidity.shape[0]:
+                raise CevnsInputError(f"dark matter: pi0_legendre has {dm.pi0_legendre.shape[0]} rows but pi0_rapidity "
+                                      f"{dm.pi0_rapidity.shape[0]} nodes (replace both, e.g. with "
+                                      "facilities.pi0_rapidity_nodes and pi0_direction_moments of one nodes_per_bin)")
             coef = _F.legendre_coefficients(dm.pi0_legendre, dm.pi0_beam_cos)
             extra = _F.directional_correction(lab[0], lab[1], dm.m_chi_MeV, lo[row], hi[row], w[row], dm.pi0_rapidity,
                                               dm.pi0_rapidity_weight, coef, rest_nodes=_F.DIRECTION_REST_NODES * refine)

@@ -146,7 +146,10 @@ def directional_correction(E_lower_MeV, E_upper_MeV, m_MeV, lower_MeV, upper_MeV
     t_half = 0.5 * (t_hi - t_lo)
     t = (t_lo + t_half)[..., None] + t_half[..., None] * xt  # (B, e, n, K, r)
     x = m + t**2
-    c = (g[..., None] * E[..., None] - x) / (gb[..., None] * p[..., None])
+    # cos ψ ∈ [−1, 1] wherever the clipped range is not empty; where it is (a rest box the lab energy cannot reach,
+    # t_half = 0) the formula leaves [−1, 1] and the degree-L series would reach ~1e24, whose products with the zero
+    # width are not zero in a reverse-mode derivative: clamped (a no-op on every node that counts)
+    c = jnp.clip((g[..., None] * E[..., None] - x) / (gb[..., None] * p[..., None]), -1.0, 1.0)
     A = _legendre_series(c, legendre_coef[:, None, None, :])
     inner = jnp.sum(A * wt * 2.0 / jnp.sqrt(2 * m + t**2), axis=-1) * t_half  # (B, e, n, K)
     width = b - a
