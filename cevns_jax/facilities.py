@@ -272,9 +272,9 @@ RAPIDITY_BINS = 192
 LEGENDRE_ORDERS = 8
 """Legendre moments ⟨P_l(cos θ)⟩ (l = 1 … 8) of the π⁰ directions to the beam per rapidity bin in each table: what
 the dark-matter flux at a detector's angle needs (:func:`cevns_jax.models.dm_flight.directional_correction`).
-Truncation: the direction factor of COH-CryoCsI-like and CENNS-10-like positions (90°, 137°) moves by ≤ 0.2% in
-total and ≤ 0.8% in single lab boxes from 8 to 16 orders, the statistical precision of the 10,484 SNS π⁰
-(docs/physics.md §4.3)."""
+Truncation: the direction factor at 90° and 137° (CsI, CENNS-10) moves by ≤ 0.2% in total and ≤ 0.8% in single
+lab boxes from 8 to 16 orders, the statistical precision of the 10,484 SNS π⁰; within 1.5% of 24 orders from 15° to
+165°, ≈ 4% low on the beam axis (docs/physics.md §4.3)."""
 
 
 @functools.cache
