@@ -269,7 +269,9 @@ def dark_matter_channel_counts(experiment, dm) -> dict:
     own recoil panels, broken at T_max(E_break) (the kink of the boxes' lower edges), with
     :data:`DM_GEOMETRIC_PANELS` log-spaced ones above it; at each recoil node the χ energy is integrated on
     ``models.darkmatter.ENERGY_NODES`` product-integration nodes (the box mixture exactly, the rest interpolated),
-    and each χ energy carries its own time-of-flight delay of the prompt (proton-pulse) time profile. The three
+    and each χ energy carries its own time-of-flight delay of the prompt (proton-pulse) time profile. With π⁰
+    decaying in flight the π⁰ channel's lab spectrum is the one at the detector's ``beam_angle_deg`` (its direction
+    to the proton beam; the direction average when None; ``models.dm_flight.directional_correction``). The three
     channels are one vectorised computation (their box mixtures have one shape) and the detector response is
     computed once on all their recoil nodes: compilation is most of a dark-matter study's time.
     """
