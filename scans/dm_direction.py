@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cevns_jax  # noqa: E402
-from cevns_jax._pytree import replace  # noqa: E402
+from cevns_jax import replace  # noqa: E402
 from cevns_jax.facilities import FACILITIES  # noqa: E402
 from cevns_jax.models import darkmatter as dmod  # noqa: E402
 from cevns_jax.models import dark_matter  # noqa: E402

@@ -37,7 +37,7 @@ from scipy.stats import chi2 as chi2_dist  # noqa: E402
 
 import cevns_jax  # noqa: E402
 from cevns_jax import constants as C  # noqa: E402
-from cevns_jax._pytree import replace  # noqa: E402
+from cevns_jax import replace  # noqa: E402
 from cevns_jax.quenching import AdiabaticQuenching  # noqa: E402
 from cevns_jax.rates import total_cevns  # noqa: E402
 from cevns_jax.stats.analyses import load_analysis, with_nuisances  # noqa: E402

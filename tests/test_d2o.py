@@ -84,7 +84,7 @@ def test_quadrature_converged(d2o):
     a, b = flux_averaged_cm2(1), flux_averaged_cm2(2)
     for k in a:
         assert abs(float(a[k]) / float(b[k]) - 1) < 1e-6
-    from cevns_jax._pytree import replace
+    from cevns_jax import replace
 
     fine = replace(d2o, detector=replace(d2o.detector, binning=replace(d2o.detector.binning, refine=2)))
     c1, c2 = _counts(d2o)["nu_d_cc"], _counts(fine)["nu_d_cc"]
@@ -127,7 +127,7 @@ def test_counts_follow_the_flux_nuisance(d2o):
 
 def test_gradients_mass_baseline(ideal):
     """∂N/∂m = N/m and ∂N/∂L = −2N/L (N ∝ m/L²), by reverse mode through the channel."""
-    from cevns_jax._pytree import replace
+    from cevns_jax import replace
 
     def total(m, L):
         det = replace(ideal.detector, mass_kg=m, baseline_m=L)

@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 from cevns_jax import design as D
 from cevns_jax.design.cost import ProgramCost, detector_cost_model
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import PRESET_DIR, experiment_from_dict, read_toml
 from cevns_jax.stats.fisher import fisher_matrix

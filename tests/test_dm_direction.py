@@ -18,7 +18,7 @@ from numpy.polynomial import legendre
 from scipy import integrate
 
 from cevns_jax import load_experiment, rates
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.facilities import LEGENDRE_ORDERS, pi0_direction_moments
 from cevns_jax.models import dark_matter

@@ -15,7 +15,7 @@ import pytest
 from scipy import integrate
 
 from cevns_jax import rates
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.facilities import FACILITIES, PI0_MOMENTUM_TABLES, pi0_direction_moments, pi0_rapidity_nodes
 from cevns_jax.models import dark_matter
 from cevns_jax.models import darkmatter as dmod

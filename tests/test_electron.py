@@ -13,7 +13,7 @@ from scipy import integrate
 from cevns_jax import constants as C
 from cevns_jax import electron as el
 from cevns_jax import rates, xsec
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.electron_rates import COMPONENT, electron_counts
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import PRESET_DIR, experiment_from_dict

@@ -10,7 +10,7 @@ import pytest
 
 from cevns_jax import constants as C
 from cevns_jax import inelastic as I
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import experiment_from_dict
 from cevns_jax.experiment.load import PRESET_DIR

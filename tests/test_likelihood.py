@@ -7,7 +7,7 @@ import pytest
 from scipy import optimize, stats
 
 from cevns_jax import rates
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.stats.fisher import Fisher, fisher_matrix
 from cevns_jax.stats.likelihood import chi2, poisson_deviance, profile_nuisances, profiled_chi2
 

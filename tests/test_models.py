@@ -121,7 +121,7 @@ def test_universal_zprime_second_solution_reproduces_the_sm(ar, counts):
     Z, N, M = 18.0, 22.0, 1.0e4
     Q_numu = Z * gvp[1] + N * gvn
     g = math.sqrt(-2 * float(Q_numu) * math.sqrt(2) * C.G_FERMI * M**2 / (3 * (Z + N)))
-    from cevns_jax._pytree import replace
+    from cevns_jax import replace
     from cevns_jax.nuclei import make_target
 
     ar40 = replace(ar, target=make_target({"40Ar": 1}))
@@ -263,7 +263,7 @@ def test_model_files_and_cli(capsys, tmp_path):
 @pytest.mark.slow  # a heavy cross-check (tens of seconds of compilation); a lighter one stays in the default tier
 def test_neutron_radius_is_a_free_differentiable_parameter(presets):
     """With the helm_rms form factor the neutron radius is a leaf: larger R_n lowers the rate."""
-    from cevns_jax._pytree import replace
+    from cevns_jax import replace
     from cevns_jax.nuclei import make_target
 
     exp = presets["COHERENT-CsI-2021"]
@@ -324,7 +324,7 @@ def test_pi0_nuisance_scales_dark_matter(presets):
 def test_pi0_yield_follows_the_facility(presets):
     """Every facility carries its own π⁰ yield with a source; dark-matter counts scale with the yield of the
     experiment's facility (fluence ∝ f_π0, docs/physics.md §4.3) on both routes (predicted_counts, forecasts)."""
-    from cevns_jax._pytree import replace
+    from cevns_jax import replace
     from cevns_jax.facilities import FACILITIES
     from cevns_jax.stats.forecast import signals
     from cevns_jax.models import at_source

@@ -10,7 +10,7 @@ from cevns_jax import rates
 from cevns_jax import response as R
 from cevns_jax.binning import Binning
 from cevns_jax.experiment import list_presets
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.kinematics import max_recoil_energy
 from cevns_jax.releases import data_path, grid_histogram
 from cevns_jax.source import COMPONENTS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cevns_jax import experiment
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.provenance import content_hash, source_hash
 from cevns_jax.scan import Axis, assemble, run_scan, scan_identity

@@ -14,7 +14,7 @@ from scipy.integrate import dblquad, quad
 from cevns_jax import constants as C
 from cevns_jax import reactor as R
 from cevns_jax import solar as S
-from cevns_jax._pytree import replace
+from cevns_jax import replace
 from cevns_jax.errors import CevnsInputError
 from cevns_jax.experiment import experiment_from_dict
 from cevns_jax.folding import source_rates
