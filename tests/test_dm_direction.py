@@ -236,3 +236,13 @@ def test_reverse_and_forward_derivatives_of_the_boxes_agree():
     h = 1e-6
     fd = (float(f(x.at[0].add(h))) - float(f(x.at[0].add(-h)))) / (2 * h)
     assert rev[0] == pytest.approx(fd, rel=1e-5, abs=1e-9)
+
+
+def test_angle_is_refused_for_a_steady_source():
+    """A reactor has no proton beam: ``beam_angle_deg`` is an error naming the field."""
+    from cevns_jax.experiment import PRESET_DIR, experiment_from_dict, read_toml
+
+    data = read_toml(PRESET_DIR / "CONUS+-2025.toml", "experiment")
+    data["detector"]["beam_angle_deg"] = 90.0
+    with pytest.raises(CevnsInputError, match="beam_angle_deg"):
+        experiment_from_dict(data, label="CONUS+-2025", base=PRESET_DIR)
