@@ -152,19 +152,20 @@ def main(argv=None):
              "COHERENT's published limit (arXiv:2110.11453, Fig. 3, digitised by a third party; "
              "scans/reference/coherent_csi2021_dm_scalar.csv) and the ratio combined / COHERENT.", "",
              "| m_χ [MeV] | " + " | ".join(SETS) + " | COHERENT | ratio |", "|---|" + "---|" * (len(SETS) + 2)]
+    def log_interp(m, masses, values):
+        """values at m, log-log interpolated; NaN outside the finite points."""
+        ok = np.isfinite(values)
+        if not ok.any() or not masses[ok][0] <= m <= masses[ok][-1]:
+            return np.nan
+        return float(np.exp(np.interp(np.log(m), np.log(masses[ok]), np.log(values[ok]))))
+
+    def cell(value, fmt):
+        return "—" if np.isnan(value) else format(value, fmt)
+
     for m in bench:
-        row = []
-        for label, c in curves.items():
-            lim = c.limit(label)
-            ok = np.isfinite(lim)
-            inside = ok.any() and c.masses[ok][0] <= m <= c.masses[ok][-1]
-            row.append(f"{np.exp(np.interp(np.log(m), np.log(c.masses[ok]), np.log(lim[ok]))):.3g}" if inside else "—")
-        if published[0, 0] <= m <= published[-1, 0]:
-            theirs = np.exp(np.interp(np.log(m), np.log(published[:, 0]), np.log(published[:, 1])))
-            ours = float(row[0]) if row[0] != "—" else np.nan
-            row += [f"{theirs:.3g}", f"{ours / theirs:.2f}"]
-        else:
-            row += ["—", "—"]
+        ours = [log_interp(m, c.masses, c.limit(label)) for label, c in curves.items()]
+        theirs = log_interp(m, published[:, 0], published[:, 1])
+        row = [cell(v, ".3g") for v in ours] + [cell(theirs, ".3g"), cell(ours[0] / theirs, ".2f")]
         lines.append(f"| {m:g} | " + " | ".join(row) + " |")
     lines += ["", f"Run time: {time.time() - t0:.0f} s (2 shared CPU cores; --masses {args.masses}, --rtol {args.rtol})."]
     (out / "dm_channels.md").write_text("\n".join(lines) + "\n")

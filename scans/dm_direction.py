@@ -44,17 +44,16 @@ def factors(facility: str, m_chi: float):
     """(all χ, χ with T > T_FAST) at every angle of ANGLES, relative to the direction average."""
     dm = dmod.at_source(dark_matter(m_chi, 3 * m_chi, epsilon=1e-4), FACILITIES[facility])
 
-    def at(cos):
-        b = dmod.chi_boxes(replace(dm, pi0_beam_cos=cos), "pi0")
-        lo, hi, w = b.lower_MeV, b.upper_MeV, b.weight
-        fast = jnp.sum(w * jnp.clip((hi - (m_chi + T_FAST)) / (hi - lo), 0.0, 1.0))  # flat inside a lab box
-        return jnp.sum(w), fast
+    def flux(dm):
+        """(all χ, χ with T > T_FAST) of the π⁰ lab boxes (flat inside a box)."""
+        b = dmod.chi_boxes(dm, "pi0")
+        above = jnp.clip((b.upper_MeV - (m_chi + T_FAST)) / (b.upper_MeV - b.lower_MeV), 0.0, 1.0)
+        return jnp.sum(b.weight), jnp.sum(b.weight * above)
 
-    run = jax.jit(jax.vmap(at))
+    run = jax.jit(jax.vmap(lambda cos: flux(replace(dm, pi0_beam_cos=cos))))
     total, fast = (np.asarray(v) for v in run(jnp.cos(jnp.deg2rad(jnp.asarray(ANGLES)))))
-    b = dmod.chi_boxes(dm, "pi0")
-    avg_fast = float(jnp.sum(b.weight * jnp.clip((b.upper_MeV - (m_chi + T_FAST)) / (b.upper_MeV - b.lower_MeV), 0, 1)))
-    return total / float(jnp.sum(b.weight)), fast / avg_fast
+    avg_total, avg_fast = (float(v) for v in flux(dm))
+    return total / avg_total, fast / avg_fast
 
 
 def main(argv=None):
@@ -93,11 +92,7 @@ def main(argv=None):
             "to 165° and ≈ 4% low on the beam axis (0°).", "",
             "| target | m_χ [MeV] | " + " | ".join(f"{a:g}°" for a in pick) + " |", "|---|---|" + "---|" * len(pick)]
     for (f, m), (total, fast) in results.items():
-        idx = [int(np.argmin(np.abs(ANGLES - a))) if a != 137.0 else None for a in pick]
-        cells = []
-        for a, i in zip(pick, idx):
-            t, s = (np.interp(a, ANGLES, total), np.interp(a, ANGLES, fast)) if i is None else (total[i], fast[i])
-            cells.append(f"{t:.2f} / {s:.2f}")
+        cells = [f"{np.interp(a, ANGLES, total):.2f} / {np.interp(a, ANGLES, fast):.2f}" for a in pick]
         rows.append(f"| {TARGETS[f]} | {m:g} | " + " | ".join(cells) + " |")
     rows += ["", f"Run time: {time.time() - t0:.0f} s (2 CPU cores)."]
     (out / "dm_direction.md").write_text("\n".join(rows) + "\n")

@@ -99,14 +99,17 @@ def in_flight_boxes(lower_MeV, upper_MeV, weight, m_MeV, rapidity, rapidity_weig
     return E_edges[:-1], E_edges[1:], jnp.diff(F)
 
 
-def _legendre_series(c, coef):
-    """Σ_{l=1..L} coef[..., l−1] P_l(c) (Bonnet's recursion); ``coef`` broadcasts against ``c`` with a last axis L."""
+def _legendre_polynomials(c, L: int):
+    """P_1(c), …, P_L(c) one after the other (Bonnet's recursion), without storing them together."""
     p_prev, p = jnp.ones_like(c), c
-    total = coef[..., 0] * p
-    for l in range(2, coef.shape[-1] + 1):
-        p_prev, p = p, ((2 * l - 1) * c * p - (l - 1) * p_prev) / l
-        total = total + coef[..., l - 1] * p
-    return total
+    for l in range(1, L + 1):
+        yield p
+        p_prev, p = p, ((2 * l + 1) * c * p - l * p_prev) / (l + 1)
+
+
+def _legendre_series(c, coef):
+    """Σ_{l=1..L} coef[..., l−1] P_l(c); ``coef`` broadcasts against ``c`` with a last axis L."""
+    return sum(coef[..., l] * p for l, p in enumerate(_legendre_polynomials(c, coef.shape[-1])))
 
 
 def directional_correction(E_lower_MeV, E_upper_MeV, m_MeV, lower_MeV, upper_MeV, weight, rapidity, rapidity_weight,
@@ -162,10 +165,5 @@ def legendre_coefficients(moments, cos_detector):
     """(2l + 1) ⟨P_l(cos θ_π)⟩ P_l(cos θ_d), l = 1 … L, from the π⁰ direction moments ``moments`` (n, L) and the
     cosine of the detector's angle to the beam: the ``legendre_coef`` of :func:`directional_correction`."""
     L = moments.shape[-1]
-    c = jnp.asarray(cos_detector, dtype=moments.dtype)
-    values, p_prev, p = [], jnp.ones_like(c), c
-    for l in range(1, L + 1):
-        values.append(p)
-        p_prev, p = p, ((2 * l + 1) * c * p - l * p_prev) / (l + 1)
-    orders = jnp.arange(1, L + 1, dtype=moments.dtype)
-    return (2 * orders + 1) * moments * jnp.stack(values)
+    values = jnp.stack(list(_legendre_polynomials(jnp.asarray(cos_detector, dtype=moments.dtype), L)))
+    return (2 * jnp.arange(1, L + 1, dtype=moments.dtype) + 1) * moments * values
