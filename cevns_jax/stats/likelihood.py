@@ -24,7 +24,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import xlogy
 
-__all__ = ["MU_FLOOR", "STEP_LENGTHS", "BlockCounts", "poisson_deviance", "prior_penalty", "chi2", "profile_nuisances",
+__all__ = ["MU_FLOOR", "STEP_LENGTHS", "BlockCounts", "poisson_deviance", "fisher_information", "prior_penalty", "chi2", "profile_nuisances",
            "profiled_chi2", "asimov_data"]
 
 MU_FLOOR = 1e-12
@@ -85,6 +85,12 @@ class BlockCounts:
         return jnp.concatenate([self.block(b, theta, nu) for b in range(len(self.parts))])
 
 
+def fisher_information(J, mu):
+    """Σ_b J_bi J_bj / μ_b as a fused product and sum: under ``vmap`` over toys it is ~15% faster per fit on
+    CPU than the batched matrix product (J/μ)ᵀJ of these small sizes (63 bins × 8 parameters, session 21)."""
+    return jnp.sum(J[:, :, None] * (J / mu[:, None])[:, None, :], axis=0)
+
+
 def _newton_system(mu_fn, n, theta, x, unravel, keys):
     """The χ² gradient and expected-Hessian terms 2Jᵀ(1 − n/μ) and 2(Jᵀ/μ)J at flat nuisances ``x`` (without the
     priors; μ floored at :data:`MU_FLOOR`): from the Jacobian of all counts, or block by block for a
@@ -95,7 +101,7 @@ def _newton_system(mu_fn, n, theta, x, unravel, keys):
             return mu, mu
 
         J, mu = jax.jacfwd(mu_of, has_aux=True)(x)
-        return 2.0 * J.T @ (1.0 - n / mu), 2.0 * (J.T / mu) @ J
+        return 2.0 * J.T @ (1.0 - n / mu), 2.0 * fisher_information(J, mu)
     g, H, start = jnp.zeros_like(x), jnp.zeros((x.size, x.size), dtype=x.dtype), 0
     for b, labels in enumerate(mu_fn.labels):
         index = np.array([keys.index(k) for k in labels], dtype=int)
@@ -111,7 +117,7 @@ def _newton_system(mu_fn, n, theta, x, unravel, keys):
         nb = n[start:start + mu.shape[0]]
         start += mu.shape[0]
         g = g.at[index].add(2.0 * J.T @ (1.0 - nb / mu))
-        H = H.at[index[:, None], index[None, :]].add(2.0 * (J.T / mu) @ J)
+        H = H.at[index[:, None], index[None, :]].add(2.0 * fisher_information(J, mu))
     return g, H
 
 

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .likelihood import MU_FLOOR, poisson_deviance
+from .likelihood import MU_FLOOR, fisher_information, poisson_deviance
 
 __all__ = ["DECREMENT_TOLERANCE", "STEP_GROW", "STEP_MIN_FRACTION", "STEP_MAX_REFUSED", "fit_box", "spd_solve"]
 
@@ -78,14 +78,14 @@ def _evaluate(mu_fn, n, x, inv_var, centre):
 
     J, mu = jax.jacfwd(mu_of, has_aux=True)(x)
     value = poisson_deviance(mu, n) + jnp.sum(inv_var * (x - centre) ** 2)
-    g = 2.0 * J.T @ (1.0 - n / mu) + 2.0 * inv_var * (x - centre)
+    g = 2.0 * jnp.sum(J * (1.0 - n / mu)[:, None], axis=0) + 2.0 * inv_var * (x - centre)
     return J, mu, jnp.where(jnp.isfinite(value), value, jnp.inf), g
 
 
 def _direction(J, mu, x, g, inv_var, lo, hi):
     """Reduced Fisher-scoring direction Δ, Newton decrement and slope gᵀΔ = −φ′(0) of χ²(x − tΔ) at ``x``
     (from its Jacobian ``J``, counts ``mu`` and gradient ``g``)."""
-    H = 2.0 * (J.T / mu) @ J + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
+    H = 2.0 * fisher_information(J, mu) + 2.0 * jnp.diag(inv_var) + 1e-12 * jnp.eye(x.size)
     margin = jnp.minimum(ACTIVE_MARGIN, jnp.linalg.norm(x - jnp.clip(x - g, lo, hi)))
     near_lo, near_hi = (x <= lo + margin) & (g > 0), (x >= hi - margin) & (g < 0)
     active = near_lo | near_hi

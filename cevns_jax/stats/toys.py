@@ -34,7 +34,9 @@ import numpy as np
 from .._pytree import pytree_dataclass, static_field
 from ..errors import CevnsInputError
 from .forecast import Signals, expected
-from .minimise import DECREMENT_TOLERANCE, fit_box
+from .likelihood import MU_FLOOR, fisher_information
+from .minimise import DECREMENT_TOLERANCE, fit_box, spd_solve
+from .screen import amplitude_screen, linear_screen
 
 __all__ = ["ToyModel", "TOY_AXIS", "toy_key", "generating_nuisances", "generating_batch", "generate", "fit_counts",
            "toy_outcome", "toy_point_function", "failure_fraction", "check_toy_model", "forecast_toy_model",
@@ -69,6 +71,7 @@ class ToyModel:
     n_steps: int = static_field(default=FIT_STEPS)
     tolerance: float = static_field(default=DECREMENT_TOLERANCE)
     best_fit_grid: tuple = static_field(default=())
+    best_fit_screen: tuple = static_field(default=())
 
     @property
     def poi_names(self) -> tuple:
@@ -85,7 +88,8 @@ class ToyModel:
                 "priors": [list(p) for p in self.priors], "poi": [list(p) for p in self.poi],
                 "n_steps": self.n_steps, "tolerance": self.tolerance,
                 **({"best_fit_grid": [[n, [float(x) for x in np.ravel(v)]] for n, v in self.best_fit_grid]}
-                   if self.best_fit_grid else {})}
+                   if self.best_fit_grid else {}),
+                **({"best_fit_screen": [int(x) for x in self.best_fit_screen]} if self.best_fit_screen else {})}
 
 
 def check_toy_model(model: ToyModel) -> None:
@@ -121,6 +125,23 @@ def check_toy_model(model: ToyModel) -> None:
         if (lower is not None and values.min() < lower) or (upper is not None and values.max() > upper):
             raise CevnsInputError(f"toy model: best_fit_grid values of {entry[0]!r} must lie within its bounds "
                                   f"({lower}, {upper}), got {values.min():g}–{values.max():g}")
+    screen = model.best_fit_screen
+    if screen != ():
+        if (not isinstance(screen, tuple) or len(screen) != 2
+                or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in screen)):
+            raise CevnsInputError(f"toy model: best_fit_screen is (candidates m, fits k), two whole numbers, got {screen!r}")
+        m, k = screen
+        if not model.best_fit_grid:
+            raise CevnsInputError("toy model: best_fit_screen needs a best_fit_grid to screen")
+        size = len(model.best_fit_grid[0][1])
+        if not 1 <= k <= m <= size:
+            raise CevnsInputError(f"toy model: best_fit_screen (m, k) = {screen!r} must satisfy 1 ≤ k ≤ m ≤ {size} "
+                                  "(the values of best_fit_grid)")
+        others = [p for p in model.poi if p[0] != model.best_fit_grid[0][0]]
+        if len(others) != 1 or others[0][1] is None or others[0][2] is None:
+            raise CevnsInputError("toy model: best_fit_screen needs exactly one parameter of interest besides the "
+                                  "grid's, with finite lower and upper bounds (an amplitude: the screen "
+                                  f"interpolates μ between them), got {[list(p) for p in others]}")
 
 
 def _sigmas(model: ToyModel) -> jnp.ndarray:
@@ -182,17 +203,87 @@ def _unconditional(model: ToyModel, n, centre, theta0, nu0, held: int | None = N
 def _grid_unconditional(model: ToyModel, n, centre, theta0, nu0):
     """The unconditional fit over ``model.best_fit_grid``: at each listed value of its POI a fit of the other
     POIs and the nuisances (started at ``theta0``, ``nu0``), the smallest χ² kept. Converged only when every
-    one of these fits converged (a failed one might have been the minimum); the decrement is their largest."""
+    one of these fits converged (a failed one might have been the minimum); the decrement is their largest.
+    With ``model.best_fit_screen`` only some values are fitted (:func:`_screened_fits`)."""
+    if model.best_fit_screen:
+        return _screened_fits(model, n, centre, theta0, nu0)
     name, values = model.best_fit_grid[0]
     i = model.poi_names.index(name)
-
-    def at(v):
-        theta, _, value, ok, dec = _unconditional(model, n, centre, theta0.at[i].set(v), nu0, held=i)
-        return theta, value, ok, dec
-
-    thetas, chi2, ok, dec = jax.vmap(at)(jnp.asarray(values, dtype=jnp.float64))
+    starts = jnp.tile(theta0, (len(values), 1)).at[:, i].set(jnp.asarray(values, dtype=jnp.float64))
+    thetas, _, chi2, ok, dec = jax.vmap(lambda s: _unconditional(model, n, centre, s, nu0, held=i))(starts)
     best = jnp.argmin(chi2)
     return thetas[best], chi2[best], jnp.all(ok), jnp.max(dec)
+
+
+FIRST_STAGE_FITS = 1
+"""Rows of the screen fitted on stage 1's ranking alone (its best), whatever stage 2 estimates for them: the
+two stages fail on different toys (stage 2 around a large-signal fit misjudges distant aliases that stage 1,
+around the no-signal fit, ranks first; session 21)."""
+NEIGHBOURS = (-2, -1, 1, 2)
+"""Grid-index offsets of the rows next to the tested one that the screen's stage 2 always examines (where
+toys hold a large signal their best row is often next to the tested one, which stage 1 can rank low)."""
+
+
+def _nuisance_block(model: ToyModel, theta, nu):
+    """∂μ/∂ν (bins × ν), the inverse of the ν–ν Fisher block with priors, and μ, at (θ, ν)."""
+    mu_of_nu = lambda x: jnp.maximum(model.mu_fn(model.args, _theta(model, theta), _nu(model, x)), MU_FLOOR)  # noqa: E731
+    J, mu = jax.jacfwd(lambda x: (mu_of_nu(x), mu_of_nu(x)), has_aux=True)(nu)
+    A = 2.0 * fisher_information(J, mu) + 2.0 * jnp.diag(_inv_var(model)) + 1e-12 * jnp.eye(nu.size)
+    return J, jax.vmap(lambda e: spd_solve(A, e))(jnp.eye(nu.size)), mu  # unrolled Cholesky: no batched LAPACK
+
+
+def _screened_fits(model: ToyModel, n, centre, theta0, nu0):
+    """The screened global fit (``model.best_fit_screen`` = (m, k); :mod:`cevns_jax.stats.screen`):
+
+    1. two fits that every toy gets: the *base*, the amplitude at its lower bound (no oscillation: a point
+       of every row), and the tested row (from ``theta0``, ``nu0``, as without the screen);
+    2. stage 1 ranks every grid value around the base; stage 2 re-ranks stage 1's ``m`` best and the tested
+       row's :data:`NEIGHBOURS` around whichever of the two fits has the lower χ² (where the data hold a
+       large signal the nuisances of the no-signal fit are far from those of the rows that fit it);
+    3. full fits of ``k`` rows: stage 1's best (:data:`FIRST_STAGE_FITS`) and stage 2's best of the others,
+       each started as without the screen (``theta0``'s amplitude, ``nu0``), so that a row fitted here gets
+       the very value that fitting every row would give it.
+
+    The minimum of the k + 2 fits is kept; converged when all of them converged. It equals the minimum over
+    every row whenever the best row is among those fitted, and is above it otherwise."""
+    m, k = model.best_fit_screen
+    name, values = model.best_fit_grid[0]
+    i = model.poi_names.index(name)
+    j = 1 - i
+    a, b = float(model.poi[j][1]), float(model.poi[j][2])
+    inv_var = _inv_var(model)
+    grid = jnp.asarray(values, dtype=jnp.float64)
+    base = theta0.at[j].set(a)
+    nu_b, chi_b, ok_b, dec_b = _conditional(model, n, centre, base, nu0)
+    theta_t, nu_t, chi_t, ok_t, dec_t = _unconditional(model, n, centre, theta0, nu0, held=i)
+
+    def ends(v, nu):
+        """μ of grid value v at both ends of the amplitude (θ built afresh: no toy input unless ``nu`` is one)."""
+        at = lambda amp: model.mu_fn(model.args, _theta(model, jnp.zeros(2).at[i].set(v).at[j].set(amp)), _nu(model, nu))  # noqa: E731
+        return at(a), at(b)
+
+    J, A_inv, mu_b = _nuisance_block(model, base, nu_b)
+    lo_nom, hi_nom = jax.vmap(lambda v: ends(v, jnp.zeros_like(nu_b)))(grid)  # computed once per batch
+    g_nu = 2.0 * J.T @ (1.0 - n / mu_b) + 2.0 * inv_var * (nu_b - centre)
+    first = jax.lax.top_k(-linear_screen(hi_nom - lo_nom, mu_b, J, n, g_nu, A_inv), m)[1]
+
+    tested = jnp.argmin(jnp.abs(grid - theta0[i]))
+    rows = jnp.concatenate([first, jnp.clip(tested + jnp.asarray(NEIGHBOURS), 0, grid.size - 1)])
+    earlier = jnp.arange(rows.size)[:, None] > jnp.arange(rows.size)[None, :]
+    repeated = jnp.any((rows[:, None] == rows[None, :]) & earlier, axis=1) | (rows == tested)
+    tested_better = chi_t < chi_b
+    theta_s, nu_s = jnp.where(tested_better, theta_t, base), jnp.where(tested_better, nu_t, nu_b)
+    J, A_inv, _ = _nuisance_block(model, theta_s, nu_s)
+    lo, hi = jax.vmap(lambda v: ends(v, nu_s))(grid[rows])
+    _, second = jax.vmap(lambda x, y: amplitude_screen(x, y, n, J, 2.0 * inv_var * (nu_s - centre), A_inv))(lo, hi)
+    second = jnp.where(jnp.arange(rows.size) < FIRST_STAGE_FITS, -jnp.inf, second)
+    second = jnp.where(repeated, jnp.inf, second)  # the tested row has its fit; no row is fitted twice
+    starts = jnp.tile(theta0, (k, 1)).at[:, i].set(grid[rows[jax.lax.top_k(-second, k)[1]]])
+    thetas, _, chi2, ok, dec = jax.vmap(lambda s: _unconditional(model, n, centre, s, nu0, held=i))(starts)
+    thetas = jnp.concatenate([thetas, base[None], theta_t[None]])
+    chi2 = jnp.concatenate([chi2, chi_b[None], chi_t[None]])
+    best = jnp.argmin(chi2)
+    return thetas[best], chi2[best], jnp.all(ok) & ok_b & ok_t, jnp.max(jnp.concatenate([dec, dec_b[None], dec_t[None]]))
 
 
 def generating_nuisances(model: ToyModel, theta) -> jnp.ndarray:
@@ -227,6 +318,8 @@ def fit_counts(model: ToyModel, counts, centre, theta_test, nu_start) -> dict:
     start = jnp.clip(theta_test, lo[:k], hi[:k])
     if model.best_fit_grid:
         theta_hat, chi_f, ok_f, dec_f = _grid_unconditional(model, counts, centre, start, nu_c)
+        if model.best_fit_screen:  # the tested point bounds the minimum even where the screen passed its row over
+            theta_hat, chi_f = jnp.where(chi_c < chi_f, start, theta_hat), jnp.minimum(chi_f, chi_c)
     else:
         theta_hat, _, chi_f, ok_f, dec_f = _unconditional(model, counts, centre, start, nu_c)
     out = {"t": chi_c - chi_f, "chi2_cond": chi_c, "chi2_free": chi_f, "converged": (ok_c & ok_f).astype(jnp.float64),
