@@ -1,7 +1,8 @@
 """Where Wilks fails: coverage of the Wilks region and Feldman–Cousins regions for a 3+1 sterile neutrino.
 
     python scans/coverage.py [--grid 20] [--toys 300] [--steps 6] [--csi-grid 12] [--csi-toys 150] [--csi-steps 8]
-                             [--chunk N] [--csi2017 results/fc_csi2017] [--out figures] [--results results/coverage]
+                             [--screen M K [--check-screen N]] [--chunk N] [--csi2017 results/fc_csi2017]
+                             [--out figures] [--results results/coverage]
 
 Two (Δm²₄₁, sin²2θ_μμ) planes (log grids, ``--grid``² and ``--csi-grid``² hypotheses, Δm²₄₁ 0.1–100 eV²,
 sin²2θ_μμ = 4|U_μ4|²(1 − |U_μ4|²) 0.01–1, i.e. |U_μ4|² 0.0025–0.5):
@@ -27,7 +28,10 @@ content; a change of the package source starts a new folder). Per hypothesis:
 * the regions {θ : t_obs(θ) ≤ 4.605} (Wilks) and {θ : t_obs(θ) ≤ c(θ)} (Feldman–Cousins).
 
 The minimum over the Δm² rows is above the continuous one (the grid's t, the same definition for data and
-toys, so the FC construction is consistent; Wilks' 4.605 assumes the continuous one). With ``--csi2017`` the
+toys, so the FC construction is consistent; Wilks' 4.605 assumes the continuous one). With ``--screen M K`` only a
+few rows are fitted per toy, chosen by a two-stage screen (``ToyModel.best_fit_screen``, docs/physics.md §5.11:
+the tested row, the no-oscillation fit and K screened rows instead of every row); ``--check-screen N`` refits
+the first N toys of every hypothesis over every row and records the misses in the summary. With ``--csi2017`` the
 summary of ``scans/fc_csi2017.py`` (the small-count case: CEvNS count of the CsI 2017 data) is drawn as a third
 panel. Writes ``figures/coverage_sterile.{png,pdf}`` and ``results/coverage/summary.json``; ``--redraw`` draws
 from that summary alone. docs/physics.md §5.11.
@@ -70,6 +74,12 @@ def _parse():
     p.add_argument("--out", type=Path, default=Path("figures"))
     p.add_argument("--results", type=Path, default=Path("results/coverage"))
     p.add_argument("--redraw", action="store_true", help="draw from results/coverage/summary.json only")
+    p.add_argument("--screen", type=int, nargs=2, metavar=("M", "K"), default=None,
+                   help="screened global fit (ToyModel.best_fit_screen): rank every Δm² row, re-rank M, fit K "
+                        "(plus the no-oscillation fit and the tested row) instead of every row; e.g. 12 3")
+    p.add_argument("--check-screen", type=int, default=0, metavar="N",
+                   help="with --screen: rerun the first N toys of every hypothesis fitting every row (the same toys: "
+                        "keys by index) and record how often and by how much the screen missed the minimum")
     args = p.parse_args()
     for name in ("grid", "toys", "csi_grid", "csi_toys", "steps", "csi_steps"):
         least = 1 if name.endswith("steps") else 2
@@ -77,6 +87,12 @@ def _parse():
             p.error(f"--{name.replace('_', '-')} must be at least {least}")
     if args.chunk is not None and args.chunk < 1:
         p.error("--chunk must be at least 1")
+    if args.screen is not None and not 1 <= args.screen[1] <= args.screen[0]:
+        p.error("--screen M K needs 1 ≤ K ≤ M")
+    if args.check_screen and args.screen is None:
+        p.error("--check-screen needs --screen")
+    if args.check_screen < 0 or args.check_screen > min(args.toys, args.csi_toys):
+        p.error("--check-screen N needs 0 ≤ N ≤ the toys per hypothesis")
     return args
 
 
@@ -147,9 +163,10 @@ def main() -> None:
         return half, templ(jnp.asarray([1.0]), jnp.asarray([0.0]))[0]
 
     def model_of(mu_fn, arrays, data, priors, n, steps):
+        screen = () if args.screen is None else (min(args.screen[0], n), min(args.screen[1], n))
         return ToyModel(arrays, data, {k: jnp.zeros(()) for k in priors}, mu_fn, tuple(sorted(priors.items())),
                         (("row", None, None), ("sin2_2theta", 0.0, 1.0)), steps,
-                        best_fit_grid=(("row", tuple(float(r) for r in range(n))),))
+                        best_fit_grid=(("row", tuple(float(r) for r in range(n))),), best_fit_screen=screen)
 
     def coh_ar(n, steps):  # Asimov forecast reference (SM data)
         exp = cevns_jax.load_experiment("COH-Ar-750")
@@ -179,13 +196,16 @@ def main() -> None:
         make, n, toys, steps, title = settings[key]
         t0 = time.perf_counter()
         model = make(n, steps)
-        folder = args.results / f"{key}_{n}x{n}_{toys}toys_{steps}steps_seed{args.seed}_{source_hash()[:12]}"
+        screen = f"_screen{model.best_fit_screen[0]}-{model.best_fit_screen[1]}" if model.best_fit_screen else ""
+        folder = args.results / f"{key}_{n}x{n}_{toys}toys_{steps}steps{screen}_seed{args.seed}_{source_hash()[:12]}"
         belt = neyman_construction(model, plane_axes(n), toys, folder, seed=args.seed, cl=args.cl,
                                    chunk_size=args.chunk, label=f"coverage {key}")
         t, ok = belt.toys.values["t"], belt.toys.values["converged"] > 0.5
         cover = np.mean((t <= wilks) & ok, axis=-1)
         crit, t_obs = belt.critical, belt.t_obs
         seconds = time.perf_counter() - t0
+        check = screen_check(model, belt, n, args.check_screen, folder.with_name(folder.name + "_check"),
+                             args.chunk, key, args.seed) if args.check_screen else None
         summary["planes"][key] = {
             "title": title, "grid": n, "toys_per_point": toys, "steps": steps, "seed": args.seed,
             "dm2_eV2": row_dm2(n).tolist(), "sin2_2theta": plane_axes(n)[1].values().tolist(),
@@ -195,17 +215,48 @@ def main() -> None:
             "coverage_median": float(np.median(cover)), "critical_min": float(crit.min()),
             "critical_max": float(crit.max()), "observed_fits_converged": bool(np.all(belt.observed_converged)),
             "seconds": round(seconds, 1), "device": str(jax.devices()[0].device_kind),
-            "fits_per_toy": 1 + n}
+            "fits_per_toy": 1 + (n if not model.best_fit_screen else model.best_fit_screen[1] + 2),
+            "screen": list(model.best_fit_screen) or None, "screen_check": check}
         e = summary["planes"][key]
         print(f"{key}: Wilks coverage {e['coverage_min']:.3f}–{cover.max():.3f} (median {e['coverage_median']:.3f}); "
               f"FC critical {e['critical_min']:.2f}–{e['critical_max']:.2f} (Wilks {wilks:.3f}); allowed points Wilks "
               f"{e['wilks_region_points']}, FC {e['fc_region_points']} of {n * n}; failure fraction "
               f"{e['failure_fraction']:.2g}; {n * n * toys:,} toys × "
-              f"{1 + n} fits in {seconds:.0f} s; observed fits converged at {belt.observed_converged.sum()} of {n * n} "
+              f"{e['fits_per_toy']} fits in {seconds:.0f} s; observed fits converged at {belt.observed_converged.sum()} of {n * n} "
               "hypotheses", flush=True)
         summary_path.write_text(json.dumps(summary, indent=1))
     draw(args, summary)
     print(f"total {time.perf_counter() - start:.0f} s")
+
+
+def screen_check(model, belt, n: int, n_check: int, folder: Path, chunk, key: str, seed: int) -> dict:
+    """The screened construction against fitting every row, on the first ``n_check`` toys of every hypothesis
+    (the same toys: a toy's key depends on its indices only): the share of toys whose χ²_min the screen left
+    above the all-row one by more than 1e-3 (and 0.1), the largest such gap, and the FC critical values of
+    those toys by both methods (their largest difference)."""
+    from cevns_jax import replace
+    from cevns_jax.stats.neyman import critical_values
+    from cevns_jax.toyscan import run_toys
+
+    exact = run_toys(replace(model, best_fit_screen=()), plane_axes(n), n_check, folder, seed=seed, chunk_size=chunk,
+                     label=f"check {key}")
+    fast = {k: v[..., :n_check] for k, v in belt.toys.values.items()}
+    gap = fast["chi2_free"] - exact.values["chi2_free"]
+    both = (fast["converged"] > 0.5) & (exact.values["converged"] > 0.5)
+    gap = np.where(both, gap, 0.0)
+    crit_fast = critical_values(fast["t"], belt.cl, fast["converged"])
+    crit_exact = critical_values(exact.values["t"], belt.cl, exact.values["converged"])
+    finite = np.isfinite(crit_fast) & np.isfinite(crit_exact)  # a failed toy counts as outside: c can be inf
+    diff = np.abs(crit_fast - crit_exact)[finite]
+    out = {"toys_per_point": n_check, "toys": int(gap.size), "missed_over_1e-3": float(np.mean(gap > 1e-3)),
+           "missed_over_0.1": float(np.mean(gap > 0.1)), "largest_gap": float(gap.max()),
+           "below_all_rows": float(gap.min()), "critical_max_abs_diff": float(diff.max()) if diff.size else 0.0,
+           "critical_points_changed": int(np.sum(diff > 1e-9)), "critical_points_not_finite": int(np.sum(~finite))}
+    print(f"{key} screen check ({n_check} toys per point, {gap.size:,} toys refitted over every row): χ²_min above "
+          f"the all-row one by > 1e-3 for {out['missed_over_1e-3']:.2%} of toys (> 0.1: {out['missed_over_0.1']:.3%}; "
+          f"largest {out['largest_gap']:.3g}); critical values of these toys differ at {out['critical_points_changed']} "
+          f"of {n * n} points, by ≤ {out['critical_max_abs_diff']:.3g} (not finite at {out['critical_points_not_finite']})", flush=True)
+    return out
 
 
 def draw(args, summary: dict) -> None:
@@ -261,8 +312,18 @@ def draw(args, summary: dict) -> None:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False, ncol=2)
+    def screened(pl):
+        if not pl.get("screen"):
+            return ""
+        text = f", rows screened ({pl['screen'][0]}, {pl['screen'][1]})"
+        check = pl.get("screen_check")
+        if check:
+            text += (f": minimum missed by > 0.001 for {check['missed_over_1e-3']:.2%} of {check['toys']:,} toys "
+                     "refitted over every row")
+        return text
+
     parts = [f"{k} {pl['grid']}×{pl['grid']} with {pl['toys_per_point']} toys per point, {pl['steps']} steps, "
-             f"failure fraction {pl['failure_fraction']:.2g}" for k, pl in planes.items()]
+             f"failure fraction {pl['failure_fraction']:.2g}{screened(pl)}" for k, pl in planes.items()]
     caption = (f"Sterile 3+1 (ν_μ disappearance), {cl:.0%} CL regions in the plane: allowed to the left of the "
                f"lines. Log grids in Δm²₄₁ ({DM2_MIN:g}–{DM2_MAX:g} eV²) × sin²2θ_μμ ({S_MIN:g}–{S_MAX:g}): "
                + "; ".join(parts) + ". Global best fit: minimum over the Δm² rows of fits with sin²2θ free in "
