@@ -3,7 +3,7 @@
 Order: physics and ``models`` → ``results`` (a data structure) → ``nuisances`` → ``experiment`` (pytrees → subkev →
 source_tables →
 sections → checks → load) → ``stats`` (likelihood, intervals, morphing, coupling_scan → fisher, forecast → analyses → fits →
-limits; minimise, teststats → toys → neyman) → ``scan`` (→ ``toyscan``) → ``design`` → ``cli``.
+limits; minimise, teststats, screen → toys → neyman) → ``scan`` (→ ``toyscan``) → ``design`` → ``cli``.
 """
 
 import ast
@@ -22,7 +22,7 @@ ABOVE = {
     "design": ("cli",),
 }
 STATS_ORDER = ("likelihood", "intervals", "crossings", "morphing", "coupling_scan", "fisher", "forecast", "analyses", "fits", "limits",
-               "minimise", "teststats", "toys", "neyman")
+               "minimise", "teststats", "screen", "toys", "neyman")
 EXPERIMENT_ORDER = ("pytrees", "subkev", "source_tables", "sections", "checks", "load")
 
 
