@@ -91,8 +91,9 @@ def _parse():
         p.error("--screen M K needs 1 ≤ K ≤ M")
     if args.check_screen and args.screen is None:
         p.error("--check-screen needs --screen")
-    if args.check_screen < 0 or args.check_screen > min(args.toys, args.csi_toys):
-        p.error("--check-screen N needs 0 ≤ N ≤ the toys per hypothesis")
+    toys = [{"COH-Ar-750": args.toys, "CsI-2021": args.csi_toys}[k] for k in args.planes]
+    if args.check_screen < 0 or args.check_screen > min(toys):
+        p.error(f"--check-screen N needs 0 ≤ N ≤ the toys per hypothesis of the planes run ({min(toys)})")
     return args
 
 
