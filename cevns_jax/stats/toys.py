@@ -308,7 +308,8 @@ def fit_counts(model: ToyModel, counts, centre, theta_test, nu_start) -> dict:
     """Conditional and unconditional fits of one data set (counts, auxiliary measurements ``centre``) for the
     hypothesis ``theta_test`` (POI vector); with ``model.best_fit_grid`` the unconditional χ² is the minimum
     over that grid (:class:`ToyModel`), each fit started at ``theta_test`` and the conditional ν̂ — so the
-    grid value of ``theta_test``, if listed, gives χ²_free ≤ χ²_cond. Returns {"t": χ²_cond − χ²_free,
+    grid value of ``theta_test``, if listed, gives χ²_free ≤ χ²_cond; with ``model.best_fit_screen`` over the
+    screened grid values only (:func:`_screened_fits`), χ²_cond included in the minimum. Returns {"t": χ²_cond − χ²_free,
     "chi2_cond", "chi2_free", "converged" (1.0 when both fits converged, else 0.0), "decrement_cond", "decrement_free",
     "hat:<poi>" for each POI} — scalars, so it vmaps over toys and hypotheses."""
     theta_test = jnp.asarray(theta_test, dtype=jnp.float64)
