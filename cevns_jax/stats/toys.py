@@ -226,8 +226,11 @@ toys hold a large signal their best row is often next to the tested one, which s
 
 def _nuisance_block(model: ToyModel, theta, nu):
     """∂μ/∂ν (bins × ν), the inverse of the ν–ν Fisher block with priors, and μ, at (θ, ν)."""
-    mu_of_nu = lambda x: jnp.maximum(model.mu_fn(model.args, _theta(model, theta), _nu(model, x)), MU_FLOOR)  # noqa: E731
-    J, mu = jax.jacfwd(lambda x: (mu_of_nu(x), mu_of_nu(x)), has_aux=True)(nu)
+    def mu_of_nu(x):
+        mu = jnp.maximum(model.mu_fn(model.args, _theta(model, theta), _nu(model, x)), MU_FLOOR)
+        return mu, mu
+
+    J, mu = jax.jacfwd(mu_of_nu, has_aux=True)(nu)
     A = 2.0 * fisher_information(J, mu) + 2.0 * jnp.diag(_inv_var(model)) + 1e-12 * jnp.eye(nu.size)
     return J, jax.vmap(lambda e: spd_solve(A, e))(jnp.eye(nu.size)), mu  # unrolled Cholesky: no batched LAPACK
 
@@ -309,7 +312,7 @@ def fit_counts(model: ToyModel, counts, centre, theta_test, nu_start) -> dict:
     hypothesis ``theta_test`` (POI vector); with ``model.best_fit_grid`` the unconditional χ² is the minimum
     over that grid (:class:`ToyModel`), each fit started at ``theta_test`` and the conditional ν̂ — so the
     grid value of ``theta_test``, if listed, gives χ²_free ≤ χ²_cond; with ``model.best_fit_screen`` over the
-    screened grid values only (:func:`_screened_fits`), χ²_cond included in the minimum. Returns {"t": χ²_cond − χ²_free,
+    screened grid values only (:func:`_screened_fits`), whose fit of the tested row gives the same bound. Returns {"t": χ²_cond − χ²_free,
     "chi2_cond", "chi2_free", "converged" (1.0 when both fits converged, else 0.0), "decrement_cond", "decrement_free",
     "hat:<poi>" for each POI} — scalars, so it vmaps over toys and hypotheses."""
     theta_test = jnp.asarray(theta_test, dtype=jnp.float64)
@@ -319,8 +322,6 @@ def fit_counts(model: ToyModel, counts, centre, theta_test, nu_start) -> dict:
     start = jnp.clip(theta_test, lo[:k], hi[:k])
     if model.best_fit_grid:
         theta_hat, chi_f, ok_f, dec_f = _grid_unconditional(model, counts, centre, start, nu_c)
-        if model.best_fit_screen:  # the tested point bounds the minimum even where the screen passed its row over
-            theta_hat, chi_f = jnp.where(chi_c < chi_f, start, theta_hat), jnp.minimum(chi_f, chi_c)
     else:
         theta_hat, _, chi_f, ok_f, dec_f = _unconditional(model, counts, centre, start, nu_c)
     out = {"t": chi_c - chi_f, "chi2_cond": chi_c, "chi2_free": chi_f, "converged": (ok_c & ok_f).astype(jnp.float64),
